@@ -1,0 +1,37 @@
+"""`python -m lab` entry point: builds the argument parser from one module per tab and dispatches.
+
+Each submodule owns its subcommands through `register(subparsers)`, which adds parsers whose
+`func(args) -> int` does the work. Errors a user can fix (bad data, bad settings, missing models)
+print one line to stderr and exit 2; nothing here imports gradio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lab.cli import arena, data, index, train
+
+MODULES = (data, train, index, arena)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lab", description="ExpertLab: fine-tune, RAG, or both?")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,95 @@
+"""The SQLite database under LAB_HOME: schema and connections, nothing else.
+
+Tables: `runs` (training run records), `votes` (arena battles), `evaluations` (batch evaluation records).
+Each writer opens a short-lived connection (`connect`), so several processes and threads (the UI, a
+training child, the CLI) can share the file: WAL mode and a busy timeout make concurrent writes wait
+rather than fail. Modules above this one own the meaning of the rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,             -- queued | running | finished | stopped | failed | cancelled
+    method TEXT NOT NULL,
+    base_model TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    data_hash TEXT NOT NULL DEFAULT '',
+    config TEXT NOT NULL,             -- JSON of TrainConfig
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    pid INTEGER,
+    metrics TEXT NOT NULL DEFAULT '{}',   -- JSON: final loss, eval loss, tokens/s, peak memory
+    error TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS votes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at REAL NOT NULL,
+    question TEXT NOT NULL,
+    system_a TEXT NOT NULL,
+    system_b TEXT NOT NULL,
+    answer_a TEXT NOT NULL,
+    answer_b TEXT NOT NULL,
+    winner TEXT NOT NULL,             -- a | b | tie | both_bad
+    blind INTEGER NOT NULL DEFAULT 1,
+    settings TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    qa TEXT NOT NULL,
+    systems TEXT NOT NULL,            -- JSON list
+    status TEXT NOT NULL,             -- running | finished | cancelled | failed
+    summary TEXT NOT NULL DEFAULT '{}',
+    path TEXT NOT NULL
+);
+"""
+
+
+def init(path: str | Path) -> Path:
+    """Create the database file and tables if missing; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with connect(path) as conn:
+        conn.executescript(SCHEMA)
+    return path
+
+
+@contextlib.contextmanager
+def connect(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A connection that commits on success, rolls back on error and always closes."""
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+
+
+def rows(path: str | Path, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+    """Run a query and return plain dicts (JSON columns left as text)."""
+    with connect(path) as conn:
+        return [dict(r) for r in conn.execute(sql, params).fetchall()]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

@@ -1,0 +1,1 @@
+"""Scoring: pure functions of (prediction, reference, contexts) (placeholder until the Arena issue lands)."""

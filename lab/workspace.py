@@ -1,0 +1,126 @@
+"""The disk layout under LAB_HOME: the only module that knows where things live.
+
+    LAB_HOME/
+      lab.db             SQLite: run records, arena votes, evaluations
+      datasets/NAME/     train.jsonl, val.jsonl, meta.json      (saved fine-tuning datasets)
+      corpora/NAME/      documents for RAG
+      runs/RUN_ID/       a training run (config, progress.jsonl, adapter/, checkpoints/)
+      indexes/NAME/      a RAG index
+      evals/EVAL_ID/     a batch evaluation's results
+      models/            cache of converted embedded models
+
+Writes that must be all-or-nothing go through `atomic_dir`: build in a hidden sibling, then rename.
+No heavy imports here; nothing here knows about gradio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = "workspace"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+KINDS = ("datasets", "corpora", "runs", "indexes", "evals")
+
+
+class WorkspaceError(ValueError):
+    """A name or path in the workspace is not usable; the message says why and what to do."""
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Return `name` if it is a safe folder name, else raise a WorkspaceError naming it."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or name.endswith("."):
+        raise WorkspaceError(
+            f"{what} {name!r} is not usable: use 1-64 letters, digits, '.', '_' or '-' (start with a letter or digit)"
+        )
+    return name
+
+
+def slugify(text: str, default: str = "item") -> str:
+    """Turn free text (a file name, a title) into a safe name."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(text)).stem).strip("-._")[:64]
+    return slug or default
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> Workspace:
+        return cls.open(os.environ.get("LAB_HOME", DEFAULT_HOME))
+
+    @classmethod
+    def open(cls, root: str | Path) -> Workspace:
+        ws = cls(Path(root).expanduser().resolve())
+        for sub in (*KINDS, "models", "tmp"):
+            (ws.root / sub).mkdir(parents=True, exist_ok=True)
+        return ws
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "lab.db"
+
+    @property
+    def model_cache(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    def dir(self, kind: str, name: str) -> Path:
+        """Folder of one saved item of `kind` (datasets, corpora, runs, indexes, evals)."""
+        if kind not in KINDS:
+            raise WorkspaceError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+        return self.root / kind / check_name(name)
+
+    def list(self, kind: str) -> list[str]:
+        base = self.root / kind
+        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def exists(self, kind: str, name: str) -> bool:
+        return self.dir(kind, name).is_dir()
+
+    def delete(self, kind: str, name: str) -> None:
+        path = self.dir(kind, name)
+        if not path.is_dir():
+            raise WorkspaceError(f"no {kind[:-1]} named {name!r}; existing: {', '.join(self.list(kind)) or 'none'}")
+        shutil.rmtree(path)
+
+    @contextlib.contextmanager
+    def atomic_dir(self, kind: str, name: str, overwrite: bool = False) -> Iterator[Path]:
+        """Yield a hidden staging folder; on success it replaces `kind/name`, on error it vanishes.
+
+        An existing item survives any failure: it is only swapped out after the new one is complete.
+        """
+        final = self.dir(kind, name)
+        if final.exists() and not overwrite:
+            raise WorkspaceError(f"{kind[:-1]} {name!r} already exists; pick another name or delete it first")
+        staging = final.parent / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        staging.mkdir(parents=True)
+        try:
+            yield staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        old = final.parent / f".{name}.{uuid.uuid4().hex[:8]}.old"
+        if final.exists():
+            final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def clean_staging(self) -> int:
+        """Remove staging folders left by a crash; returns how many were removed."""
+        count = 0
+        for kind in KINDS:
+            for path in (self.root / kind).glob(".*.tmp"):
+                shutil.rmtree(path, ignore_errors=True)
+                count += 1
+        return count

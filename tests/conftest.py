@@ -1,0 +1,161 @@
+"""Shared fixtures: temp workspaces, the embedded model cache (converted once per session), a launched app
+for gradio_client tests, and a Playwright page in Debian's chromium that saves screenshots.
+
+Environment is set before gradio is imported anywhere: GRADIO_TEMP_DIR, no analytics, hub offline.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="expertlab-tests-"))
+os.environ.setdefault("GRADIO_TEMP_DIR", str(_SESSION_TMP / "gradio"))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch, model_cache_dir):
+    """A fresh, empty workspace in a temp dir (LAB_HOME points at it); model cache shared per session."""
+    from lab.workspace import Workspace
+
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "home"))
+    workspace = Workspace.open(tmp_path / "home")
+    (workspace.root / "models").rmdir()
+    (workspace.root / "models").symlink_to(model_cache_dir, target_is_directory=True)
+    return workspace
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir() -> Path:
+    path = _SESSION_TMP / "models"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cache(model_cache_dir):
+    """One ModelCache for the whole session: the embedded model is converted and loaded once."""
+    from lab.models import ModelCache
+
+    return ModelCache(model_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def embedded_path(cache) -> str:
+    """Folder of the converted embedded generator (safetensors)."""
+    return cache.resolve("embedded").path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/gradio_api/info", timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"app at {url} did not become ready in {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def app_home(model_cache_dir) -> Path:
+    """LAB_HOME of the launched app (sample domain installed), shared by UI tests."""
+    home = _SESSION_TMP / "app-home"
+    (home / "models").parent.mkdir(parents=True, exist_ok=True)
+    if not (home / "models").exists():
+        (home / "models").symlink_to(model_cache_dir, target_is_directory=True)
+    return home
+
+
+@pytest.fixture(scope="session")
+def app_url(app_home, cache):
+    """The real app, launched once per session on a free port; yields its base URL."""
+    from lab.data import ensure_sample_domain
+    from lab.ui.app import build_app, launch
+    from lab.workspace import Workspace
+
+    os.environ["LAB_HOME"] = str(app_home)
+    workspace = Workspace.open(app_home)
+    ensure_sample_domain(workspace)
+    demo = build_app(workspace, cache)
+    port = _free_port()
+    launch(demo, workspace, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(url)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` (it installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+    ]
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A fresh browser page on the launched app; `shot(name)` saves test-artifacts/NAME.png."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(app_url)
+    pg.wait_for_selector("text=ExpertLab")
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def shot():
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    def save(pg, name: str) -> Path:
+        path = ARTIFACTS / f"{name}.png"
+        pg.screenshot(path=str(path), full_page=True)
+        return path
+
+    return save
