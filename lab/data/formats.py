@@ -1,0 +1,366 @@
+"""Reading uploads: bytes -> records with physical line numbers, format detection, conversion to chat.
+
+Accepted: chat JSONL (OpenAI `messages`), alpaca JSON / JSONL (`instruction`, `input`, `output`), ShareGPT
+(`conversations` of `from` / `value`), CSV / TSV / Parquet with question / answer columns (mapped by name).
+Non-chat formats are converted to chat messages with a `datasets.Dataset.map`; the chat checks themselves live
+in lab.data.validate. File-level problems (binary, not UTF-8, empty, bad CSV) come back as Issues, never raised.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+QUESTION_COLUMNS = ("question", "prompt", "query", "instruction", "input", "user", "q")
+ANSWER_COLUMNS = ("answer", "response", "output", "completion", "target", "assistant", "a")
+SYSTEM_COLUMNS = ("system", "system_prompt")
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "model": "assistant",
+    "bot": "assistant",
+    "tool": "tool",
+    "observation": "tool",
+    "function_response": "tool",
+}
+
+
+@dataclass
+class Issue:
+    line: int | None
+    kind: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "kind": self.kind, "message": self.message}
+
+
+@dataclass
+class Record:
+    line: int
+    value: Any
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """A repr of `value` cut to `limit` characters, for error messages."""
+    try:
+        text = repr(value)
+    except Exception:  # pragma: no cover - exotic objects
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def decode(raw: bytes) -> tuple[str | None, Issue | None]:
+    """UTF-8 text (a BOM is dropped) or an Issue saying the bytes are binary or in another encoding."""
+    head = raw[:65536]
+    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    if b"\x00" in head or controls > max(8, len(head) // 100):
+        return None, Issue(None, "binary_file", "the file looks binary (control bytes), not text: upload JSONL or CSV")
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        msg = f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}; re-save the file as UTF-8"
+        return None, Issue(line, "not_utf8", msg)
+
+
+def _json_error(exc: Exception, text: str) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg} at column {exc.colno}): {short(text)}"
+    return f"not valid JSON ({type(exc).__name__}): {short(text)}"
+
+
+def jsonl_records(text: str) -> tuple[list[Record], list[Issue]]:
+    """One record per non-blank physical line; CRLF and blank lines are fine; every bad line is reported."""
+    records, errors = [], []
+    loads = json.loads
+    for number, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        try:
+            records.append(Record(number, loads(stripped)))
+        except (ValueError, RecursionError) as exc:
+            errors.append(Issue(number, "invalid_json", _json_error(exc, stripped)))
+    if not records and errors:
+        first = errors[0]
+        msg = f"no line is JSON, so this is not a JSONL file (line {first.line}: {first.message})"
+        return [], [Issue(first.line, "not_jsonl", msg)]
+    return records, errors
+
+
+def json_array_records(text: str) -> tuple[list[Record], list[Issue]]:
+    """Elements of a top-level JSON array, each with the physical line where it starts."""
+    decoder, pos, line, records = json.JSONDecoder(), text.index("[") + 1, 1, []
+    line += text.count("\n", 0, pos)
+    while True:
+        nxt = _skip_ws(text, pos)
+        line += text.count("\n", pos, nxt)
+        pos = nxt
+        if pos >= len(text):
+            return records, [Issue(line, "invalid_json", "the JSON array is not closed with ']'")]
+        if text[pos] == "]":
+            return records, []
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError) as exc:
+            return records, [Issue(line, "invalid_json", _json_error(exc, text[pos : pos + 60]) + "; reading stopped")]
+        records.append(Record(line, value))
+        line += text.count("\n", pos, end)
+        pos = _skip_ws(text, end)
+        line += text.count("\n", end, pos)
+        if pos < len(text) and text[pos] == ",":
+            pos += 1
+        elif pos < len(text) and text[pos] != "]":
+            return records, [
+                Issue(line, "invalid_json", f"expected ',' or ']' but found {text[pos]!r}; reading stopped")
+            ]
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def json_records(text: str) -> tuple[list[Record], list[Issue]]:
+    """A .json upload: a top-level array, one object (maybe wrapping a list under 'data'), or JSONL."""
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        return json_array_records(text)
+    if stripped.startswith("{"):
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            return jsonl_records(text)
+        start = text.count("\n", 0, len(text) - len(stripped)) + 1
+        for key in ("data", "examples", "train", "rows"):
+            if isinstance(value, dict) and isinstance(value.get(key), list):
+                return [Record(start, v) for v in value[key]], []
+        return [Record(start, value)], []
+    return jsonl_records(text)
+
+
+def csv_rows(text: str, tab: bool = False) -> tuple[list[str], list[Record], list[Issue]]:
+    """Header and rows (dicts of str) of a CSV/TSV text, each row with the physical line where it ends."""
+    sample = text[:8192]
+    try:
+        dialect = csv.excel_tab if tab else csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    rows: list[Record] = []
+    try:
+        header = [h.strip() for h in next(reader, [])]
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append(Record(reader.line_num, dict(zip(header, row, strict=False))))
+    except csv.Error as exc:
+        return [], [], [Issue(reader.line_num, "invalid_csv", f"not readable as CSV: {exc}")]
+    return header, rows, []
+
+
+def parquet_rows(raw: bytes) -> tuple[list[str], list[Record], list[Issue]]:
+    """Columns and rows of a Parquet file; the 'line' of a row is its 1-based row number."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(io.BytesIO(raw))
+    except Exception as exc:
+        return [], [], [Issue(None, "invalid_parquet", f"not readable as Parquet ({type(exc).__name__}: {exc})")]
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    records = [Record(i + 1, row) for i, row in enumerate(frame.to_dict("records"))]
+    return columns, records, []
+
+
+def detect(records: list[Record]) -> str:
+    """chat | sharegpt | alpaca | csv (question/answer fields), by a vote over the first 100 objects."""
+    votes = {"chat": 0, "sharegpt": 0, "alpaca": 0, "csv": 0}
+    for rec in records[:100]:
+        if not isinstance(rec.value, dict):
+            continue
+        keys = set(rec.value)
+        if "messages" in keys:
+            votes["chat"] += 1
+        elif "conversations" in keys:
+            votes["sharegpt"] += 1
+        elif "instruction" in keys and "output" in keys:
+            votes["alpaca"] += 1
+        elif pick_column(list(keys), "", QUESTION_COLUMNS) and pick_column(list(keys), "", ANSWER_COLUMNS):
+            votes["csv"] += 1
+    best = max(votes, key=lambda k: votes[k])
+    return best if votes[best] else "chat"
+
+
+def pick_column(columns: list[str], chosen: str, candidates: tuple[str, ...]) -> str:
+    """The column to use: the chosen one if given, else the first candidate present (case-insensitive)."""
+    if chosen:
+        return chosen if chosen in columns else ""
+    lower = {c.lower().strip(): c for c in columns}
+    return next((lower[c] for c in candidates if c in lower), "")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+        return str(value)
+    return None
+
+
+def to_chat(rows: list[tuple[int, dict]], fmt: str) -> list[Record]:
+    """Convert clean alpaca / sharegpt / csv rows (checked by `prepare`) to chat records with datasets."""
+    if not rows:
+        return []
+    from datasets import Dataset
+
+    ds = Dataset.from_list([{"line": line, **fields} for line, fields in rows])
+    ds = ds.map(_CONVERTERS[fmt], remove_columns=[c for c in ds.column_names if c != "line"])
+    return [Record(row["line"], {"messages": row["messages"]}) for row in ds.to_list()]
+
+
+def _system(row: dict) -> list[dict]:
+    return [{"role": "system", "content": row["system"]}] if row.get("system") else []
+
+
+def _alpaca(row: dict) -> dict:
+    prompt = row["instruction"] + (f"\n\n{row['input']}" if row["input"].strip() else "")
+    return {
+        "messages": [
+            *_system(row),
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": row["output"]},
+        ]
+    }
+
+
+def _sharegpt(row: dict) -> dict:
+    turns = [{"role": SHAREGPT_ROLES[t["from"].lower()], "content": t["value"]} for t in row["turns"]]
+    return {"messages": [*_system(row), *turns]}
+
+
+def _qa(row: dict) -> dict:
+    return {
+        "messages": [
+            *_system(row),
+            {"role": "user", "content": row["question"]},
+            {"role": "assistant", "content": row["answer"]},
+        ]
+    }
+
+
+_CONVERTERS = {"alpaca": _alpaca, "sharegpt": _sharegpt, "csv": _qa}
+
+
+def prepare(records: list[Record], fmt: str, columns: list[str], cfg) -> tuple[list[tuple[int, dict]], list[Issue]]:
+    """Check the source-format fields of alpaca / sharegpt / csv records; return clean rows and errors."""
+    if fmt == "csv":
+        return _prepare_qa(records, columns, cfg)
+    rows, errors = [], []
+    check = _alpaca_row if fmt == "alpaca" else _sharegpt_row
+    for rec in records:
+        if not isinstance(rec.value, dict):
+            errors.append(Issue(rec.line, "not_an_object", f"expected a JSON object, got {short(rec.value)}"))
+            continue
+        row, problems = check(rec.value)
+        errors.extend(Issue(rec.line, kind, msg) for kind, msg in problems)
+        if row is not None and not problems:
+            rows.append((rec.line, row))
+    return rows, errors
+
+
+def _field(obj: dict, key: str, required: bool) -> tuple[str, list[tuple[str, str]]]:
+    if key not in obj:
+        return "", [("missing_field", f"no {key!r} field")] if required else []
+    text = _text(obj[key])
+    if text is None:
+        return "", [("bad_content", f"field {key!r} must be text, got {short(obj[key])}")]
+    if required and not text.strip():
+        return "", [("bad_content", f"field {key!r} is empty")]
+    return text, []
+
+
+def _alpaca_row(obj: dict) -> tuple[dict | None, list[tuple[str, str]]]:
+    row, problems = {}, []
+    for key, required in (("instruction", True), ("input", False), ("output", True), ("system", False)):
+        row[key], found = _field(obj, key, required)
+        problems += found
+    return row, problems
+
+
+def _sharegpt_row(obj: dict) -> tuple[dict | None, list[tuple[str, str]]]:
+    turns = obj.get("conversations")
+    if not isinstance(turns, list):
+        return None, [("missing_messages", f"'conversations' must be a list of turns, got {short(turns)}")]
+    if not turns:
+        return None, [("empty_messages", "'conversations' is empty")]
+    system, problems = _field(obj, "system", False)
+    clean = []
+    for i, turn in enumerate(turns, 1):
+        if not isinstance(turn, dict):
+            problems.append(("bad_content", f"turn {i} must be an object with 'from' and 'value', got {short(turn)}"))
+        elif "from" not in turn:
+            problems.append(("message_missing_role", f"turn {i} has no 'from'"))
+        elif str(turn["from"]).lower() not in SHAREGPT_ROLES:
+            known = ", ".join(sorted(SHAREGPT_ROLES))
+            problems.append(("unknown_role", f"turn {i}: 'from' {short(turn['from'])} is not one of {known}"))
+        elif "value" not in turn:
+            problems.append(("message_missing_content", f"turn {i} has no 'value'"))
+        elif not isinstance(turn["value"], str):
+            problems.append(("bad_content", f"turn {i}: 'value' must be text, got {short(turn['value'])}"))
+        else:
+            clean.append({"from": str(turn["from"]), "value": turn["value"]})
+    return {"system": system, "turns": clean}, problems
+
+
+def _prepare_qa(records: list[Record], columns: list[str], cfg) -> tuple[list[tuple[int, dict]], list[Issue]]:
+    if not columns:
+        columns = sorted({k for r in records[:100] if isinstance(r.value, dict) for k in r.value})
+    q = pick_column(columns, cfg.question_column, QUESTION_COLUMNS)
+    a = pick_column(columns, cfg.answer_column, ANSWER_COLUMNS)
+    s = pick_column(columns, cfg.system_column, SYSTEM_COLUMNS)
+    missing = [
+        (what, chosen, cands)
+        for what, col, chosen, cands in (
+            ("question", q, cfg.question_column, QUESTION_COLUMNS),
+            ("answer", a, cfg.answer_column, ANSWER_COLUMNS),
+        )
+        if not col
+    ]
+    if missing:
+        return [], [_missing_columns(columns, missing)]
+    rows, errors = [], []
+    for rec in records:
+        if not isinstance(rec.value, dict):
+            errors.append(Issue(rec.line, "not_an_object", f"expected a row object, got {short(rec.value)}"))
+            continue
+        row, problems = {}, []
+        for key, col, required in (("question", q, True), ("answer", a, True), ("system", s, False)):
+            row[key], found = _field(rec.value, col, required) if col else ("", [])
+            problems += found
+        errors.extend(
+            Issue(rec.line, kind, f"column {msg[6:]}" if msg.startswith("field ") else msg) for kind, msg in problems
+        )
+        if not problems:
+            rows.append((rec.line, row))
+    return rows, errors
+
+
+def _missing_columns(columns: list[str], missing: list[tuple[str, str, tuple[str, ...]]]) -> Issue:
+    have = ", ".join(repr(c) for c in columns) or "none"
+    parts = []
+    for what, chosen, cands in missing:
+        tried = repr(chosen) if chosen else "any of " + ", ".join(cands)
+        parts.append(f"no {what} column ({tried})")
+    flag = "set question_column / answer_column (--question-column / --answer-column) to one of them"
+    return Issue(None, "missing_columns", f"{'; '.join(parts)}; the file has columns {have}: {flag}")

@@ -1,0 +1,185 @@
+"""Statistics of validated chat examples: token / message / assistant-token distributions, duplicates, the
+epoch and token estimate, a histogram figure and a chat-template preview with the trained tokens marked.
+
+Token counts use the caller's tokenizer (the chosen model's) on the chat-template rendering, in batches so
+50,000 examples take seconds. Distributions report min, p10, median, p90, max and mean (really p10 / p90,
+unlike the checklist this follows). Pure functions of their inputs; matplotlib is imported only for the figure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+TARGET_EPOCHS = 3
+MIN_TARGET_EXAMPLES = 100
+MAX_TARGET_EXAMPLES = 25_000
+MIN_EPOCHS, MAX_EPOCHS = 1, 25
+BATCH = 2048
+
+
+def trained_turns(example: dict) -> list[dict]:
+    """Assistant messages that are trained on (weight missing or 1)."""
+    return [m for m in example["messages"] if m["role"] == "assistant" and m.get("weight", 1) != 0]
+
+
+def example_key(example: dict) -> str:
+    return hashlib.sha256(json.dumps(example, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def duplicate_lines(examples: list[dict], lines: list[int]) -> list[int]:
+    """Lines of examples that repeat an earlier one exactly."""
+    seen: set[str] = set()
+    dups = []
+    for example, line in zip(examples, lines, strict=True):
+        key = example_key(example)
+        if key in seen:
+            dups.append(line)
+        seen.add(key)
+    return dups
+
+
+def quantile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolated quantile of an already sorted list (numpy's default method)."""
+    pos = (len(sorted_values) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def distribution(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    s = sorted(values)
+    out = {"min": s[0], "p10": quantile(s, 0.1), "median": quantile(s, 0.5), "p90": quantile(s, 0.9), "max": s[-1]}
+    out["mean"] = sum(s) / len(s)
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def epoch_estimate(lengths: list[int], max_length: int) -> dict[str, int]:
+    """Epochs and billed tokens: 3 epochs, raised so examples x epochs >= 100 (at most 25), lowered so it is
+    <= 25,000 (at least 1); tokens per epoch = sum(min(max_length, length)). Uses ceil where the checklist's
+    floor division left examples x epochs under 100 (30 examples: 4 epochs, not 3)."""
+    n = len(lengths)
+    epochs = TARGET_EPOCHS
+    if n * epochs < MIN_TARGET_EXAMPLES:
+        epochs = min(MAX_EPOCHS, math.ceil(MIN_TARGET_EXAMPLES / n))
+    elif n * epochs > MAX_TARGET_EXAMPLES:
+        epochs = max(MIN_EPOCHS, MAX_TARGET_EXAMPLES // n)
+    per_epoch = sum(min(max_length, t) for t in lengths)
+    return {"epochs": epochs, "tokens_per_epoch": per_epoch, "total_tokens": per_epoch * epochs}
+
+
+def render(example: dict, tokenizer) -> str:
+    """The example as the model sees it in training (its chat template), or plain 'role: content' lines."""
+    try:
+        return tokenizer.apply_chat_template(example["messages"], tools=example.get("tools"), tokenize=False)
+    except Exception:
+        return "\n".join(f"{m['role']}: {m['content']}" for m in example["messages"])
+
+
+def _lengths(tokenizer, texts: list[str]) -> list[int]:
+    out: list[int] = []
+    for start in range(0, len(texts), BATCH):
+        enc = tokenizer(texts[start : start + BATCH], add_special_tokens=False)["input_ids"]
+        out.extend(len(ids) for ids in enc)
+    return out
+
+
+def token_counts(examples: list[dict], tokenizer) -> tuple[list[int], list[int]]:
+    """(tokens per example through the chat template, trained assistant tokens per example)."""
+    totals = _lengths(tokenizer, [render(e, tokenizer) for e in examples])
+    turns = [[m["content"] for m in trained_turns(e)] for e in examples]
+    flat = _lengths(tokenizer, [t for ts in turns for t in ts])
+    assistant, pos = [], 0
+    for ts in turns:
+        assistant.append(sum(flat[pos : pos + len(ts)]))
+        pos += len(ts)
+    return totals, assistant
+
+
+def compute(examples: list[dict], cfg, tokenizer=None) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """(summary for the report, per-example series for plots); tokens only when a tokenizer is given."""
+    messages = [len(e["messages"]) for e in examples]
+    summary: dict[str, Any] = {"examples": len(examples), "messages": distribution(messages)}
+    summary["duplicates"] = len(examples) - len({example_key(e) for e in examples})
+    series = {"messages": messages}
+    if tokenizer is not None:
+        totals, assistant = token_counts(examples, tokenizer)
+        summary["tokens"] = distribution(totals)
+        summary["assistant_tokens"] = distribution(assistant)
+        summary["over_max_length"] = sum(t > cfg.max_length for t in totals)
+        summary["max_length"] = cfg.max_length
+        summary["estimate"] = epoch_estimate(totals, cfg.max_length)
+        summary["estimate"]["trained_tokens"] = sum(assistant) * summary["estimate"]["epochs"]
+        series.update(tokens=totals, assistant_tokens=assistant)
+    return summary, series
+
+
+def histogram_figure(series: dict[str, list[int]], max_length: int | None = None):
+    """A matplotlib figure with one histogram per series (tokens, assistant tokens, messages)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in ("tokens", "assistant_tokens", "messages") if series.get(n)]
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 3.0), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=False):
+        values = series[name]
+        ax.hist(values, bins=min(40, max(5, len(set(values)))), color="#5b6ee1", edgecolor="white")
+        ax.set_title(name.replace("_", " ") + " per example", fontsize=10)
+        ax.set_ylabel("examples")
+        if name == "tokens" and max_length and max(values) > max_length:
+            ax.axvline(max_length, color="#d9534f", linestyle="--", label=f"max_length {max_length}")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _assistant_spans(text: str, example: dict) -> list[tuple[int, int, str]]:
+    """Character spans of each assistant message's content in the rendered text, with its label."""
+    spans, cursor = [], 0
+    for msg in example["messages"]:
+        if msg["role"] != "assistant" or not msg["content"]:
+            continue
+        start = text.find(msg["content"], cursor)
+        if start < 0:
+            continue
+        cursor = start + len(msg["content"])
+        spans.append((start, cursor, "trained" if msg.get("weight", 1) else "not trained (weight 0)"))
+    return spans
+
+
+def preview_segments(example: dict, tokenizer) -> list[tuple[str, str | None]]:
+    """The example through the chat template as (text, label) segments: assistant tokens labelled 'trained'
+    (with the end-of-turn token that follows them), weight-0 turns 'not trained (weight 0)', the rest None."""
+    text = render(example, tokenizer)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    spans = _assistant_spans(text, example)
+    special = set(tokenizer.all_special_ids)
+    labels: list[str | None] = []
+    for k, (start, end) in enumerate(enc["offset_mapping"]):
+        label = next((lab for s, e, lab in spans if start < e and end > s), None)
+        if label is None and k and labels[-1] and enc["input_ids"][k] in special:
+            label = labels[-1]  # the end-of-turn token closing an assistant turn is trained too
+        labels.append(label)
+    return _merge(text, enc["offset_mapping"], labels)
+
+
+def _merge(text: str, offsets, labels: list[str | None]) -> list[tuple[str, str | None]]:
+    segments: list[tuple[str, str | None]] = []
+    pos = 0
+    for (_start, end), label in zip(offsets, labels, strict=True):
+        end = max(end, pos)
+        piece = text[pos:end]
+        pos = end
+        if segments and segments[-1][1] == label:
+            segments[-1] = (segments[-1][0] + piece, label)
+        elif piece:
+            segments.append((piece, label))
+    if pos < len(text):
+        segments.append((text[pos:], None))
+    return segments
