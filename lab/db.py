@@ -76,7 +76,8 @@ def connect(path: str | Path) -> Iterator[sqlite3.Connection]:
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("BEGIN IMMEDIATE")
         yield conn
-        conn.execute("COMMIT")
+        if conn.in_transaction:  # executescript commits on its own
+            conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
