@@ -126,9 +126,12 @@ class TrainConfig(_Config):
     bnb_compute_dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     double_quant: bool = True
     merge: bool = False
-    report_to: str = "none"
+    report_to: str = "none"  # none | tensorboard | wandb | trackio (when installed)
+    gradient_checkpointing: bool = False  # trades compute for memory; off is faster for small models
+    bf16: str = "auto"  # auto (CUDA bf16 or a CPU with avx512_bf16/amx) | on | off
 
     METHODS: ClassVar[tuple[str, ...]] = ("lora", "qlora")
+    REPORT_TO: ClassVar[tuple[str, ...]] = ("none", "tensorboard", "wandb", "trackio")
     SCHEDULERS: ClassVar[tuple[str, ...]] = ("constant", "linear", "cosine", "constant_with_warmup")
 
     def validate(self) -> None:
@@ -148,6 +151,16 @@ class TrainConfig(_Config):
         _check(self.logging_steps > 0, "logging_steps", self.logging_steps, "must be a positive integer")
         dtypes = ("auto", "float32", "bfloat16", "float16")
         _check(self.bnb_compute_dtype in dtypes, "bnb_compute_dtype", self.bnb_compute_dtype, f"use one of {dtypes}")
+        _check(self.save_steps > 0, "save_steps", self.save_steps, "must be a positive integer")
+        _check(self.early_stopping_patience >= 0, "early_stopping_patience", self.early_stopping_patience, "must be >= 0")
+        _check(
+            self.early_stopping_patience == 0 or self.eval_steps > 0,
+            "early_stopping_patience",
+            self.early_stopping_patience,
+            "needs eval_steps > 0 (early stopping watches the eval loss)",
+        )
+        _check(self.report_to in self.REPORT_TO, "report_to", self.report_to, f"use one of {self.REPORT_TO}")
+        _check(self.bf16 in ("auto", "on", "off"), "bf16", self.bf16, "use auto, on or off")
 
 
 @dataclass
@@ -183,9 +196,15 @@ class GenConfig(_Config):
     temperature: float = 0.0
     top_p: float = 1.0
     batch_size: int = 8
+    top_k: int = 0  # passages retrieved per question; 0 = the index's own top_k
+    context_chars: int = 1200  # each passage is cut to this many characters in the prompt
+    abstain_below: float = -1.0  # RAG answers "I don't know" when the best passage scores below this; -1 = off
 
     def validate(self) -> None:
         _check(0 < self.max_new_tokens <= 4096, "max_new_tokens", self.max_new_tokens, "must be in 1..4096")
+        _check(self.top_k >= 0, "top_k", self.top_k, "must be >= 0 (0 = the index's own top_k)")
+        _check(self.context_chars >= 50, "context_chars", self.context_chars, "must be at least 50 characters")
+        _check(-1 <= self.abstain_below <= 1, "abstain_below", self.abstain_below, "must be in [-1, 1]; -1 = off")
         _check(0 <= self.temperature <= 5, "temperature", self.temperature, "must be in [0, 5]; 0 = greedy")
         _check(0 < self.top_p <= 1, "top_p", self.top_p, "must be in (0, 1]")
         _check(self.batch_size > 0, "batch_size", self.batch_size, "must be a positive integer")

@@ -1,0 +1,156 @@
+"""Batched and streamed generation with a transformers model, and `ModelResponder`, the real contestant.
+
+Owns: turning chat messages into text with one model (left padding, one forward pass per batch, greedy when
+temperature is 0), streaming one answer token by token, and the responder that optionally retrieves passages
+first (RAG) and abstains when retrieval finds nothing relevant. Must not: load or cache models itself (callers
+pass them from the ModelCache), know about contestant names' syntax, votes or scoring.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from lab.config import GenConfig
+from lab.generation import IDK, Answer, plain_messages, rag_messages
+
+
+def _gen_kwargs(tok, gen: GenConfig) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"max_new_tokens": gen.max_new_tokens, "pad_token_id": tok.pad_token_id}
+    if gen.temperature > 0:
+        kwargs |= {"do_sample": True, "temperature": gen.temperature, "top_p": gen.top_p}
+    else:
+        kwargs |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    return kwargs
+
+
+def _prompt_text(tok, messages: list[dict[str, str]]) -> str:
+    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _encode(tok, texts: list[str], device):
+    enc = tok(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    return {k: v.to(device) for k, v in enc.items()}
+
+
+def generate_batch(
+    model, tok, conversations: list[list[dict[str, str]]], gen: GenConfig
+) -> list[tuple[str, int, int]]:
+    """Answer many conversations, `gen.batch_size` at a time; returns (text, prompt_tokens, completion_tokens).
+
+    Prompts are sorted by length so each batch pads little; results come back in the input order.
+    """
+    import torch
+
+    texts = [_prompt_text(tok, c) for c in conversations]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    results: list[tuple[str, int, int]] = [("", 0, 0)] * len(texts)
+    for start in range(0, len(order), gen.batch_size):
+        idx = order[start : start + gen.batch_size]
+        enc = _encode(tok, [texts[i] for i in idx], model.device)
+        with torch.inference_mode():
+            out = model.generate(**enc, **_gen_kwargs(tok, gen))
+        width = enc["input_ids"].shape[1]
+        for row, i in enumerate(idx):
+            new = out[row, width:]
+            new = new[new != tok.pad_token_id] if tok.pad_token_id != tok.eos_token_id else _until_eos(new, tok)
+            prompt_len = int(enc["attention_mask"][row].sum())
+            results[i] = (tok.decode(new, skip_special_tokens=True).strip(), prompt_len, int(new.numel()))
+    return results
+
+
+def _until_eos(ids, tok):
+    """Generated ids up to (not including) the first end-of-sequence token."""
+    hits = (ids == tok.eos_token_id).nonzero()
+    return ids[: int(hits[0])] if len(hits) else ids
+
+
+def stream_generate(model, tok, messages: list[dict[str, str]], gen: GenConfig) -> Iterator[tuple[str, int, int]]:
+    """Yield (text so far, prompt_tokens, completion_tokens) while one answer is generated."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    enc = _encode(tok, [_prompt_text(tok, messages)], model.device)
+    streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True, timeout=300)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                model.generate(**enc, **_gen_kwargs(tok, gen), streamer=streamer)
+        except BaseException as exc:  # surfaced in the caller's thread below
+            errors.append(exc)
+            streamer.end()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    text, prompt_len = "", int(enc["input_ids"].shape[1])
+    for piece in streamer:
+        text += piece
+        yield text.strip(), prompt_len, len(tok(text, add_special_tokens=False)["input_ids"])
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+class ModelResponder:
+    """A model (base or with an adapter), optionally with a retriever in front of it (RAG).
+
+    `retriever` has `retrieve(question, top_k=None) -> list[Passage]` (and maybe `retrieve_many`). When the
+    best passage scores below `gen.abstain_below`, the answer is "I don't know" without generating.
+    """
+
+    def __init__(self, name: str, model, tokenizer, retriever=None):
+        self.name, self.model, self.tok, self.retriever = name, model, tokenizer, retriever
+
+    def _retrieve(self, questions: list[str], gen: GenConfig) -> list[list[Any]]:
+        if self.retriever is None:
+            return [[] for _ in questions]
+        top_k = gen.top_k or None
+        many = getattr(self.retriever, "retrieve_many", None)
+        if many is not None:
+            return list(many(questions, top_k=top_k))
+        return [list(self.retriever.retrieve(q, top_k=top_k)) for q in questions]
+
+    def _abstains(self, passages: list[Any], gen: GenConfig) -> bool:
+        if self.retriever is None:
+            return False
+        best = max((float(getattr(p, "score", 0.0) or 0.0) for p in passages), default=None)
+        return best is None or best < gen.abstain_below
+
+    def _messages(self, question: str, passages: list[Any], gen: GenConfig) -> list[dict[str, str]]:
+        if self.retriever is None:
+            return plain_messages(question)
+        return rag_messages(question, passages, gen.context_chars)
+
+    def answer(self, question: str, gen: GenConfig) -> Answer:
+        return self.answer_many([question], gen)[0]
+
+    def answer_many(self, questions: list[str], gen: GenConfig) -> list[Answer]:
+        start = time.perf_counter()
+        all_passages = self._retrieve(questions, gen)
+        retrieval_s = (time.perf_counter() - start) / max(1, len(questions))
+        todo = [i for i, p in enumerate(all_passages) if not self._abstains(p, gen)]
+        answers = [Answer(IDK + ".", p, retrieval_s, system=self.name) for p in all_passages]
+        for begin in range(0, len(todo), gen.batch_size):
+            chunk = todo[begin : begin + gen.batch_size]
+            t0 = time.perf_counter()
+            convs = [self._messages(questions[i], all_passages[i], gen) for i in chunk]
+            outs = generate_batch(self.model, self.tok, convs, gen)
+            per_q = (time.perf_counter() - t0) / len(chunk)  # amortised share of the batch's wall time
+            for i, (text, n_in, n_out) in zip(chunk, outs, strict=True):
+                answers[i] = Answer(text, all_passages[i], retrieval_s + per_q, n_in, n_out, self.name)
+        return answers
+
+    def stream(self, question: str, gen: GenConfig) -> Iterator[Answer]:
+        start = time.perf_counter()
+        passages = self._retrieve([question], gen)[0]
+        if self._abstains(passages, gen):
+            yield Answer(IDK + ".", passages, time.perf_counter() - start, system=self.name)
+            return
+        text, n_in, n_out = "", 0, 0
+        for text, n_in, n_out in stream_generate(self.model, self.tok, self._messages(question, passages, gen), gen):
+            yield Answer(text, passages, time.perf_counter() - start, n_in, n_out, self.name, done=False)
+        yield Answer(text, passages, time.perf_counter() - start, n_in, n_out, self.name)
