@@ -80,10 +80,16 @@ def render(example: dict, tokenizer) -> str:
 
 
 def _lengths(tokenizer, texts: list[str]) -> list[int]:
+    """Token count of each text, in batches; uses the Rust backend's batch encoder when there is one."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    encode = getattr(backend, "encode_batch_fast", None) or getattr(backend, "encode_batch", None)
     out: list[int] = []
     for start in range(0, len(texts), BATCH):
-        enc = tokenizer(texts[start : start + BATCH], add_special_tokens=False)["input_ids"]
-        out.extend(len(ids) for ids in enc)
+        batch = texts[start : start + BATCH]
+        if encode is not None:
+            out.extend(len(enc.ids) for enc in encode(batch, add_special_tokens=False))
+        else:
+            out.extend(len(ids) for ids in tokenizer(batch, add_special_tokens=False)["input_ids"])
     return out
 
 
@@ -91,11 +97,9 @@ def token_counts(examples: list[dict], tokenizer) -> tuple[list[int], list[int]]
     """(tokens per example through the chat template, trained assistant tokens per example)."""
     totals = _lengths(tokenizer, [render(e, tokenizer) for e in examples])
     turns = [[m["content"] for m in trained_turns(e)] for e in examples]
-    flat = _lengths(tokenizer, [t for ts in turns for t in ts])
-    assistant, pos = [], 0
-    for ts in turns:
-        assistant.append(sum(flat[pos : pos + len(ts)]))
-        pos += len(ts)
+    unique = list(dict.fromkeys(t for ts in turns for t in ts))
+    counts = dict(zip(unique, _lengths(tokenizer, unique), strict=True))
+    assistant = [sum(counts[t] for t in ts) for ts in turns]
     return totals, assistant
 
 
@@ -103,7 +107,6 @@ def compute(examples: list[dict], cfg, tokenizer=None) -> tuple[dict[str, Any], 
     """(summary for the report, per-example series for plots); tokens only when a tokenizer is given."""
     messages = [len(e["messages"]) for e in examples]
     summary: dict[str, Any] = {"examples": len(examples), "messages": distribution(messages)}
-    summary["duplicates"] = len(examples) - len({example_key(e) for e in examples})
     series = {"messages": messages}
     if tokenizer is not None:
         totals, assistant = token_counts(examples, tokenizer)
@@ -139,13 +142,18 @@ def histogram_figure(series: dict[str, list[int]], max_length: int | None = None
     return fig
 
 
-def _assistant_spans(text: str, example: dict) -> list[tuple[int, int, str]]:
-    """Character spans of each assistant message's content in the rendered text, with its label."""
-    spans, cursor = [], 0
-    for msg in example["messages"]:
+def _assistant_spans(text: str, example: dict, tokenizer) -> list[tuple[int, int, str]]:
+    """Character spans of each assistant message's content in the rendered text, with its label.
+
+    The start is where the template's generation prompt for that turn ends (rendering the turns before it);
+    a plain search after the previous match is the fallback for templates that do not render prefixes."""
+    spans, cursor, messages = [], 0, example["messages"]
+    for i, msg in enumerate(messages):
         if msg["role"] != "assistant" or not msg["content"]:
             continue
-        start = text.find(msg["content"], cursor)
+        start = _prefix_length(messages[:i], example, tokenizer)
+        if start is None or not text.startswith(msg["content"], start):
+            start = text.find(msg["content"], cursor)
         if start < 0:
             continue
         cursor = start + len(msg["content"])
@@ -153,12 +161,22 @@ def _assistant_spans(text: str, example: dict) -> list[tuple[int, int, str]]:
     return spans
 
 
+def _prefix_length(messages: list[dict], example: dict, tokenizer) -> int | None:
+    try:
+        prefix = tokenizer.apply_chat_template(
+            messages, tools=example.get("tools"), tokenize=False, add_generation_prompt=True
+        )
+    except Exception:
+        return None
+    return len(prefix)
+
+
 def preview_segments(example: dict, tokenizer) -> list[tuple[str, str | None]]:
     """The example through the chat template as (text, label) segments: assistant tokens labelled 'trained'
     (with the end-of-turn token that follows them), weight-0 turns 'not trained (weight 0)', the rest None."""
     text = render(example, tokenizer)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    spans = _assistant_spans(text, example)
+    spans = _assistant_spans(text, example, tokenizer)
     special = set(tokenizer.all_special_ids)
     labels: list[str | None] = []
     for k, (start, end) in enumerate(enc["offset_mapping"]):

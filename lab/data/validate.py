@@ -244,6 +244,7 @@ def _warn(report: Report, cfg: DataConfig, tokenizer) -> None:
     if not ex:
         return
     report.stats, report.series = stats.compute(ex, cfg, tokenizer)
+    report.stats["duplicates"] = len(dups)
     if "tokens" in report.series:
         too_long = [n for n, t in zip(lines, report.series["tokens"], strict=True) if t > cfg.max_length]
         _aggregate(
