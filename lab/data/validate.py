@@ -214,7 +214,7 @@ def _lines(lines: list[int], limit: int = 5) -> str:
 
 def _aggregate(report: Report, kind: str, lines: list[int], what: str) -> None:
     if lines:
-        msg = f"{len(lines)} example(s) {what} (line {_lines(lines)})"
+        msg = f"{len(lines)} example(s) {what} ({'line' if len(lines) == 1 else 'lines'} {_lines(lines)})"
         report.warnings.append(Issue(lines[0], kind, msg))
 
 

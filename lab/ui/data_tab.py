@@ -1,9 +1,182 @@
-"""The data tab (placeholder until its issue lands)."""
+"""The Data tab: upload a fine-tuning file, see every error with its line, statistics, a histogram and a
+chat-template preview with trained tokens highlighted; save it as a named dataset (seeded split); upload
+documents as a named corpus for the RAG tab. All work is done by lab.data / lab.corpus; formatting is in
+lab.ui.data_view. Every event has an api_name (data_validate, data_preview, data_save, data_save_corpus,
+data_list); errors become a status message and a toast, never a traceback.
+"""
 
 from __future__ import annotations
 
 import gradio as gr
 
+from lab.config import DataConfig
+from lab.corpus import SUFFIXES, CorpusError, corpus_files, list_corpora, save_corpus
+from lab.data import list_datasets, save_dataset, validate_file
+from lab.data.stats import histogram_figure, preview_segments
+from lab.ui import data_view as view
+
+DATA_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"]
+USER_ERRORS = (ValueError, RuntimeError, OSError)
+
+
+def _config(fmt, qcol, acol, scol, max_len, **extra) -> DataConfig:
+    return DataConfig(
+        format=fmt or "auto",
+        question_column=(qcol or "").strip(),
+        answer_column=(acol or "").strip(),
+        system_column=(scol or "").strip(),
+        max_length=int(max_len or DataConfig.max_length),
+        **extra,
+    )
+
+
+def _fail(message: str) -> str:
+    gr.Warning(message)
+    return f"### ❌ {message}"
+
+
+def _corpus_rows(ws) -> list[list]:
+    return [[name, len(corpus_files(ws, name))] for name in list_corpora(ws)]
+
 
 def build(ws, cache) -> None:
-    gr.Markdown("Coming soon.")
+    gr.Markdown(
+        "## Fine-tuning data\nUpload chat JSONL (OpenAI `messages`, with `weight`, `tool_calls`, `tool` role), "
+        "alpaca JSON/JSONL, ShareGPT, or CSV/TSV/Parquet with question/answer columns. Every line is checked; "
+        "token counts use the chosen model's tokenizer."
+    )
+    state = gr.State({})
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.File(label="Fine-tuning file", file_types=DATA_TYPES, type="filepath")
+            fmt = gr.Dropdown(list(DataConfig.FORMATS), value="auto", label="Format")
+            with gr.Accordion("Column mapping (CSV / Parquet / question-answer JSON)", open=False):
+                qcol = gr.Textbox(label="Question column", placeholder="auto: question, prompt, input, ...")
+                acol = gr.Textbox(label="Answer column", placeholder="auto: answer, response, output, ...")
+                scol = gr.Textbox(label="System column (optional)")
+            with gr.Row():
+                model = gr.Textbox("embedded", label="Tokenizer of model")
+                max_len = gr.Number(DataConfig.max_length, label="Max length (tokens)", precision=0)
+            check = gr.Button("Validate", variant="primary")
+        with gr.Column(scale=2):
+            status = gr.Markdown("Upload a file and press **Validate**.")
+            errors = gr.Dataframe(headers=["line", "kind", "message"], label="Errors", wrap=True, max_height=300)
+            stats_md = gr.Markdown()
+            plot = gr.Plot(label="Histograms")
+    with gr.Accordion("Preview through the chat template", open=True):
+        index = gr.Number(1, label="Example #", precision=0, minimum=1)
+        preview = gr.HTML()
+    with gr.Accordion("Report as JSON", open=False):
+        report_json = gr.JSON()
+    _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len)
+    _build_corpus(ws)
+    inputs = [upload, fmt, qcol, acol, scol, model, max_len]
+    check.click(
+        lambda *a: _validate(cache, *a),
+        inputs,
+        [status, errors, stats_md, plot, report_json, preview, state],
+        api_name="data_validate",
+    )
+    index.change(lambda s, i, m: _preview(cache, s, i, m), [state, index, model], preview, api_name="data_preview")
+
+
+def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress=gr.Progress()):
+    empty = ("", None, None, None, "", {})
+    if not path:
+        return (_fail("upload a fine-tuning file first"), *empty)
+    try:
+        cfg = _config(fmt, qcol, acol, scol, max_len)
+        progress(0.1, desc="loading the tokenizer")
+        tokenizer = cache.tokenizer(model or "embedded")
+        progress(0.3, desc="validating every line")
+        report = validate_file(path, cfg, tokenizer)
+    except USER_ERRORS as exc:
+        return (_fail(str(exc)), *empty)
+    figure = histogram_figure(report.series, cfg.max_length) if report.series else None
+    state = {"examples": report.examples, "lines": report.lines}
+    first = _preview(cache, state, 1, model) if report.examples else ""
+    out = report.to_dict()
+    out["errors"] = out["errors"][: view.MAX_ERROR_ROWS]
+    return (
+        view.status_markdown(report),
+        view.error_rows(report),
+        view.stats_markdown(report.stats),
+        figure,
+        out,
+        first,
+        state,
+    )
+
+
+def _preview(cache, state, index, model) -> str:
+    examples = (state or {}).get("examples") or []
+    if not examples:
+        return ""
+    i = min(max(int(index or 1), 1), len(examples)) - 1
+    try:
+        segments = preview_segments(examples[i], cache.tokenizer(model or "embedded"))
+    except USER_ERRORS as exc:
+        return f"<p>preview unavailable: {exc}</p>"
+    return view.preview_html(segments, i, len(examples), state["lines"][i])
+
+
+def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> None:
+    gr.Markdown("### Save as a dataset\nA seeded train / validation split, saved in the workspace for the Train tab.")
+    with gr.Row():
+        name = gr.Textbox(label="Dataset name", placeholder="e.g. my-support-data")
+        val_fraction = gr.Slider(0, 0.5, value=DataConfig.val_fraction, step=0.05, label="Validation fraction")
+        seed = gr.Number(DataConfig.seed, label="Split seed", precision=0)
+        overwrite = gr.Checkbox(False, label="Overwrite if it exists")
+    save = gr.Button("Save dataset")
+    saved = gr.Markdown()
+    table = gr.Dataframe(
+        value=lambda: view.dataset_rows(list_datasets(ws)),
+        headers=["name", "train", "val", "format", "source", "created"],
+        label="Saved datasets",
+        interactive=False,
+    )
+
+    def run(path, fmt_, q, a, s, model_, max_len_, name_, frac, seed_, over):
+        if not path:
+            return _fail("upload a fine-tuning file first"), gr.skip()
+        try:
+            cfg = _config(fmt_, q, a, s, max_len_, val_fraction=float(frac), seed=int(seed_ or 0))
+            meta = save_dataset(
+                ws, (name_ or "").strip(), path, cfg, bool(over), cache.tokenizer(model_ or "embedded")
+            )
+        except USER_ERRORS as exc:
+            return _fail(str(exc)), gr.skip()
+        c = meta["counts"]
+        msg = f"### ✅ dataset `{meta['name']}` saved: {c['train']} train / {c['val']} validation examples"
+        msg += f" (seed {meta['seed']})"
+        return msg, view.dataset_rows(list_datasets(ws))
+
+    inputs = [upload, fmt, qcol, acol, scol, model, max_len, name, val_fraction, seed, overwrite]
+    save.click(run, inputs, [saved, table], api_name="data_save")
+    refresh = gr.Button("Refresh lists", size="sm")
+    refresh.click(lambda: view.dataset_rows(list_datasets(ws)), None, table, api_name="data_list")
+
+
+def _build_corpus(ws) -> None:
+    gr.Markdown("## Documents for RAG\nUpload md, txt, pdf or html files; they are saved as a named corpus.")
+    with gr.Row():
+        files = gr.File(label="Documents", file_count="multiple", file_types=list(SUFFIXES), type="filepath")
+        with gr.Column():
+            name = gr.Textbox(label="Corpus name", placeholder="e.g. manuals")
+            overwrite = gr.Checkbox(False, label="Overwrite if it exists")
+            save = gr.Button("Save corpus")
+    status = gr.Markdown()
+    table = gr.Dataframe(
+        value=lambda: _corpus_rows(ws), headers=["corpus", "documents"], label="Saved corpora", interactive=False
+    )
+
+    def run(paths, name_, over):
+        if not paths:
+            return _fail("upload at least one document first"), gr.skip()
+        try:
+            report = save_corpus(ws, (name_ or "").strip(), paths, overwrite=bool(over))
+        except (CorpusError, *USER_ERRORS) as exc:
+            return _fail(str(exc)), gr.skip()
+        return view.corpus_markdown(report), _corpus_rows(ws)
+
+    save.click(run, [files, name, overwrite], [status, table], api_name="data_save_corpus")
