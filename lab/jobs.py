@@ -1,0 +1,267 @@
+"""Training jobs: check a run before it starts, start it as a child process, watch, stop, cancel, resume.
+
+A job is `python -m lab.training RUN_DIR` started without a shell in its own session (so Cancel can kill its
+whole process tree); it talks back only through files in the run folder. Run records live in the `runs`
+table of lab/db.py and are brought up to date by `poll`, which also notices a child that died without
+saying so (SIGKILL, crash) and marks it failed, keeping its log. One training job at a time per machine.
+No gradio here; no module state (a reaper thread per child only waits on it so it never lingers as a zombie).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from lab import db
+from lab.config import TrainConfig
+from lab.models import resolve_model
+from lab.training import (
+    CONFIG,
+    FINAL_STATES,
+    LOG,
+    STOP,
+    last_checkpoint,
+    log_tail,
+    read_progress,
+    read_status,
+    write_status,
+)
+from lab.training.plan import estimate, linear_modules, model_limits, target_names, weight_shapes
+from lab.training.prep import load_examples
+from lab.workspace import Workspace, check_name
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class JobError(ValueError):
+    """A job cannot start or be changed; the message names the run or value and says what to do."""
+
+
+def new_run_id(name: str = "") -> str:
+    return check_name(name, "run name") if name else time.strftime("run-%Y%m%d-%H%M%S")
+
+
+def check(ws: Workspace, config: TrainConfig) -> dict:
+    """Everything that can be refused before a process starts; returns the plan (examples, estimate)."""
+    if not config.dataset:
+        raise JobError("dataset is empty: pick a saved dataset or give a chat JSONL file path")
+    train = load_examples(ws, config.dataset, "train")  # validates; raises DataError with the validator's errors
+    val = load_examples(ws, config.dataset, "val")
+    model_dir = resolve_model(config.base_model, ws.model_cache).path
+    limits = model_limits(model_dir)
+    if limits["max_positions"] and config.max_length > limits["max_positions"]:
+        raise JobError(
+            f"max_length={config.max_length} is above the model's limit of {limits['max_positions']} tokens: lower it"
+        )
+    target_names(linear_modules(weight_shapes(model_dir)), config.target_modules)
+    tokens = sum(len(json.dumps(e["messages"])) for e in train) / max(len(train), 1) / 3.5
+    plan = estimate(config, model_dir, len(train), tokens)
+    return {"n_train": len(train), "n_val": len(val), "model_dir": model_dir, **plan}
+
+
+def _alive(pid: int | None, run_dir: Path) -> bool:
+    """True when `pid` is a live (not zombie) process working on `run_dir`."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():
+        return True  # not Linux: trust kill(0)
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    return state not in ("Z", "X") and str(run_dir) in cmdline
+
+
+def active(ws: Workspace) -> str | None:
+    """The id of the run training now (its record is refreshed first), or None."""
+    db.init(ws.db_path)
+    for row in db.rows(ws.db_path, "SELECT id FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at"):
+        if poll(ws, row["id"])["state"] in ("starting", "running"):
+            return row["id"]
+    return None
+
+
+def _refuse_if_busy(ws: Workspace) -> None:
+    busy = active(ws)
+    if busy:
+        step = read_status(ws.dir("runs", busy))
+        raise JobError(
+            f"run {busy!r} is already training on this machine (step {step.get('step', 0)}/"
+            f"{step.get('total_steps', '?')}): one job at a time; stop or cancel it, or wait for it to finish"
+        )
+
+
+def _spawn(ws: Workspace, run_dir: Path) -> int:
+    env = {**os.environ, "LAB_HOME": str(ws.root), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    with (run_dir / LOG).open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lab.training", str(run_dir)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(REPO_ROOT),
+            env=env,
+            start_new_session=True,
+        )
+    threading.Thread(target=proc.wait, daemon=True, name=f"reap-{proc.pid}").start()
+    write_status(run_dir, state="starting", pid=proc.pid, started=time.time())
+    return proc.pid
+
+
+def start(ws: Workspace, config: TrainConfig) -> str:
+    """Check, create the run folder and record, start the child; returns the run id."""
+    run_id = new_run_id(config.name)
+    if ws.exists("runs", run_id):
+        raise JobError(f"run {run_id!r} already exists: pick another name or delete it")
+    plan = check(ws, config)
+    _refuse_if_busy(ws)
+    config = config.replace(name=run_id)
+    run_dir = ws.dir("runs", run_id)
+    run_dir.mkdir(parents=True)
+    config.save(run_dir / CONFIG)
+    from lab.data import dataset_hash
+
+    data_hash = dataset_hash(ws, config.dataset)
+    write_status(run_dir, state="queued", data_hash=data_hash, estimate_mb=plan["memory_mb"]["total"],
+                 estimate=plan)  # fmt: skip
+    now = time.time()
+    with db.connect(db.init(ws.db_path)) as conn:
+        conn.execute(
+            "INSERT INTO runs (id, name, status, method, base_model, dataset, data_hash, config, created_at, path)"
+            " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, run_id, config.method, config.base_model, config.dataset, data_hash,
+             db.dumps(config.to_dict()), now, str(run_dir)),
+        )  # fmt: skip
+    _launch(ws, run_id, run_dir)
+    return run_id
+
+
+def _launch(ws: Workspace, run_id: str, run_dir: Path) -> None:
+    pid = _spawn(ws, run_dir)
+    with db.connect(ws.db_path) as conn:
+        conn.execute(
+            "UPDATE runs SET status='running', pid=?, started_at=COALESCE(started_at, ?), ended_at=NULL, error=''"
+            " WHERE id=?",
+            (pid, time.time(), run_id),
+        )
+
+
+def _record(ws: Workspace, run_id: str) -> dict:
+    db.init(ws.db_path)
+    found = db.rows(ws.db_path, "SELECT * FROM runs WHERE id=?", (run_id,))
+    if not found:
+        known = ", ".join(r["id"] for r in db.rows(ws.db_path, "SELECT id FROM runs ORDER BY created_at")) or "none"
+        raise JobError(f"no run named {run_id!r}; runs: {known}")
+    return found[0]
+
+
+def poll(ws: Workspace, run_id: str) -> dict:
+    """The run's state, progress and log tail; syncs its record and marks a silently dead child failed."""
+    row = _record(ws, run_id)
+    run_dir = Path(row["path"])
+    status = read_status(run_dir)
+    state = status.get("state", row["status"])
+    if state not in (*FINAL_STATES, "queued") and not _alive(status.get("pid") or row["pid"], run_dir):
+        time.sleep(0.2)  # the child may be writing its final status right now
+        status = read_status(run_dir)
+        if status.get("state") not in FINAL_STATES:
+            error = "the training process ended without finishing (killed or crashed); see train.log"
+            status = write_status(run_dir, state="failed", error=error, ended=time.time())
+    state = status.get("state", state)
+    if state in FINAL_STATES and row["status"] != state:
+        with db.connect(ws.db_path) as conn:
+            conn.execute(
+                "UPDATE runs SET status=?, ended_at=?, metrics=?, error=? WHERE id=?",
+                (state, status.get("ended", time.time()), db.dumps(status.get("metrics", {})),
+                 status.get("error", ""), run_id),
+            )  # fmt: skip
+    return {"id": run_id, "state": state, "status": status, "run_dir": str(run_dir)}
+
+
+def progress(ws: Workspace, run_id: str, log_lines: int = 30) -> dict:
+    """poll() plus the progress records and the log tail (what the UI and CLI show)."""
+    info = poll(ws, run_id)
+    return {**info, "progress": read_progress(info["run_dir"]), "log": log_tail(info["run_dir"], log_lines)}
+
+
+def stop(ws: Workspace, run_id: str) -> str:
+    """Ask a running job to save a checkpoint and the adapter, then stop (it finishes its current step)."""
+    info = poll(ws, run_id)
+    if info["state"] not in ("starting", "running"):
+        raise JobError(f"run {run_id!r} is {info['state']}, not running: nothing to stop")
+    (Path(info["run_dir"]) / STOP).touch()
+    return f"stopping {run_id}: it saves a checkpoint and the adapter after the current step"
+
+
+def cancel(ws: Workspace, run_id: str) -> str:
+    """Kill the job's whole process tree now; the run is marked cancelled (its log and checkpoints stay)."""
+    info = poll(ws, run_id)
+    if info["state"] not in ("starting", "running", "queued"):
+        raise JobError(f"run {run_id!r} is {info['state']}, not running: nothing to cancel")
+    pid = info["status"].get("pid")
+    if pid and _alive(pid, Path(info["run_dir"])):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    write_status(info["run_dir"], state="cancelled", error="cancelled by the user", ended=time.time())
+    poll(ws, run_id)
+    return f"cancelled {run_id}"
+
+
+def resume(ws: Workspace, run_id: str) -> str:
+    """Continue a stopped, failed or cancelled run from its last checkpoint (the step count continues)."""
+    info = poll(ws, run_id)
+    run_dir = Path(info["run_dir"])
+    if info["state"] not in ("stopped", "failed", "cancelled"):
+        raise JobError(f"run {run_id!r} is {info['state']}: only stopped, failed or cancelled runs resume")
+    if last_checkpoint(run_dir) is None:
+        raise JobError(f"run {run_id!r} has no checkpoint to resume from: start a new run instead")
+    _refuse_if_busy(ws)
+    (run_dir / STOP).unlink(missing_ok=True)
+    write_status(run_dir, state="queued", error="", metrics={})
+    _launch(ws, run_id, run_dir)
+    return f"resumed {run_id} from {last_checkpoint(run_dir).name}"
+
+
+def list_runs(ws: Workspace) -> list[dict]:
+    db.init(ws.db_path)
+    rows = db.rows(ws.db_path, "SELECT * FROM runs ORDER BY created_at DESC")
+    for row in rows:
+        row["metrics"] = json.loads(row["metrics"] or "{}")
+    return rows
+
+
+def delete(ws: Workspace, run_id: str) -> str:
+    info = poll(ws, run_id)
+    if info["state"] in ("starting", "running", "queued"):
+        raise JobError(f"run {run_id!r} is {info['state']}: stop or cancel it before deleting")
+    import shutil
+
+    shutil.rmtree(info["run_dir"], ignore_errors=True)
+    with db.connect(ws.db_path) as conn:
+        conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
+    return f"deleted {run_id}"
+
+
+def wait(ws: Workspace, run_id: str, timeout: float = 3600, interval: float = 0.5) -> dict:
+    """Poll until the run reaches a final state (tests and the CLI); returns the last poll."""
+    deadline = time.time() + timeout
+    while True:
+        info = poll(ws, run_id)
+        if info["state"] in FINAL_STATES or time.time() > deadline:
+            return info
+        time.sleep(interval)

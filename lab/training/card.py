@@ -1,0 +1,39 @@
+"""The run card: RUN_DIR/README.md with data, settings, metrics and the command that reproduces the run.
+
+Pure text from the config and status; must not load models.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from lab.config import TrainConfig
+from lab.training.plan import cli_command
+
+
+def card_text(config: TrainConfig, status: dict) -> str:
+    metrics = status.get("metrics", {})
+    rows = "\n".join(f"| {k} | {v} |" for k, v in config.to_dict().items())
+    mrows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items()) or "| (none yet) | |"
+    estimate = status.get("estimate_mb")
+    peak = metrics.get("peak_memory_mb")
+    memory = f"estimated {estimate:.0f} MB, measured peak {peak} MB" if estimate and peak else "not measured"
+    return (
+        f"# Run {config.name}\n\n"
+        f"- state: **{status.get('state', '?')}** after {status.get('step', 0)} steps\n"
+        f"- base model: `{config.base_model}`; method: {config.method}\n"
+        f"- data: `{config.dataset}` (hash `{status.get('data_hash', '')}`, {status.get('n_train', '?')} train / "
+        f"{status.get('n_val', '?')} val examples)\n"
+        f"- memory: {memory}\n\n"
+        "Load the adapter: `PeftModel.from_pretrained(base_model, 'adapter')`.\n\n"
+        f"Reproduce:\n\n```\n{shlex.join(cli_command(config))}\n```\n\n"
+        f"## Metrics\n\n| metric | value |\n|---|---|\n{mrows}\n\n"
+        f"## Settings\n\n| setting | value |\n|---|---|\n{rows}\n"
+    )
+
+
+def write_card(run_dir: str | Path, config: TrainConfig, status: dict) -> Path:
+    path = Path(run_dir) / "README.md"
+    path.write_text(card_text(config, status), encoding="utf-8")
+    return path
