@@ -1,7 +1,153 @@
-"""CLI subcommands for the arena tab (placeholder until its issue lands)."""
+"""`python -m lab ask | eval | leaderboard`: the Arena tab's CLI twin (work is in lab.arena).
+
+ask --system SYSTEM "question"                 one answer with its passages, latency and tokens/s
+eval --qa PATH --systems base,rag:INDEX,...    batch evaluation: prints a table, writes JSON (--out), saves it
+leaderboard                                    Bradley-Terry ratings from the blind votes in the workspace
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+
+from lab.config import GenConfig
+
+TABLE = (
+    ("correct_rate", "correct"),
+    ("wrong_rate", "wrong"),
+    ("skipped_rate", "skipped"),
+    ("idk_rate", "idk"),
+    ("hallucination_rate", "halluc."),
+    ("exact_match", "EM"),
+    ("token_f1", "F1"),
+    ("rouge_l", "ROUGE-L"),
+    ("similarity", "sim"),
+    ("retrieval_hit", "hit"),
+)
+
 
 def register(sub) -> None:
-    pass
+    ask = sub.add_parser("ask", help="ask one contestant a question")
+    ask.add_argument("question")
+    ask.add_argument("--system", default="base", help="base | ft:RUN | rag:INDEX | ft+rag:RUN:INDEX")
+    _gen_flags(ask)
+    ask.set_defaults(func=cmd_ask)
+    ev = sub.add_parser("eval", help="evaluate contestants on a question set (JSONL)")
+    ev.add_argument("--qa", default="", help="evaluation JSONL (default: the sample domain's eval set)")
+    ev.add_argument("--systems", required=True, help="comma-separated contestant ids")
+    ev.add_argument("--out", default="", help="write the results JSON here")
+    ev.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals")
+    ev.add_argument("--no-save", action="store_true", help="do not save the evaluation in the workspace")
+    _gen_flags(ev)
+    ev.set_defaults(func=cmd_eval)
+    lb = sub.add_parser("leaderboard", help="Bradley-Terry ratings from blind arena votes")
+    lb.add_argument("--json", action="store_true")
+    lb.set_defaults(func=cmd_leaderboard)
+
+
+def _gen_flags(parser) -> None:
+    defaults = GenConfig()
+    for name in ("max_new_tokens", "temperature", "batch_size", "top_k", "context_chars", "abstain_below"):
+        value = getattr(defaults, name)
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type(value), default=value)
+
+
+def _gen(args) -> GenConfig:
+    names = ("max_new_tokens", "temperature", "batch_size", "top_k", "context_chars", "abstain_below")
+    return GenConfig(**{n: getattr(args, n) for n in names})
+
+
+def _context():
+    from lab.models import ModelCache
+    from lab.workspace import Workspace
+
+    ws = Workspace.from_env()
+    return ws, ModelCache(ws.model_cache)
+
+
+def cmd_ask(args) -> int:
+    from lab.arena.contestants import responder
+
+    ws, cache = _context()
+    answer = responder(ws, cache, args.system).answer(args.question, _gen(args))
+    print(answer.text)
+    for i, p in enumerate(answer.to_dict()["passages"], 1):
+        print(f"  [{i}] {p['source']} (score {p['score']:.3f})", file=sys.stderr)
+    rate = f"{answer.tokens_per_s:.1f} tokens/s"
+    print(f"  {args.system}: {answer.latency_s:.2f} s, {answer.completion_tokens} tokens, {rate}", file=sys.stderr)
+    return 0
+
+
+def _cell(summary: dict, key: str) -> str:
+    value, ci = summary.get(key), summary.get(f"{key}_ci")
+    if value is None:
+        return "-"
+    return f"{100 * value:.0f} [{100 * ci[0]:.0f}-{100 * ci[1]:.0f}]" if ci else f"{100 * value:.0f}"
+
+
+def print_table(result: dict) -> None:
+    head = ["system", *(label for _, label in TABLE), "p50 s", "p95 s", "tok/s"]
+    lines = [head]
+    for s in result["systems"]:
+        speed = [f"{s.get(k) or 0:.2f}" for k in ("latency_p50", "latency_p95")]
+        speed.append(f"{s.get('tokens_per_s') or 0:.1f}")
+        lines.append([s["system"], *(_cell(s, key) for key, _ in TABLE), *speed])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    for row in lines:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print("(rates in %, 95% bootstrap interval in brackets)")
+
+
+def cmd_eval(args) -> int:
+    from lab.arena.evalset import sample_evalset_path
+    from lab.arena.evaluation import evaluate_in_workspace
+
+    ws, cache = _context()
+    qa = args.qa or str(sample_evalset_path(ws))
+
+    def progress(done: int, total: int, message: str) -> None:
+        print(f"\r{done}/{total} {message}   ", end="", file=sys.stderr, flush=True)
+
+    result = evaluate_in_workspace(
+        ws,
+        cache,
+        qa,
+        args.systems.split(","),
+        _gen(args),
+        args.limit,
+        progress,
+        bootstrap=args.bootstrap,
+        save=not args.no_save,
+    )
+    print(file=sys.stderr)
+    print_table(result)
+    print(result["verdict"])
+    if result.get("id"):
+        print(f"saved as evaluation {result['id']} in {ws.dir('evals', result['id'])}")
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=1, default=str)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from lab.arena.battles import load_votes
+    from lab.arena.leaderboard import leaderboard
+
+    ws, _ = _context()
+    board = leaderboard(load_votes(ws.db_path))
+    if args.json:
+        print(json.dumps(board, indent=1))
+        return 0
+    if not board["rows"]:
+        print("no blind votes yet: vote in the Arena tab's Battle mode")
+        return 0
+    for r in board["rows"]:
+        print(
+            f"{r['rank']:>3}  {r['name']:<30} {r['rating']:7.1f}  [{r['ci'][0]:.0f}, {r['ci'][1]:.0f}]  "
+            f"{r['votes']} votes"
+        )
+    print(f"{board['n']} blind votes, tie rate {100 * (board['tie_rate'] or 0):.0f}%")
+    return 0

@@ -1,0 +1,132 @@
+"""Contestants: parse a contestant id into a Responder over models shared through the ModelCache.
+
+Ids: `base` (the embedded model) or `base:MODEL`; `ft:RUN` (a trained adapter over its run's base model);
+`rag:INDEX` (the base model reading passages retrieved from INDEX); `ft+rag:RUN:INDEX`. A PEFT adapter wraps
+its own copy of the base weights (PEFT injects layers in place, which must not change the shared base model),
+cached under ("peft", adapter path) and released by `release`. Errors name the id and what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.config import EMBEDDED, TrainConfig
+from lab.generation.engine import ModelResponder
+from lab.workspace import Workspace, WorkspaceError
+
+KINDS = ("base", "ft", "rag", "ft+rag")
+
+
+class ContestantError(ValueError):
+    """A contestant id is malformed or names a run/index that does not exist."""
+
+
+@dataclass(frozen=True)
+class Contestant:
+    id: str
+    kind: str
+    model: str = EMBEDDED
+    run: str = ""
+    index: str = ""
+
+
+def parse(spec: str) -> Contestant:
+    """`base`, `base:MODEL`, `ft:RUN`, `rag:INDEX` or `ft+rag:RUN:INDEX` -> Contestant (no disk access)."""
+    spec = (spec or "").strip()
+    kind, _, rest = spec.partition(":")
+    parts = rest.split(":") if rest else []
+    if kind == "base" and len(parts) <= 1:
+        return Contestant(spec, "base", model=(rest or EMBEDDED))
+    if kind == "ft" and len(parts) == 1 and parts[0]:
+        return Contestant(spec, "ft", run=parts[0])
+    if kind == "rag" and len(parts) == 1 and parts[0]:
+        return Contestant(spec, "rag", index=parts[0])
+    if kind == "ft+rag" and len(parts) == 2 and all(parts):
+        return Contestant(spec, "ft+rag", run=parts[0], index=parts[1])
+    raise ContestantError(
+        f"contestant {spec!r} is not understood: use base, base:MODEL, ft:RUN, rag:INDEX or ft+rag:RUN:INDEX"
+    )
+
+
+def parse_many(text: str | list[str]) -> list[Contestant]:
+    items = text.split(",") if isinstance(text, str) else list(text)
+    specs = [s.strip() for s in items if s and s.strip()]
+    if not specs:
+        raise ContestantError("no contestants given: name at least one, e.g. base,rag:sample")
+    return [parse(s) for s in specs]
+
+
+def available(ws: Workspace) -> list[str]:
+    """Contestant ids that can be built from this workspace (finished runs with an adapter, built indexes)."""
+    runs = [r for r in ws.list("runs") if (ws.dir("runs", r) / "adapter").is_dir()]
+    indexes = _indexes(ws)
+    out = ["base"] + [f"ft:{r}" for r in runs] + [f"rag:{i}" for i in indexes]
+    return out + [f"ft+rag:{r}:{i}" for r in runs for i in indexes]
+
+
+def _indexes(ws: Workspace) -> list[str]:
+    from lab.rag import list_indexes
+
+    return list(list_indexes(ws))
+
+
+def _adapter(ws: Workspace, run: str) -> tuple[Path, str]:
+    """(adapter folder, base model spec) of a run; a clear error when the run or its adapter is gone."""
+    try:
+        run_dir = ws.dir("runs", run)
+    except WorkspaceError as exc:
+        raise ContestantError(str(exc)) from exc
+    adapter = run_dir / "adapter"
+    if not (adapter / "adapter_config.json").is_file():
+        existing = ", ".join(r for r in ws.list("runs") if (ws.dir("runs", r) / "adapter").is_dir()) or "none"
+        raise ContestantError(
+            f"run {run!r} has no adapter (deleted, failed or still training); runs with adapters: {existing}"
+        )
+    config = run_dir / "config.json"
+    base = TrainConfig.load(config).base_model if config.is_file() else EMBEDDED
+    return adapter, base
+
+
+def _peft_model(cache, adapter: Path, base: str):
+    def make():
+        from peft import PeftModel
+
+        from lab.models import load_causal_lm
+
+        fresh = load_causal_lm(cache.resolve(base).path)  # own copy: PEFT edits the model in place
+        return PeftModel.from_pretrained(fresh, str(adapter)).eval()
+
+    return cache.get(("peft", str(adapter), ""), make)
+
+
+def _index(ws: Workspace, cache, name: str):
+    from lab.rag import RagError, open_index
+
+    if name not in _indexes(ws) and name != "sample":
+        existing = ", ".join(_indexes(ws)) or "none"
+        raise ContestantError(f"index {name!r} does not exist (deleted or never built); existing indexes: {existing}")
+    try:
+        return open_index(ws, name, cache)
+    except (RagError, OSError, KeyError) as exc:
+        raise ContestantError(f"index {name!r} cannot be opened: {exc}; rebuild it in the RAG tab") from exc
+
+
+def responder(ws: Workspace, cache, spec: str | Contestant) -> ModelResponder:
+    """A ready Responder for a contestant id; models come from (and stay in) the shared cache."""
+    c = parse(spec) if isinstance(spec, str) else spec
+    if c.kind in ("ft", "ft+rag"):
+        adapter, base = _adapter(ws, c.run)
+        model, tok = _peft_model(cache, adapter, base), cache.tokenizer(base)
+    else:
+        model, tok = cache.model(c.model), cache.tokenizer(c.model)
+    retriever = _index(ws, cache, c.index) if c.index else None
+    return ModelResponder(c.id, model, tok, retriever)
+
+
+def release(ws: Workspace, cache, spec: str, still_used: list[str] = ()) -> int:
+    """Drop the adapter model of a contestant nobody else uses; returns how many cache entries were freed."""
+    c = parse(spec)
+    if not c.run or any(parse(o).run == c.run for o in still_used if o != spec):
+        return 0
+    return cache.release(("peft", str(ws.dir("runs", c.run) / "adapter")))

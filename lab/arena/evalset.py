@@ -1,0 +1,106 @@
+"""Evaluation sets: read and validate a JSONL of questions, reporting every bad line with its number.
+
+Format per line: {"id", "question", "answer", "aliases": [...], "source": file name | null, "answerable": bool,
+"group": str}. Only `question` and `answer` are required: `answerable` defaults to true, `aliases` to [],
+`id` to "line-N"; without `group` there is no breakdown, without `source` no retrieval hit rate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class EvalSetError(ValueError):
+    """The evaluation file has bad lines; `errors` lists them all as "line N: problem"."""
+
+    def __init__(self, path: str, errors: list[str]):
+        self.errors = errors
+        shown = "; ".join(errors[:10]) + (f"; ... {len(errors) - 10} more" if len(errors) > 10 else "")
+        super().__init__(f"{path}: {len(errors)} bad line(s): {shown}")
+
+
+@dataclass
+class EvalItem:
+    id: str
+    question: str
+    answer: str
+    aliases: list[str] = field(default_factory=list)
+    source: str | None = None
+    answerable: bool = True
+    group: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check(obj: Any, n: int) -> tuple[EvalItem | None, list[str]]:
+    if not isinstance(obj, dict):
+        return None, [f"line {n}: expected a JSON object, got {type(obj).__name__}"]
+    errs = []
+    for key in ("question", "answer"):
+        if not isinstance(obj.get(key), str) or not obj.get(key, "").strip():
+            errs.append(f"line {n}: {key!r} must be a non-empty string, got {obj.get(key)!r}")
+    aliases = obj.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        errs.append(f"line {n}: 'aliases' must be a list of strings, got {aliases!r}")
+    if not isinstance(obj.get("answerable", True), bool):
+        errs.append(f"line {n}: 'answerable' must be true or false, got {obj.get('answerable')!r}")
+    for key in ("source", "group", "id"):
+        if obj.get(key) is not None and not isinstance(obj.get(key), str | int):
+            errs.append(f"line {n}: {key!r} must be a string or null, got {obj.get(key)!r}")
+    if errs:
+        return None, errs
+    item = EvalItem(
+        id=str(obj.get("id") or f"line-{n}"),
+        question=obj["question"].strip(),
+        answer=obj["answer"].strip(),
+        aliases=list(aliases),
+        source=obj.get("source") or None,
+        answerable=obj.get("answerable", True),
+        group=obj.get("group") or None,
+    )
+    return item, []
+
+
+def parse_evalset(text: str, path: str = "evaluation set") -> list[EvalItem]:
+    """Items of a JSONL text; raises EvalSetError listing every bad line (blank lines are skipped)."""
+    items, errors, seen = [], [], set()
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(f"line {n}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        item, errs = _check(obj, n)
+        errors += errs
+        if item and item.id in seen:
+            errors.append(f"line {n}: duplicate id {item.id!r}")
+        elif item:
+            seen.add(item.id)
+            items.append(item)
+    if errors:
+        raise EvalSetError(path, errors)
+    if not items:
+        raise EvalSetError(path, ["no questions found: expected one JSON object per line"])
+    return items
+
+
+def read_evalset(path: str | Path) -> list[EvalItem]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"evaluation file {str(path)!r} does not exist")
+    return parse_evalset(path.read_text(encoding="utf-8"), str(path))
+
+
+def sample_evalset_path(ws) -> Path:
+    """The sample domain's held-out set (installed into the workspace, else the repository copy)."""
+    repo_copy = Path(__file__).resolve().parents[2] / "data" / "eval.jsonl"
+    for candidate in (ws.root / "datasets" / "sample" / "eval.jsonl", repo_copy):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("the sample evaluation set data/eval.jsonl is missing")

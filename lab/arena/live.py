@@ -1,0 +1,44 @@
+"""Live answering for side-by-side and battles: several contestants stream their answers at the same time.
+
+`stream_many` runs one thread per contestant and yields snapshots (latest partial answer and error per
+contestant) until all are done, so a UI can show the answers growing next to each other. No gradio here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from lab.config import GenConfig
+from lab.generation import Answer, stream_answer
+
+USER_ERRORS = (ValueError, RuntimeError, OSError, KeyError)
+
+
+def stream_many(
+    makers: list[Callable[[], Any]], question: str, gen: GenConfig, poll_s: float = 0.25
+) -> Iterator[tuple[list[Answer | None], list[str]]]:
+    """`makers` build the responders (in the worker threads, so slow loads do not block the others)."""
+    latest: list[Answer | None] = [None] * len(makers)
+    errors = [""] * len(makers)
+
+    def work(i: int) -> None:
+        try:
+            for answer in stream_answer(makers[i](), question, gen):
+                latest[i] = answer
+        except USER_ERRORS as exc:
+            errors[i] = str(exc)
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(makers))]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        time.sleep(poll_s)
+        yield list(latest), list(errors)
+    yield list(latest), list(errors)
+
+
+def all_done(answers: list[Answer | None], errors: list[str]) -> bool:
+    return all(e or (a is not None and a.done) for a, e in zip(answers, errors, strict=True))

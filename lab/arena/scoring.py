@@ -1,0 +1,96 @@
+"""Scoring one evaluation: per-question rows for every contestant, and per-contestant summaries.
+
+A question row holds the answer, its category and every per-answer metric; a summary holds rates with seeded
+bootstrap 95% intervals beside them (`NAME` and `NAME_ci`), latency percentiles, tokens/s and a breakdown by the
+evaluation set's `group`. Pure functions of answers and items (the embedding similarity is passed in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lab.arena.evalset import EvalItem
+from lab.generation import Answer, passage_dict
+from lab.metrics import scoring as sc
+from lab.metrics.stats import bootstrap_ci, mean, percentile
+
+RATES = {  # name: (category, whether the rate is over answerable questions)
+    "correct_rate": (sc.CORRECT, True),
+    "wrong_rate": (sc.WRONG, True),
+    "skipped_rate": (sc.SKIPPED, True),
+    "idk_rate": (sc.IDK, False),
+    "hallucination_rate": (sc.HALLUCINATION, False),
+}
+MEANS = ("exact_match", "token_f1", "rouge_l", "similarity", "groundedness", "retrieval_hit", "retrieval_rr")
+
+
+def question_row(item: EvalItem, answer: Answer, system: str) -> dict[str, Any]:
+    refs = sc.golds(item.answer, item.aliases)
+    passages = [passage_dict(p) for p in answer.passages]
+    rank = sc.retrieval_rank(item.source, [p.get("source") for p in passages]) if passages else None
+    return item.to_dict() | {
+        "system": system,
+        "prediction": answer.text,
+        "category": sc.category(answer.text, item.answer, item.aliases, item.answerable),
+        "exact_match": sc.exact_match(answer.text, refs),
+        "token_f1": sc.token_f1(answer.text, refs),
+        "rouge_l": sc.rouge_l(answer.text, refs),
+        "similarity": None,
+        "groundedness": sc.groundedness(answer.text, [p.get("text") or "" for p in passages]),
+        "retrieval_hit": None if rank is None else float(rank > 0),
+        "retrieval_rr": None if rank is None else (1 / rank if rank else 0.0),
+        "latency_s": answer.latency_s,
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.completion_tokens,
+        "passages": passages,
+    }
+
+
+def add_similarity(rows: list[dict[str, Any]], similarity: Callable[[list[str], list[str]], list[float]]) -> None:
+    """Fill `similarity` (embedding cosine of prediction and gold answer) for every row, in one batch."""
+    if rows:
+        values = similarity([r["prediction"] for r in rows], [r["answer"] for r in rows])
+        for row, value in zip(rows, values, strict=True):
+            row["similarity"] = float(value)
+
+
+def _with_ci(name: str, values: list[float], n: int, seed: int) -> dict[str, Any]:
+    ci = bootstrap_ci(values, n, seed)
+    return {name: mean(values), f"{name}_ci": list(ci) if ci else None}
+
+
+def summarize(rows: list[dict[str, Any]], bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Rates and means with 95% bootstrap intervals, latency p50/p95 and tokens/s for one contestant's rows."""
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    out: dict[str, Any] = {"n": len(rows), "n_answerable": len(answerable), "n_unanswerable": len(unanswerable)}
+    for name, (cat, over_answerable) in RATES.items():
+        pool = answerable if over_answerable else unanswerable
+        out |= _with_ci(name, [float(r["category"] == cat) for r in pool], bootstrap, seed)
+    for name in MEANS:
+        pool = answerable if name != "groundedness" else rows
+        out |= _with_ci(name, [r[name] for r in pool if r.get(name) is not None], bootstrap, seed)
+    latencies = [r["latency_s"] for r in rows]
+    total_s = sum(latencies)
+    out |= {
+        "latency_p50": percentile(latencies, 50),
+        "latency_p95": percentile(latencies, 95),
+        "tokens_per_s": sum(r["completion_tokens"] for r in rows) / total_s if total_s else None,
+    }
+    return out
+
+
+def summarize_all(rows: list[dict[str, Any]], systems: list[str], bootstrap: int = 1000, seed: int = 0) -> list:
+    """One summary per system, each with a `by_group` breakdown when the set has groups."""
+    out = []
+    for system in systems:
+        mine = [r for r in rows if r["system"] == system]
+        summary = {"system": system} | summarize(mine, bootstrap, seed)
+        groups = sorted({r["group"] for r in mine if r.get("group")})
+        if groups:
+            summary["by_group"] = {
+                g: summarize([r for r in mine if r.get("group") == g], bootstrap, seed) for g in groups
+            }
+        out.append(summary)
+    return out

@@ -1,0 +1,112 @@
+"""A plain-language verdict computed from an evaluation's numbers, stating evidence and uncertainty.
+
+Differences between contestants are paired (same questions) and carry seeded bootstrap 95% intervals; a
+difference whose interval contains zero is reported as "within the interval", never as a win. No canned
+conclusions: every sentence is built from the rates, counts and intervals of this evaluation.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+SMALL_N = 30
+
+
+def _flags(result: dict[str, Any], system: str, answerable: bool, category: str) -> dict[str, float]:
+    return {
+        r["id"]: float(r["category"] == category)
+        for r in result["questions"]
+        if r["system"] == system and r["answerable"] == answerable
+    }
+
+
+def paired_diff(a: dict[str, float], b: dict[str, float], n: int = 1000, seed: int = 0) -> tuple | None:
+    """Mean of a - b over shared question ids, with a seeded paired bootstrap 95% interval."""
+    ids = sorted(set(a) & set(b))
+    if not ids:
+        return None
+    diffs = [a[i] - b[i] for i in ids]
+    rng = random.Random(seed)
+    boots = sorted(sum(rng.choices(diffs, k=len(diffs))) / len(diffs) for _ in range(n))
+    return sum(diffs) / len(diffs), boots[int(0.025 * (n - 1))], boots[int(round(0.975 * (n - 1)))], len(ids)
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:+.0f}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+def _compare(result, best: str, other: str, answerable: bool, cat: str, more: str, less: str) -> str:
+    d = paired_diff(_flags(result, best, answerable, cat), _flags(result, other, answerable, cat))
+    if d is None:
+        return ""
+    diff, lo, hi, n = d
+    ci = f"95% CI {_pts(lo)} to {_pts(hi)} points, {n} questions"
+    if lo > 0 or hi < 0:
+        word = more if diff > 0 else less
+        return f"**{best}** {word} **{other}** by {abs(100 * diff):.0f} points ({ci})."
+    return f"**{other}** is within the interval of **{best}** (difference {_pts(diff)} points, {ci})."
+
+
+def _section(result, systems, rate: str, answerable: bool, cat: str, lowest: bool, words: tuple) -> list[str]:
+    scored = [s for s in systems if s.get(rate) is not None]
+    if not scored:
+        return []
+    best = (min if lowest else max)(scored, key=lambda s: s[rate])
+    ci = best.get(f"{rate}_ci") or [None, None]
+    n = best["n_answerable" if answerable else "n_unanswerable"]
+    lines = [f"{words[0]} **{best['system']}**: {_pct(best[rate])} (95% CI {_pct(ci[0])}-{_pct(ci[1])}, n={n})."]
+    for other in scored:
+        if other is not best:
+            lines.append(_compare(result, best["system"], other["system"], answerable, cat, *words[1:]))
+    return [line for line in lines if line]
+
+
+def verdict(result: dict[str, Any]) -> str:
+    """Markdown: who answers most answerable questions correctly, who hallucinates least, and how sure we are."""
+    systems = result.get("systems") or []
+    if not systems:
+        return "No answers yet: run an evaluation with at least one contestant."
+    lines = _section(
+        result,
+        systems,
+        "correct_rate",
+        True,
+        "correct",
+        False,
+        (
+            "Most correct answers on your data:",
+            "answers more questions correctly than",
+            "answers fewer questions correctly than",
+        ),
+    )
+    lines += _section(
+        result,
+        systems,
+        "hallucination_rate",
+        False,
+        "hallucination",
+        True,
+        ("Fewest hallucinations on unanswerable questions:", "hallucinates more than", "hallucinates less than"),
+    )
+    lines += _groups(systems)
+    n = min(s["n"] for s in systems)
+    if n < SMALL_N:
+        lines.append(f"Only {n} questions per contestant: intervals are wide, treat differences as indicative.")
+    if result.get("status") == "cancelled":
+        lines.append("The run was cancelled: these numbers cover only the questions answered before that.")
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def _groups(systems) -> list[str]:
+    out = []
+    for s in systems:
+        groups = {g: v.get("correct_rate") for g, v in (s.get("by_group") or {}).items()}
+        shown = ", ".join(f"{g} {_pct(r)}" for g, r in groups.items() if r is not None)
+        if shown:
+            out.append(f"{s['system']} correct by group: {shown}.")
+    return out

@@ -1,0 +1,47 @@
+"""Summary statistics for scores: means, percentiles and seeded bootstrap 95% intervals.
+
+Pure functions over lists of numbers; a fixed seed makes every interval reproducible. No I/O, no models.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+
+def mean(values: Sequence[float]) -> float | None:
+    vals = [float(v) for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100), like numpy's default."""
+    vals = sorted(float(v) for v in values if v is not None)
+    if not vals:
+        return None
+    pos = (len(vals) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
+
+
+def bootstrap_ci(values: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple | None:
+    """Percentile bootstrap interval of the mean: (low, high), or None without data. Seeded, so reproducible."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return None
+    if n <= 0 or len(vals) == 1:
+        m = sum(vals) / len(vals)
+        return (m, m)
+    rng = random.Random(seed)
+    k = len(vals)
+    means = sorted(sum(rng.choices(vals, k=k)) / k for _ in range(n))
+    tail = (1 - level) / 2
+    return (means[int(tail * (n - 1))], means[int(round((1 - tail) * (n - 1)))])
+
+
+def rate_with_ci(flags: Sequence[bool], n: int = 1000, seed: int = 0) -> dict:
+    """{"rate", "ci": [low, high], "n"} for a list of yes/no outcomes."""
+    vals = [1.0 if f else 0.0 for f in flags]
+    ci = bootstrap_ci(vals, n, seed)
+    return {"rate": mean(vals), "ci": list(ci) if ci else None, "n": len(vals)}

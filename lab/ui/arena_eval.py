@@ -1,0 +1,193 @@
+"""The Arena tab's batch-evaluation sub-tab: run a question set against contestants with a progress bar and a
+cancel button, then show the verdict, a grouped bar chart, the summary with intervals, a filterable per-question
+table with passages, saved evaluations (load, compare) and CSV/JSON downloads.
+
+Work is in lab.arena.evaluation (run in a worker thread so Cancel can stop it between batches); formatting in
+lab.ui.arena_view. Events: arena_eval_run, arena_eval_cancel, arena_eval_filter, arena_eval_detail,
+arena_eval_list, arena_eval_load, arena_eval_compare.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import gradio as gr
+
+from lab.arena import evaluation
+from lab.arena.evalset import sample_evalset_path
+from lab.config import ConfigError
+from lab.metrics.scoring import CATEGORIES
+from lab.ui import arena_view as view
+
+USER_ERRORS = (ValueError, RuntimeError, OSError, KeyError)
+
+
+def build(ws, cache, choices, gen_controls):
+    stops: dict[str, threading.Event] = {}  # per browser session: its cancel flag
+    with gr.Row():
+        with gr.Column(scale=2):
+            upload = gr.File(label="Evaluation JSONL (empty = the sample domain's held-out set)", type="filepath")
+            pick = gr.Dropdown(
+                choices, value=choices[:4], multiselect=True, allow_custom_value=True, label="Contestants"
+            )
+            with gr.Row():
+                limit = gr.Number(0, label="Only the first N questions (0 = all)", precision=0, minimum=0)
+                batch = gr.Number(8, label="Batch size", precision=0, minimum=1)
+            gen = gen_controls()
+            with gr.Row():
+                run = gr.Button("Run evaluation", variant="primary")
+                cancel = gr.Button("Cancel", variant="stop")
+        with gr.Column(scale=3):
+            status = gr.Markdown("Choose contestants and press **Run evaluation**.")
+            verdict = gr.Markdown()
+    chart = gr.Plot(label="Metrics per contestant (95% CI)")
+    summary = gr.Dataframe(label="Summary (rates in %, 95% bootstrap interval in brackets)", interactive=False)
+    result = gr.State({})
+    _build_questions(result, choices)
+    files = _build_saved(ws, result, status, verdict, chart, summary)
+    inputs = [upload, pick, limit, batch, *gen]
+    outputs = [status, verdict, chart, summary, result, files]
+
+    def start(upload, pick, limit, batch, max_new, temp, abstain, request: gr.Request):
+        yield from _run(ws, cache, stops, upload, pick, limit, batch, max_new, temp, abstain, request=request)
+
+    run.click(start, inputs, outputs, api_name="arena_eval_run", concurrency_id="gen")
+
+    def stop(request: gr.Request):
+        flag = stops.get(getattr(request, "session_hash", "") or "")
+        if flag:
+            flag.set()
+        return "Cancelling after the current batch..."
+
+    cancel.click(stop, None, status, api_name="arena_eval_cancel", concurrency_limit=None)
+    return pick
+
+
+def _run(ws, cache, stops, upload, pick, limit, batch, *settings, request: gr.Request | None = None):
+    from lab.ui.arena_tab import gen_from
+
+    try:
+        gen = gen_from(*settings, batch_size=int(batch or 8))
+        qa = upload or str(sample_evalset_path(ws))
+        systems = [p for p in pick or [] if p]
+        if not systems:
+            raise ValueError("pick at least one contestant")
+    except (ConfigError, *USER_ERRORS) as exc:
+        gr.Warning(str(exc))
+        yield f"**{exc}**", "", None, None, {}, None
+        return
+    flag = stops.setdefault(getattr(request, "session_hash", "") or "", threading.Event())
+    flag.clear()
+    box: dict = {"progress": (0, 1, "loading models...")}
+
+    def work():
+        try:
+            box["result"] = evaluation.evaluate_in_workspace(
+                ws,
+                cache,
+                qa,
+                systems,
+                gen,
+                int(limit or 0),
+                lambda d, t, m: box.update(progress=(d, t, m)),
+                flag.is_set,
+            )
+        except USER_ERRORS as exc:
+            box["error"] = str(exc)
+
+    yield from _watch(threading.Thread(target=work, daemon=True), box)
+
+
+def _watch(thread, box):
+    thread.start()
+    while thread.is_alive():
+        done, total, message = box["progress"]
+        bar = "#" * int(30 * done / max(total, 1))
+        yield f"Running: {done}/{total} answers `[{bar:<30}]` {message}", gr.skip(), gr.skip(), gr.skip(), {}, None
+        time.sleep(1.0)
+    if "error" in box:
+        gr.Warning(box["error"])
+        yield f"**Evaluation failed:** {box['error']}", "", None, None, {}, None
+        return
+    yield _show(box["result"])
+
+
+def _show(result):
+    head, rows = view.summary_rows(result)
+    state = "cancelled (partial results)" if result.get("status") == "cancelled" else "finished"
+    text = f"Evaluation **{result.get('id', '')}** {state}: {len(result['questions'])} answers."
+    table = {"headers": head, "data": rows}
+    files = [str(p) for p in evaluation.export_paths_for(result)]
+    return text, result["verdict"], view.bar_chart(result), table, result, files
+
+
+def _build_questions(result, choices) -> None:
+    with gr.Accordion("Per-question results", open=True):
+        with gr.Row():
+            system = gr.Dropdown([""] + list(choices), value="", allow_custom_value=True, label="Contestant")
+            category = gr.Dropdown(["", *CATEGORIES], value="", label="Category (e.g. hallucination)")
+            text = gr.Textbox(label="Search text")
+        table = gr.Dataframe(headers=view.QUESTION_COLUMNS, interactive=False, wrap=True, max_height=400)
+        detail = gr.Markdown("Select a row to see the passages behind the answer.")
+
+    def filt(res, s, c, t):
+        return view.question_rows(res or {}, s or "", c or "", t or "")
+
+    for comp in (system, category, text):
+        comp.change(filt, [result, system, category, text], table, api_name=False)
+    result.change(filt, [result, system, category, text], table, api_name="arena_eval_filter")
+
+    def select(res, evt: gr.SelectData):
+        row = evt.row_value or []
+        return view.question_detail(res or {}, row[0], row[1]) if len(row) > 1 else ""
+
+    table.select(select, result, detail, api_name="arena_eval_detail")
+
+
+def _build_saved(ws, result, status, verdict, chart, summary):
+    with gr.Accordion("Saved evaluations: load, compare, download", open=False):
+        with gr.Row():
+            saved = gr.Dropdown([], multiselect=True, label="Saved evaluations (newest first)", scale=3)
+            listing = gr.Button("List", scale=1)
+            load = gr.Button("Load first selected", scale=1)
+            comp = gr.Button("Compare selected", scale=1)
+        compared = gr.Dataframe(label="Comparison (correct and hallucination rates with 95% CI)", interactive=False)
+        files = gr.File(label="Download (JSON, CSV)", file_count="multiple", interactive=False)
+
+    def do_list():
+        return gr.Dropdown(choices=[r["id"] for r in evaluation.list_evaluations(ws)])
+
+    def do_load(ids):
+        if not ids:
+            gr.Warning("select a saved evaluation first")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        try:
+            return _show(evaluation.load_evaluation(ws, ids[0]))
+        except USER_ERRORS as exc:
+            gr.Warning(str(exc))
+            return f"**{exc}**", "", None, None, {}, None
+
+    def do_compare(ids):
+        try:
+            return evaluation.compare(ws, ids or [])
+        except USER_ERRORS as exc:
+            gr.Warning(str(exc))
+            return []
+
+    listing.click(do_list, None, saved, api_name="arena_eval_list")
+    load.click(do_load, saved, [status, verdict, chart, summary, result, files], api_name="arena_eval_load")
+    comp.click(lambda ids: _compare_table(do_compare(ids)), saved, compared, api_name="arena_eval_compare")
+    return files
+
+
+def _compare_table(rows):
+    head = ["evaluation", "system", "correct %", "correct 95% CI", "hallucination %", "hallucination 95% CI"]
+    data = []
+    for r in rows:
+        cells = []
+        for key in ("correct_rate", "hallucination_rate"):
+            ci = r.get(f"{key}_ci")
+            cells += [view.rate_cell({key: r.get(key)}, key), f"{100 * ci[0]:.0f}-{100 * ci[1]:.0f}" if ci else ""]
+        data.append([r["evaluation"], r["system"], *cells])
+    return {"headers": head, "data": data}

@@ -1,0 +1,152 @@
+"""Pure view formatters for the Arena tab: answers and passages as Markdown, tables as rows, charts as figures.
+
+No gradio components and no events here (so everything is unit-testable); matplotlib is imported inside the
+figure functions. Nothing here runs a model or touches the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lab.generation import Answer, passage_dict
+
+SUMMARY_COLUMNS = (
+    "correct_rate",
+    "wrong_rate",
+    "skipped_rate",
+    "idk_rate",
+    "hallucination_rate",
+    "exact_match",
+    "token_f1",
+    "rouge_l",
+    "similarity",
+    "groundedness",
+    "retrieval_hit",
+)
+CHART_METRICS = ("correct_rate", "hallucination_rate", "exact_match", "token_f1", "rouge_l", "similarity")
+QUESTION_COLUMNS = ["id", "system", "group", "category", "question", "answer", "prediction", "token_f1", "latency_s"]
+
+
+def passages_md(passages: list[Any], max_chars: int = 300) -> str:
+    if not passages:
+        return ""
+    lines = ["**Passages**"]
+    for i, p in enumerate(passages, 1):
+        d = passage_dict(p)
+        text = " ".join(str(d.get("text") or "").split())
+        text = text[:max_chars] + ("..." if len(text) > max_chars else "")
+        lines.append(f"{i}. `{d.get('source')}` (score {float(d.get('score') or 0):.2f}): {text}")
+    return "\n".join(lines)
+
+
+def answer_md(title: str, answer: Answer | None, error: str = "") -> str:
+    """One contestant's column: title, answer text (or a waiting/error note), speed, passages."""
+    if error:
+        return f"### {title}\n\n**Error:** {error}"
+    if answer is None:
+        return f"### {title}\n\n*waiting...*"
+    state = "" if answer.done else " *(generating...)*"
+    speed = f"{answer.latency_s:.1f} s, {answer.completion_tokens} tokens, {answer.tokens_per_s:.1f} tokens/s"
+    body = answer.text or "*...*"
+    return f"### {title}\n\n{body}{state}\n\n<small>{speed}</small>\n\n{passages_md(answer.passages)}"
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.0f}"
+
+
+def rate_cell(summary: dict[str, Any], key: str) -> str:
+    ci = summary.get(f"{key}_ci")
+    value = summary.get(key)
+    if value is None:
+        return ""
+    return f"{_pct(value)} [{_pct(ci[0])}-{_pct(ci[1])}]" if ci else _pct(value)
+
+
+def summary_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows: one per contestant, rates in % with 95% intervals, latency and tokens/s."""
+    head = ["system", "n", *SUMMARY_COLUMNS, "latency p50 s", "latency p95 s", "tokens/s"]
+    rows = []
+    for s in result.get("systems", []):
+        speed = [round(s.get(k) or 0, 2) for k in ("latency_p50", "latency_p95", "tokens_per_s")]
+        rows.append([s["system"], s["n"], *(rate_cell(s, k) for k in SUMMARY_COLUMNS), *speed])
+    return head, rows
+
+
+def question_rows(result: dict[str, Any], system: str = "", category: str = "", text: str = "") -> list[list[Any]]:
+    """Per-question rows filtered by contestant, category and a text search (case-insensitive)."""
+    out = []
+    needle = text.strip().lower()
+    for r in result.get("questions", []):
+        if system and r["system"] != system or category and r["category"] != category:
+            continue
+        if needle and needle not in f"{r['question']} {r['prediction']} {r['answer']}".lower():
+            continue
+        out.append([round(r[c], 3) if isinstance(r.get(c), float) else r.get(c) for c in QUESTION_COLUMNS])
+    return out
+
+
+def question_detail(result: dict[str, Any], qid: str, system: str) -> str:
+    for r in result.get("questions", []):
+        if r["id"] == qid and r["system"] == system:
+            head = f"**{qid} / {system}**: {r['question']}\n\ngold: `{r['answer']}`  \nanswer: {r['prediction']}"
+            return f"{head}  \ncategory: **{r['category']}**\n\n{passages_md(r.get('passages') or [], 600)}"
+    return ""
+
+
+def bar_chart(result: dict[str, Any]):
+    """Grouped bar chart: one group per metric, one bar per contestant, with 95% interval whiskers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = result.get("systems", [])
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    width = 0.8 / max(1, len(systems))
+    for i, s in enumerate(systems):
+        xs = [m + (i - (len(systems) - 1) / 2) * width for m in range(len(CHART_METRICS))]
+        vals = [100 * (s.get(k) or 0) for k in CHART_METRICS]
+        err = [_err(s, k) for k in CHART_METRICS]
+        ax.bar(xs, vals, width, label=s["system"], yerr=list(zip(*err, strict=True)) if err else None, capsize=2)
+    ax.set_xticks(range(len(CHART_METRICS)), [m.replace("_", " ") for m in CHART_METRICS])
+    ax.set_ylabel("% (95% CI)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _err(s: dict[str, Any], key: str) -> tuple[float, float]:
+    value, ci = s.get(key), s.get(f"{key}_ci")
+    if value is None or not ci:
+        return (0.0, 0.0)
+    return (100 * max(0.0, value - ci[0]), 100 * max(0.0, ci[1] - value))
+
+
+def leaderboard_rows(board: dict[str, Any]) -> list[list[Any]]:
+    return [
+        [r["rank"], r["name"], r["rating"], f"{r['ci'][0]:.0f} to {r['ci'][1]:.0f}", r["votes"], r["wins"], r["ties"]]
+        for r in board["rows"]
+    ]
+
+
+def heatmap(board: dict[str, Any]):
+    """Win-rate matrix (row beats column, ties half) as a heatmap with the numbers written in."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, matrix = board["names"], board["win_rate"]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(names), 1.2 + 0.9 * len(names)))
+    data = [[float("nan") if v is None else v for v in row] for row in matrix]
+    ax.imshow(data, cmap="RdYlGn", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            ax.text(j, i, "" if v is None else f"{v:.2f}", ha="center", va="center", fontsize=9)
+    ax.set_title("win rate of row over column")
+    fig.tight_layout()
+    return fig
