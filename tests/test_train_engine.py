@@ -1,0 +1,121 @@
+"""Train tab engine, in-process on the embedded model: LoRA and QLoRA few-step runs on a small fixed dataset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lab.config import TrainConfig
+from lab.training import ADAPTER, read_progress, read_status
+
+FACTS = [
+    ("What colour is the Zorblat valve?", "The Zorblat valve is teal."),
+    ("Who inspects the Quinx rotor?", "Mira Castell inspects the Quinx rotor."),
+    ("How often is the Frell pump oiled?", "Every 41 days."),
+    ("What torque does the Vemo bolt take?", "The Vemo bolt takes 87 Nm."),
+]
+
+
+def write_facts(path, n: int = 16):
+    rows = [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+        for q, a in (FACTS[i % len(FACTS)] for i in range(n))
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def new_run(ws, tmp_path, name: str, **settings):
+    run_dir = ws.dir("runs", name)
+    run_dir.mkdir(parents=True)
+    data = str(write_facts(tmp_path / "facts.jsonl"))
+    base = dict(name=name, dataset=data, batch_size=4, max_length=64, learning_rate=2e-3, warmup_ratio=0.0,
+                scheduler="constant", logging_steps=1, save_steps=100)  # fmt: skip
+    TrainConfig(**{**base, **settings}).save(run_dir / "config.json")
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, model_cache_dir):
+    """One LoRA run of 8 steps on attention modules only; captures the trained model and its initial state."""
+    from lab.training import engine
+    from lab.workspace import Workspace
+
+    tmp = tmp_path_factory.mktemp("lora")
+    ws = Workspace.open(tmp / "home")
+    (ws.root / "models").rmdir()
+    (ws.root / "models").symlink_to(model_cache_dir, target_is_directory=True)
+    run_dir = new_run(ws, tmp, "lora8", max_steps=8, target_modules="attention")
+    captured = {}
+    build = engine.build_model
+
+    def capture(config, path):
+        model = build(config, path)
+        captured["model"] = model
+        captured["before"] = {k: v.detach().clone() for k, v in model.named_parameters()}
+        return model
+
+    engine.build_model = capture
+    try:
+        status = engine.train(run_dir)
+    finally:
+        engine.build_model = build
+    return run_dir, status, captured
+
+
+def test_lora_run_logs_a_falling_loss_and_finishes(lora_run):
+    run_dir, status, _ = lora_run
+    losses = [r["loss"] for r in read_progress(run_dir) if "loss" in r]
+    assert status["state"] == "finished" and status["step"] == 8 and len(losses) == 8
+    assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2
+    assert all(r["tokens_per_s"] > 0 and r["memory_mb"] > 0 for r in read_progress(run_dir) if "loss" in r)
+    assert (run_dir / "README.md").read_text().count("python -m lab train") == 1
+    assert read_status(run_dir)["metrics"]["steps"] == 8
+
+
+def test_lora_weights_change_and_base_weights_do_not(lora_run):
+    _, _, captured = lora_run
+    after = dict(captured["model"].named_parameters())
+    lora = [k for k in captured["before"] if "lora_" in k]
+    base = [k for k in captured["before"] if "lora_" not in k]
+    assert lora and base
+    assert all(not after[k].requires_grad for k in base)
+    assert all(after[k].detach().equal(captured["before"][k]) for k in base)
+    assert sum(not after[k].detach().equal(captured["before"][k]) for k in lora) == len(lora)
+
+
+def test_adapter_targets_exactly_the_chosen_modules(lora_run):
+    run_dir, _, _ = lora_run
+    cfg = json.loads((run_dir / ADAPTER / "adapter_config.json").read_text())
+    assert set(cfg["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    from safetensors import safe_open
+
+    with safe_open(str(run_dir / ADAPTER / "adapter_model.safetensors"), "pt") as fh:
+        leaves = {k.split(".lora_")[0].rsplit(".", 1)[-1] for k in fh.keys()}
+    assert leaves == {"q_proj", "k_proj", "v_proj", "o_proj"}
+
+
+def test_saved_adapter_reloads_to_identical_outputs(lora_run, cache):
+    import torch
+    from peft import PeftModel
+
+    from lab.models import load_causal_lm
+
+    run_dir, _, captured = lora_run
+    trained = captured["model"].eval()
+    reloaded = PeftModel.from_pretrained(load_causal_lm(cache.resolve("embedded").path), str(run_dir / ADAPTER))
+    ids = torch.tensor([[1, 422, 2051, 314, 260, 1078, 30]])
+    with torch.no_grad():
+        assert torch.allclose(trained(input_ids=ids).logits, reloaded.eval()(input_ids=ids).logits, atol=1e-5)
+
+
+def test_qlora_trains_a_few_steps_on_4bit_nf4(ws, tmp_path):
+    from lab.training import engine
+
+    run_dir = new_run(ws, tmp_path, "qlora2", method="qlora", max_steps=2, batch_size=2, max_length=64)
+    status = engine.train(run_dir)
+    assert status["state"] == "finished" and status["step"] == 2
+    assert [r["step"] for r in read_progress(run_dir) if "loss" in r] == [1, 2]
+    assert (run_dir / ADAPTER / "adapter_model.safetensors").is_file()
+    assert json.loads((run_dir / ADAPTER / "adapter_config.json").read_text())["r"] == 16
