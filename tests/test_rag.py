@@ -252,3 +252,43 @@ def test_llamaindex_can_use_the_edge_store(tmp_path):
     hits = index.as_retriever(similarity_top_k=1).retrieve("rotor crack")
     assert hits[0].node.get_content() == DOCS["blades.md"] and store.count() == 3
     store.close()
+
+
+QUESTIONS = [
+    {"id": "a", "question": "gearbox oil", "source": "gearbox.md"},
+    {"id": "b", "question": "rotor crack", "source": "blades.md"},
+    {"id": "c", "question": "Which strap is ZX9041?", "source": "safety.md"},
+]
+
+
+def test_hit_rate_and_mrr_dense_vs_hybrid(ws, docs, fake, tmp_path):
+    from lab.rag.evaluate import compare_modes, load_questions
+
+    qa = tmp_path / "qa.jsonl"
+    lines = [json.dumps(q) for q in QUESTIONS] + [json.dumps({"question": "no source", "source": None}), ""]
+    qa.write_text("\n".join(lines), encoding="utf-8")
+    questions = load_questions(qa)
+    assert len(questions) == 3
+    _build(ws, docs, fake)
+    dense, hybrid = compare_modes(open_index(ws, "t", embedder=fake), questions, k=1)
+    assert (dense["hit_rate"], dense["mrr"], dense["misses"]) == (0.6667, 0.6667, ["c"])
+    assert (hybrid["hit_rate"], hybrid["mrr"], hybrid["misses"]) == (1.0, 1.0, [])
+    (tmp_path / "bad.jsonl").write_text('{"question": "x", "source": "a"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(RagError, match="bad.jsonl line 2: not JSON"):
+        load_questions(tmp_path / "bad.jsonl")
+
+
+def test_chunk_size_sweep_builds_nothing_permanent(ws, docs, fake):
+    from lab.rag.evaluate import chunk_size_sweep
+
+    base = RagConfig(name="t", corpus=str(docs), chunk_size=64, overlap=8)
+    (docs / "long.md").write_text("# Long\n\n" + "Filler words about nothing much here. " * 40, encoding="utf-8")
+    rows = chunk_size_sweep(ws, base, QUESTIONS, [32, 64], fake, k=1)
+    assert [(r["chunk_size"], r["mode"]) for r in rows] == [
+        (32, "dense"),
+        (32, "hybrid"),
+        (64, "dense"),
+        (64, "hybrid"),
+    ]
+    assert rows[0]["chunks"] > rows[2]["chunks"] > 4
+    assert rows[3]["hit_rate"] == 1.0 and list_indexes(ws) == [] and not any(ws.tmp.iterdir())

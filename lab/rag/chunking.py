@@ -1,5 +1,5 @@
-"""Documents in, chunks out: read a corpus (a saved corpus name or a folder), skip what cannot be used with a
-per-file message, hash each document's content, and split it with LlamaIndex's node parsers.
+"""Documents in, chunks out: read a corpus (a saved corpus name or a folder, through lab.corpus), skip what
+cannot be used with a per-file message, hash each document's content, and split it with LlamaIndex's parsers.
 
 Chunk sizes are counted in the embedder's own tokens (never tiktoken, which needs the network). Owns no storage
 and no embeddings; knows nothing about gradio.
@@ -12,10 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.corpus import MAX_DOCUMENT_MB, CorpusError, corpus_files, read_document
 from lab.workspace import Workspace, WorkspaceError
-
-MAX_DOC_MB = 20.0  # a document larger than this is skipped with a message (split it or raise the limit)
-TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".rst", ".text", ""}
 
 
 class RagError(ValueError):
@@ -49,64 +47,18 @@ def content_hash(text: str) -> str:
 
 
 def corpus_paths(ws: Workspace, corpus: str) -> list[Path]:
-    """Files of a folder path or a saved corpus name, sorted; a RagError names the corpus when neither exists."""
+    """Files of a folder path (all of them, so unsupported ones get a message) or of a saved corpus name."""
     folder = Path(corpus).expanduser()
     if corpus and folder.is_dir():
         return sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p, folder))
     try:
-        from lab.corpus import corpus_files
-
-        return list(corpus_files(ws, corpus))
-    except ImportError:
-        pass
-    except (ValueError, FileNotFoundError) as exc:
+        return corpus_files(ws, corpus)
+    except (CorpusError, WorkspaceError) as exc:
         raise RagError(str(exc)) from exc
-    try:
-        if ws.exists("corpora", corpus):
-            return corpus_paths(ws, str(ws.dir("corpora", corpus)))
-    except WorkspaceError:
-        pass
-    existing = ", ".join(ws.list("corpora")) or "none"
-    raise RagError(f"corpus {corpus!r} is neither a folder nor a saved corpus (saved: {existing})")
 
 
 def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def read_file(path: Path) -> str:
-    """Text of one document; raises ValueError with a message naming the file."""
-    try:
-        from lab.corpus import CorpusError, read_document
-    except ImportError:
-        return _read_fallback(path)
-    try:
-        return read_document(path)
-    except CorpusError as exc:
-        raise ValueError(str(exc)) from exc
-
-
-def _read_fallback(path: Path) -> str:
-    """Used only where lab.corpus is absent: Markdown/text as UTF-8, PDF through pypdf."""
-    if path.suffix.lower() == ".pdf":
-        from pypdf import PdfReader
-
-        try:
-            reader = PdfReader(str(path))
-            if reader.is_encrypted:
-                raise ValueError(f"{path.name}: the PDF is encrypted; save an unencrypted copy")
-            return "\n\n".join(page.extract_text() or "" for page in reader.pages)
-        except ValueError:
-            raise
-        except Exception as exc:
-            raise ValueError(f"{path.name}: not a readable PDF ({type(exc).__name__})") from exc
-    data = path.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise ValueError(f"{path.name}: a binary file, not text; convert it to Markdown, text or PDF")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path.name}: not UTF-8 (byte {exc.start}); re-save the file as UTF-8") from exc
 
 
 def load_documents(ws: Workspace, corpus: str) -> Loaded:
@@ -114,17 +66,13 @@ def load_documents(ws: Workspace, corpus: str) -> Loaded:
     out, seen = Loaded(), {}
     for path in corpus_paths(ws, corpus):
         size_mb = path.stat().st_size / 1e6
-        if size_mb > MAX_DOC_MB:
-            out.problems.append(f"{path.name}: {size_mb:.0f} MB is over the {MAX_DOC_MB:.0f} MB limit; split it")
+        if size_mb > MAX_DOCUMENT_MB:
+            out.problems.append(f"{path.name}: {size_mb:.0f} MB is over the {MAX_DOCUMENT_MB:.0f} MB limit; split it")
             continue
         try:
-            text = read_file(path)
-        except (ValueError, OSError) as exc:
-            msg = str(exc)
-            out.problems.append(msg if msg.startswith(path.name) else f"{path.name}: {msg}")
-            continue
-        if not text.strip():
-            out.problems.append(f"{path.name}: no text in it; skipped")
+            text = read_document(path)
+        except CorpusError as exc:  # its message starts with the file name
+            out.problems.append(str(exc))
             continue
         doc_id = content_hash(text)
         if doc_id in seen:

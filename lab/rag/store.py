@@ -18,7 +18,9 @@ from typing import Any
 from lab.rag.chunking import RagError
 
 API_KEY_ENV = "QDRANT_API_KEY"
-HNSW_FROM = 20_000  # below this many points a flat (exact) scan is as fast as a graph, so skip the HNSW build
+# Below this many chunks an exact scan is fast enough (about 9 ms p50 at 100k on 2 cores) while building the HNSW
+# graph takes minutes, so the graph is built only for bigger indexes.
+HNSW_FROM = 250_000
 _NS = uuid.UUID("6f1c1d4e-5b0a-4c55-9d39-3f1f0e6c2a11")
 
 
@@ -66,7 +68,10 @@ def _edge_store_class():
             if shard_exists:
                 self._shard = EdgeShard.load(str(path))
             else:
-                config = EdgeConfig(vectors=EdgeVectorParams(size=int(dims), distance=Distance.Cosine))
+                # No write-ahead log: an index is written once, flushed, then only read, and without a WAL
+                # several processes (the app, the CLI) can open the same shard at the same time.
+                vectors = EdgeVectorParams(size=int(dims), distance=Distance.Cosine)
+                config = EdgeConfig(vectors=vectors, wal_enabled=False)
                 self._shard = EdgeShard.create(str(path), config)
 
         @classmethod

@@ -1,9 +1,260 @@
-"""The rag tab (placeholder until its issue lands)."""
+"""The RAG tab: build a named index from a corpus (progress bar, statistics, per-file problems), list and delete
+indexes, inspect retrieval (top-k chunks with scores, sources and the question's words highlighted, plus the
+full prompt a RAG contestant would send), and measure it (hit rate@k and MRR, dense vs hybrid, chunk-size sweep).
+
+All work is done by lab.rag; this module only formats. Every event has an api_name (rag_build, rag_refresh,
+rag_info, rag_delete, rag_query, rag_eval, rag_sweep); errors become a status message and a toast.
+"""
 
 from __future__ import annotations
 
+import html
+import re
+from pathlib import Path
+
 import gradio as gr
+
+from lab.config import RagConfig
+from lab.corpus import list_corpora
+from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
+from lab.rag.retrieve import terms
+
+USER_ERRORS = (ValueError, RuntimeError, OSError)
+SAMPLE_QA = Path(__file__).resolve().parents[2] / "data" / "eval.jsonl"
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _fail(message: str) -> str:
+    gr.Warning(message)
+    return f"### ❌ {message}"
+
+
+def _index_choices(ws) -> list[str]:
+    names = list_indexes(ws)
+    return names if "sample" in names else [*names, "sample"]  # sample is built on first use
+
+
+def highlight(text: str, question: str) -> str:
+    """HTML-escaped `text` with the question's words (not stop words) wrapped in <mark>."""
+    wanted = set(terms(question))
+    out, last = [], 0
+    for m in _WORD.finditer(text):
+        if m.group(0).lower() in wanted:
+            out += [html.escape(text[last : m.start()]), f"<mark>{html.escape(m.group(0))}</mark>"]
+            last = m.end()
+    out.append(html.escape(text[last:]))
+    return "".join(out)
+
+
+def passages_html(passages, question: str) -> str:
+    if not passages:
+        return "<p>No passage passed the similarity cutoff.</p>"
+    cards = [
+        f"<div class='rag-hit' style='border:1px solid #ccc;border-radius:8px;padding:8px;margin:6px 0'>"
+        f"<b>#{rank}</b> · cosine <b>{p.score:.3f}</b> · <code>{html.escape(p.source)}</code> · "
+        f"<small>{html.escape(p.chunk_id)}</small>"
+        f"<div style='white-space:pre-wrap;margin-top:4px'>{highlight(p.text, question)}</div></div>"
+        for rank, p in enumerate(passages, start=1)
+    ]
+    return "".join(cards)
+
+
+def stats_markdown(name: str, info: dict) -> str:
+    s = info["stats"]
+    t = s["tokens_per_chunk"]
+    lines = [
+        f"### Index `{name}`",
+        "| documents | chunks | tokens / chunk (mean, min-max) | dims | store | build time |",
+        "|---|---|---|---|---|---|",
+        f"| {s['documents']} | {s['chunks']} | {t['mean']} ({t['min']}-{t['max']}) | {s['dims']} | {s['store']} "
+        f"| {s.get('build_seconds', '?')} s |",
+        f"\nEmbedded {info.get('embedded_docs', 0)} documents, reused {info.get('reused_docs', 0)} unchanged ones.",
+    ]
+    problems = info.get("problems") or []
+    if problems:
+        lines.append("\n**Skipped or noted:**\n" + "\n".join(f"- {html.escape(p)}" for p in problems))
+    return "\n".join(lines)
+
+
+def full_prompt(cache, question: str, passages) -> str:
+    """The prompt a RAG contestant would send, rendered with the generator's chat template."""
+    try:
+        from lab.generation import rag_messages
+    except ImportError:
+        return "(the RAG prompt template is not available)"
+    messages = rag_messages(question, passages)
+    try:
+        return cache.tokenizer("embedded").apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except USER_ERRORS as exc:
+        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages) + f"\n\n(chat template: {exc})"
+
+
+def metrics_markdown(rows: list[dict]) -> str:
+    lines = ["| mode | hit rate@k | MRR | questions |", "|---|---|---|---|"]
+    lines += [f"| {r['mode']} | {r['hit_rate']:.3f} (k={r['k']}) | {r['mrr']:.3f} | {r['n']} |" for r in rows]
+    return "\n".join(lines)
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in re.split(r"[,\s]+", text.strip()) if s]
+    except ValueError as exc:
+        raise RagError(f"chunk sizes {text!r}: write whole numbers separated by commas, e.g. 128, 256") from exc
+    if not sizes or len(sizes) > 6:
+        raise RagError(f"chunk sizes {text!r}: give 1 to 6 sizes, e.g. 128, 256, 512")
+    return sizes
 
 
 def build(ws, cache) -> None:
-    gr.Markdown("Coming soon.")
+    gr.Markdown(
+        "## Retrieval (RAG)\nIndex your documents, see what the retriever finds for a question, and measure it. "
+        "Vectors live in an embedded Qdrant (nothing to start) or a Qdrant server; rebuilding a changed corpus "
+        "re-embeds only the documents whose content changed."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            corpus = gr.Dropdown(list_corpora(ws), label="Corpus (saved name or folder path)", allow_custom_value=True)
+            name = gr.Textbox("my-index", label="Index name")
+            chunker = gr.Radio(list(RagConfig.CHUNKERS), value=RagConfig.chunker, label="Chunker")
+            with gr.Row():
+                size = gr.Number(RagConfig.chunk_size, label="Chunk size (tokens)", precision=0)
+                overlap = gr.Number(RagConfig.overlap, label="Overlap (tokens)", precision=0)
+            embed = gr.Textbox(RagConfig.embed_model, label="Embedding model (embedded or a local folder)")
+            store = gr.Textbox("", label="Qdrant server URL (empty = embedded; key from QDRANT_API_KEY)")
+            hybrid = gr.Checkbox(False, label="Hybrid retrieval by default (dense + BM25)")
+            build_btn = gr.Button("Build index", variant="primary")
+        with gr.Column(scale=1):
+            with gr.Row():
+                index = gr.Dropdown(_index_choices(ws), label="Index", value=None, allow_custom_value=True)
+                refresh = gr.Button("↻ Refresh", size="sm")
+                delete = gr.Button("Delete", variant="stop", size="sm")
+            status = gr.Markdown()
+    _inspect_and_measure(ws, cache, index)
+    build_args = [corpus, name, chunker, size, overlap, embed, store, hybrid]
+    build_btn.click(_on_build(ws, cache), build_args, [status, index], api_name="rag_build")
+    refresh.click(lambda: _refresh(ws), None, [corpus, index], api_name="rag_refresh")
+    index.change(lambda n: _on_info(ws, n), index, status, api_name="rag_info")
+    delete.click(lambda n: _on_delete(ws, cache, n), index, [status, index], api_name="rag_delete")
+
+
+def _inspect_and_measure(ws, cache, index) -> None:
+    with gr.Tab("Inspect"):
+        with gr.Row():
+            question = gr.Textbox(label="Question", scale=4)
+            k = gr.Slider(1, 20, value=5, step=1, label="Top k", scale=1)
+            hybrid = gr.Checkbox(False, label="Hybrid (dense + BM25)", scale=1)
+            cutoff = gr.Slider(0, 1, value=0, step=0.05, label="Similarity cutoff", scale=1)
+        search = gr.Button("Retrieve", variant="primary")
+        hits = gr.HTML()
+        prompt = gr.Textbox(label="Full prompt a RAG contestant would send", lines=12, buttons=["copy"])
+    with gr.Tab("Measure"):
+        with gr.Row():
+            qa = gr.Textbox(str(SAMPLE_QA) if SAMPLE_QA.is_file() else "", label="Questions (JSONL with source)")
+            mk = gr.Slider(1, 20, value=5, step=1, label="k")
+            sizes = gr.Textbox("128, 256, 512", label="Chunk sizes to sweep")
+        with gr.Row():
+            evaluate = gr.Button("Evaluate dense vs hybrid", variant="primary")
+            sweep = gr.Button("Sweep chunk sizes")
+        scores = gr.Markdown()
+        chart = gr.LinePlot(x="chunk_size", y="hit_rate", color="mode", label="Hit rate@k by chunk size")
+    search.click(
+        lambda *a: _on_query(ws, cache, *a), [index, question, k, hybrid, cutoff], [hits, prompt], api_name="rag_query"
+    )
+    evaluate.click(lambda *a: _on_eval(ws, cache, *a), [index, qa, mk], scores, api_name="rag_eval")
+    sweep.click(_on_sweep(ws, cache), [index, qa, sizes, mk], [chart, scores], api_name="rag_sweep")
+
+
+def _on_build(ws, cache):
+    def run(corpus, name, chunker, size, overlap, embed, store, hybrid, progress=gr.Progress()):
+        try:
+            config = RagConfig(
+                name=(name or "").strip(),
+                corpus=(corpus or "").strip(),
+                chunker=chunker or RagConfig.chunker,
+                chunk_size=int(size or 0),
+                overlap=int(overlap or 0),
+                embed_model=(embed or "").strip() or RagConfig.embed_model,
+                store_url=(store or "").strip(),
+                hybrid=bool(hybrid),
+            )
+            if not config.corpus:
+                raise RagError("choose a corpus (save one in the Data tab) or type a folder path")
+            build_index(ws, config, cache, progress=lambda f, m: progress(f, desc=m))
+            info = index_info(ws, config.name)
+        except USER_ERRORS as exc:
+            return _fail(str(exc)), gr.update()
+        return stats_markdown(config.name, info), gr.update(choices=_index_choices(ws), value=config.name)
+
+    return run
+
+
+def _refresh(ws):
+    return gr.update(choices=list_corpora(ws)), gr.update(choices=_index_choices(ws))
+
+
+def _on_info(ws, name):
+    if not name or name not in list_indexes(ws):
+        return "" if not name else f"Index `{name}` is not built yet; it is built with default settings on first use."
+    try:
+        return stats_markdown(name, index_info(ws, name))
+    except USER_ERRORS as exc:
+        return _fail(str(exc))
+
+
+def _on_delete(ws, cache, name):
+    try:
+        delete_index(ws, name or "", cache)
+    except USER_ERRORS as exc:
+        return _fail(str(exc)), gr.update()
+    return f"Deleted index `{name}`.", gr.update(choices=_index_choices(ws), value=None)
+
+
+def _on_query(ws, cache, name, question, k, hybrid, cutoff):
+    if not (question or "").strip():
+        return f"<p>{html.escape('Type a question first.')}</p>", ""
+    try:
+        idx = open_index(ws, name or "", cache)
+        passages = idx.retrieve(question, int(k), hybrid=bool(hybrid), cutoff=float(cutoff or 0))
+    except USER_ERRORS as exc:
+        return f"<p><b>❌ {html.escape(str(exc))}</b></p>", ""
+    return passages_html(passages, question), full_prompt(cache, question, passages)
+
+
+def _on_eval(ws, cache, name, qa, k):
+    from lab.rag.evaluate import compare_modes, load_questions
+
+    try:
+        rows = compare_modes(open_index(ws, name or "", cache), load_questions((qa or "").strip()), int(k))
+    except USER_ERRORS as exc:
+        return _fail(str(exc))
+    misses = ", ".join(map(str, rows[0]["misses"][:20])) or "none"
+    return f"### Index `{name}`\n" + metrics_markdown(rows) + f"\n\nDense misses: {misses}"
+
+
+def _on_sweep(ws, cache):
+    def run(name, qa, sizes, k, progress=gr.Progress()):
+        import pandas as pd
+
+        from lab.rag.embed import load_embedder
+        from lab.rag.evaluate import chunk_size_sweep, load_questions
+
+        try:
+            base = open_index(ws, name or "", cache).config
+            rows = chunk_size_sweep(
+                ws,
+                base,
+                load_questions((qa or "").strip()),
+                _sizes(sizes or ""),
+                load_embedder(cache, base.embed_model),
+                int(k),
+                lambda f, m: progress(f, desc=m),
+            )
+        except USER_ERRORS as exc:
+            return gr.update(), _fail(str(exc))
+        table = ["| chunk size | chunks | mode | hit rate | MRR |", "|---|---|---|---|---|"]
+        table += [
+            f"| {r['chunk_size']} | {r['chunks']} | {r['mode']} | {r['hit_rate']:.3f} | {r['mrr']:.3f} |" for r in rows
+        ]
+        return pd.DataFrame(rows), "\n".join(table)
+
+    return run
