@@ -1,0 +1,108 @@
+"""Training jobs as child processes: stop then resume continues the step count, SIGKILL is recorded as failed,
+one job at a time, cancel kills the process tree, the CLI streams progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lab import jobs
+from lab.config import TrainConfig
+from lab.training import last_checkpoint, read_progress
+
+FACTS = [("What colour is the Zorblat valve?", "It is teal."), ("Who oils the Frell pump?", "Ada Brink.")]
+
+
+def write_facts(path, n: int = 16):
+    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in FACTS]
+    path.write_text("\n".join(json.dumps(rows[i % len(rows)]) for i in range(n)) + "\n", encoding="utf-8")
+    return path
+
+
+def settings(tmp_path, name: str, **extra) -> TrainConfig:
+    base = dict(name=name, dataset=str(write_facts(tmp_path / "facts.jsonl")), batch_size=2, max_length=64,
+                logging_steps=1, save_steps=100, warmup_ratio=0.0)  # fmt: skip
+    return TrainConfig(**{**base, **extra})
+
+
+def wait_for(predicate, timeout: float = 240, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def steps(run_dir) -> list[int]:
+    return [r["step"] for r in read_progress(run_dir) if "loss" in r]
+
+
+def test_stop_then_resume_continues_the_step_count(ws, tmp_path):
+    run_id = jobs.start(ws, settings(tmp_path, "stop-resume", max_steps=40))
+    run_dir = ws.dir("runs", run_id)
+    wait_for(lambda: len(steps(run_dir)) >= 2, what="two logged steps")
+    jobs.stop(ws, run_id)
+    info = jobs.wait(ws, run_id, timeout=240)
+    assert info["state"] == "stopped", info
+    stopped_at = steps(run_dir)[-1]
+    assert 2 <= stopped_at < 40 and last_checkpoint(run_dir).name == f"checkpoint-{stopped_at}"
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    jobs.resume(ws, run_id)
+    wait_for(lambda: any(s > stopped_at for s in steps(run_dir)), what="a step after the resume")
+    jobs.stop(ws, run_id)
+    assert jobs.wait(ws, run_id, timeout=240)["state"] == "stopped"
+    after = steps(run_dir)[steps(run_dir).index(stopped_at) + 1 :]
+    assert after[0] == stopped_at + 1 and after == sorted(after)
+    assert jobs.list_runs(ws)[0]["status"] == "stopped"
+
+
+def test_sigkill_is_recorded_as_failed_and_a_second_job_is_refused(ws, tmp_path):
+    run_id = jobs.start(ws, settings(tmp_path, "killed", max_steps=500))
+    run_dir = ws.dir("runs", run_id)
+    with pytest.raises(jobs.JobError, match="'killed' is already training"):
+        jobs.start(ws, settings(tmp_path, "second", max_steps=2))
+    assert not ws.exists("runs", "second")
+    wait_for(lambda: steps(run_dir), what="a logged step")
+    os.kill(jobs.poll(ws, run_id)["status"]["pid"], signal.SIGKILL)
+    info = wait_for(lambda: (i := jobs.poll(ws, run_id))["state"] == "failed" and i, timeout=30, what="failed")
+    assert "killed or crashed" in info["status"]["error"]
+    assert "step 1/500" in (run_dir / "train.log").read_text()
+    row = jobs.list_runs(ws)[0]
+    assert row["status"] == "failed" and "train.log" in row["error"]
+    assert jobs.active(ws) is None
+
+
+def test_cancel_kills_the_process_tree(ws, tmp_path):
+    run_id = jobs.start(ws, settings(tmp_path, "cancel-me", max_steps=500))
+    pid = jobs.poll(ws, run_id)["status"]["pid"]
+    assert jobs.cancel(ws, run_id) == "cancelled cancel-me"
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2],
+             timeout=30, what="the child to die")  # fmt: skip
+    assert jobs.poll(ws, run_id)["state"] == "cancelled"
+    with pytest.raises(jobs.JobError, match="no checkpoint"):
+        jobs.resume(ws, run_id)
+    jobs.delete(ws, run_id)
+    assert jobs.list_runs(ws) == [] and not ws.exists("runs", run_id)
+
+
+def test_cli_train_prints_run_and_streams_progress(ws, tmp_path):
+    data = write_facts(tmp_path / "cli.jsonl")
+    cmd = [sys.executable, "-m", "lab", "train", "--data", str(data), "--method", "lora", "--max-steps", "2",
+           "--batch-size", "2", "--max-length", "64", "--name", "cli-run"]  # fmt: skip
+    env = {**os.environ, "LAB_HOME": str(ws.root)}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0] == "run cli-run" and lines[1] == f"folder {ws.dir('runs', 'cli-run')}"
+    assert [ln.split()[1] for ln in lines if ln.startswith("step ")] == ["1", "2"]
+    assert lines[-1].startswith("finished ")
+    listing = subprocess.run([sys.executable, "-m", "lab", "runs"], capture_output=True, text=True, env=env)
+    assert "cli-run" in listing.stdout and "finished" in listing.stdout
