@@ -115,12 +115,10 @@ def _index(ws: Workspace, cache, name: str):
 def responder(ws: Workspace, cache, spec: str | Contestant) -> ModelResponder:
     """A ready Responder for a contestant id; models come from (and stay in) the shared cache."""
     c = parse(spec) if isinstance(spec, str) else spec
-    if c.kind in ("ft", "ft+rag"):
-        adapter, base = _adapter(ws, c.run)
-        model, tok = _peft_model(cache, adapter, base), cache.tokenizer(base)
-    else:
-        model, tok = cache.model(c.model), cache.tokenizer(c.model)
+    adapter, base = _adapter(ws, c.run) if c.run else (None, c.model)  # cheap checks first: fail fast
     retriever = _index(ws, cache, c.index) if c.index else None
+    model = _peft_model(cache, adapter, base) if adapter else cache.model(base)
+    tok = cache.tokenizer(base)
     return ModelResponder(c.id, model, tok, retriever)
 
 

@@ -1,0 +1,161 @@
+"""Arena engine with fakes: Bradley-Terry order and intervals, votes in SQLite, eval-set validation, contestant
+ids and missing runs/indexes, batch evaluation with a scripted responder, verdict, save/list/export, cancel."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from lab.arena import battles, contestants, evaluation
+from lab.arena.evalset import EvalItem, EvalSetError, parse_evalset
+from lab.arena.leaderboard import leaderboard
+from lab.config import GenConfig
+from lab.generation import Answer, Responder
+
+
+def _battles(strengths: dict[str, float], n: int, seed: int = 1) -> list[dict]:
+    rng, votes = random.Random(seed), []
+    for _ in range(n):
+        a, b = rng.sample(sorted(strengths), 2)
+        p = 1 / (1 + 10 ** (strengths[b] - strengths[a]))
+        r = rng.random()
+        winner = "tie" if abs(r - p) < 0.05 else ("a" if r < p else "b")
+        votes.append({"system_a": a, "system_b": b, "winner": winner})
+    return votes
+
+
+def test_bradley_terry_order_intervals_and_ranks():
+    board = leaderboard(_battles({"strong": 1.0, "mid": 0.0, "weak": -1.0, "mid2": 0.0}, 600), bootstrap=100)
+    rows = {r["name"]: r for r in board["rows"]}
+    assert [r["name"] for r in board["rows"]][0] == "strong" and board["rows"][-1]["name"] == "weak"
+    # true gaps are 400 rating points; the fit recovers them within the interval
+    assert rows["strong"]["ci"][0] <= rows["strong"]["rating"] <= rows["strong"]["ci"][1]
+    assert 250 < rows["strong"]["rating"] - rows["mid"]["rating"] < 550
+    assert rows["strong"]["rank"] == 1 and rows["weak"]["rank"] == 4
+    assert rows["mid"]["rank"] == rows["mid2"]["rank"] == 2  # overlapping intervals share a rank
+    assert board["rows"] == leaderboard(_battles({"strong": 1.0, "mid": 0.0, "weak": -1.0, "mid2": 0.0}, 600))["rows"]
+    i, j = board["names"].index("strong"), board["names"].index("weak")
+    assert board["win_rate"][i][j] > 0.8 and board["win_rate"][i][j] + board["win_rate"][j][i] == pytest.approx(1)
+    assert 0 < board["tie_rate"] < 0.2
+
+
+def test_ties_and_both_bad_are_half_a_win_each():
+    votes = [{"system_a": "x", "system_b": "y", "winner": w} for w in ("tie", "both_bad", "a", "b")]
+    board = leaderboard(votes, bootstrap=20)
+    assert board["rows"][0]["rating"] == pytest.approx(board["rows"][1]["rating"], abs=0.1)
+    assert board["tie_rate"] == 0.5
+
+
+def test_votes_land_in_sqlite_and_only_blind_ones_are_rated(ws):
+    vid = battles.record_vote(ws.db_path, "q?", "base", "rag:x", "A text", "B text", "a", True, {"max_new_tokens": 8})
+    battles.record_vote(ws.db_path, "q?", "base", "rag:x", "A", "B", "b", blind=False)
+    rows = battles.load_votes(ws.db_path)
+    assert [r["id"] for r in rows] == [vid]
+    assert rows[0]["answer_a"] == "A text" and json.loads(rows[0]["settings"]) == {"max_new_tokens": 8}
+    assert len(battles.load_votes(ws.db_path, blind_only=False)) == 2
+    with pytest.raises(ValueError, match="winner 'c'"):
+        battles.record_vote(ws.db_path, "q?", "base", "rag:x", "A", "B", "c")
+
+
+def test_pick_pair_is_two_different_contestants_on_random_sides():
+    seen = {battles.pick_pair(["base", "rag:x", "ft:r"], random.Random(s)) for s in range(40)}
+    assert all(a != b for a, b in seen) and ("base", "rag:x") in seen and ("rag:x", "base") in seen
+    with pytest.raises(ValueError, match="at least two"):
+        battles.pick_pair(["base", "base"])
+
+
+def test_malformed_eval_file_reports_every_bad_line():
+    text = "\n".join(
+        [
+            '{"question": "ok?", "answer": "yes"}',
+            "{not json",
+            '{"question": "", "answer": "x"}',
+            '{"question": "q", "answer": "a", "answerable": "no", "aliases": "a"}',
+            "[1, 2]",
+        ]
+    )
+    with pytest.raises(EvalSetError) as err:
+        parse_evalset(text, "set.jsonl")
+    lines = " | ".join(err.value.errors)
+    for expected in ("line 2: not valid JSON", "line 3: 'question'", "line 4: 'aliases'", "line 4: 'answerable'"):
+        assert expected in lines
+    assert "line 5: expected a JSON object" in lines and "line 1" not in lines
+    items = parse_evalset('{"question": "q", "answer": "a"}\n\n{"id": "x", "question": "r", "answer": "b"}')
+    assert [(i.id, i.answerable, i.group) for i in items] == [("line-1", True, None), ("x", True, None)]
+
+
+def test_contestant_ids_and_clear_errors_for_missing_things(ws, cache):
+    assert contestants.parse("ft+rag:run1:docs") == contestants.Contestant("ft+rag:run1:docs", "ft+rag", run="run1",
+                                                                           index="docs")  # fmt: skip
+    assert contestants.parse("base").model == "embedded"
+    for bad in ("ft:", "rag", "ft+rag:onlyrun", "gpt"):
+        with pytest.raises(contestants.ContestantError, match="not understood"):
+            contestants.parse(bad)
+    with pytest.raises(contestants.ContestantError, match="run 'gone' has no adapter"):
+        contestants.responder(ws, cache, "ft:gone")
+    with pytest.raises(contestants.ContestantError, match="index 'gone' does not exist"):
+        contestants.responder(ws, cache, "rag:gone")
+
+
+class Scripted:
+    """A fake contestant: answers from a dict, with one fake passage."""
+
+    def __init__(self, name: str, answers: dict[str, str]):
+        self.name, self.answers, self.calls = name, answers, 0
+
+    def answer(self, question: str, gen: GenConfig) -> Answer:
+        return self.answer_many([question], gen)[0]
+
+    def answer_many(self, questions: list[str], gen: GenConfig) -> list[Answer]:
+        self.calls += 1
+        passage = {"text": "the valve is blue", "source": "docs/a.md", "score": 0.8}
+        return [Answer(self.answers.get(q, "I don't know."), [passage], 0.5, 10, 4, self.name) for q in questions]
+
+
+def _items() -> list[EvalItem]:
+    qs = [EvalItem(f"q{i}", f"colour {i}?", "blue", ["navy"], "a.md", True, "taught") for i in range(8)]
+    return qs + [EvalItem(f"u{i}", f"price {i}?", "I don't know", [], None, False, "unanswerable") for i in range(4)]
+
+
+def test_batch_evaluation_scores_summarises_and_explains(ws):
+    good = Scripted("rag:x", {f"colour {i}?": "It is blue [1]." for i in range(8)})
+    bad = Scripted("base", {f"colour {i}?": "red" for i in range(8)} | {"price 0?": "100 euro"})
+    assert isinstance(good, Responder)
+    result = evaluation.run_evaluation(_items(), {"rag:x": good, "base": bad}, GenConfig(batch_size=5), bootstrap=200)
+    by = {s["system"]: s for s in result["systems"]}
+    assert by["rag:x"]["correct_rate"] == 1.0 and by["base"]["correct_rate"] == 0.0
+    assert by["base"]["wrong_rate"] == 1.0 and by["base"]["hallucination_rate"] == 0.25
+    assert by["rag:x"]["idk_rate"] == 1.0 and by["rag:x"]["retrieval_hit"] == 1.0
+    assert by["base"]["hallucination_rate_ci"][0] <= 0.25 <= by["base"]["hallucination_rate_ci"][1]
+    assert by["rag:x"]["by_group"]["taught"]["correct_rate"] == 1.0
+    assert good.calls == 3  # 12 questions in batches of 5
+    assert "**rag:x** answers more questions correctly than **base** by 100 points" in result["verdict"]
+    assert "Only 12 questions" in result["verdict"]
+    eval_id = evaluation.save_evaluation(ws, result, "set.jsonl")
+    assert [r["id"] for r in evaluation.list_evaluations(ws)] == [eval_id]
+    assert evaluation.load_evaluation(ws, eval_id)["systems"] == json.loads(json.dumps(result["systems"]))
+    csv_text = (ws.dir("evals", eval_id) / "questions.csv").read_text()
+    assert csv_text.count("\n") == 1 + 24 and "docs/a.md (0.80)" in csv_text
+    assert {p.name for p in evaluation.export_paths_for(result)} == {"results.json", "questions.csv", "summary.csv"}
+    assert evaluation.compare(ws, [eval_id])[0]["correct_rate"] in (1.0, 0.0)
+
+
+def test_verdict_calls_overlapping_results_a_tie():
+    same = {f"colour {i}?": ("blue" if i % 2 else "red") for i in range(8)}
+    other = {f"colour {i}?": ("blue" if i % 4 == 1 else "red") for i in range(8)}
+    result = evaluation.run_evaluation(
+        _items(), {"a": Scripted("a", same), "b": Scripted("b", other)}, GenConfig(), bootstrap=200
+    )
+    assert "**b** is within the interval of **a**" in result["verdict"]
+
+
+def test_cancel_stops_between_batches_and_keeps_partial_results():
+    r = Scripted("x", {})
+    stop_after = iter([False, True])
+    result = evaluation.run_evaluation(
+        _items(), {"x": r}, GenConfig(batch_size=4), should_stop=lambda: next(stop_after)
+    )
+    assert result["status"] == "cancelled" and len(result["questions"]) == 4 and r.calls == 1
+    assert "cancelled" in result["verdict"]

@@ -1,0 +1,86 @@
+"""Generation on the embedded model: batched (left-padded) greedy output equals one-at-a-time output; the RAG
+prompt; a fine-tuned contestant from a tiny random LoRA adapter shares nothing mutable with the base model."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.config import GenConfig, TrainConfig
+from lab.generation import IDK, Answer, rag_messages, stream_answer
+from lab.rag import Passage
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "Name one primary colour.",
+    "Explain in one sentence why the sky looks blue during the day?",
+    "2+2=?",
+]
+
+
+@pytest.fixture(scope="module")
+def base(cache):
+    from lab.generation import ModelResponder
+
+    return ModelResponder("base", cache.model("embedded"), cache.tokenizer("embedded"))
+
+
+def test_batched_equals_sequential_greedy_text(base):
+    gen = GenConfig(max_new_tokens=12, batch_size=4)
+    batched = base.answer_many(QUESTIONS, gen)
+    sequential = [base.answer(q, gen) for q in QUESTIONS]
+    assert [a.text for a in batched] == [a.text for a in sequential]
+    assert all(a.text and a.completion_tokens > 0 and a.prompt_tokens > 10 for a in batched)
+    assert len({a.prompt_tokens for a in batched}) > 1  # different lengths: the batch really was padded
+
+
+def test_streaming_ends_with_the_greedy_answer(base):
+    gen = GenConfig(max_new_tokens=12)
+    parts = list(stream_answer(base, QUESTIONS[0], gen))
+    assert parts[-1].done and not any(p.done for p in parts[:-1])
+    assert parts[-1].text == base.answer(QUESTIONS[0], gen).text
+
+
+def test_rag_prompt_numbers_passages_and_asks_for_idk():
+    passages = [Passage("Alpha text.", "a.md", 0.9, "c1", "d1"), Passage("Beta text.", "b.md", 0.5, "c2", "d2")]
+    messages = rag_messages("What is alpha?", passages)
+    assert messages[0]["role"] == "system" and IDK in messages[0]["content"] and "cite" in messages[0]["content"]
+    user = messages[1]["content"]
+    assert "[1] (source: a.md) Alpha text." in user and "[2] (source: b.md)" in user
+    assert user.rstrip().endswith("Question: What is alpha?")
+
+
+class FakeIndex:
+    def __init__(self, score: float):
+        self.score = score
+
+    def retrieve(self, question, top_k=None):
+        return [Passage("The valve is blue.", "a.md", self.score, "c1", "d1")]
+
+
+def test_rag_abstains_below_the_score_threshold_without_generating(cache):
+    from lab.generation import ModelResponder
+
+    rag = ModelResponder("rag:x", None, None, FakeIndex(0.2))  # no model: generating would crash
+    answer = rag.answer("What colour is the valve?", GenConfig(abstain_below=0.3))
+    assert isinstance(answer, Answer) and answer.text == IDK + "." and answer.passages[0].score == 0.2
+
+
+def test_finetuned_contestant_loads_its_adapter_over_its_own_copy(ws, cache):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from lab.arena import contestants
+    from lab.models import load_causal_lm
+
+    run = ws.dir("runs", "tiny")
+    run.mkdir(parents=True)
+    torch.manual_seed(0)
+    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(load_causal_lm(cache.resolve("embedded").path), lora).save_pretrained(run / "adapter")
+    TrainConfig(name="tiny", dataset="x").save(run / "config.json")
+    ft = contestants.responder(ws, cache, "ft:tiny")
+    assert ft.answer("2+2=?", GenConfig(max_new_tokens=4)).completion_tokens > 0
+    assert not hasattr(cache.model("embedded"), "peft_config")  # the shared base model was not wrapped
+    assert contestants.responder(ws, cache, "ft:tiny").model is ft.model  # cached, shared by ft and ft+rag
+    assert contestants.release(ws, cache, "ft:tiny") == 1
+    assert contestants.release(ws, cache, "ft:tiny") == 0
