@@ -37,7 +37,7 @@ def run_json(capsys, *argv) -> tuple[int, dict]:
 def test_validate_json_schema_and_exit_codes(ws, files, capsys):
     good, bad = files
     code, out = run_json(capsys, str(bad), "--no-tokens")
-    assert code == 1 and out["valid"] is False and out["records"] == 2
+    assert code == 1 and out["valid"] is False and out["records"] == 3
     assert out["errors"] == [
         {"line": 2, "kind": "invalid_json", "message": out["errors"][0]["message"]},
         {"line": 3, "kind": "empty_messages", "message": "'messages' is an empty list"},

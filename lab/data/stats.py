@@ -131,7 +131,12 @@ def histogram_figure(series: dict[str, list[int]], max_length: int | None = None
     fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 3.0), squeeze=False)
     for ax, name in zip(axes[0], names, strict=False):
         values = series[name]
-        ax.hist(values, bins=min(40, max(5, len(set(values)))), color="#5b6ee1", edgecolor="white")
+        if name == "messages":  # small integers: one bar per count
+            bins = [b - 0.5 for b in range(min(values), max(values) + 2)]
+            ax.set_xticks(range(min(values), max(values) + 1))
+        else:
+            bins = min(40, max(5, len(set(values))))
+        ax.hist(values, bins=bins, color="#5b6ee1", edgecolor="white")
         ax.set_title(name.replace("_", " ") + " per example", fontsize=10)
         ax.set_ylabel("examples")
         if name == "tokens" and max_length and max(values) > max_length:

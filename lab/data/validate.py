@@ -181,7 +181,8 @@ def validate_bytes(raw: bytes, filename: str, cfg: DataConfig | None = None, tok
         report.errors.append(Issue(None, "too_large", msg))
         return report
     fmt, records, columns, errors = read_records(raw, filename, cfg)
-    report.format, report.records, report.errors = fmt, len(records), list(errors)
+    report.format, report.errors = fmt, list(errors)
+    report.records = len(records) + sum(e.kind == "invalid_json" for e in errors)  # bad lines are records too
     if fmt != "chat" and records:
         rows, prep_errors = formats.prepare(records, fmt, columns, cfg)
         report.errors += prep_errors

@@ -32,7 +32,7 @@ def _config(fmt, qcol, acol, scol, max_len, **extra) -> DataConfig:
 
 def _fail(message: str) -> str:
     gr.Warning(message)
-    return f"### ❌ {message}"
+    return f"### ✗ {message}"
 
 
 def _corpus_rows(ws) -> list[list]:
@@ -60,9 +60,15 @@ def build(ws, cache) -> None:
             check = gr.Button("Validate", variant="primary")
         with gr.Column(scale=2):
             status = gr.Markdown("Upload a file and press **Validate**.")
-            errors = gr.Dataframe(headers=["line", "kind", "message"], label="Errors", wrap=True, max_height=300)
+            errors = gr.Dataframe(
+                headers=["line", "kind", "message"],
+                label="Errors",
+                wrap=True,
+                max_height=300,
+                column_widths=["70px", "190px", "640px"],
+            )
             stats_md = gr.Markdown()
-            plot = gr.Plot(label="Histograms")
+            plot = gr.Plot(label="Histograms", show_label=False)
     with gr.Accordion("Preview through the chat template", open=True):
         index = gr.Number(1, label="Example #", precision=0, minimum=1)
         preview = gr.HTML()
@@ -71,8 +77,12 @@ def build(ws, cache) -> None:
     _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len)
     _build_corpus(ws)
     inputs = [upload, fmt, qcol, acol, scol, model, max_len]
+
+    def validate(path, fmt_, q, a, s, model_, max_len_, progress=gr.Progress()):
+        return _validate(cache, path, fmt_, q, a, s, model_, max_len_, progress)
+
     check.click(
-        lambda *a: _validate(cache, *a),
+        validate,
         inputs,
         [status, errors, stats_md, plot, report_json, preview, state],
         api_name="data_validate",
@@ -80,7 +90,7 @@ def build(ws, cache) -> None:
     index.change(lambda s, i, m: _preview(cache, s, i, m), [state, index, model], preview, api_name="data_preview")
 
 
-def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress=gr.Progress()):
+def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress):
     empty = ("", None, None, None, "", {})
     if not path:
         return (_fail("upload a fine-tuning file first"), *empty)
@@ -147,7 +157,7 @@ def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> Non
         except USER_ERRORS as exc:
             return _fail(str(exc)), gr.skip()
         c = meta["counts"]
-        msg = f"### ✅ dataset `{meta['name']}` saved: {c['train']} train / {c['val']} validation examples"
+        msg = f"### ✓ dataset `{meta['name']}` saved: {c['train']} train / {c['val']} validation examples"
         msg += f" (seed {meta['seed']})"
         return msg, view.dataset_rows(list_datasets(ws))
 

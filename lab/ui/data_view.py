@@ -14,17 +14,17 @@ def status_markdown(report) -> str:
     """Verdict, counts, error kinds and warnings of a validation report."""
     if report.valid:
         head = (
-            f"### ✅ {report.source} is valid\n{len(report.examples)} examples ({report.format} format"
+            f"### ✓ {report.source} is valid\n{len(report.examples)} examples ({report.format} format"
             f"{'' if report.format == 'chat' else ', converted to chat messages'}). Save it below as a dataset."
         )
     else:
         kinds = ", ".join(f"`{k}` ×{n}" for k, n in sorted(report.error_counts().items()))
         head = (
-            f"### ❌ {report.source} is not valid\n{len(report.errors)} error(s) "
+            f"### ✗ {report.source} is not valid\n{len(report.errors)} error(s) "
             f"in {report.records} record(s): {kinds or 'no usable examples'}. "
             "Fix the lines listed below and upload again; nothing was saved."
         )
-    warnings = "".join(f"\n- ⚠️ `{w.kind}`: {w.message}" for w in report.warnings)
+    warnings = "".join(f"\n- ⚠ `{w.kind}`: {w.message}" for w in report.warnings)
     return head + ("\n\n**Warnings**" + warnings if warnings else "")
 
 
@@ -99,7 +99,7 @@ def dataset_rows(metas: list[dict]) -> list[list]:
 
 
 def corpus_markdown(report) -> str:
-    lines = [f"### ✅ corpus `{report.name}` saved: {len(report.saved)} documents, {report.chars:,} characters"]
-    lines += [f"- ⚠️ skipped {html.escape(f)}: {html.escape(m)}" for f, m in report.skipped]
+    lines = [f"### ✓ corpus `{report.name}` saved: {len(report.saved)} documents, {report.chars:,} characters"]
+    lines += [f"- ⚠ skipped {html.escape(f)}: {html.escape(m)}" for f, m in report.skipped]
     lines += [f"- skipped {html.escape(f)}: same content as {html.escape(s)}" for f, s in report.duplicates]
     return "\n".join(lines)
