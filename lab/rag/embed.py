@@ -14,7 +14,7 @@ BATCH = 32
 
 
 class SentenceEmbedder:
-    """name, dims, tokenize(text) -> tokens, embed(texts, on_batch) -> (n, dims) normalised float32."""
+    """name, dims, max_tokens, tokenize(text) -> tokens, embed(texts, on_batch) -> (n, dims) normalised float32."""
 
     def __init__(self, model, name: str):
         self.model = model
@@ -23,8 +23,9 @@ class SentenceEmbedder:
         self.dims = int(dims())
         self.max_tokens = int(getattr(model, "max_seq_length", 0) or 0)  # 0 = unknown
 
-    def tokenize(self, text: str) -> list[str]:
-        return self.model.tokenizer.tokenize(text)
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids without special tokens (used to count chunk sizes; never truncated)."""
+        return self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
 
     def embed(self, texts: Sequence[str], on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
         rows = []

@@ -1,0 +1,99 @@
+"""The RAG tab: its formatters, the API through gradio_client against the launched app, and a real browser that
+builds an index, retrieves passages and saves test-artifacts/rag-tab.png."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from lab.rag import Passage
+from lab.ui import rag_tab
+
+DOCS = Path(__file__).resolve().parent.parent / "data" / "docs"
+
+
+def test_highlight_marks_question_words_and_escapes():
+    out = rag_tab.highlight("Oil <b>volume</b> of the gearbox: 410 litres", "What is the gearbox oil volume?")
+    assert out == "<mark>Oil</mark> &lt;b&gt;<mark>volume</mark>&lt;/b&gt; of the <mark>gearbox</mark>: 410 litres"
+    html = rag_tab.passages_html([Passage("a <x>", "f.md", 0.5, "d:0", "d")], "a")
+    assert "f.md" in html and "0.500" in html and "&lt;x&gt;" in html
+    assert "No passage" in rag_tab.passages_html([], "q")
+
+
+def test_stats_and_metrics_tables():
+    info = {
+        "stats": {
+            "documents": 2,
+            "chunks": 5,
+            "tokens_per_chunk": {"mean": 9.5, "min": 3, "max": 12},
+            "dims": 384,
+            "store": "qdrant-edge",
+            "build_seconds": 1.5,
+        },
+        "embedded_docs": 1,
+        "reused_docs": 1,
+        "problems": ["x.bin: binary"],
+    }
+    md = rag_tab.stats_markdown("idx", info)
+    assert "| 2 | 5 | 9.5 (3-12) | 384 | qdrant-edge | 1.5 s |" in md and "- x.bin: binary" in md
+    rows = [{"mode": "dense", "hit_rate": 0.5, "k": 5, "mrr": 0.25, "n": 4}]
+    assert "| dense | 0.500 (k=5) | 0.250 | 4 |" in rag_tab.metrics_markdown(rows)
+    with pytest.raises(ValueError, match="chunk sizes 'a, b'"):
+        rag_tab._sizes("a, b")
+    assert rag_tab._sizes("128, 256 512") == [128, 256, 512]
+
+
+@pytest.fixture(scope="module")
+def small_docs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("rag-ui") / "docs"
+    folder.mkdir()
+    for name in ("08-blade-inspection.md", "13-lightning-protection.md"):
+        shutil.copy(DOCS / name, folder / name)
+    return folder
+
+
+@pytest.mark.integration
+def test_build_query_info_delete_through_the_api(client, small_docs):
+    name = f"ui-{uuid.uuid4().hex[:6]}"
+    status, _ = client.predict(
+        str(small_docs), name, "markdown", 256, 32, "embedded", "", False, api_name="/rag_build"
+    )
+    assert f"Index `{name}`" in status and "| 2 |" in status
+    hits, prompt = client.predict(
+        name, "How often is the internal rope-access blade inspection?", 3, False, 0, api_name="/rag_query"
+    )
+    assert hits.count("rag-hit") == 3 and "08-blade-inspection.md" in hits.split("rag-hit")[1]
+    assert "<mark>" in hits and "48 months" in prompt and "rope-access blade inspection?" in prompt
+    hybrid, _ = client.predict(name, "blade inspection", 2, True, 0.99, api_name="/rag_query")
+    assert "No passage" in hybrid  # the cutoff removed every passage
+    assert "qdrant-edge" in client.predict(name, api_name="/rag_info")
+    bad, _ = client.predict("/no/such/folder", "x1", "markdown", 256, 32, "embedded", "", False, api_name="/rag_build")
+    assert "❌" in bad and "/no/such/folder" in bad
+    deleted, _ = client.predict(name, api_name="/rag_delete")
+    assert f"Deleted index `{name}`" in deleted
+    gone, _ = client.predict(name, "x", 3, False, 0, api_name="/rag_query")
+    assert "no index named" in gone and name in gone
+
+
+@pytest.mark.integration
+def test_rag_tab_in_a_browser(page, shot, small_docs):
+    page.get_by_role("tab", name="RAG").click()
+    corpus = page.get_by_label("Corpus (saved name or folder path)")
+    corpus.fill(str(small_docs))
+    corpus.press("Enter")
+    page.get_by_label("Index name").fill("browser-idx")
+    page.get_by_role("button", name="Build index").click()
+    try:
+        page.locator("h3", has_text="browser-idx").first.wait_for(timeout=120_000)
+    finally:
+        shot(page, "rag-tab")
+    page.get_by_label("Question").fill("Which alarm follows a lightning strike?")
+    page.get_by_role("button", name="Retrieve").click()
+    page.locator(".rag-hit").first.wait_for(timeout=60_000)
+    assert page.locator(".rag-hit").count() == 5
+    assert "13-lightning-protection.md" in page.locator(".rag-hit").first.inner_text()
+    assert page.locator(".rag-hit mark").count() > 0
+    shot(page, "rag-tab")
