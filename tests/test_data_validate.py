@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from lab.config import DataConfig
 from lab.data import validate_bytes
-from lab.data.stats import epoch_estimate
+from lab.data.stats import epoch_estimate, histogram_figure
 
 SYS = {"role": "system", "content": "Be brief."}
 USER = {"role": "user", "content": "What is the torque?"}
@@ -285,3 +285,21 @@ def test_validator_never_crashes_on_arbitrary_json(value):
     report = validate_bytes(json.dumps(value).encode(), "x.jsonl", tokenizer=FakeTokenizer())
     assert report.records == 1
     assert report.valid or report.errors
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from('{}[]":,\n\r \ufeffabc01-messagesrolecontent\u00e9'), max_size=300),
+    name=st.sampled_from(["x.jsonl", "x.json", "x.csv"]),
+)
+def test_validator_never_crashes_on_json_like_text(text, name):
+    report = validate_bytes(text.encode(), name, tokenizer=FakeTokenizer())
+    assert all(e.line is None or e.line >= 1 for e in report.errors)
+    json.dumps(report.to_dict())
+
+
+def test_histogram_figure_has_one_panel_per_series_and_marks_max_length():
+    fig = histogram_figure({"tokens": [5, 50, 500], "assistant_tokens": [1, 2, 3], "messages": [2, 2, 4]}, 100)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["tokens per example", "assistant tokens per example", "messages per example"]
+    assert fig.axes[0].get_legend() is not None and fig.axes[1].get_legend() is None

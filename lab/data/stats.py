@@ -122,16 +122,14 @@ def compute(examples: list[dict], cfg, tokenizer=None) -> tuple[dict[str, Any], 
 
 def histogram_figure(series: dict[str, list[int]], max_length: int | None = None):
     """A matplotlib figure with one histogram per series (tokens, assistant tokens, messages)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global state, safe in gradio's worker threads
 
     names = [n for n in ("tokens", "assistant_tokens", "messages") if series.get(n)]
-    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 3.0), squeeze=False)
+    fig = Figure(figsize=(4.2 * max(1, len(names)), 3.0))
+    axes = fig.subplots(1, max(1, len(names)), squeeze=False)
     for ax, name in zip(axes[0], names, strict=False):
         values = series[name]
-        if name == "messages":  # small integers: one bar per count
+        if name == "messages" and max(values) - min(values) <= 20:  # small integers: one bar per count
             bins = [b - 0.5 for b in range(min(values), max(values) + 2)]
             ax.set_xticks(range(min(values), max(values) + 1))
         else:
@@ -143,7 +141,6 @@ def histogram_figure(series: dict[str, list[int]], max_length: int | None = None
             ax.axvline(max_length, color="#d9534f", linestyle="--", label=f"max_length {max_length}")
             ax.legend(fontsize=8)
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 

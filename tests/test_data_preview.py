@@ -1,0 +1,42 @@
+"""The chat-template preview and token statistics with the real embedded tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.config import DataConfig
+from lab.data.stats import compute, preview_segments
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = {
+    "messages": [
+        {"role": "user", "content": "Which code is a pitch fault?"},
+        {"role": "assistant", "content": "a", "weight": 0},
+        {"role": "user", "content": "And the torque?"},
+        {"role": "assistant", "content": "1,180 Nm for the hub bolts."},
+    ]
+}
+
+
+def test_preview_marks_only_trained_assistant_tokens(cache):
+    tokenizer = cache.tokenizer("embedded")
+    segments = preview_segments(EXAMPLE, tokenizer)
+    text = "".join(t for t, _ in segments)
+    assert text == tokenizer.apply_chat_template(EXAMPLE["messages"], tokenize=False)
+    labelled = [(t, label) for t, label in segments if label]
+    # the single-letter answer "a" is found at its turn, not inside "<|im_start|>" or the system prompt
+    assert labelled[0] == ("a" + tokenizer.eos_token, "not trained (weight 0)")
+    assert labelled[1] == ("1,180 Nm for the hub bolts." + tokenizer.eos_token, "trained")
+    assert len(labelled) == 2
+
+
+def test_token_statistics_match_the_tokenizer(cache):
+    tokenizer = cache.tokenizer("embedded")
+    summary, series = compute([EXAMPLE], DataConfig(), tokenizer)
+    rendered = tokenizer.apply_chat_template(EXAMPLE["messages"], tokenize=False)
+    assert series["tokens"] == [len(tokenizer(rendered, add_special_tokens=False)["input_ids"])]
+    assert series["assistant_tokens"] == [
+        len(tokenizer("1,180 Nm for the hub bolts.", add_special_tokens=False)["input_ids"])
+    ]
+    assert summary["estimate"]["epochs"] == 25
