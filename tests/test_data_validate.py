@@ -151,6 +151,15 @@ def test_content_as_text_parts_is_normalised_to_a_string():
     assert report.examples[0]["messages"][0]["content"] == "ab"
 
 
+def test_pretty_printed_json_array_in_a_jsonl_file_is_read_as_an_array():
+    text = json.dumps([GOOD, GOOD], indent=2)
+    report = validate_bytes(text.encode(), "x.jsonl")
+    starts = [i + 1 for i, line in enumerate(text.split("\n")) if line == "  {"]
+    assert report.valid and len(report.examples) == 2 and report.lines == starts == [2, 18]
+    one_line = validate_bytes(b'[{"messages": []}]\n' + jsonl(GOOD), "x.jsonl")  # JSONL whose line 1 is an array
+    assert [(e.line, e.kind) for e in one_line.errors] == [(1, "not_an_object")] and len(one_line.examples) == 1
+
+
 def test_alpaca_json_array_and_jsonl():
     rows = [
         {"instruction": "Name the code", "input": "E-17", "output": "Pitch fault"},
@@ -197,7 +206,7 @@ def test_csv_with_mapped_columns_and_line_numbers():
     assert [e.kind for e in report.errors] == ["bad_content"] and report.errors[0].line == 6
     assert "Antwort" in report.errors[0].message
     assert report.examples[0]["messages"][0]["content"] == "What, exactly?"
-    assert report.lines == [2, 5]
+    assert report.lines == [2, 4]  # the row with a quoted two-line cell starts on line 4
 
 
 def test_csv_detects_question_answer_columns_and_tsv():

@@ -130,12 +130,13 @@ def _skip_ws(text: str, pos: int) -> int:
     return pos
 
 
-def json_records(text: str) -> tuple[list[Record], list[Issue]]:
-    """A .json upload: a top-level array, one object (maybe wrapping a list under 'data'), or JSONL."""
+def json_records(text: str, jsonl: bool = False) -> tuple[list[Record], list[Issue]]:
+    """A top-level array, one object (maybe wrapping a list under 'data'), or JSONL. For a .jsonl file
+    (`jsonl`), only a pretty-printed array spread over several lines is read as an array."""
     stripped = text.lstrip()
-    if stripped.startswith("["):
+    if stripped.startswith("[") and (not jsonl or _multiline_array(text)):
         return json_array_records(text)
-    if stripped.startswith("{"):
+    if stripped.startswith("{") and not jsonl:
         try:
             value = json.loads(text)
         except (ValueError, RecursionError):
@@ -146,6 +147,15 @@ def json_records(text: str) -> tuple[list[Record], list[Issue]]:
                 return [Record(start, v) for v in value[key]], []
         return [Record(start, value)], []
     return jsonl_records(text)
+
+
+def _multiline_array(text: str) -> bool:
+    if sum(1 for line in text.split("\n") if line.strip()) < 2:
+        return False
+    try:
+        return isinstance(json.loads(text), list)
+    except (ValueError, RecursionError):
+        return False
 
 
 def csv_rows(text: str, tab: bool = False) -> tuple[list[str], list[Record], list[Issue]]:
@@ -159,9 +169,11 @@ def csv_rows(text: str, tab: bool = False) -> tuple[list[str], list[Record], lis
     rows: list[Record] = []
     try:
         header = [h.strip() for h in next(reader, [])]
+        end = reader.line_num
         for row in reader:
+            start, end = end + 1, reader.line_num  # a quoted cell may span lines: report where the row starts
             if any(cell.strip() for cell in row):
-                rows.append(Record(reader.line_num, dict(zip(header, row, strict=False))))
+                rows.append(Record(start, dict(zip(header, row, strict=False))))
     except csv.Error as exc:
         return [], [], [Issue(reader.line_num, "invalid_csv", f"not readable as CSV: {exc}")]
     return header, rows, []

@@ -165,7 +165,7 @@ def read_records(raw: bytes, filename: str, cfg: DataConfig) -> tuple[str, list[
     if suffix in (".csv", ".tsv") or (cfg.format == "csv" and not looks_json):
         columns, records, errors = formats.csv_rows(text, tab=suffix == ".tsv")
         return "csv", records, columns, errors
-    records, errors = formats.json_records(text) if suffix == ".json" else formats.jsonl_records(text)
+    records, errors = formats.json_records(text, jsonl=suffix != ".json")
     fmt = cfg.format if cfg.format != "auto" else formats.detect(records)
     return fmt, records, [], errors
 
