@@ -119,3 +119,19 @@ def test_qlora_trains_a_few_steps_on_4bit_nf4(ws, tmp_path):
     assert [r["step"] for r in read_progress(run_dir) if "loss" in r] == [1, 2]
     assert (run_dir / ADAPTER / "adapter_model.safetensors").is_file()
     assert json.loads((run_dir / ADAPTER / "adapter_config.json").read_text())["r"] == 16
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["lora", "qlora"])
+def test_cuda_run_uses_bf16_and_reports_cuda_memory(ws, tmp_path, method):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA (run on a lent GPU machine)")
+    from lab.training import engine
+
+    run_dir = new_run(ws, tmp_path, f"cuda-{method}", method=method, max_steps=4, batch_size=8, max_length=128)
+    status = engine.train(run_dir)
+    assert status["state"] == "finished" and status["bf16"] == torch.cuda.is_bf16_supported()
+    assert 0 < status["metrics"]["peak_memory_mb"] < torch.cuda.get_device_properties(0).total_memory / 2**20
+    print(f"{method}: {status['metrics']['runtime_s'] / 4:.3f} s/step, peak {status['metrics']['peak_memory_mb']} MB")
