@@ -60,15 +60,19 @@ def parse_many(text: str | list[str]) -> list[Contestant]:
 def available(ws: Workspace) -> list[str]:
     """Contestant ids that can be built from this workspace (finished runs with an adapter, built indexes)."""
     runs = [r for r in ws.list("runs") if (ws.dir("runs", r) / "adapter").is_dir()]
-    indexes = _indexes(ws)
+    indexes = _indexes(ws, buildable=True)
     out = ["base"] + [f"ft:{r}" for r in runs] + [f"rag:{i}" for i in indexes]
     return out + [f"ft+rag:{r}:{i}" for r in runs for i in indexes]
 
 
-def _indexes(ws: Workspace) -> list[str]:
+def _indexes(ws: Workspace, buildable: bool = False) -> list[str]:
+    """Built indexes; with `buildable`, also `sample` when the sample corpus is installed (built on first use)."""
     from lab.rag import list_indexes
 
-    return list(list_indexes(ws))
+    names = list(list_indexes(ws))
+    if buildable and "sample" not in names and ws.exists("corpora", "sample"):
+        names.append("sample")
+    return names
 
 
 def _adapter(ws: Workspace, run: str) -> tuple[Path, str]:

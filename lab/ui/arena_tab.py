@@ -56,13 +56,13 @@ def build(ws, cache) -> None:
     gr.Markdown("## Arena\nCompare base, fine-tuned, RAG and fine-tuned + RAG on your own questions.")
     choices = _choices(ws)
     refresh = gr.Button("Refresh contestant list", size="sm")
-    with gr.Tab("Side by side"):
+    with gr.Tab("Side by side", elem_id="arena-side"):
         pick = _build_side_by_side(ws, cache, choices)
-    with gr.Tab("Blind battle"):
+    with gr.Tab("Blind battle", elem_id="arena-battle"):
         pool = _build_battle(ws, cache, choices)
-    with gr.Tab("Leaderboard"):
+    with gr.Tab("Leaderboard", elem_id="arena-leaderboard"):
         _build_leaderboard(ws)
-    with gr.Tab("Batch evaluation"):
+    with gr.Tab("Batch evaluation", elem_id="arena-eval"):
         eval_pick = arena_eval.build(ws, cache, choices, gen_controls)
 
     def reload():
