@@ -38,7 +38,7 @@ def test_status_and_preview_formatters_escape_and_summarise(tmp_path):
 
 
 @pytest.mark.integration
-def test_validate_save_and_bad_input_through_the_api(client, app_home, tmp_path):
+def test_validate_save_and_bad_input_through_the_api(embedded_path, client, app_home, tmp_path):
     from gradio_client import handle_file
 
     ws = Workspace.open(app_home)
@@ -93,10 +93,11 @@ def test_corpus_upload_through_the_api(client, app_home, tmp_path):
 
 
 @pytest.mark.browser
-def test_data_tab_upload_shows_the_report(page, shot, tmp_path):
+def test_data_tab_upload_shows_the_report(embedded_path, page, shot, tmp_path):
     path = mixed_file(tmp_path / "support-chats.jsonl")
     page.locator("input[type=file]").first.set_input_files(str(path))
     page.get_by_text("support-chats.jsonl").first.wait_for()
+    page.get_by_text("KB", exact=False).first.wait_for()  # the size appears once the upload has finished
     page.get_by_role("button", name="Validate", exact=True).click()
     page.get_by_text("support-chats.jsonl is not valid").wait_for()
     page.get_by_text("role 'narrator' is not one of").first.wait_for()
