@@ -85,4 +85,5 @@ def test_browser_blind_battle_and_small_batch_evaluation(page, shot, app_home):
     ev.get_by_role("button", name="Run evaluation").click()
     page.get_by_text("finished:").wait_for(timeout=300_000)
     assert ev.get_by_text("Most correct answers on your data").is_visible()
+    ev.get_by_role("gridcell", name="rag:sample").first.wait_for()  # the per-question table is filled
     shot(page, "arena-eval")

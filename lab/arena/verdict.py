@@ -57,6 +57,9 @@ def _section(result, systems, rate: str, answerable: bool, cat: str, lowest: boo
     if not scored:
         return []
     best = (min if lowest else max)(scored, key=lambda s: s[rate])
+    if all(s[rate] == best[rate] for s in scored):
+        n = best["n_answerable" if answerable else "n_unanswerable"]
+        return [f"{words[0].rstrip(':')}: no difference, every contestant is at {_pct(best[rate])} (n={n})."]
     ci = best.get(f"{rate}_ci") or [None, None]
     n = best["n_answerable" if answerable else "n_unanswerable"]
     lines = [f"{words[0]} **{best['system']}**: {_pct(best[rate])} (95% CI {_pct(ci[0])}-{_pct(ci[1])}, n={n})."]
