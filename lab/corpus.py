@@ -146,13 +146,13 @@ def html_to_text(markup: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def _check_file(path: Path) -> str:
+def _check_file(path: Path, max_mb: float) -> str:
     """Return the file's content hash, or raise CorpusError saying why it cannot join a corpus."""
     if not path.is_file():
         raise CorpusError(f"{path.name}: no such file")
     size_mb = path.stat().st_size / 1e6
-    if size_mb > MAX_DOCUMENT_MB:
-        raise CorpusError(f"{path.name}: {size_mb:.1f} MB is over the {MAX_DOCUMENT_MB:.0f} MB limit per document")
+    if size_mb > max_mb:
+        raise CorpusError(f"{path.name}: {size_mb:.3g} MB is over the {max_mb:g} MB limit per document; split it")
     read_document(path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -166,11 +166,13 @@ def _target_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def save_corpus(ws: Workspace, name: str, paths, overwrite: bool = False) -> CorpusReport:
+def save_corpus(
+    ws: Workspace, name: str, paths, overwrite: bool = False, max_mb: float = MAX_DOCUMENT_MB
+) -> CorpusReport:
     """Copy the readable documents among `paths` into corpus `name`, all-or-nothing; report the rest.
 
     Raises CorpusError when no file is usable (nothing is written then); an existing corpus of that name is
-    only replaced when `overwrite` is true, and survives any failure.
+    only replaced when `overwrite` is true, and survives any failure. Files over `max_mb` are skipped.
     """
     ws.dir("corpora", name)  # validates the name before any work
     if ws.exists("corpora", name) and not overwrite:
@@ -178,7 +180,7 @@ def save_corpus(ws: Workspace, name: str, paths, overwrite: bool = False) -> Cor
     report, good, seen = CorpusReport(name), [], {}
     for path in sorted({Path(p) for p in paths}, key=lambda p: p.name):
         try:
-            digest = _check_file(path)
+            digest = _check_file(path, max_mb)
         except CorpusError as exc:
             report.skipped.append((path.name, str(exc)))
             continue

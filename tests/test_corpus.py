@@ -134,3 +134,9 @@ def test_same_file_name_from_two_folders_is_kept_under_two_names(ws, tmp_path):
 def test_html_to_text_drops_scripts_and_keeps_table_cells():
     text = html_to_text("<table><tr><td>A</td><td>B</td></tr></table><noscript>no</noscript>")
     assert "A | B" in text and "no" not in text.split()
+
+
+def test_oversized_document_is_skipped_with_the_limit_named(ws, docs):
+    report = save_corpus(ws, "small", [docs / "guide.md", docs / "manual.pdf"], max_mb=0.0005)
+    assert report.saved == ["guide.md"]
+    assert report.skipped[0][0] == "manual.pdf" and "over the 0.0005 MB limit" in report.skipped[0][1]

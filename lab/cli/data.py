@@ -3,7 +3,7 @@ corpus, list what the workspace holds. The CLI twin of the Data tab; all the wor
 
   data validate PATH [--format auto|chat|alpaca|sharegpt|csv] [--json]   exit 0 valid, 1 not valid
   data import PATH --name NAME [--val-fraction F] [--seed S] [--overwrite]
-  data corpus FILE... --name NAME [--overwrite]
+  data corpus FILE... --name NAME [--overwrite] [--max-mb MB]
   data list
 """
 
@@ -39,6 +39,7 @@ def register(sub) -> None:
     cor.add_argument("paths", nargs="+")
     cor.add_argument("--name", required=True)
     cor.add_argument("--overwrite", action="store_true")
+    cor.add_argument("--max-mb", type=float, default=None, help="per-document size limit (default 50 MB)")
     cor.set_defaults(func=cmd_corpus)
     cmds.add_parser("list", help="list saved datasets and corpora").set_defaults(func=cmd_list)
 
@@ -128,13 +129,14 @@ def cmd_corpus(args) -> int:
     from lab.corpus import CorpusError, save_corpus
 
     try:
-        report = save_corpus(_workspace(), args.name, args.paths, overwrite=args.overwrite)
+        limit = {"max_mb": args.max_mb} if args.max_mb else {}
+        report = save_corpus(_workspace(), args.name, args.paths, overwrite=args.overwrite, **limit)
     except CorpusError as exc:
         print(str(exc), file=sys.stderr)
         return 1
     print(f"saved corpus {args.name!r}: {len(report.saved)} documents, {report.chars} characters")
-    for name, why in report.skipped:
-        print(f"  skipped {name}: {why}", file=sys.stderr)
+    for _name, why in report.skipped:
+        print(f"  skipped {why}", file=sys.stderr)
     for name, same in report.duplicates:
         print(f"  skipped {name}: same content as {same}", file=sys.stderr)
     return 0

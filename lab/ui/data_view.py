@@ -100,6 +100,6 @@ def dataset_rows(metas: list[dict]) -> list[list]:
 
 def corpus_markdown(report) -> str:
     lines = [f"### ✓ corpus `{report.name}` saved: {len(report.saved)} documents, {report.chars:,} characters"]
-    lines += [f"- ⚠ skipped {html.escape(f)}: {html.escape(m)}" for f, m in report.skipped]
+    lines += [f"- ⚠ skipped {html.escape(m)}" for _f, m in report.skipped]
     lines += [f"- skipped {html.escape(f)}: same content as {html.escape(s)}" for f, s in report.duplicates]
     return "\n".join(lines)
