@@ -102,6 +102,18 @@ def _build_side_by_side(ws, cache, choices):
             yield "", *mds, *[""] * (MAX_SIDE - len(names))
 
     ask.click(run, [pick, question, *gen], [status, *cols], api_name="arena_side_by_side", concurrency_id="gen")
+    previous = gr.State(list(pick.value or []))
+
+    def dropped(before, now):
+        """Free the adapter model of a fine-tuned contestant that was removed from the selection."""
+        for name in set(before or []) - set(now or []):
+            try:
+                contestants.release(ws, cache, name, still_used=list(now or []))
+            except USER_ERRORS:
+                pass  # a malformed custom id never loaded anything
+        return list(now or [])
+
+    pick.change(dropped, [previous, pick], previous, api_name="arena_release", queue=False)
     return pick
 
 
