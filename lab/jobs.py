@@ -9,6 +9,7 @@ No gradio here; no module state (a reaper thread per child only waits on it so i
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -60,6 +61,8 @@ def check(ws: Workspace, config: TrainConfig) -> dict:
             f"max_length={config.max_length} is above the model's limit of {limits['max_positions']} tokens: lower it"
         )
     target_names(linear_modules(weight_shapes(model_dir)), config.target_modules)
+    if config.report_to != "none" and importlib.util.find_spec(config.report_to) is None:
+        raise JobError(f"report_to={config.report_to!r}: that package is not installed; install it or use none")
     tokens = sum(len(json.dumps(e["messages"])) for e in train) / max(len(train), 1) / 3.5
     plan = estimate(config, model_dir, len(train), tokens)
     return {"n_train": len(train), "n_val": len(val), "model_dir": model_dir, **plan}

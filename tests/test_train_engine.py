@@ -110,6 +110,20 @@ def test_saved_adapter_reloads_to_identical_outputs(lora_run, cache):
         assert torch.allclose(trained(input_ids=ids).logits, reloaded.eval()(input_ids=ids).logits, atol=1e-5)
 
 
+def test_merged_model_matches_the_adapter(lora_run, cache):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lab.training.engine import merge_adapter
+
+    run_dir, _, captured = lora_run
+    merged = AutoModelForCausalLM.from_pretrained(str(merge_adapter(cache.resolve("embedded").path, run_dir)))
+    ids = torch.tensor([[1, 422, 2051, 314, 260, 1078, 30]])
+    with torch.no_grad():
+        expected = captured["model"].eval()(input_ids=ids).logits
+        assert torch.allclose(merged.eval()(input_ids=ids).logits, expected, atol=1e-4)
+
+
 def test_qlora_trains_a_few_steps_on_4bit_nf4(ws, tmp_path):
     from lab.training import engine
 
