@@ -3,6 +3,7 @@ builds an index, retrieves passages and saves test-artifacts/rag-tab.png."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -72,6 +73,18 @@ def test_build_query_info_delete_through_the_api(client, small_docs):
     assert "qdrant-edge" in client.predict(name, api_name="/rag_info")
     bad, _ = client.predict("/no/such/folder", "x1", "markdown", 256, 32, "embedded", "", False, api_name="/rag_build")
     assert "❌" in bad and "/no/such/folder" in bad
+    qa = small_docs.parent / "qa.jsonl"
+    rows = [
+        ("How often is the internal rope-access blade inspection?", "08-blade-inspection.md"),
+        ("What alarm does a lightning strike raise?", "13-lightning-protection.md"),
+    ]
+    qa.write_text("".join(json.dumps({"question": q, "source": s}) + "\n" for q, s in rows), encoding="utf-8")
+    scores = client.predict(name, str(qa), 1, api_name="/rag_eval")
+    assert "| dense | 1.000 (k=1) | 1.000 | 2 |" in scores and "| hybrid |" in scores
+    chart, table = client.predict(name, str(qa), "64, 128", 1, api_name="/rag_sweep")
+    assert "| 64 |" in table and "| 128 |" in table and chart["mark"] == "line"
+    assert [(r[0], r[2]) for r in chart["data"]] == [(64, "dense"), (64, "hybrid"), (128, "dense"), (128, "hybrid")]
+    assert chart["data"][0][1] > chart["data"][2][1]  # smaller chunks, more of them
     deleted, _ = client.predict(name, api_name="/rag_delete")
     assert f"Deleted index `{name}`" in deleted
     gone, _ = client.predict(name, "x", 3, False, 0, api_name="/rag_query")

@@ -37,6 +37,13 @@ def register(sub) -> None:
     ev.add_argument("-k", type=int, default=5)
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)
+    sweep = cmds.add_parser("sweep", help="hit rate@k and MRR by chunk size (throwaway builds of NAME's corpus)")
+    sweep.add_argument("name")
+    sweep.add_argument("--qa", required=True)
+    sweep.add_argument("--sizes", default="128,256,512", help="comma-separated chunk sizes (tokens)")
+    sweep.add_argument("-k", type=int, default=5)
+    sweep.add_argument("--json", action="store_true")
+    sweep.set_defaults(func=cmd_sweep)
     cmds.add_parser("list", help="list indexes with their statistics").set_defaults(func=cmd_list)
     delete = cmds.add_parser("delete", help="delete an index")
     delete.add_argument("name")
@@ -110,6 +117,31 @@ def cmd_eval(args) -> int:
         return 0
     for r in rows:
         print(f"{r['mode']:<7} hit_rate@{r['k']}={r['hit_rate']:.3f}  MRR={r['mrr']:.3f}  (n={r['n']})")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from lab.rag import open_index
+    from lab.rag.embed import load_embedder
+    from lab.rag.evaluate import chunk_size_sweep, load_questions
+
+    ws, cache = _context()
+    base = open_index(ws, args.name, cache).config
+    try:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError as exc:
+        raise ValueError(f"--sizes {args.sizes!r}: use whole numbers separated by commas, e.g. 128,256") from exc
+    embedder = load_embedder(cache, base.embed_model)
+    rows = chunk_size_sweep(ws, base, load_questions(args.qa), sizes, embedder, args.k, _progress)
+    print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(
+            f"chunk_size={r['chunk_size']:<5} chunks={r['chunks']:<5} {r['mode']:<7} "
+            f"hit_rate@{args.k}={r['hit_rate']:.3f}  MRR={r['mrr']:.3f}"
+        )
     return 0
 
 

@@ -289,7 +289,13 @@ def sample_corpus(ws: Workspace) -> str:
 
 
 def ensure_sample_index(ws: Workspace, cache, progress: Progress | None = None) -> BuildReport | None:
-    """Build index `sample` with the default settings unless it exists; returns the report when it built."""
-    if SAMPLE in list_indexes(ws):
-        return None
-    return build_index(ws, RagConfig(name=SAMPLE, corpus=sample_corpus(ws)), cache, progress=progress)
+    """Build index `sample` with the default settings unless it exists; returns the report when it built.
+
+    Callers racing for it (the Arena and the RAG tab in two browser tabs) share one lock from the cache, so the
+    sample is embedded once."""
+    import threading
+
+    with cache.get(("rag-lock", str(ws.root), SAMPLE), threading.Lock):
+        if SAMPLE in list_indexes(ws):
+            return None
+        return build_index(ws, RagConfig(name=SAMPLE, corpus=sample_corpus(ws)), cache, progress=progress)
