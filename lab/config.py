@@ -199,12 +199,14 @@ class GenConfig(_Config):
     top_k: int = 3  # passages retrieved per question; 0 = the index's own top_k
     context_chars: int = 700  # each passage is cut to this many characters in the prompt
     abstain_below: float = -1.0  # RAG answers "I don't know" when the best passage scores below this; -1 = off
+    focus_sentences: int = 0  # RAG: keep only this many question-closest sentences of the passages; 0 = off
 
     def validate(self) -> None:
         _check(0 < self.max_new_tokens <= 4096, "max_new_tokens", self.max_new_tokens, "must be in 1..4096")
         _check(self.top_k >= 0, "top_k", self.top_k, "must be >= 0 (0 = the index's own top_k)")
         _check(self.context_chars >= 50, "context_chars", self.context_chars, "must be at least 50 characters")
         _check(-1 <= self.abstain_below <= 1, "abstain_below", self.abstain_below, "must be in [-1, 1]; -1 = off")
+        _check(self.focus_sentences >= 0, "focus_sentences", self.focus_sentences, "must be >= 0 (0 = off)")
         _check(0 <= self.temperature <= 5, "temperature", self.temperature, "must be in [0, 5]; 0 = greedy")
         _check(0 < self.top_p <= 1, "top_p", self.top_p, "must be in (0, 1]")
         _check(self.batch_size > 0, "batch_size", self.batch_size, "must be a positive integer")

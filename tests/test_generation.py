@@ -84,3 +84,32 @@ def test_finetuned_contestant_loads_its_adapter_over_its_own_copy(ws, cache):
     assert contestants.responder(ws, cache, "ft:tiny").model is ft.model  # cached, shared by ft and ft+rag
     assert contestants.release(ws, cache, "ft:tiny") == 1
     assert contestants.release(ws, cache, "ft:tiny") == 0
+
+
+class WordEmbedder:
+    """Deterministic fake: one dimension per vocabulary word, normalised."""
+
+    def embed(self, texts):
+        import numpy as np
+
+        vocab = sorted({w for t in texts for w in t.lower().split()})
+        rows = np.array([[t.lower().split().count(w) for w in vocab] for t in texts], dtype=float)
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+
+
+def test_focus_keeps_the_sentences_closest_to_the_question_in_order():
+    from lab.generation.focus import focus_passages, sentences
+
+    p1 = Passage(
+        "The valve is painted blue. The pump weighs ten kilos.\n| a table row about valves |", "a.md", 0.9, "1", "a"
+    )
+    p2 = Passage("Nothing relevant is said here at all.", "b.md", 0.5, "2", "b")
+    assert sentences(p1.text) == [
+        "The valve is painted blue.",
+        "The pump weighs ten kilos.",
+        "| a table row about valves |",
+    ]
+    out = focus_passages("what colour is the valve painted", [p1, p2], WordEmbedder(), keep=1)
+    assert out == [
+        {"text": "The valve is painted blue.", "source": "a.md", "score": 0.9, "chunk_id": "1", "doc_id": "a"}
+    ]

@@ -24,6 +24,15 @@ TABLE = (
     ("similarity", "sim"),
     ("retrieval_hit", "hit"),
 )
+GEN_FLAGS = (
+    "max_new_tokens",
+    "temperature",
+    "batch_size",
+    "top_k",
+    "context_chars",
+    "abstain_below",
+    "focus_sentences",
+)
 
 
 def register(sub) -> None:
@@ -48,14 +57,13 @@ def register(sub) -> None:
 
 def _gen_flags(parser) -> None:
     defaults = GenConfig()
-    for name in ("max_new_tokens", "temperature", "batch_size", "top_k", "context_chars", "abstain_below"):
+    for name in GEN_FLAGS:
         value = getattr(defaults, name)
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type(value), default=value)
 
 
 def _gen(args) -> GenConfig:
-    names = ("max_new_tokens", "temperature", "batch_size", "top_k", "context_chars", "abstain_below")
-    return GenConfig(**{n: getattr(args, n) for n in names})
+    return GenConfig(**{n: getattr(args, n) for n in GEN_FLAGS})
 
 
 def _context():

@@ -123,6 +123,11 @@ class ModelResponder:
     def _messages(self, question: str, passages: list[Any], gen: GenConfig) -> list[dict[str, str]]:
         if self.retriever is None:
             return plain_messages(question)
+        embedder = getattr(self.retriever, "embedder", None)
+        if gen.focus_sentences > 0 and embedder is not None:
+            from lab.generation.focus import focus_passages
+
+            passages = focus_passages(question, passages, embedder, gen.focus_sentences)
         return rag_messages(question, passages, gen.context_chars)
 
     def answer(self, question: str, gen: GenConfig) -> Answer:
