@@ -40,3 +40,16 @@ def test_token_statistics_match_the_tokenizer(cache):
         len(tokenizer("1,180 Nm for the hub bolts.", add_special_tokens=False)["input_ids"])
     ]
     assert summary["estimate"]["epochs"] == 25
+
+
+def test_batched_rendering_equals_one_by_one(cache):
+    from lab.data.stats import render, render_all
+
+    tokenizer = cache.tokenizer("embedded")
+    tools = {**EXAMPLE, "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]}
+    examples = [
+        EXAMPLE,
+        tools,
+        {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]},
+    ]
+    assert render_all(examples, tokenizer) == [render(e, tokenizer) for e in examples]

@@ -79,6 +79,22 @@ def render(example: dict, tokenizer) -> str:
         return "\n".join(f"{m['role']}: {m['content']}" for m in example["messages"])
 
 
+def render_all(examples: list[dict], tokenizer) -> list[str]:
+    """`render` for many examples: batched template calls (faster), one by one where a batch fails or has tools."""
+    out: list[str | None] = [None] * len(examples)
+    plain = [i for i, e in enumerate(examples) if not e.get("tools")]
+    for start in range(0, len(plain), BATCH):
+        chunk = plain[start : start + BATCH]
+        try:
+            texts = tokenizer.apply_chat_template([examples[i]["messages"] for i in chunk], tokenize=False)
+        except Exception:
+            continue
+        if isinstance(texts, list) and len(texts) == len(chunk):
+            for i, text in zip(chunk, texts, strict=True):
+                out[i] = text
+    return [text if isinstance(text, str) else render(e, tokenizer) for text, e in zip(out, examples, strict=True)]
+
+
 def _lengths(tokenizer, texts: list[str]) -> list[int]:
     """Token count of each text, in batches; uses the Rust backend's batch encoder when there is one."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -95,7 +111,7 @@ def _lengths(tokenizer, texts: list[str]) -> list[int]:
 
 def token_counts(examples: list[dict], tokenizer) -> tuple[list[int], list[int]]:
     """(tokens per example through the chat template, trained assistant tokens per example)."""
-    totals = _lengths(tokenizer, [render(e, tokenizer) for e in examples])
+    totals = _lengths(tokenizer, render_all(examples, tokenizer))
     turns = [[m["content"] for m in trained_turns(e)] for e in examples]
     unique = list(dict.fromkeys(t for ts in turns for t in ts))
     counts = dict(zip(unique, _lengths(tokenizer, unique), strict=True))
