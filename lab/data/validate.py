@@ -23,6 +23,7 @@ from lab.data.formats import Issue, Record, short
 ROLES = ("system", "user", "assistant", "tool")
 MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call")
 MIN_EXAMPLES = 10
+FILE_KINDS = ("binary_file", "not_utf8", "not_jsonl", "invalid_csv", "invalid_parquet", "too_large", "invalid_json")
 
 
 @dataclass
@@ -193,9 +194,6 @@ def validate_bytes(raw: bytes, filename: str, cfg: DataConfig | None = None, tok
         report.errors.append(Issue(None, "empty_file", "the file holds no records (it is empty or only blank lines)"))
     _warn(report, cfg, tokenizer)
     return report
-
-
-FILE_KINDS = ("binary_file", "not_utf8", "not_jsonl", "invalid_csv", "invalid_parquet", "too_large", "invalid_json")
 
 
 def _check_examples(records: list[Record], report: Report) -> None:
