@@ -235,16 +235,16 @@ def to_chat(rows: list[tuple[int, dict]], fmt: str) -> list[Record]:
     if not rows:
         return []
     from datasets import Dataset
-    from datasets.utils import tqdm as ds_tqdm
+    from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
-    quiet = ds_tqdm.are_progress_bars_disabled()
-    ds_tqdm.disable_progress_bars()  # an in-memory map of an upload: no progress bar on stderr
+    quiet = are_progress_bars_disabled()
+    disable_progress_bars()  # an in-memory map of an upload: no progress bar on stderr
     try:
         ds = Dataset.from_list([{"line": line, **fields} for line, fields in rows])
         ds = ds.map(_CONVERTERS[fmt], remove_columns=[c for c in ds.column_names if c != "line"])
     finally:
         if not quiet:
-            ds_tqdm.enable_progress_bars()
+            enable_progress_bars()
     return [Record(row["line"], {"messages": row["messages"]}) for row in ds.to_list()]
 
 
