@@ -105,15 +105,17 @@ def _peft_model(cache, adapter: Path, base: str):
 
 
 def _index(ws: Workspace, cache, name: str):
-    from lab.rag import RagError, open_index
+    from lab.rag import open_index
 
     if name not in _indexes(ws) and name != "sample":
         existing = ", ".join(_indexes(ws)) or "none"
         raise ContestantError(f"index {name!r} does not exist (deleted or never built); existing indexes: {existing}")
     try:
         return open_index(ws, name, cache)
-    except (RagError, OSError, KeyError) as exc:
-        raise ContestantError(f"index {name!r} cannot be opened: {exc}; rebuild it in the RAG tab") from exc
+    except Exception as exc:  # the vector store raises bare Exceptions (e.g. locked by another process)
+        busy = "WAL" in str(exc)
+        hint = "it may be open in another process (close it there)" if busy else "rebuild it in the RAG tab"
+        raise ContestantError(f"index {name!r} cannot be opened: {exc}; {hint}") from exc
 
 
 def responder(ws: Workspace, cache, spec: str | Contestant) -> ModelResponder:

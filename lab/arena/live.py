@@ -30,6 +30,8 @@ def stream_many(
                 latest[i] = answer
         except USER_ERRORS as exc:
             errors[i] = str(exc)
+        except Exception as exc:  # shown next to the answer; a worker thread must never die silently
+            errors[i] = f"{type(exc).__name__}: {exc}"
 
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(makers))]
     for t in threads:

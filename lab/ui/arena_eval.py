@@ -93,8 +93,8 @@ def _run(ws, cache, stops, upload, pick, limit, batch, *settings, request: gr.Re
                 lambda d, t, m: box.update(progress=(d, t, m)),
                 flag.is_set,
             )
-        except USER_ERRORS as exc:
-            box["error"] = str(exc)
+        except Exception as exc:  # reported in the status line, never as a traceback
+            box["error"] = str(exc) if isinstance(exc, USER_ERRORS) else f"{type(exc).__name__}: {exc}"
 
     yield from _watch(threading.Thread(target=work, daemon=True), box)
 
