@@ -55,6 +55,8 @@ def test_validate_save_and_bad_input_through_the_api(embedded_path, client, app_
     ]
     assert errors["data"][0][0] == 41 and "tokens per example" in stats_md and "trained" in preview
     assert "Example 1 of 40 (line 1)" in preview and "Question 0?" in preview
+    other = client.predict(5, "embedded", api_name="/data_preview")  # the session keeps the validated examples
+    assert "Example 5 of 40 (line 5)" in other and "Question 4?" in other
     name = f"ui-{uuid.uuid4().hex[:6]}"
     saved, _ = client.predict(
         handle_file(str(path)), "auto", "", "", "", "embedded", 1024, name, 0.1, 0, False, api_name="/data_save"
