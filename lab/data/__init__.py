@@ -1,9 +1,9 @@
 """Fine-tuning data: read uploads in any accepted format, validate every line, normalise to chat messages,
 compute statistics, split and save named datasets in the workspace.
 
-Submodules: `formats` (bytes -> records, detection, conversion with `datasets`), `validate` (the chat checks
-and the Report), `stats` (token statistics, estimate, histogram, preview), `store` (split, save, load, hash,
-sample domain). This package knows nothing about gradio or training; documents for RAG are lab.corpus.
+Submodules: `formats` (bytes -> records, detection), `convert` (alpaca / ShareGPT / question-answer records
+to chat with `datasets`), `validate` (the chat checks and the Report), `stats` (token statistics, estimate,
+histogram, preview), `store` (split, save, load, hash, sample domain). This package knows nothing about gradio or training; documents for RAG are lab.corpus.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.config import DataConfig
-from lab.data import formats
+from lab.data import convert, formats
 from lab.data.formats import Issue, Record, short
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -185,9 +185,9 @@ def validate_bytes(raw: bytes, filename: str, cfg: DataConfig | None = None, tok
     report.format, report.errors = fmt, list(errors)
     report.records = len(records) + sum(e.kind == "invalid_json" for e in errors)  # bad lines are records too
     if fmt != "chat" and records:
-        rows, prep_errors = formats.prepare(records, fmt, columns, cfg)
+        rows, prep_errors = convert.prepare(records, fmt, columns, cfg)
         report.errors += prep_errors
-        records = formats.to_chat(rows, fmt)
+        records = convert.to_chat(rows, fmt)
     _check_examples(records, report)
     report.errors.sort(key=lambda e: e.line or 0)
     if not report.records and not any(e.kind in FILE_KINDS for e in report.errors):
