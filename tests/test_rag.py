@@ -227,6 +227,13 @@ def test_qdrant_server_store_behind_the_same_api(ws, docs, fake):
     assert not client.collection_exists(second)
 
 
+def test_unreachable_qdrant_server_is_a_clear_error(ws, docs, fake):
+    config = RagConfig(name="srv", corpus=str(docs), chunk_size=64, overlap=8, store_url="http://127.0.0.1:9")
+    with pytest.raises(RagError, match="store_url 'http://127.0.0.1:9': the Qdrant server failed"):
+        build_index(ws, config, embedder=fake)
+    assert list_indexes(ws) == []
+
+
 def test_llamaindex_can_use_the_edge_store(tmp_path):
     from llama_index.core import StorageContext, VectorStoreIndex
     from llama_index.core.embeddings import BaseEmbedding

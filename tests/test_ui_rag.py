@@ -70,7 +70,8 @@ def test_build_query_info_delete_through_the_api(client, small_docs):
     assert "<mark>" in hits and "48 months" in prompt and "rope-access blade inspection?" in prompt
     hybrid, _ = client.predict(name, "blade inspection", 2, True, 0.99, api_name="/rag_query")
     assert "No passage" in hybrid  # the cutoff removed every passage
-    assert "qdrant-edge" in client.predict(name, api_name="/rag_info")
+    info, hybrid_default = client.predict(name, api_name="/rag_info")
+    assert "qdrant-edge" in info and hybrid_default["value"] is False
     bad, _ = client.predict("/no/such/folder", "x1", "markdown", 256, 32, "embedded", "", False, api_name="/rag_build")
     assert "❌" in bad and "/no/such/folder" in bad
     qa = small_docs.parent / "qa.jsonl"

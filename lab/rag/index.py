@@ -24,7 +24,7 @@ from lab.config import RagConfig
 from lab.rag.chunking import Chunk, Document, RagError, load_documents, split_document
 from lab.rag.embed import load_embedder
 from lab.rag.retrieve import Index
-from lab.rag.store import edge_store, point_id, server_store
+from lab.rag.store import API_KEY_ENV, edge_store, point_id, server_store
 from lab.workspace import Workspace
 
 Progress = Callable[[float, str], None]
@@ -206,6 +206,12 @@ def _fill_store(folder, config, chunks, vectors, collection, qdrant_client) -> N
     try:
         for start in range(0, len(chunks), 512):
             store.add(_nodes(chunks[start : start + 512], vectors[start : start + 512]))
+    except Exception as exc:
+        _drop_collection(config.store_url, collection, qdrant_client)
+        raise RagError(
+            f"store_url {config.store_url!r}: the Qdrant server failed ({type(exc).__name__}: {exc}); check the "
+            f"URL and the {API_KEY_ENV} environment variable, or leave the URL empty for the embedded store"
+        ) from exc
     except BaseException:
         _drop_collection(config.store_url, collection, qdrant_client)
         raise

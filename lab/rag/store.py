@@ -134,12 +134,16 @@ def server_store(url: str, collection: str, client: Any = None):
     from llama_index.vector_stores.qdrant import QdrantVectorStore
     from qdrant_client import QdrantClient
 
-    if client is None:
-        try:
-            client = QdrantClient(url=url, api_key=os.environ.get(API_KEY_ENV) or None, timeout=30)
-        except Exception as exc:
-            raise RagError(f"store_url {url!r}: cannot connect to a Qdrant server ({exc}); check the URL") from exc
-    return QdrantVectorStore(collection_name=collection, client=client)
+    try:
+        if client is None:
+            key = os.environ.get(API_KEY_ENV) or None
+            client = QdrantClient(url=url, api_key=key, timeout=30, check_compatibility=False)
+        return QdrantVectorStore(collection_name=collection, client=client)
+    except Exception as exc:
+        raise RagError(
+            f"store_url {url!r}: the Qdrant server failed ({type(exc).__name__}: {exc}); check the URL and the "
+            f"{API_KEY_ENV} environment variable, or leave the URL empty for the embedded store"
+        ) from exc
 
 
 def search_many(store, embeddings, k: int) -> list[list[tuple[str, float]]]:
@@ -150,6 +154,12 @@ def search_many(store, embeddings, k: int) -> list[list[tuple[str, float]]]:
 
     out = []
     for emb in embeddings:
-        res = store.query(VectorStoreQuery(query_embedding=[float(x) for x in emb], similarity_top_k=k))
+        try:
+            res = store.query(VectorStoreQuery(query_embedding=[float(x) for x in emb], similarity_top_k=k))
+        except Exception as exc:
+            raise RagError(
+                f"the Qdrant server did not answer ({type(exc).__name__}: {exc}); check that it runs and that "
+                f"{API_KEY_ENV} is set if it needs a key"
+            ) from exc
         out.append([(str(i), float(s)) for i, s in zip(res.ids or [], res.similarities or [], strict=False)])
     return out

@@ -129,15 +129,16 @@ def build(ws, cache) -> None:
                 refresh = gr.Button("↻ Refresh", size="sm")
                 delete = gr.Button("Delete", variant="stop", size="sm")
             status = gr.Markdown()
-    _inspect_and_measure(ws, cache, index)
+    query_hybrid = _inspect_and_measure(ws, cache, index)
     build_args = [corpus, name, chunker, size, overlap, embed, store, hybrid]
     build_btn.click(_on_build(ws, cache), build_args, [status, index], api_name="rag_build")
     refresh.click(lambda: _refresh(ws), None, [corpus, index], api_name="rag_refresh")
-    index.change(lambda n: _on_info(ws, n), index, status, api_name="rag_info")
+    index.change(lambda n: _on_info(ws, n), index, [status, query_hybrid], api_name="rag_info")
     delete.click(lambda n: _on_delete(ws, cache, n), index, [status, index], api_name="rag_delete")
 
 
-def _inspect_and_measure(ws, cache, index) -> None:
+def _inspect_and_measure(ws, cache, index) -> gr.Checkbox:
+    """The Inspect and Measure sub-tabs; returns the Inspect hybrid checkbox (it follows the chosen index)."""
     with gr.Tab("Inspect"):
         with gr.Row():
             question = gr.Textbox(label="Question", scale=4)
@@ -162,6 +163,7 @@ def _inspect_and_measure(ws, cache, index) -> None:
     )
     evaluate.click(lambda *a: _on_eval(ws, cache, *a), [index, qa, mk], scores, api_name="rag_eval")
     sweep.click(_on_sweep(ws, cache), [index, qa, sizes, mk], [chart, scores], api_name="rag_sweep")
+    return hybrid
 
 
 def _on_build(ws, cache):
@@ -193,12 +195,15 @@ def _refresh(ws):
 
 
 def _on_info(ws, name):
+    """Statistics of the chosen index, and its default retrieval mode for the Inspect checkbox."""
     if not name or name not in list_indexes(ws):
-        return "" if not name else f"Index `{name}` is not built yet; it is built with default settings on first use."
+        note = f"Index `{name}` is not built yet; it is built with default settings on first use." if name else ""
+        return note, gr.update()
     try:
-        return stats_markdown(name, index_info(ws, name))
+        hybrid = RagConfig.load(ws.dir("indexes", name) / "config.json").hybrid
+        return stats_markdown(name, index_info(ws, name)), gr.update(value=hybrid)
     except USER_ERRORS as exc:
-        return _fail(str(exc))
+        return _fail(str(exc)), gr.update()
 
 
 def _on_delete(ws, cache, name):
