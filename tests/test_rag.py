@@ -212,6 +212,7 @@ def test_delete_index(ws, docs, fake):
         delete_index(ws, "t")
 
 
+@pytest.mark.filterwarnings("ignore:Payload indexes have no effect")
 def test_qdrant_server_store_behind_the_same_api(ws, docs, fake):
     from qdrant_client import QdrantClient
 
@@ -223,8 +224,9 @@ def test_qdrant_server_store_behind_the_same_api(ws, docs, fake):
     assert index.retrieve("rotor crack", top_k=1)[0].source == "blades.md"
     second = build_index(ws, config, embedder=fake, qdrant_client=client).stats["collection"]
     assert not client.collection_exists(first) and client.collection_exists(second)
+    build_index(ws, config.replace(store_url=""), embedder=fake, qdrant_client=client)  # moved to the embedded store
+    assert not client.collection_exists(second) and (ws.dir("indexes", "srv") / "store").is_dir()
     delete_index(ws, "srv", qdrant_client=client)
-    assert not client.collection_exists(second)
 
 
 def test_unreachable_qdrant_server_is_a_clear_error(ws, docs, fake):

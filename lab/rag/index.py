@@ -147,13 +147,13 @@ def build_index(
         progress(0.92, "writing the vector store")
     embedded = {chunks[i].doc_id for i in todo}
     report = BuildReport(config.name, {}, loaded.problems, len(embedded), len(loaded.documents) - len(embedded))
-    old_collection = _old_collection(ws, config.name)
+    old_url, old_collection = _old_collection(ws, config.name)
     with ws.atomic_dir("indexes", config.name, overwrite=True) as staging:
         report.stats = write_folder(staging, config, loaded.documents, chunks, vectors, qdrant_client)
         report.stats["build_seconds"] = round(time.perf_counter() - started, 2)
         _write_meta(staging, config, loaded, report)
-    if old_collection and config.store_url:
-        _drop_collection(config.store_url, old_collection, qdrant_client)
+    if old_collection:
+        _drop_collection(old_url, old_collection, qdrant_client)
     return report
 
 
@@ -232,11 +232,13 @@ def _write_meta(folder: Path, config: RagConfig, loaded, report: BuildReport) ->
     (folder / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
-def _old_collection(ws: Workspace, name: str) -> str:
+def _old_collection(ws: Workspace, name: str) -> tuple[str, str]:
+    """(server URL, collection) of the current index `name` when its vectors live on a Qdrant server."""
     try:
-        return index_info(ws, name)["stats"].get("collection", "")
+        url = RagConfig.load(ws.dir("indexes", name) / "config.json").store_url
+        return url, index_info(ws, name)["stats"].get("collection", "") if url else ""
     except (ValueError, OSError, KeyError):
-        return ""
+        return "", ""
 
 
 def _drop_collection(url: str, collection: str, qdrant_client=None) -> None:
