@@ -2,8 +2,8 @@
 indexes, inspect retrieval (top-k chunks with scores, sources and the question's words highlighted, plus the
 full prompt a RAG contestant would send), and measure it (hit rate@k and MRR, dense vs hybrid, chunk-size sweep).
 
-All work is done by lab.rag; this module only formats. Every event has an api_name (rag_build, rag_refresh,
-rag_info, rag_delete, rag_query, rag_eval, rag_sweep); errors become a status message and a toast.
+All work is done by lab.rag; this module only formats. Every event has an api_name (rag_build, rag_cancel,
+rag_refresh, rag_info, rag_delete, rag_query, rag_eval, rag_sweep); errors become a status message and a toast.
 """
 
 from __future__ import annotations
@@ -122,7 +122,9 @@ def build(ws, cache) -> None:
             embed = gr.Textbox(RagConfig.embed_model, label="Embedding model (embedded or a local folder)")
             store = gr.Textbox("", label="Qdrant server URL (empty = embedded; key from QDRANT_API_KEY)")
             hybrid = gr.Checkbox(False, label="Hybrid retrieval by default (dense + BM25)")
-            build_btn = gr.Button("Build index", variant="primary")
+            with gr.Row():
+                build_btn = gr.Button("Build index", variant="primary")
+                cancel = gr.Button("Cancel build", variant="secondary")
         with gr.Column(scale=1):
             with gr.Row():
                 index = gr.Dropdown(_index_choices(ws), label="Index", value=None, allow_custom_value=True)
@@ -132,6 +134,7 @@ def build(ws, cache) -> None:
     query_hybrid = _inspect_and_measure(ws, cache, index)
     build_args = [corpus, name, chunker, size, overlap, embed, store, hybrid]
     build_btn.click(_on_build(ws, cache), build_args, [status, index], api_name="rag_build")
+    cancel.click(lambda n: request_cancel(ws, cache, n), name, status, api_name="rag_cancel")
     refresh.click(lambda: _refresh(ws), None, [corpus, index], api_name="rag_refresh")
     index.change(lambda n: _on_info(ws, n), index, [status, query_hybrid], api_name="rag_info")
     delete.click(lambda n: _on_delete(ws, cache, n), index, [status, index], api_name="rag_delete")
@@ -166,6 +169,28 @@ def _inspect_and_measure(ws, cache, index) -> gr.Checkbox:
     return hybrid
 
 
+def _cancel_key(ws, name: str) -> tuple[str, str, str]:
+    return ("rag-cancel", str(ws.root), (name or "").strip())
+
+
+def request_cancel(ws, cache, name: str) -> str:
+    """Ask the running build of `name` to stop at its next embedding batch (its old index stays)."""
+    cache.put(_cancel_key(ws, name), True)
+    return f"Cancelling the build of `{name}`; the previous index, if any, stays as it was."
+
+
+def checked_progress(ws, cache, name: str, progress):
+    """A build progress callback that reports to gradio and raises when a cancel was requested."""
+    cache.put(_cancel_key(ws, name), False)
+
+    def report(fraction: float, message: str) -> None:
+        if cache.get(_cancel_key(ws, name), lambda: False):
+            raise RagError(f"build of {name!r} cancelled; the previous index, if any, is unchanged")
+        progress(fraction, desc=message)
+
+    return report
+
+
 def _on_build(ws, cache):
     def run(corpus, name, chunker, size, overlap, embed, store, hybrid, progress=gr.Progress()):
         try:
@@ -181,7 +206,7 @@ def _on_build(ws, cache):
             )
             if not config.corpus:
                 raise RagError("choose a corpus (save one in the Data tab) or type a folder path")
-            build_index(ws, config, cache, progress=lambda f, m: progress(f, desc=m))
+            build_index(ws, config, cache, progress=checked_progress(ws, cache, config.name, progress))
             info = index_info(ws, config.name)
         except USER_ERRORS as exc:
             return _fail(str(exc)), gr.update()
