@@ -22,7 +22,7 @@ _NOT_LORA = re.compile(r"(embed|lm_head|wte|wpe|norm)", re.I)
 PRESETS: dict[str, dict] = {
     "quick CPU demo": dict(
         rank=16, alpha=32, target_modules="all-linear", learning_rate=1e-3, scheduler="cosine", warmup_ratio=0.05,
-        epochs=3.0, max_steps=0, batch_size=8, max_length=256, assistant_only_loss=True, eval_steps=20,
+        epochs=2.0, max_steps=0, batch_size=8, max_length=256, assistant_only_loss=True, eval_steps=20,
     ),
     "TRL guide (QLoRA, r256)": dict(
         method="qlora", rank=256, alpha=128, dropout=0.05, target_modules="all-linear", learning_rate=2e-4,
