@@ -270,7 +270,7 @@ def open_index(ws: Workspace, name: str, cache=None, *, embedder=None, qdrant_cl
     def make() -> Index:
         emb = embedder or load_embedder(cache, config.embed_model)
         store = _open_store(folder, config, meta, qdrant_client)
-        return Index(name, config, _read_chunks(folder), np.load(folder / "embeddings.npy"), store, emb, meta)
+        return Index(name, config, _read_chunks(folder), _vectors_file(folder), store, emb, meta)
 
     if cache is None or embedder is not None:
         return make()
@@ -278,6 +278,11 @@ def open_index(ws: Workspace, name: str, cache=None, *, embedder=None, qdrant_cl
     if key not in cache.keys():
         cache.release(("rag-index", str(folder)))
     return cache.get(key, make)
+
+
+def _vectors_file(folder: Path):
+    """Chunk vectors, memory-mapped: only the rows a query touches are read (100k x 384 floats = 150 MB)."""
+    return np.load(folder / "embeddings.npy", mmap_mode="r")
 
 
 def _open_store(folder: Path, config: RagConfig, meta: dict, qdrant_client=None):
