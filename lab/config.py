@@ -196,10 +196,10 @@ class GenConfig(_Config):
     temperature: float = 0.0
     top_p: float = 1.0
     batch_size: int = 8
-    top_k: int = 3  # passages retrieved per question; 0 = the index's own top_k
+    top_k: int = 5  # passages retrieved per question (focus picks sentences from all of them); 0 = the index's
     context_chars: int = 700  # each passage is cut to this many characters in the prompt
     abstain_below: float = -1.0  # RAG answers "I don't know" when the best passage scores below this; -1 = off
-    focus_sentences: int = 0  # RAG: keep only this many question-closest sentences of the passages; 0 = off
+    focus_sentences: int = 4  # RAG: keep only this many question-closest sentences of the passages; 0 = off
 
     def validate(self) -> None:
         _check(0 < self.max_new_tokens <= 4096, "max_new_tokens", self.max_new_tokens, "must be in 1..4096")

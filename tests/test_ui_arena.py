@@ -18,7 +18,7 @@ def _votes(app_home):
 def test_battle_vote_through_gradio_client_lands_in_sqlite(client, app_home):
     before = len(_votes(app_home))
     pool = ["base", "base:embedded"]  # two ids over the same cached model: cheap, still a real battle
-    out = client.predict(pool, "Name one primary colour.", 8, 0, -1, api_name="/arena_battle")
+    out = client.predict(pool, "Name one primary colour.", 8, 0, -1, 0, api_name="/arena_battle")
     assert "Model A" in out[0] and "Model B" in out[1]
     reveal = client.predict(api_name="/arena_vote_b")  # buttons and state are not API outputs
     assert "saved" in reveal and "base" in reveal

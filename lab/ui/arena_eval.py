@@ -49,8 +49,8 @@ def build(ws, cache, choices, gen_controls):
     inputs = [upload, pick, limit, batch, *gen]
     outputs = [status, verdict, chart, summary, result, files]
 
-    def start(upload, pick, limit, batch, max_new, temp, abstain, request: gr.Request):
-        yield from _run(ws, cache, stops, upload, pick, limit, batch, max_new, temp, abstain, request=request)
+    def start(upload, pick, limit, batch, max_new, temp, abstain, focus, request: gr.Request):
+        yield from _run(ws, cache, stops, upload, pick, limit, batch, max_new, temp, abstain, focus, request=request)
 
     run.click(start, inputs, outputs, api_name="arena_eval_run", concurrency_id="gen")
 

@@ -21,23 +21,32 @@ USER_ERRORS = (ValueError, RuntimeError, OSError)
 
 
 def gen_controls() -> list:
-    """Generation settings shared by every sub-tab (returned in GenConfig order of `gen_from`)."""
+    """Generation settings shared by every sub-tab, in the argument order of `gen_from`."""
     with gr.Accordion("Generation settings", open=False):
         with gr.Row():
             max_new = gr.Slider(8, 256, GenConfig.max_new_tokens, step=8, label="Max new tokens")
             temp = gr.Slider(0, 1.5, 0.0, step=0.1, label="Temperature (0 = greedy, used for scoring)")
+        with gr.Row():
             abstain = gr.Slider(
                 -1,
                 1,
                 GenConfig.abstain_below,
                 step=0.05,
-                label="RAG: answer 'I don't know' when the best passage scores below (-1 = off)",
+                label="RAG: say 'I don't know' below this top score (-1 = off)",
             )
-    return [max_new, temp, abstain]
+            focus = gr.Slider(
+                0,
+                12,
+                GenConfig.focus_sentences,
+                step=1,
+                label="RAG: keep the N sentences closest to the question (0 = off)",
+            )
+    return [max_new, temp, abstain, focus]
 
 
-def gen_from(max_new, temp, abstain, **extra) -> GenConfig:
-    return GenConfig(max_new_tokens=int(max_new), temperature=float(temp), abstain_below=float(abstain), **extra)
+def gen_from(max_new, temp, abstain, focus, **extra) -> GenConfig:
+    values = {"max_new_tokens": int(max_new), "temperature": float(temp), "abstain_below": float(abstain)}
+    return GenConfig(**values, focus_sentences=int(focus), **extra)
 
 
 def _choices(ws) -> list[str]:
