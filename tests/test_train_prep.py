@@ -108,3 +108,11 @@ def test_packing_keeps_whole_examples_and_restarts_positions(tok):
     assert sum(p == 0 for p in bins[0]["position_ids"]) == 2
     batch = PadCollator(tok.pad_token_id)(bins)
     assert batch["input_ids"].shape[1] % 8 == 0 and (batch["labels"][1, bins[1]["length"] :] == IGNORE).all()
+
+
+def test_out_of_memory_is_reported_with_advice():
+    from lab.training.engine import advice
+
+    text = advice(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), TrainConfig(batch_size=16))
+    assert "out of memory (batch_size=16, max_length=512)" in text and "qlora" in text and "grad_accum" in text
+    assert advice(ValueError("bad thing\nmore"), None) == "ValueError: bad thing"
