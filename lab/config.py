@@ -200,6 +200,7 @@ class GenConfig(_Config):
     context_chars: int = 700  # each passage is cut to this many characters in the prompt
     abstain_below: float = -1.0  # RAG answers "I don't know" when the best passage scores below this; -1 = off
     focus_sentences: int = 4  # RAG: keep only this many question-closest sentences of the passages; 0 = off
+    support_below: float = 0.0  # RAG: "I don't know" when less of the answer's words are in the passages; 0 = off
 
     def validate(self) -> None:
         _check(0 < self.max_new_tokens <= 4096, "max_new_tokens", self.max_new_tokens, "must be in 1..4096")
@@ -207,6 +208,7 @@ class GenConfig(_Config):
         _check(self.context_chars >= 50, "context_chars", self.context_chars, "must be at least 50 characters")
         _check(-1 <= self.abstain_below <= 1, "abstain_below", self.abstain_below, "must be in [-1, 1]; -1 = off")
         _check(self.focus_sentences >= 0, "focus_sentences", self.focus_sentences, "must be >= 0 (0 = off)")
+        _check(0 <= self.support_below <= 1, "support_below", self.support_below, "must be in [0, 1]; 0 = off")
         _check(0 <= self.temperature <= 5, "temperature", self.temperature, "must be in [0, 5]; 0 = greedy")
         _check(0 < self.top_p <= 1, "top_p", self.top_p, "must be in (0, 1]")
         _check(self.batch_size > 0, "batch_size", self.batch_size, "must be a positive integer")

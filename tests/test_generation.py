@@ -113,3 +113,15 @@ def test_focus_keeps_the_sentences_closest_to_the_question_in_order():
     assert out == [
         {"text": "The valve is painted blue.", "source": "a.md", "score": 0.9, "chunk_id": "1", "doc_id": "a"}
     ]
+
+
+def test_support_check_turns_unsupported_rag_answers_into_idk(monkeypatch):
+    from lab.generation import ModelResponder, engine
+
+    outputs = iter([[("The valve is blue [1].", 20, 5)], [("It costs 900 euro.", 20, 5)]])
+    monkeypatch.setattr(engine, "generate_batch", lambda *a, **k: next(outputs))
+    rag = ModelResponder("rag:x", None, None, FakeIndex(0.9))
+    gen = GenConfig(support_below=0.5, focus_sentences=0)
+    assert rag.answer("What colour is the valve?", gen).text == "The valve is blue [1]."
+    unsupported = rag.answer("What does the valve cost?", gen)
+    assert unsupported.text == IDK + "." and unsupported.draft == "It costs 900 euro."

@@ -32,6 +32,7 @@ GEN_FLAGS = (
     "context_chars",
     "abstain_below",
     "focus_sentences",
+    "support_below",
 )
 
 

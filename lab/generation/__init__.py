@@ -33,6 +33,7 @@ class Answer:
     completion_tokens: int = 0
     system: str = ""
     done: bool = True  # False while an answer is still streaming in
+    draft: str = ""  # the generated text when the support check replaced it with "I don't know"
 
     @property
     def tokens_per_s(self) -> float:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from lab.config import GenConfig
-from lab.generation import IDK, Answer, plain_messages, rag_messages
+from lab.generation import IDK, Answer, passage_dict, plain_messages, rag_messages
 
 
 def _gen_kwargs(tok, gen: GenConfig) -> dict[str, Any]:
@@ -130,6 +131,17 @@ class ModelResponder:
             passages = focus_passages(question, passages, embedder, gen.focus_sentences)
         return rag_messages(question, passages, gen.context_chars)
 
+    def _supported(self, answer: Answer, gen: GenConfig) -> Answer:
+        """RAG answers whose content words are mostly absent from the passages become "I don't know"."""
+        if self.retriever is None or gen.support_below <= 0 or not answer.passages:
+            return answer
+        from lab.metrics.scoring import groundedness
+
+        share = groundedness(answer.text, [passage_dict(p).get("text") or "" for p in answer.passages])
+        if share is None or share >= gen.support_below:
+            return answer
+        return replace(answer, text=IDK + ".", draft=answer.text)
+
     def answer(self, question: str, gen: GenConfig) -> Answer:
         return self.answer_many([question], gen)[0]
 
@@ -146,7 +158,8 @@ class ModelResponder:
             outs = generate_batch(self.model, self.tok, convs, gen)
             per_q = (time.perf_counter() - t0) / len(chunk)  # amortised share of the batch's wall time
             for i, (text, n_in, n_out) in zip(chunk, outs, strict=True):
-                answers[i] = Answer(text, all_passages[i], retrieval_s + per_q, n_in, n_out, self.name)
+                answer = Answer(text, all_passages[i], retrieval_s + per_q, n_in, n_out, self.name)
+                answers[i] = self._supported(answer, gen)
         return answers
 
     def stream(self, question: str, gen: GenConfig) -> Iterator[Answer]:
@@ -158,4 +171,4 @@ class ModelResponder:
         text, n_in, n_out = "", 0, 0
         for text, n_in, n_out in stream_generate(self.model, self.tok, self._messages(question, passages, gen), gen):
             yield Answer(text, passages, time.perf_counter() - start, n_in, n_out, self.name, done=False)
-        yield Answer(text, passages, time.perf_counter() - start, n_in, n_out, self.name)
+        yield self._supported(Answer(text, passages, time.perf_counter() - start, n_in, n_out, self.name), gen)
