@@ -200,7 +200,7 @@ class GenConfig(_Config):
     context_chars: int = 700  # each passage is cut to this many characters in the prompt
     abstain_below: float = -1.0  # RAG answers "I don't know" when the best passage scores below this; -1 = off
     focus_sentences: int = 4  # RAG: keep only this many question-closest sentences of the passages; 0 = off
-    support_below: float = 0.0  # RAG: "I don't know" when less of the answer's words are in the passages; 0 = off
+    support_below: float = 0.5  # RAG: "I don't know" when less of the answer's words are in the passages; 0 = off
 
     def validate(self) -> None:
         _check(0 < self.max_new_tokens <= 4096, "max_new_tokens", self.max_new_tokens, "must be in 1..4096")

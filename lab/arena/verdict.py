@@ -57,12 +57,13 @@ def _section(result, systems, rate: str, answerable: bool, cat: str, lowest: boo
     if not scored:
         return []
     best = (min if lowest else max)(scored, key=lambda s: s[rate])
-    if all(s[rate] == best[rate] for s in scored):
+    if len(scored) > 1 and all(s[rate] == best[rate] for s in scored):
         n = best["n_answerable" if answerable else "n_unanswerable"]
         return [f"{words[0].rstrip(':')}: no difference, every contestant is at {_pct(best[rate])} (n={n})."]
     ci = best.get(f"{rate}_ci") or [None, None]
     n = best["n_answerable" if answerable else "n_unanswerable"]
-    lines = [f"{words[0]} **{best['system']}**: {_pct(best[rate])} (95% CI {_pct(ci[0])}-{_pct(ci[1])}, n={n})."]
+    lead = words[0] if len(scored) > 1 else words[0].replace("Most", "").replace("Fewest", "").strip().capitalize()
+    lines = [f"{lead} **{best['system']}**: {_pct(best[rate])} (95% CI {_pct(ci[0])}-{_pct(ci[1])}, n={n})."]
     for other in scored:
         if other is not best:
             lines.append(_compare(result, best["system"], other["system"], answerable, cat, *words[1:]))

@@ -48,6 +48,8 @@ def answer_md(title: str, answer: Answer | None, error: str = "") -> str:
     state = "" if answer.done else " *(generating...)*"
     speed = f"{answer.latency_s:.1f} s, {answer.completion_tokens} tokens, {answer.tokens_per_s:.1f} tokens/s"
     body = answer.text or "*...*"
+    if answer.draft:
+        body += f"\n\n<small>draft not supported by the passages, withheld: {answer.draft}</small>"
     return f"### {title}\n\n{body}{state}\n\n<small>{speed}</small>\n\n{passages_md(answer.passages)}"
 
 
