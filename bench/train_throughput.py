@@ -100,7 +100,7 @@ def correct(model, tok, questions: list[dict], system: str) -> int:
     return hits
 
 
-def demo(ws, n_questions: int) -> None:
+def demo(ws, n_questions: int, max_steps: int = 0) -> None:
     """The quick CPU demo preset on the sample dataset: wall time, val loss and taught-fact answers before/after."""
     from peft import PeftModel
 
@@ -112,6 +112,7 @@ def demo(ws, n_questions: int) -> None:
 
     ensure_sample_domain(ws)
     config = apply_preset(TrainConfig(dataset="sample", name=f"demo-{int(time.time())}"), "quick CPU demo")
+    config = config.replace(max_steps=max_steps) if max_steps else config  # a shorter run on a busy machine
     started = time.time()
     run_id = jobs.start(ws, config)
     info = jobs.wait(ws, run_id, timeout=3600)
@@ -136,13 +137,14 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=160)
     parser.add_argument("--demo", action="store_true", help="measure the quick CPU demo preset instead")
     parser.add_argument("--questions", type=int, default=30, help="taught eval questions for --demo")
+    parser.add_argument("--demo-steps", type=int, default=0, help="cap the demo's steps (0 = the preset's epochs)")
     args = parser.parse_args()
     from lab.models import resolve_model
     from lab.workspace import Workspace
 
     ws = Workspace.open(os.environ.get("LAB_HOME", REPO / "workspace"))
     if args.demo:
-        demo(ws, args.questions)
+        demo(ws, args.questions, args.demo_steps)
         return 0
     model_path = resolve_model("embedded", ws.model_cache).path
     rows = examples(args.examples)

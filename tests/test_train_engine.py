@@ -46,7 +46,11 @@ def lora_run(tmp_path_factory, model_cache_dir):
     ws = Workspace.open(tmp / "home")
     (ws.root / "models").rmdir()
     (ws.root / "models").symlink_to(model_cache_dir, target_is_directory=True)
-    run_dir = new_run(ws, tmp, "lora8", max_steps=8, target_modules="attention")
+    from lab.config import DataConfig
+    from lab.data import save_dataset
+
+    save_dataset(ws, "facts", write_facts(tmp / "facts.jsonl"), DataConfig(val_fraction=0.25))
+    run_dir = new_run(ws, tmp, "lora8", max_steps=8, target_modules="attention", dataset="facts", eval_steps=4)
     captured = {}
     build = engine.build_model
 
@@ -72,6 +76,8 @@ def test_lora_run_logs_a_falling_loss_and_finishes(lora_run):
     assert all(r["tokens_per_s"] > 0 and r["memory_mb"] > 0 for r in read_progress(run_dir) if "loss" in r)
     assert (run_dir / "README.md").read_text().count("python -m lab train") == 1
     assert read_status(run_dir)["metrics"]["steps"] == 8
+    evals = [r for r in read_progress(run_dir) if "eval_loss" in r]
+    assert sorted({r["step"] for r in evals}) == [4, 8] and status["metrics"]["eval_loss"] > 0  # + the final eval
 
 
 def test_lora_weights_change_and_base_weights_do_not(lora_run):

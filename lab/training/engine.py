@@ -108,7 +108,7 @@ def make_trainer_class():
                 keep = targets != IGNORE
                 logits = lm.get_output_embeddings()(hidden[:, :-1][keep])
             loss = F.cross_entropy(logits.float(), targets[keep])
-            return (loss, None) if return_outputs else loss
+            return (loss, {}) if return_outputs else loss  # a dict: Trainer's evaluation takes no logits from it
 
     return LabTrainer
 

@@ -108,19 +108,24 @@ def chart_frames(records: list[dict], run_label: str = ""):
     return frame(("loss", "eval_loss")), frame(("learning_rate",)), frame(("grad_norm",))
 
 
+def _plots(records: list[dict], label: str = "") -> list:
+    """Chart frames, or no update while a frame is empty: a colour-split LinePlot that first receives an empty
+    frame never draws its lines afterwards (seen with gradio 6.31), so an empty chart is left untouched."""
+    return [frame if len(frame) else gr.skip() for frame in chart_frames(records, label)]
+
+
 def refresh(ws, run_id: str):
     """Everything the live view shows for `run_id`; with no run chosen, re-attach to the running job if any."""
     run_id = run_id or jobs.active(ws) or ""
     if not run_id:
-        empty = chart_frames([])
-        return "", "No run yet: pick a dataset and press **Start**.", *empty, "", ""
+        return "", "No run yet: pick a dataset and press **Start**.", *_plots([]), "", ""
     try:
         info = jobs.progress(ws, run_id, log_lines=40)
     except USER_ERRORS as exc:
-        return "", f"### ✗ {exc}", *chart_frames([]), "", ""
+        return "", f"### ✗ {exc}", *_plots([]), "", ""
     config = TrainConfig.load(f"{info['run_dir']}/config.json")
     command = shlex.join(cli_command(config))
-    return run_id, progress_md(info, info["progress"]), *chart_frames(info["progress"]), info["log"], command
+    return run_id, progress_md(info, info["progress"]), *_plots(info["progress"]), info["log"], command
 
 
 def runs_table(ws) -> list[list]:
@@ -142,7 +147,8 @@ def overlay(ws, run_ids: list[str]):
     from lab.training import read_progress
 
     frames = [chart_frames(read_progress(ws.dir("runs", r)), f"{r}: ")[0] for r in run_ids or []]
-    return pd.concat(frames) if frames else chart_frames([])[0]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames) if frames else gr.skip()
 
 
 def _form(ws) -> list:
