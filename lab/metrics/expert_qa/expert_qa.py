@@ -4,15 +4,14 @@ Scores short answers to domain questions: answer category (correct / wrong / ski
 normalised exact match, token F1 and ROUGE-L per example, averaged. It wraps the pure functions in
 `lab.metrics.scoring` so the CLI, the arena and `evaluate` users get identical numbers. This file is only ever
 imported by `evaluate`'s loader (never by `import lab`), which needs the `evaluate.Metric` base class at module
-level, hence the module-level import below; it must not contact the hub.
+level, hence the module-level imports below (tests/test_architecture.py exempts evaluate module folders by
+name); it must not contact the hub.
 """
 
-import importlib
+import datasets
+import evaluate
 
 from lab.metrics import scoring
-
-evaluate = importlib.import_module("evaluate")  # the base class is needed at class-definition time
-datasets = importlib.import_module("datasets")
 
 _DESCRIPTION = "Answer categories, exact match, token F1 and ROUGE-L for short answers, after normalisation."
 _KWARGS = """
