@@ -152,7 +152,8 @@ class TrainConfig(_Config):
         dtypes = ("auto", "float32", "bfloat16", "float16")
         _check(self.bnb_compute_dtype in dtypes, "bnb_compute_dtype", self.bnb_compute_dtype, f"use one of {dtypes}")
         _check(self.save_steps > 0, "save_steps", self.save_steps, "must be a positive integer")
-        _check(self.early_stopping_patience >= 0, "early_stopping_patience", self.early_stopping_patience, "must be >= 0")
+        patience = self.early_stopping_patience
+        _check(patience >= 0, "early_stopping_patience", patience, "must be >= 0 (0 = off)")
         _check(
             self.early_stopping_patience == 0 or self.eval_steps > 0,
             "early_stopping_patience",
