@@ -129,6 +129,9 @@ class TrainConfig(_Config):
     report_to: str = "none"  # none | tensorboard | wandb | trackio (when installed)
     gradient_checkpointing: bool = False  # trades compute for memory; off is faster for small models
     bf16: str = "auto"  # auto (CUDA bf16 or a CPU with avx512_bf16/amx) | on | off
+    rag_index: str = ""  # train for RAG: rewrite each example into the Arena's prompt over this index's passages
+    distractor_share: float = 0.3  # RAG training: share of examples added again with unrelated passages -> IDK
+    from_run: str = ""  # continue from this run's adapter (its base model is used)
 
     METHODS: ClassVar[tuple[str, ...]] = ("lora", "qlora")
     REPORT_TO: ClassVar[tuple[str, ...]] = ("none", "tensorboard", "wandb", "trackio")
@@ -162,6 +165,8 @@ class TrainConfig(_Config):
         )
         _check(self.report_to in self.REPORT_TO, "report_to", self.report_to, f"use one of {self.REPORT_TO}")
         _check(self.bf16 in ("auto", "on", "off"), "bf16", self.bf16, "use auto, on or off")
+        share = self.distractor_share
+        _check(0 <= share <= 1, "distractor_share", share, "must be in [0, 1] (0 = no distractor copies)")
 
 
 @dataclass

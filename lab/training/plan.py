@@ -24,6 +24,11 @@ PRESETS: dict[str, dict] = {
         rank=16, alpha=32, target_modules="all-linear", learning_rate=1e-3, scheduler="cosine", warmup_ratio=0.05,
         epochs=2.0, max_steps=0, batch_size=8, max_length=256, assistant_only_loss=True, eval_steps=20,
     ),
+    "quick CPU demo (RAG)": dict(
+        rank=16, alpha=32, target_modules="all-linear", learning_rate=1e-3, scheduler="cosine", warmup_ratio=0.05,
+        epochs=2.0, max_steps=0, batch_size=8, max_length=512, assistant_only_loss=True, eval_steps=20,
+        rag_index="sample", distractor_share=0.3,
+    ),
     "TRL guide (QLoRA, r256)": dict(
         method="qlora", rank=256, alpha=128, dropout=0.05, target_modules="all-linear", learning_rate=2e-4,
         scheduler="constant_with_warmup", warmup_ratio=0.03, epochs=3.0, max_steps=0,
