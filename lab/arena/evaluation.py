@@ -148,10 +148,13 @@ def load_evaluation(ws: Workspace, eval_id: str) -> dict[str, Any]:
 
 
 def export_paths_for(result: dict[str, Any]) -> list[Path]:
-    """Download files of a saved result (by its `path`); empty for an unsaved one."""
-    folder = Path(result.get("path") or "")
-    names = ("results.json", "questions.csv", "summary.csv")
-    return [folder / n for n in names if result.get("path") and (folder / n).is_file()]
+    """Download copies of a saved result's files, in the workspace's downloads folder (the only one the app
+    serves); empty for an unsaved one. The result's folder is LAB_HOME/evals/ID, which names the workspace."""
+    if not result.get("path"):
+        return []
+    folder = Path(result["path"])
+    files = [folder / n for n in ("results.json", "questions.csv", "summary.csv") if (folder / n).is_file()]
+    return Workspace(folder.parent.parent).publish(files, "evals", folder.name) if files else []
 
 
 def compare(ws: Workspace, eval_ids: list[str], keys: tuple[str, ...] = ("correct_rate", "hallucination_rate")):

@@ -6,6 +6,10 @@ one ModelCache created at start. Every event carries an explicit api_name so gra
 
 from __future__ import annotations
 
+import os
+import warnings
+from pathlib import Path
+
 import gradio as gr
 
 from lab.models import ModelCache
@@ -14,6 +18,10 @@ from lab.workspace import Workspace
 
 TABS = (("Data", data_tab), ("Train", train_tab), ("RAG", rag_tab), ("Arena", arena_tab))
 MAX_FILE_SIZE = "200mb"
+AUTH_ENV = "LAB_AUTH"
+LOCALHOST = "127.0.0.1"
+LOOPBACK = (LOCALHOST, "localhost", "::1")
+PRIVATE = ("lab.db", "lab.db-wal", "lab.db-shm", "datasets", "corpora", "runs", "indexes", "evals", "models", "tmp")
 
 INTRO = (
     "# ExpertLab\n"
@@ -34,11 +42,44 @@ def build_app(ws: Workspace, cache: ModelCache) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, ws: Workspace, **kwargs) -> tuple:
-    """Launch with the workspace readable for file downloads and a bounded upload size."""
+    """Launch serving only the downloads folder (plus Gradio's temp dir), with bounded uploads.
+
+    Binds to 127.0.0.1 unless `server_name` or GRADIO_SERVER_NAME asks for more; LAB_AUTH turns on a login.
+    """
     demo.queue(default_concurrency_limit=4)
+    host = kwargs.pop("server_name", None) or os.environ.get("GRADIO_SERVER_NAME") or LOCALHOST
+    auth = kwargs.pop("auth", None) or read_auth(os.environ.get(AUTH_ENV, ""))
+    if host not in LOOPBACK and not auth:
+        warnings.warn(
+            f"serving on {host} without a login: anyone who can reach this machine can use the lab; "
+            f"set {AUTH_ENV}=user:password (or a file of such lines) to require one",
+            stacklevel=2,
+        )
     return demo.launch(
         theme=gr.themes.Soft(),
-        allowed_paths=[str(ws.root)],
+        server_name=host,
+        auth=auth or None,
+        allowed_paths=[str(ws.downloads)],
+        blocked_paths=[str(ws.root / p) for p in PRIVATE],
         max_file_size=MAX_FILE_SIZE,
         **kwargs,
     )
+
+
+def read_auth(value: str) -> list[tuple[str, str]]:
+    """`user:password`, or the path of a file with one such line per user; [] when empty."""
+    value = value.strip()
+    if not value:
+        return []
+    path = Path(value).expanduser()
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
+    pairs = []
+    for n, line in enumerate(lines, 1):
+        user, sep, password = line.strip().partition(":")
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        if not sep or not user or not password:
+            where = f"{path.name} line {n}" if path.is_file() else "its value"
+            raise ValueError(f"{AUTH_ENV}: {where} is not user:password (password not shown); fix it or unset it")
+        pairs.append((user, password))
+    return pairs
