@@ -20,10 +20,14 @@ from lab.workspace import Workspace
 
 
 def open_workspace() -> Workspace:
-    """The workspace, its database checked and runs whose process died marked failed; exits with one line."""
+    """The workspace, its database checked, crash leftovers tidied, runs whose process died marked failed.
+
+    Exits with one line (no traceback, no restart loop) when it cannot be opened.
+    """
     try:
         ws = Workspace.from_env()
         db.init(ws.db_path)
+        ws.clean_staging()
         jobs.reconcile(ws)
         return ws
     except (ValueError, RuntimeError, OSError) as exc:

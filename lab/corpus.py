@@ -22,6 +22,8 @@ TEXT_SUFFIXES = (".md", ".markdown", ".txt")
 HTML_SUFFIXES = (".html", ".htm")
 SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + (".pdf",)
 MAX_DOCUMENT_MB = 50.0
+MAX_FILES = 1000  # per upload: a class of 30 must not be able to fill the disk one corpus at a time
+MAX_TOTAL_MB = 1000.0
 
 
 class CorpusError(ValueError):
@@ -172,11 +174,18 @@ def save_corpus(
     """Copy the readable documents among `paths` into corpus `name`, all-or-nothing; report the rest.
 
     Raises CorpusError when no file is usable (nothing is written then); an existing corpus of that name is
-    only replaced when `overwrite` is true, and survives any failure. Files over `max_mb` are skipped.
+    only replaced when `overwrite` is true, and survives any failure. Files over `max_mb` are skipped; more than
+    MAX_FILES files are refused whole.
     """
     ws.dir("corpora", name)  # validates the name before any work
     if ws.exists("corpora", name) and not overwrite:
         raise WorkspaceError(f"corpus {name!r} already exists; pick another name or tick overwrite")
+    paths = list(paths or [])
+    if len(paths) > MAX_FILES:
+        raise CorpusError(f"{len(paths)} files is over the limit of {MAX_FILES} per corpus: upload fewer at a time")
+    total_mb = sum(Path(p).stat().st_size for p in paths if Path(p).is_file()) / 1e6
+    if total_mb > MAX_TOTAL_MB:
+        raise CorpusError(f"the upload is {total_mb:.0f} MB, over the {MAX_TOTAL_MB:g} MB limit per corpus: split it")
     report, good, seen = CorpusReport(name), [], {}
     for path in sorted({Path(p) for p in paths}, key=lambda p: p.name):
         try:

@@ -20,6 +20,7 @@ import contextlib
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -146,11 +147,19 @@ class Workspace:
         staging.rename(final)
         shutil.rmtree(old, ignore_errors=True)
 
-    def clean_staging(self) -> int:
-        """Remove staging folders left by a crash; returns how many were removed."""
+    def clean_staging(self, min_age_s: float = 3600.0) -> int:
+        """After a crash: put back an item killed between its two renames (`.NAME.x.old` with no NAME), and remove
+        staging folders older than `min_age_s` (younger ones may belong to a build running now). Returns how many
+        folders were restored or removed."""
         count = 0
         for kind in KINDS:
+            for path in (self.root / kind).glob(".*.old"):
+                final = path.parent / path.name[1:].rsplit(".", 2)[0]
+                if not final.exists():
+                    path.rename(final)
+                    count += 1
             for path in (self.root / kind).glob(".*.tmp"):
-                shutil.rmtree(path, ignore_errors=True)
-                count += 1
+                if time.time() - path.stat().st_mtime > min_age_s:
+                    shutil.rmtree(path, ignore_errors=True)
+                    count += 1
         return count
