@@ -17,6 +17,7 @@ No heavy imports here; nothing here knows about gradio.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ from pathlib import Path
 DEFAULT_HOME = "workspace"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 KINDS = ("datasets", "corpora", "runs", "indexes", "evals")
+SINGULAR = {"datasets": "dataset", "corpora": "corpus", "runs": "run", "indexes": "index", "evals": "evaluation"}
 
 
 class WorkspaceError(ValueError):
@@ -122,7 +124,8 @@ class Workspace:
     def delete(self, kind: str, name: str) -> None:
         path = self.dir(kind, name)
         if not path.is_dir():
-            raise WorkspaceError(f"no {kind[:-1]} named {name!r}; existing: {', '.join(self.list(kind)) or 'none'}")
+            existing = ", ".join(self.list(kind)) or "none"
+            raise WorkspaceError(f"no {SINGULAR[kind]} named {name!r}; existing: {existing}")
         shutil.rmtree(path)
 
     @contextlib.contextmanager
@@ -130,16 +133,22 @@ class Workspace:
         """Yield a hidden staging folder; on success it replaces `kind/name`, on error it vanishes.
 
         An existing item survives any failure: it is only swapped out after the new one is complete.
+        A full disk becomes a WorkspaceError saying so.
         """
         final = self.dir(kind, name)
         if final.exists() and not overwrite:
-            raise WorkspaceError(f"{kind[:-1]} {name!r} already exists; pick another name or delete it first")
+            raise WorkspaceError(f"{SINGULAR[kind]} {name!r} already exists; pick another name or delete it first")
         staging = final.parent / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-        staging.mkdir(parents=True)
         try:
+            staging.mkdir(parents=True)
             yield staging
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise WorkspaceError(
+                    f"the disk holding {self.root} is full: {SINGULAR[kind]} {name!r} was not saved (anything saved "
+                    "before is intact); free some space, e.g. delete old runs or indexes, and try again"
+                ) from None
             raise
         old = final.parent / f".{name}.{uuid.uuid4().hex[:8]}.old"
         if final.exists():
