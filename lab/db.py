@@ -45,6 +45,18 @@ CREATE TABLE IF NOT EXISTS votes (
     blind INTEGER NOT NULL DEFAULT 1,
     settings TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE IF NOT EXISTS battles (
+    id TEXT PRIMARY KEY,              -- random id the server issued when the battle started
+    created_at REAL NOT NULL,
+    question TEXT NOT NULL,
+    system_a TEXT NOT NULL,
+    system_b TEXT NOT NULL,
+    answer_a TEXT,                    -- NULL until both answers are complete
+    answer_b TEXT,
+    status TEXT NOT NULL,             -- generating | ready | failed | voted
+    settings TEXT NOT NULL DEFAULT '{}',
+    vote_id INTEGER                   -- votes.id once voted (one vote per battle)
+);
 CREATE TABLE IF NOT EXISTS evaluations (
     id TEXT PRIMARY KEY,
     created_at REAL NOT NULL,

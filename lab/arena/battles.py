@@ -1,12 +1,16 @@
-"""Blind battles: pick two contestants on random sides, and store every vote in SQLite.
+"""Blind battles: the server issues a battle, records both answers, and accepts exactly one vote for it.
 
-A vote row keeps the question, both full answers, both contestant ids, the settings and whether it was blind,
-so ratings can be recomputed at any time. Only blind votes are rated (see leaderboard). No gradio here.
+`start_battle` draws two contestants on random sides and stores an issued battle (random id, question, both
+ids, settings) in SQLite; `finish_battle` stores both answers once they are complete (or `fail_battle` voids
+it). `vote` accepts a vote only for a battle this server issued and finished, once, and copies the question,
+ids and answers from the battle row: what the server generated, never what a caller claims. A vote row keeps
+everything needed to recompute ratings; only blind votes are rated (see leaderboard). No gradio here.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from typing import Any
 
@@ -14,6 +18,10 @@ from lab import db
 
 WINNERS = ("a", "b", "tie", "both_bad")
 LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both are bad"}
+
+
+class BattleError(ValueError):
+    """A vote names a battle that was never issued, is not finished, failed or already has its vote."""
 
 
 def pick_pair(contestants: list[str], rng: random.Random | None = None) -> tuple[str, str]:
@@ -25,31 +33,83 @@ def pick_pair(contestants: list[str], rng: random.Random | None = None) -> tuple
     return a, b
 
 
-def record_vote(
-    db_path,
-    question: str,
-    system_a: str,
-    system_b: str,
-    answer_a: str,
-    answer_b: str,
-    winner: str,
-    blind: bool = True,
-    settings: dict[str, Any] | None = None,
-) -> int:
-    """Store one vote; returns its id. Raises ValueError naming a bad winner or an empty answer."""
-    if winner not in WINNERS:
-        raise ValueError(f"winner {winner!r} is not one of {', '.join(WINNERS)}")
+def start_battle(db_path, question: str, system_a: str, system_b: str, settings: dict[str, Any] | None = None) -> str:
+    """Record an issued battle (answers still to come); returns its random id."""
     if not question.strip() or not system_a or not system_b:
-        raise ValueError("a vote needs a question and both contestant ids")
-    values = (time.time(), question, system_a, system_b, answer_a, answer_b, winner, int(blind))
+        raise ValueError("a battle needs a question and both contestant ids")
+    battle_id = secrets.token_hex(8)
     db.init(db_path)
     with db.connect(db_path) as conn:
+        conn.execute(
+            "INSERT INTO battles (id, created_at, question, system_a, system_b, status, settings)"
+            " VALUES (?, ?, ?, ?, ?, 'generating', ?)",
+            (battle_id, time.time(), question, system_a, system_b, db.dumps(settings or {})),
+        )
+    return battle_id
+
+
+def finish_battle(db_path, battle_id: str, answer_a: str, answer_b: str) -> None:
+    """Store both complete answers: from now on the battle can take its one vote."""
+    with db.connect(db_path) as conn:
+        conn.execute(
+            "UPDATE battles SET answer_a = ?, answer_b = ?, status = 'ready' WHERE id = ? AND status = 'generating'",
+            (answer_a, answer_b, battle_id),
+        )
+
+
+def fail_battle(db_path, battle_id: str) -> None:
+    """A contestant failed: the battle can never be voted on."""
+    with db.connect(db_path) as conn:
+        conn.execute("UPDATE battles SET status = 'failed' WHERE id = ? AND status = 'generating'", (battle_id,))
+
+
+def get_battle(db_path, battle_id: str) -> dict[str, Any] | None:
+    db.init(db_path)
+    found = db.rows(db_path, "SELECT * FROM battles WHERE id = ?", (str(battle_id or ""),))
+    return found[0] if found else None
+
+
+def vote(db_path, battle_id: str, winner: str) -> dict[str, Any]:
+    """Store the one vote of a finished battle; returns the battle row with `vote_id` set.
+
+    Raises BattleError for an id this server never issued, an unfinished or failed battle, or a second vote;
+    ValueError for a winner outside WINNERS. Check and insert happen in one write transaction, so two
+    simultaneous votes for the same battle cannot both be stored.
+    """
+    if winner not in WINNERS:
+        raise ValueError(f"winner {winner!r} is not one of {', '.join(WINNERS)}")
+    battle_id = str(battle_id or "").strip()
+    db.init(db_path)
+    with db.connect(db_path) as conn:
+        row = conn.execute("SELECT * FROM battles WHERE id = ?", (battle_id,)).fetchone()
+        battle = dict(row) if row else None
+        _check_votable(battle_id, battle)
         cur = conn.execute(
             "INSERT INTO votes (created_at, question, system_a, system_b, answer_a, answer_b, winner, blind, settings)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*values, db.dumps(settings or {})),
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            (time.time(), *(battle[k] for k in ("question", "system_a", "system_b", "answer_a", "answer_b")), winner,
+             battle["settings"]),
+        )  # fmt: skip
+        vote_id = int(cur.lastrowid)
+        conn.execute("UPDATE battles SET status = 'voted', vote_id = ? WHERE id = ?", (vote_id, battle_id))
+    return battle | {"status": "voted", "vote_id": vote_id, "winner": winner}
+
+
+def _check_votable(battle_id: str, battle: dict[str, Any] | None) -> None:
+    if battle is None:
+        raise BattleError(
+            f"battle {battle_id!r} was not issued by this server: start a battle (arena_battle) and vote with "
+            "the battle id it returns"
         )
-        return int(cur.lastrowid)
+    if battle["status"] == "voted":
+        raise BattleError(
+            f"battle {battle_id!r} already has its vote (#{battle['vote_id']}): each battle takes one vote, "
+            "start a new battle"
+        )
+    if battle["status"] == "failed":
+        raise BattleError(f"battle {battle_id!r} failed (a contestant could not answer): start a new battle")
+    if battle["status"] != "ready":
+        raise BattleError(f"battle {battle_id!r} is still generating its answers: vote when both are shown")
 
 
 def load_votes(db_path, blind_only: bool = True) -> list[dict[str, Any]]:
