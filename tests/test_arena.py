@@ -1,5 +1,5 @@
-"""Arena engine with fakes: Bradley-Terry order and intervals, votes in SQLite, eval-set validation, contestant
-ids and missing runs/indexes, batch evaluation with a scripted responder, verdict, save/list/export, cancel."""
+"""Arena engine with fakes: Bradley-Terry order and intervals, issued battles and their one vote in SQLite,
+eval-set validation, contestant ids and missing runs/indexes, batch evaluation with a scripted responder, verdict, save/list/export, cancel."""
 
 from __future__ import annotations
 
@@ -48,15 +48,51 @@ def test_ties_and_both_bad_are_half_a_win_each():
     assert board["tie_rate"] == 0.5
 
 
-def test_votes_land_in_sqlite_and_only_blind_ones_are_rated(ws):
-    vid = battles.record_vote(ws.db_path, "q?", "base", "rag:x", "A text", "B text", "a", True, {"max_new_tokens": 8})
-    battles.record_vote(ws.db_path, "q?", "base", "rag:x", "A", "B", "b", blind=False)
-    rows = battles.load_votes(ws.db_path)
-    assert [r["id"] for r in rows] == [vid]
-    assert rows[0]["answer_a"] == "A text" and json.loads(rows[0]["settings"]) == {"max_new_tokens": 8}
-    assert len(battles.load_votes(ws.db_path, blind_only=False)) == 2
+def test_a_vote_needs_an_issued_finished_battle_and_stores_what_the_server_generated(ws):
+    with pytest.raises(battles.BattleError, match="not issued by this server"):
+        battles.vote(ws.db_path, "0" * 16, "a")  # no database yet
+    bid = battles.start_battle(ws.db_path, "q?", "base", "rag:x", {"max_new_tokens": 8})
+    with pytest.raises(battles.BattleError, match="still generating"):
+        battles.vote(ws.db_path, bid, "a")
+    battles.finish_battle(ws.db_path, bid, "A text", "B text")
+    with pytest.raises(battles.BattleError, match="not issued by this server"):
+        battles.vote(ws.db_path, "0" * 16, "a")
     with pytest.raises(ValueError, match="winner 'c'"):
-        battles.record_vote(ws.db_path, "q?", "base", "rag:x", "A", "B", "c")
+        battles.vote(ws.db_path, bid, "c")
+    row = battles.vote(ws.db_path, bid, "b")
+    with pytest.raises(battles.BattleError, match=f"already has its vote \\(#{row['vote_id']}\\)"):
+        battles.vote(ws.db_path, bid, "a")
+    votes = battles.load_votes(ws.db_path)
+    assert [(v["id"], v["winner"], v["system_a"], v["system_b"]) for v in votes] == [
+        (row["vote_id"], "b", "base", "rag:x")
+    ]
+    assert votes[0]["answer_a"] == "A text" and json.loads(votes[0]["settings"]) == {"max_new_tokens": 8}
+    assert battles.get_battle(ws.db_path, bid)["status"] == "voted"
+    void = battles.start_battle(ws.db_path, "q?", "base", "rag:x")
+    battles.fail_battle(ws.db_path, void)
+    battles.finish_battle(ws.db_path, void, "late", "late")  # a failed battle stays failed
+    with pytest.raises(battles.BattleError, match="failed"):
+        battles.vote(ws.db_path, void, "a")
+    assert len(battles.load_votes(ws.db_path, blind_only=False)) == 1
+
+
+def test_simultaneous_votes_on_one_battle_store_exactly_one(ws):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bid = battles.start_battle(ws.db_path, "q?", "x", "y")
+    battles.finish_battle(ws.db_path, bid, "a", "b")
+
+    def attempt(i: int) -> str:
+        try:
+            return f"ok {battles.vote(ws.db_path, bid, battles.WINNERS[i % 4])['vote_id']}"
+        except battles.BattleError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(attempt, range(16)))
+    assert sum(r.startswith("ok") for r in results) == 1
+    assert all("already has its vote" in r for r in results if not r.startswith("ok"))
+    assert len(battles.load_votes(ws.db_path)) == 1
 
 
 def test_pick_pair_is_two_different_contestants_on_random_sides():

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import random
 import secrets
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 from lab import db
@@ -79,9 +81,13 @@ def vote(db_path, battle_id: str, winner: str) -> dict[str, Any]:
     if winner not in WINNERS:
         raise ValueError(f"winner {winner!r} is not one of {', '.join(WINNERS)}")
     battle_id = str(battle_id or "").strip()
-    db.init(db_path)
+    if not Path(db_path).is_file():
+        _check_votable(battle_id, None)  # no database yet: no battle was ever issued
     with db.connect(db_path) as conn:
-        row = conn.execute("SELECT * FROM battles WHERE id = ?", (battle_id,)).fetchone()
+        try:
+            row = conn.execute("SELECT * FROM battles WHERE id = ?", (battle_id,)).fetchone()
+        except sqlite3.OperationalError:  # a database from before battles existed: nothing issued yet
+            row = None
         battle = dict(row) if row else None
         _check_votable(battle_id, battle)
         cur = conn.execute(
