@@ -15,7 +15,7 @@ import time
 import gradio as gr
 
 from lab.arena import evaluation
-from lab.arena.evalset import sample_evalset_path
+from lab.arena.evalset import read_evalset, sample_evalset_path
 from lab.config import ConfigError
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
@@ -26,10 +26,15 @@ USER_ERRORS = (ValueError, RuntimeError, OSError, KeyError)
 def build(ws, cache, choices, gen_controls):
     stops: dict[str, threading.Event] = {}  # per browser session: its cancel flag
     with gr.Row():
-        with gr.Column(scale=2):
+        with gr.Column(scale=1):
             upload = gr.File(label="Evaluation JSONL (empty = the sample domain's held-out set)", type="filepath")
             pick = gr.Dropdown(
-                choices, value=choices[:4], multiselect=True, allow_custom_value=True, label="Contestants"
+                choices,
+                value=choices[:4],
+                multiselect=True,
+                allow_custom_value=True,
+                label="Contestants",
+                elem_id="arena-eval-pick",
             )
             with gr.Row():
                 limit = gr.Number(0, label="Only the first N questions (0 = all)", precision=0, minimum=0)
@@ -38,11 +43,16 @@ def build(ws, cache, choices, gen_controls):
             with gr.Row():
                 run = gr.Button("Run evaluation", variant="primary")
                 cancel = gr.Button("Cancel", variant="stop")
-        with gr.Column(scale=3):
+        with gr.Column(scale=1):
             status = gr.Markdown("Choose contestants and press **Run evaluation**.")
             verdict = gr.Markdown()
-    chart = gr.Plot(label="Metrics per contestant (95% CI)")
-    summary = gr.Dataframe(label="Summary (rates in %, 95% bootstrap interval in brackets)", interactive=False)
+    chart = gr.Plot(show_label=False, visible=False)  # the figure carries its own title: no label over the axis
+    summary = gr.Dataframe(
+        label="Summary (rates in %, 95% bootstrap interval in brackets)",
+        interactive=False,
+        visible=False,
+        elem_id="arena-eval-summary",
+    )
     result = gr.State({})
     _build_questions(result, choices)
     files = _build_saved(ws, result, status, verdict, chart, summary)
@@ -70,16 +80,19 @@ def _run(ws, cache, stops, upload, pick, limit, batch, *settings, request: gr.Re
     try:
         gen = gen_from(*settings, batch_size=int(batch or 8))
         qa = upload or str(sample_evalset_path(ws))
-        systems = [p for p in pick or [] if p]
+        systems = list(dict.fromkeys(p for p in pick or [] if p))
         if not systems:
             raise ValueError("pick at least one contestant")
+        n_items = len(read_evalset(qa))
+        n_items = min(n_items, int(limit)) if limit else n_items
     except (ConfigError, *USER_ERRORS) as exc:
         gr.Warning(str(exc))
-        yield f"**{exc}**", "", None, None, {}, None
+        yield f"**{exc}**", "", *_hidden(), {}, None
         return
     flag = stops.setdefault(getattr(request, "session_hash", "") or "", threading.Event())
     flag.clear()
-    box: dict = {"progress": (0, 1, "loading models...")}
+    total = n_items * len(systems)  # every contestant answers every question
+    box: dict = {"progress": (0, total, f"{n_items} questions x {len(systems)} contestants; loading models...")}
 
     def work():
         try:
@@ -101,25 +114,36 @@ def _run(ws, cache, stops, upload, pick, limit, batch, *settings, request: gr.Re
 
 def _watch(thread, box):
     thread.start()
+    yield _progress(box), "", *_hidden(), {}, None  # clear the previous results once
     while thread.is_alive():
-        done, total, message = box["progress"]
-        bar = "#" * int(30 * done / max(total, 1))
-        yield f"Running: {done}/{total} answers `[{bar:<30}]` {message}", gr.skip(), gr.skip(), gr.skip(), {}, None
         time.sleep(1.0)
+        yield _progress(box), *[gr.skip()] * 5
     if "error" in box:
         gr.Warning(box["error"])
-        yield f"**Evaluation failed:** {box['error']}", "", None, None, {}, None
+        yield f"**Evaluation failed:** {box['error']}", "", *_hidden(), {}, None
         return
     yield _show(box["result"])
+
+
+def _progress(box) -> str:
+    done, total, message = box["progress"]
+    filled = int(30 * done / max(total, 1))
+    return f"Running: {done} of {total} answers {'█' * filled}{'░' * (30 - filled)} {message}"
+
+
+def _hidden():
+    """Chart and summary table stay hidden until there are results (no empty frame, no dummy headers)."""
+    return gr.Plot(value=None, visible=False), gr.Dataframe(value=None, visible=False)
 
 
 def _show(result):
     head, rows = view.summary_rows(result)
     state = "cancelled (partial results)" if result.get("status") == "cancelled" else "finished"
     text = f"Evaluation **{result.get('id', '')}** {state}: {len(result['questions'])} answers."
-    table = {"headers": head, "data": rows}
+    table = gr.Dataframe({"headers": head, "data": rows}, visible=True)
     files = [str(p) for p in evaluation.export_paths_for(result)]
-    return text, result["verdict"], view.bar_chart(result), table, result, files
+    chart = gr.Plot(view.bar_chart(result), visible=True)
+    return text, view.verdict_md(result["verdict"]), chart, table, result, files
 
 
 def _build_questions(result, choices) -> None:
@@ -128,15 +152,26 @@ def _build_questions(result, choices) -> None:
             system = gr.Dropdown([""] + list(choices), value="", allow_custom_value=True, label="Contestant")
             category = gr.Dropdown(["", *CATEGORIES], value="", label="Category (e.g. hallucination)")
             text = gr.Textbox(label="Search text")
-        table = gr.Dataframe(headers=view.QUESTION_COLUMNS, interactive=False, wrap=True, max_height=400)
-        detail = gr.Markdown("Select a row to see the passages behind the answer.")
+        empty = gr.Markdown("No results yet: run or load an evaluation.")
+        table = gr.Dataframe(
+            headers=view.QUESTION_HEADERS,
+            interactive=False,
+            wrap=True,
+            max_height=480,
+            column_widths=view.QUESTION_WIDTHS,
+            visible=False,
+            elem_id="arena-eval-questions",
+        )
+        detail = gr.Markdown("Select a row to see the passages behind the answer.", visible=False)
 
     def filt(res, s, c, t):
-        return view.question_rows(res or {}, s or "", c or "", t or "")
+        rows = view.question_rows(res or {}, s or "", c or "", t or "")
+        has = bool((res or {}).get("questions"))
+        return gr.Markdown(visible=not has), gr.Dataframe(rows, visible=has), gr.Markdown(visible=has)
 
     for comp in (system, category, text):
-        comp.change(filt, [result, system, category, text], table, api_name=False)
-    result.change(filt, [result, system, category, text], table, api_name="arena_eval_filter")
+        comp.change(filt, [result, system, category, text], [empty, table, detail], api_name=False)
+    result.change(filt, [result, system, category, text], [empty, table, detail], api_name="arena_eval_filter")
 
     def select(res, evt: gr.SelectData):
         row = evt.row_value or []
@@ -166,7 +201,7 @@ def _build_saved(ws, result, status, verdict, chart, summary):
             return _show(evaluation.load_evaluation(ws, ids[0]))
         except USER_ERRORS as exc:
             gr.Warning(str(exc))
-            return f"**{exc}**", "", None, None, {}, None
+            return f"**{exc}**", "", *_hidden(), {}, None
 
     def do_compare(ids):
         try:

@@ -1,18 +1,24 @@
-"""The Arena tab: side by side (2-4 named contestants), blind battles with votes, and the leaderboard.
+"""The Arena tab: side by side (1-4 named contestants, one column each), blind battles with votes, the leaderboard.
 
-The batch-evaluation sub-tab lives in lab.ui.arena_eval; formatting in lab.ui.arena_view; all work in
-lab.arena. Every event has an api_name (arena_contestants, arena_side_by_side, arena_battle, arena_vote_a,
-arena_vote_b, arena_vote_tie, arena_vote_both_bad, arena_submit_vote, arena_leaderboard). Errors become a status
-line and a toast, never a traceback. Models load lazily on the first question, never in build().
+A blind battle is issued by the server (lab.arena.battles, with an id), both answers are generated out of
+sight and shown together with identical markup; names, speed and passages come only after the one vote, which
+must name that battle. The batch-evaluation sub-tab lives in lab.ui.arena_eval; formatting in lab.ui.arena_view;
+all work in lab.arena. Every event has an api_name (arena_contestants, arena_side_by_side, arena_release,
+arena_battle, arena_vote_a, arena_vote_b, arena_vote_tie, arena_vote_both_bad, arena_submit_vote (API only:
+battle id, winner), arena_leaderboard). Errors become a status line and a toast, never a traceback. Models load
+lazily on the first question, never in build().
 """
 
 from __future__ import annotations
+
+import time
 
 import gradio as gr
 
 from lab.arena import battles, contestants, live
 from lab.arena.leaderboard import leaderboard
 from lab.config import ConfigError, GenConfig
+from lab.generation import passage_dict
 from lab.ui import arena_eval
 from lab.ui import arena_view as view
 
@@ -82,35 +88,54 @@ def build(ws, cache) -> None:
 
 
 def _build_side_by_side(ws, cache, choices):
+    default = _default_pick(choices)
     with gr.Row():
         pick = gr.Dropdown(
             choices,
-            value=_default_pick(choices),
+            value=default,
             multiselect=True,
             allow_custom_value=True,
-            label="Contestants (2-4): base, ft:RUN, rag:INDEX, ft+rag:RUN:INDEX",
+            label=f"Contestants (1-{MAX_SIDE}): base, ft:RUN, rag:INDEX, ft+rag:RUN:INDEX",
             scale=3,
         )
         question = gr.Textbox(label="Question", scale=4)
         ask = gr.Button("Ask", variant="primary", scale=1)
     gen = gen_controls()
     status = gr.Markdown()
-    with gr.Row():
-        cols = [gr.Markdown(min_height=80) for _ in range(MAX_SIDE)]
+    cols, mds, passages = [], [], []
+    with gr.Row(equal_height=False):
+        for i in range(MAX_SIDE):  # one column per chosen contestant; the others stay hidden
+            with gr.Column(visible=i < len(default), elem_classes="arena-side-col") as col:
+                mds.append(gr.Markdown(_side_title(default, i), min_height=60))
+                passages.append(gr.HTML(""))
+            cols.append(col)
 
     def run(names, q, *settings):
         try:
             names, cfg = _check_side(names, q), gen_from(*settings)
         except (ConfigError, ValueError) as exc:
             gr.Warning(str(exc))
-            yield f"**{exc}**", *[""] * MAX_SIDE
+            yield f"**{exc}**", *[gr.skip()] * (2 * MAX_SIDE)
             return
         makers = [lambda n=n: contestants.responder(ws, cache, n) for n in names]
+        shown, rest = [None] * MAX_SIDE, [""] * (MAX_SIDE - len(names))
         for answers, errors in live.stream_many(makers, q, cfg):
-            mds = [view.answer_md(n, a, e) for n, a, e in zip(names, answers, errors, strict=True)]
-            yield "", *mds, *[""] * (MAX_SIDE - len(names))
+            texts = [view.answer_md(n, a, e) for n, a, e in zip(names, answers, errors, strict=True)]
+            htmls = [view.passages_html(a.passages) if a else "" for a in answers] + rest
+            fresh = [h if h != old else gr.skip() for h, old in zip(htmls, shown, strict=True)]  # keeps open ones open
+            shown = htmls
+            done = sum(bool(e) or (a is not None and a.done) for a, e in zip(answers, errors, strict=True))
+            yield f"Generating: {done} of {len(names)} answers complete...", *texts, *rest, *fresh
+        yield "", *texts, *rest, *htmls  # the complete values (an API caller gets no skipped outputs)
 
-    ask.click(run, [pick, question, *gen], [status, *cols], api_name="arena_side_by_side", concurrency_id="gen")
+    ask.click(
+        run,
+        [pick, question, *gen],
+        [status, *mds, *passages],
+        api_name="arena_side_by_side",
+        concurrency_id="gen",
+        show_progress="hidden",  # the status line counts finished answers; no bars over the columns
+    )
     previous = gr.State(list(pick.value or []))
 
     def dropped(before, now):
@@ -122,8 +147,18 @@ def _build_side_by_side(ws, cache, choices):
                 pass  # a malformed custom id never loaded anything
         return list(now or [])
 
+    def columns(now):
+        names = [n for n in now or [] if n]
+        shown = [gr.Column(visible=i < len(names)) for i in range(MAX_SIDE)]
+        return *shown, *[_side_title(names, i) for i in range(MAX_SIDE)], *[""] * MAX_SIDE
+
     pick.change(dropped, [previous, pick], previous, api_name="arena_release", queue=False)
+    pick.change(columns, pick, [*cols, *mds, *passages], api_name=False, queue=False)
     return pick
+
+
+def _side_title(names: list[str], i: int) -> str:
+    return f"### {names[i]}\n\n*Ask a question to see its answer.*" if i < len(names) else ""
 
 
 def _check_side(names, question) -> list[str]:
@@ -139,7 +174,8 @@ def _check_side(names, question) -> list[str]:
 
 def _build_battle(ws, cache, choices):
     gr.Markdown(
-        "Two contestants drawn at random answer on swapped sides; their names are shown after you vote. "
+        "Two contestants drawn at random answer on random sides. Both answers appear together, once both are "
+        "complete, with nothing that tells them apart; names, speed and passages are shown after you vote. "
         "Only these blind votes count for the leaderboard."
     )
     with gr.Row():
@@ -150,28 +186,47 @@ def _build_battle(ws, cache, choices):
             allow_custom_value=True,
             label="Contestant pool (at least 2)",
             scale=3,
+            elem_id="battle-pool",
         )
         question = gr.Textbox(label="Question", scale=4)
         start = gr.Button("Start battle", variant="primary", scale=1)
     gen = gen_controls()
-    state = gr.State({})
+    status = gr.Markdown("Pick the pool, type a question and press **Start battle**.")
+    sides, infos = [], []
     with gr.Row():
-        side_a, side_b = gr.Markdown("### Model A", min_height=80), gr.Markdown("### Model B", min_height=80)
+        for s in "AB":  # the two sides are built identically: structure must not give a contestant away
+            sides.append(
+                gr.Textbox(
+                    label=f"Model {s}",
+                    placeholder=view.BATTLE_WAITING,
+                    lines=6,
+                    max_lines=30,
+                    interactive=False,
+                    elem_id=f"battle-answer-{s.lower()}",
+                    elem_classes="battle-answer",
+                )
+            )
     with gr.Row():
         buttons = [gr.Button(label, interactive=False) for label in battles.LABELS.values()]
     reveal = gr.Markdown()
+    with gr.Row(equal_height=False):
+        for s in "AB":  # empty on both sides until the vote, then names, speed and passages
+            infos.append(gr.HTML("", elem_id=f"battle-reveal-{s.lower()}", elem_classes="battle-reveal"))
+    battle_id = gr.Textbox(visible=False, label="Battle id (vote with it through arena_submit_vote)")
+    state = gr.State({})
     start.click(
         lambda *a: (yield from _battle(ws, cache, *a)),
         [pool, question, *gen],
-        [side_a, side_b, *buttons, reveal, state],
+        [*sides, *infos, *buttons, status, reveal, battle_id, state],
         api_name="arena_battle",
         concurrency_id="gen",
+        show_progress_on=sides,
     )
     for winner, button in zip(battles.WINNERS, buttons, strict=True):
         button.click(
             lambda s, w=winner: _vote(ws, s, w),
             state,
-            [reveal, *buttons, state],
+            [reveal, *infos, *buttons, state],
             api_name=f"arena_vote_{winner}",
             concurrency_limit=None,
         )
@@ -180,87 +235,109 @@ def _build_battle(ws, cache, choices):
 
 
 def _battle(ws, cache, pool, question, *settings):
-    off = [gr.Button(interactive=False)] * 4
+    """Issue a battle, generate both answers out of sight, then show both at once (or void the battle)."""
+    off, blank = [gr.Button(interactive=False)] * 4, [""] * 4
     try:
         a, b = battles.pick_pair([p for p in pool or [] if p])
         cfg = gen_from(*settings)
         if not (question or "").strip():
             raise ValueError("type a question first")
-    except (ConfigError, ValueError) as exc:
+        for name in (a, b):
+            contestants.parse(name)
+        battle = battles.start_battle(ws.db_path, question, a, b, cfg.to_dict())
+    except (ConfigError, *USER_ERRORS) as exc:
         gr.Warning(str(exc))
-        yield "### Model A", "### Model B", *off, f"**{exc}**", {}
+        yield *blank, *off, f"**{exc}**", "", "", {}
         return
+    wait = "Generating both answers: they appear together when both are complete"
+    yield *blank, *off, f"{wait}...", "", "", {}
     makers = [lambda n=n: contestants.responder(ws, cache, n) for n in (a, b)]
-    answers, errors = [None, None], ["", ""]
-    for answers, errors in live.stream_many(makers, question, cfg):
-        mds = [view.answer_md(f"Model {s}", x, e) for s, x, e in zip("AB", answers, errors, strict=True)]
-        yield *mds, *off, "", {}
-    done = live.all_done(answers, errors) and not any(errors)
-    state = (
-        {
-            "question": question,
-            "a": a,
-            "b": b,
-            "answer_a": answers[0].text if answers[0] else "",
-            "answer_b": answers[1].text if answers[1] else "",
-            "settings": cfg.to_dict(),
-        }
-        if done
-        else {}
-    )
-    note = "Both answers are in: vote below." if done else "A contestant failed; start a new battle."
-    yield *mds, *[gr.Button(interactive=done)] * 4, note, state
+    began, answers, errors = time.monotonic(), [None, None], ["", ""]
+    for snapshot in live.stream_many(makers, question, cfg, poll_s=1.0):
+        answers, errors = snapshot  # only the elapsed time is shown meanwhile: a side would give itself away
+        yield *[gr.skip()] * 8, f"{wait} ({time.monotonic() - began:.0f} s)...", *[gr.skip()] * 3
+    if any(errors) or not live.all_done(answers, errors):
+        battles.fail_battle(ws.db_path, battle)
+        why = "; ".join(f"side {s}: {e}" for s, e in zip("AB", errors, strict=True) if e) or "an answer stopped"
+        gr.Warning(f"battle void: {why}")
+        yield *blank, *off, f"**This battle is void** ({why}): start a new battle.", "", "", {}
+        return
+    battles.finish_battle(ws.db_path, battle, answers[0].text, answers[1].text)
+    texts = [x.text.strip() or "(empty answer)" for x in answers]
+    state = {"battle": battle, "sides": [_side_state(x) for x in answers]}
+    ready = "Both answers are in: read them and vote below."
+    yield *texts, "", "", *[gr.Button(interactive=True)] * 4, ready, "", battle, state
+
+
+def _side_state(answer) -> dict:
+    """What the reveal shows after the vote (kept server-side in gr.State until then)."""
+    return {"speed": view.speed(answer), "draft": answer.draft, "passages": [passage_dict(p) for p in answer.passages]}
 
 
 def _vote(ws, state, winner):
-    off = [gr.Button(interactive=False)] * 4
-    if not state or not state.get("a"):
+    off, keep = [gr.Button(interactive=False)] * 4, [gr.skip(), gr.skip()]
+    if not state or not state.get("battle"):
         gr.Warning("no finished battle to vote on: start a battle first")
-        return "No finished battle to vote on.", *off, {}
+        return "No finished battle to vote on: start a battle first.", *keep, *off, {}
     try:
-        vote_id = battles.record_vote(
-            ws.db_path,
-            state["question"],
-            state["a"],
-            state["b"],
-            state["answer_a"],
-            state["answer_b"],
-            winner,
-            True,
-            state.get("settings"),
-        )
+        row = battles.vote(ws.db_path, state["battle"], winner)
+    except battles.BattleError as exc:
+        gr.Warning(str(exc))
+        return f"**Vote refused:** {exc}", *keep, *off, {}
     except USER_ERRORS as exc:
         gr.Warning(str(exc))
-        return f"**Vote not saved:** {exc}", *[gr.Button(interactive=True)] * 4, state
-    reveal = f"Vote #{vote_id} saved ({battles.LABELS[winner]}). **A** was `{state['a']}`, **B** was `{state['b']}`."
-    return reveal, *off, {}
+        return f"**Vote not saved:** {exc}", *keep, *[gr.Button(interactive=True)] * 4, state
+    names = [row["system_a"], row["system_b"]]
+    infos = [view.battle_reveal_html(s, n, x) for s, n, x in zip("AB", names, state["sides"], strict=True)]
+    reveal = (
+        f"Vote #{row['vote_id']} saved ({battles.LABELS[winner]}). **A** was `{names[0]}`, **B** was `{names[1]}`."
+    )
+    return reveal, *infos, *off, {}
 
 
 def _submit_vote_api(ws) -> None:
-    """An API-only endpoint for scripted arenas: store a finished blind battle's vote; returns the vote id."""
+    """An API-only endpoint for scripted arenas: vote on a battle this server issued (the battle id that
+    arena_battle returned) with a, b, tie or both_bad; returns the vote id. The stored vote holds the battle's
+    question, contestants and answers as the server generated them; an unknown id or a second vote is refused."""
 
-    def submit(question: str, system_a: str, system_b: str, answer_a: str, answer_b: str, winner: str) -> int:
-        return battles.record_vote(ws.db_path, question, system_a, system_b, answer_a, answer_b, winner, True)
+    def submit(battle_id: str, winner: str) -> int:
+        try:
+            return int(battles.vote(ws.db_path, battle_id, winner)["vote_id"])
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise gr.Error(f"vote refused: {exc}") from None
 
     gr.api(submit, api_name="arena_submit_vote", concurrency_limit=None)
 
 
+RATING_NOTE = (
+    "**Rating**: a Bradley-Terry strength fitted to the blind votes, on a scale where 1000 is the average "
+    "contestant and 400 points more means 10-to-1 odds of winning a battle; the **95% interval** is the range "
+    "that holds the middle 95% of the ratings refitted on 100 resamples of the votes (bootstrap)."
+)
+
+
 def _build_leaderboard(ws) -> None:
+    gr.Markdown(RATING_NOTE)
     show = gr.Button("Refresh leaderboard", variant="primary")
     summary = gr.Markdown("Press **Refresh** to compute ratings from the stored blind votes.")
     table = gr.Dataframe(
-        headers=["rank", "contestant", "rating", "95% CI", "votes", "wins", "ties"],
-        label="Bradley-Terry ratings (400 x strength + 1000)",
+        headers=["rank", "contestant", "rating", "95% interval", "votes", "wins", "ties"],
+        label="Ratings (best first; rank = 1 + contestants whose interval is entirely above)",
         interactive=False,
+        visible=False,
     )
-    plot = gr.Plot(label="Win-rate matrix")
+    plot = gr.Plot(show_label=False, visible=False)
 
     def refresh():
         board = leaderboard(battles.load_votes(ws.db_path), bootstrap=100, seed=0)
         if not board["rows"]:
-            return "No blind votes yet: run a few battles first.", [], None
+            return "No blind votes yet: run a few battles first.", gr.Dataframe(visible=False), gr.Plot(visible=False)
         ties = f"{100 * board['tie_rate']:.0f}%"
-        text = f"{board['n']} blind votes, tie or both-bad rate {ties}. Rank = 1 + contestants clearly above."
-        return text, view.leaderboard_rows(board), view.heatmap(board)
+        text = f"{board['n']} blind votes; {ties} of them were a tie or both bad."
+        return (
+            text,
+            gr.Dataframe(view.leaderboard_rows(board), visible=True),
+            gr.Plot(view.heatmap(board), visible=True),
+        )
 
     show.click(refresh, None, [summary, table, plot], api_name="arena_leaderboard")

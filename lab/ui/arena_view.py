@@ -1,4 +1,5 @@
-"""Pure view formatters for the Arena tab: answers and passages as Markdown, tables as rows, charts as figures.
+"""Pure view formatters for the Arena tab: answers as Markdown, passages as plain-text HTML, blind-battle sides
+and reveals, tables as rows, the verdict as a list, charts as figures.
 
 No gradio components and no events here (so everything is unit-testable); matplotlib is imported inside the
 figure functions. Nothing here runs a model or touches the database.
@@ -6,6 +7,8 @@ figure functions. Nothing here runs a model or touches the database.
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 from lab.generation import Answer, passage_dict
@@ -24,33 +27,117 @@ SUMMARY_COLUMNS = (
     "retrieval_hit",
 )
 CHART_METRICS = ("correct_rate", "hallucination_rate", "exact_match", "token_f1", "rouge_l", "similarity")
-QUESTION_COLUMNS = ["id", "system", "group", "category", "question", "answer", "prediction", "token_f1", "latency_s"]
+SUMMARY_HEADERS = {
+    "correct_rate": "correct",
+    "wrong_rate": "wrong",
+    "skipped_rate": "skipped",
+    "idk_rate": "I don't know",
+    "hallucination_rate": "hallucination",
+    "exact_match": "exact match",
+    "token_f1": "token F1",
+    "rouge_l": "ROUGE-L",
+    "similarity": "similarity",
+    "groundedness": "grounded",
+    "retrieval_hit": "retrieval hit",
+}
+QUESTION_COLUMNS = ["id", "system", "category", "question", "answer", "prediction", "token_f1", "latency_s"]
+QUESTION_HEADERS = ["id", "contestant", "category", "question", "expected answer", "answer given", "F1", "seconds"]
+QUESTION_WIDTHS = ["7%", "11%", "10%", "24%", "14%", "22%", "5%", "7%"]  # wraps instead of scrolling sideways
+BATTLE_WAITING = "Both answers appear here together, once both are complete."
+_MARKUP = [
+    (re.compile(r"^\s*#{1,6}\s+", re.M), ""),  # heading marks
+    (re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$\n?", re.M), ""),  # table rule rows
+    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # bold
+    (re.compile(r"`([^`]*)`"), r"\1"),  # inline code
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links: keep the words
+]
+
+
+def plain_text(text: str) -> str:
+    """Markdown source as readable plain text: markup characters dropped, line breaks kept."""
+    out = str(text or "")
+    for pattern, repl in _MARKUP:
+        out = pattern.sub(repl, out)
+    return re.sub(r"\n{3,}", "\n\n", out).strip()
 
 
 def passages_md(passages: list[Any], max_chars: int = 300) -> str:
+    """A short numbered list (source, score, start of the text as plain words) for Markdown views."""
     if not passages:
         return ""
     lines = ["**Passages**"]
     for i, p in enumerate(passages, 1):
         d = passage_dict(p)
-        text = " ".join(str(d.get("text") or "").split())
+        text = " ".join(plain_text(d.get("text") or "").split())
         text = text[:max_chars] + ("..." if len(text) > max_chars else "")
+        text = html.escape(text).replace("*", "\\*").replace("_", "\\_")
         lines.append(f"{i}. `{d.get('source')}` (score {float(d.get('score') or 0):.2f}): {text}")
     return "\n".join(lines)
 
 
+def passages_html(
+    passages: list[Any], none_note: str = "No passages: this contestant answers from the model alone."
+) -> str:
+    """An accordion (closed) with every passage in full, as plain text, with its source and score."""
+    if not passages:
+        return f"<p class='arena-nopass'><small>{html.escape(none_note)}</small></p>"
+    cards = []
+    for i, p in enumerate(passages, 1):
+        d = passage_dict(p)
+        head = f"<b>[{i}]</b> <code>{html.escape(str(d.get('source') or '?'))}</code>"
+        score = f" &middot; score {float(d.get('score') or 0):.2f}"
+        body = f"<div style='white-space:pre-wrap;margin-top:4px'>{html.escape(plain_text(d.get('text') or ''))}</div>"
+        cards.append(
+            f"<div class='arena-passage' style='border-top:1px solid #8884;padding:6px 0'>{head}{score}{body}</div>"
+        )
+    n = len(passages)
+    summary = f"Passages ({n}): the full text {'it' if n == 1 else 'they'} read"
+    return f"<details class='arena-passages'><summary>{summary}</summary>{''.join(cards)}</details>"
+
+
+def speed(answer: Answer) -> str:
+    return f"{answer.latency_s:.1f} s, {answer.completion_tokens} tokens, {answer.tokens_per_s:.1f} tokens/s"
+
+
 def answer_md(title: str, answer: Answer | None, error: str = "") -> str:
-    """One contestant's column: title, answer text (or a waiting/error note), speed, passages."""
+    """One side-by-side column: title, answer text (or a waiting/error note), speed; passages go in passages_html."""
     if error:
         return f"### {title}\n\n**Error:** {error}"
     if answer is None:
         return f"### {title}\n\n*waiting...*"
     state = "" if answer.done else " *(generating...)*"
-    speed = f"{answer.latency_s:.1f} s, {answer.completion_tokens} tokens, {answer.tokens_per_s:.1f} tokens/s"
     body = answer.text or "*...*"
     if answer.draft:
         body += f"\n\n<small>draft not supported by the passages, withheld: {answer.draft}</small>"
-    return f"### {title}\n\n{body}{state}\n\n<small>{speed}</small>\n\n{passages_md(answer.passages)}"
+    return f"### {title}\n\n{body}{state}\n\n<small>{speed(answer)}</small>"
+
+
+def battle_reveal_html(side: str, name: str, answer: dict[str, Any]) -> str:
+    """After the vote: who answered on this side, how fast, a withheld draft, and the passages it read."""
+    lines = [
+        f"<p>Model {side} was <b>{html.escape(name)}</b> <small>({html.escape(answer.get('speed', ''))})</small></p>"
+    ]
+    if answer.get("draft"):
+        lines.append(
+            f"<p><small>draft not supported by the passages, withheld: {html.escape(answer['draft'])}</small></p>"
+        )
+    lines.append(passages_html(answer.get("passages") or []))
+    return "".join(lines)
+
+
+_TRAILING_NOTE = re.compile(r"^(?P<lead>.*\S)\s+\((?P<note>[^()]*(?:CI|n=)[^()]*)\)\.$")
+
+
+def verdict_md(text: str) -> str:
+    """The verdict as a list, one sentence per item, its interval on a small second line after the sentence."""
+    items = []
+    for line in (text or "").splitlines():
+        line = line.strip().removeprefix("- ").strip()
+        if not line:
+            continue
+        m = _TRAILING_NOTE.match(line)
+        items.append(f"- {m['lead']}.  \n  <small>{m['note']}</small>" if m else f"- {line}")
+    return "\n".join(items)
 
 
 def _pct(value: float | None) -> str:
@@ -67,7 +154,7 @@ def rate_cell(summary: dict[str, Any], key: str) -> str:
 
 def summary_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """Header and rows: one per contestant, rates in % with 95% intervals, latency and tokens/s."""
-    head = ["system", "n", *SUMMARY_COLUMNS, "latency p50 s", "latency p95 s", "tokens/s"]
+    head = ["contestant", "n", *(SUMMARY_HEADERS[k] for k in SUMMARY_COLUMNS), "p50 s", "p95 s", "tokens/s"]
     rows = []
     for s in result.get("systems", []):
         speed = [round(s.get(k) or 0, 2) for k in ("latency_p50", "latency_p95", "tokens_per_s")]
@@ -84,7 +171,7 @@ def question_rows(result: dict[str, Any], system: str = "", category: str = "", 
             continue
         if needle and needle not in f"{r['question']} {r['prediction']} {r['answer']}".lower():
             continue
-        out.append([round(r[c], 3) if isinstance(r.get(c), float) else r.get(c) for c in QUESTION_COLUMNS])
+        out.append([round(r[c], 2) if isinstance(r.get(c), float) else r.get(c) for c in QUESTION_COLUMNS])
     return out
 
 
@@ -112,9 +199,10 @@ def bar_chart(result: dict[str, Any]):
         err = [_err(s, k) for k in CHART_METRICS]
         ax.bar(xs, vals, width, label=s["system"], yerr=list(zip(*err, strict=True)) if err else None, capsize=2)
     ax.set_xticks(range(len(CHART_METRICS)), [m.replace("_", " ") for m in CHART_METRICS])
-    ax.set_ylabel("% (95% CI)")
+    ax.set_ylabel("% (whiskers: 95% CI)")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=8)
+    ax.set_title("Metrics per contestant", loc="left", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1, 1), ncols=max(1, len(systems)), frameon=False)
     fig.tight_layout()
     return fig
 
