@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lab.cli import arena, data, index, train
+from lab.cli import arena, data, index, showcase, train
 
-MODULES = (data, train, index, arena)
+MODULES = (showcase, data, train, index, arena)
 
 
 def build_parser() -> argparse.ArgumentParser:

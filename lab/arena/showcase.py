@@ -1,0 +1,425 @@
+"""The whole comparison in one call: validate, build the index, train, evaluate every contestant, verdict.
+
+The Start tab and `python -m lab showcase` run `run_showcase`. Every stage is keyed on a hash of its inputs
+(data hash + training config, index settings + document hashes, the question set, the generation settings), and
+its product is stored under a name derived from that key: a training run `start-KIND-KEY`, an evaluation
+`start-CONTESTANT-KEY` per contestant and the comparison `showcase-KEY`. A stage whose product already exists is
+reused, so a second run with the same inputs does no work; a cancelled run keeps every finished stage. Progress
+goes to one callback (`Update`: stage, its ETA, the overall ETA). Training extra kinds (e.g. for RAG) and extra
+contestants are one entry each in TRAININGS / CONTESTANTS. No gradio here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab import jobs
+from lab.arena import evaluation
+from lab.arena.evalset import EvalItem, read_evalset, sample_evalset_path
+from lab.arena.scoring import summarize_all
+from lab.arena.verdict import verdict
+from lab.config import GenConfig, RagConfig, TrainConfig
+from lab.training.plan import PRESETS, apply_preset
+from lab.workspace import Workspace, slugify
+
+SAMPLE = "sample"
+PREFIX = "showcase-"
+# Training kinds: (kind, preset, whether it trains on the index's passages). A kind whose preset (or, for RAG,
+# the TrainConfig.rag_index setting) is not in this version is left out.
+TRAININGS = (("plain", "quick CPU demo", False), ("rag", "quick CPU demo (RAG)", True))
+TRAINING_LABELS = {"plain": "Fine-tuning on the data (quick preset)", "rag": "Fine-tuning for RAG (quick preset)"}
+# The showcase's shorter schedule on top of the presets (measured effect: README, section "Start tab").
+SHOWCASE_TRAIN = {"epochs": 1.0, "eval_steps": 0}
+# Contestants: (label shown to people, contestant id template, training kinds it needs).
+CONTESTANTS = (
+    ("base", "base", ()),
+    ("fine-tuned", "ft:{plain}", ("plain",)),
+    ("RAG", "rag:{index}", ()),
+    ("fine-tuned + RAG", "ft+rag:{plain}:{index}", ("plain",)),
+    ("trained for RAG + RAG", "ft+rag:{rag}:{index}", ("rag",)),
+)
+DEFAULT_S = {"validate": 15.0, "index": 25.0, "verdict": 3.0, "step": 2.5, "startup": 25.0, "answer": 0.7}
+
+
+class ShowcaseError(ValueError):
+    """An input of the comparison cannot be used; the message names it and says what to do."""
+
+
+@dataclass
+class Inputs:
+    """What the comparison runs on; the defaults are the installed sample domain and the fast settings."""
+
+    dataset: str = SAMPLE
+    corpus: str = SAMPLE
+    qa: str = ""  # evaluation JSONL; empty = the sample domain's held-out set
+    questions: int = 40  # stratified subset size (every group kept); 0 = all questions
+    max_new_tokens: int = 32
+    train: dict[str, Any] = field(default_factory=lambda: dict(SHOWCASE_TRAIN))
+    seed: int = 0
+    bootstrap: int = 1000
+    contestants: list[str] = field(default_factory=list)  # labels from CONTESTANTS to run; empty = all
+
+
+@dataclass
+class Update:
+    """One progress report: which stage, how far, and the ETAs (None = unknown yet)."""
+
+    stage: str
+    label: str
+    number: int
+    total: int
+    fraction: float
+    stage_eta_s: float | None
+    overall_eta_s: float | None
+    message: str = ""
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def trainings() -> list[tuple[str, str, bool]]:
+    """The training kinds this version can run (the RAG one once its preset and setting exist)."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return [t for t in TRAININGS if t[1] in PRESETS and (not t[2] or "rag_index" in fields)]
+
+
+def stratified(items: list[EvalItem], n: int, seed: int = 0) -> list[EvalItem]:
+    """A seeded subset of about `n` items keeping every (group, answerable) stratum in proportion (>= 1 each)."""
+    if not n or n >= len(items):
+        return list(items)
+    strata: dict[tuple, list[int]] = {}
+    for i, it in enumerate(items):
+        strata.setdefault((it.group or "", it.answerable), []).append(i)
+    quota = {k: max(1, int(n * len(v) / len(items))) for k, v in strata.items()}
+    by_remainder = sorted(strata, key=lambda k: -(n * len(strata[k]) / len(items) - quota[k]))
+    for k in by_remainder[: max(0, n - sum(quota.values()))]:
+        quota[k] += 1
+    rng = random.Random(seed)
+    keep = {i for k, idx in strata.items() for i in rng.sample(idx, min(len(idx), quota[k]))}
+    return [it for i, it in enumerate(items) if i in keep]
+
+
+class _Run:
+    """One pass over the stages; `ctx` collects what later stages need (run ids, index name, keys)."""
+
+    def __init__(self, ws: Workspace, cache, inputs: Inputs, progress, should_stop):
+        self.ws, self.cache, self.inputs = ws, cache, inputs
+        self.progress, self.should_stop = progress or (lambda u: None), should_stop or (lambda: False)
+        self.ctx: dict[str, Any] = {}
+        self.records: list[dict[str, Any]] = []
+        self.prior = _prior_times(ws)
+        self.stages = _stage_list(inputs.contestants)
+        self.number = 0
+        self.started = 0.0
+
+    def report(self, fraction: float, message: str = "", stage_eta: float | None = None) -> None:
+        stage, label = self.stages[self.number - 1][:2]
+        if stage_eta is None:
+            guess = self.estimate(stage)
+            stage_eta = max(0.0, guess * (1 - fraction)) if guess is not None else None
+        later = [self.estimate(s[0]) for s in self.stages[self.number :]]
+        overall = None if stage_eta is None else stage_eta + sum(x or 0.0 for x in later)
+        self.progress(Update(stage, label, self.number, len(self.stages), fraction, stage_eta, overall, message))
+
+    def estimate(self, stage: str) -> float | None:
+        """Seconds a stage should take: the last comparison's time for it, else a rough default."""
+        if stage in self.prior:
+            return self.prior[stage]
+        kind = stage.split(":", 1)[0]
+        if kind == "train":
+            return DEFAULT_S["startup"] + DEFAULT_S["step"] * self.ctx.get("steps", 40)
+        if kind == "eval":
+            return DEFAULT_S["answer"] * len(self.ctx.get("items", [])) or None
+        return DEFAULT_S.get(kind)
+
+    def go(self) -> dict[str, Any]:
+        self.started = time.time()
+        for number, (stage, label, work) in enumerate(self.stages, 1):
+            self.number = number
+            if self.should_stop():
+                return self.finish("cancelled")
+            t0 = time.time()
+            self.report(0.0, "starting")
+            info = work(self) or {}
+            if info.get("cancelled"):
+                return self.finish("cancelled")
+            self.records.append({"stage": stage, "label": label, "seconds": round(time.time() - t0, 2)} | info)
+            self.report(1.0, "reused (same inputs as before)" if info.get("reused") else "done", 0.0)
+        return self.finish("finished")
+
+    def finish(self, status: str) -> dict[str, Any]:
+        result = self.ctx.get("result") or compose(self.ctx.get("evals", {}), self.inputs, status)
+        result = dict(result, status=status if status == "cancelled" else result.get("status", status))
+        result["run"] = {"stages": self.records, "total_s": round(time.time() - self.started, 2), "status": status}
+        return result
+
+
+# --- stages -------------------------------------------------------------------------------------------------
+
+
+def _validate(run: _Run) -> dict:
+    from lab.data import dataset_hash, ensure_sample_domain
+
+    ws, inp = run.ws, run.inputs
+    if SAMPLE in (inp.dataset, inp.corpus):
+        ensure_sample_domain(ws)
+    if not ws.exists("corpora", inp.corpus):
+        known = ", ".join(ws.list("corpora")) or "none"
+        raise ShowcaseError(f"corpus {inp.corpus!r} does not exist; saved corpora: {known}. Save it in the Data tab")
+    qa = inp.qa or str(sample_evalset_path(ws))
+    every = read_evalset(qa)
+    items = stratified(every, inp.questions, inp.seed)
+    run.ctx.update(qa=qa, items=items, all_items=len(every), data_hash=dataset_hash(ws, inp.dataset))
+    run.ctx["configs"] = {kind: _train_config(inp, preset) for kind, preset, _ in trainings()}
+    plain = run.ctx["configs"]["plain"]
+    reused = _finished_run(ws, _run_name(run, "plain"))
+    if not reused:
+        run.ctx["steps"] = jobs.check(ws, plain)["steps"]  # the validator's errors, bad settings, the model
+    run.ctx["questions_hash"] = digest([it.to_dict() for it in items])
+    return {"reused": reused, "questions": len(items), "of": run.ctx["all_items"]}
+
+
+def _train_config(inp: Inputs, preset: str) -> TrainConfig:
+    return apply_preset(TrainConfig(dataset=inp.dataset), preset).replace(**inp.train)
+
+
+def _index(run: _Run) -> dict:
+    from lab.rag import build_index, ensure_sample_index, index_info, list_indexes
+    from lab.rag.chunking import load_documents
+    from lab.rag.index import fingerprint
+
+    ws, corpus = run.ws, run.inputs.corpus
+    name = SAMPLE if corpus == SAMPLE else _index_name(ws, corpus)
+    folder = ws.dir("indexes", name)
+    config = RagConfig.load(folder / "config.json") if name in list_indexes(ws) else RagConfig(name=name)
+    config = config.replace(name=name, corpus=corpus)
+    docs = sorted(d.doc_id for d in load_documents(ws, corpus).documents)
+    reused = name in list_indexes(ws) and _index_docs(index_info(ws, name)) == docs
+    if not reused and name == SAMPLE:
+        ensure_sample_index(ws, run.cache, lambda f, m: run.report(f, m))
+        reused = _index_docs(index_info(ws, name)) == docs
+    if not reused:
+        build_index(ws, config, run.cache, progress=lambda f, m: run.report(f, m))
+    meta = index_info(ws, name)
+    run.ctx.update(index=name, index_key=digest([meta.get("fingerprint") or fingerprint(config), docs]))
+    return {"reused": reused, "index": name}
+
+
+def _index_docs(meta: dict) -> list[str]:
+    return sorted(d["doc_id"] for d in meta.get("documents", []))
+
+
+def _index_name(ws: Workspace, corpus: str) -> str:
+    """The corpus's own name, unless an index of that name was built from another corpus."""
+    name = slugify(corpus, "corpus")
+    path = ws.dir("indexes", name) / "config.json"
+    if path.is_file() and RagConfig.load(path).corpus != corpus:
+        return f"start-{name}"[:64]
+    return name
+
+
+def _for_rag(kind: str) -> bool:
+    return any(rag for k, _, rag in TRAININGS if k == kind)
+
+
+def _config(run: _Run, kind: str) -> TrainConfig:
+    config = run.ctx["configs"][kind]
+    return config.replace(rag_index=run.ctx["index"]) if _for_rag(kind) else config
+
+
+def _run_name(run: _Run, kind: str) -> str:
+    """`start-KIND-KEY`, KEY from the data hash, the config and (training for RAG) the index key."""
+    index_key = run.ctx["index_key"] if _for_rag(kind) else ""
+    key = digest([run.ctx["data_hash"], _config(run, kind).to_dict(), index_key])
+    return f"start-{kind}-{key[:10]}"
+
+
+def _finished_run(ws: Workspace, run_id: str) -> bool:
+    return ws.exists("runs", run_id) and (ws.dir("runs", run_id) / "adapter" / "adapter_config.json").is_file()
+
+
+def _train(kind: str) -> Callable[[_Run], dict]:
+    def work(run: _Run) -> dict:
+        ws, run_id = run.ws, _run_name(run, kind)
+        run.ctx.setdefault("runs", {})[kind] = run_id
+        if _finished_run(ws, run_id):
+            return {"reused": True, "run": run_id}
+        if ws.exists("runs", run_id):
+            jobs.delete(ws, run_id)  # an unfinished earlier attempt (cancelled or failed): start again
+        jobs.start(ws, _config(run, kind).replace(name=run_id))
+        return _watch_training(run, run_id)
+
+    return work
+
+
+def _watch_training(run: _Run, run_id: str) -> dict:
+    t0 = time.time()
+    while True:
+        info = jobs.poll(run.ws, run_id)
+        status = info["status"]
+        if info["state"] in ("finished", "stopped"):
+            return {"reused": False, "run": run_id}
+        if info["state"] in ("failed", "cancelled"):
+            raise ShowcaseError(f"training {run_id} {info['state']}: {status.get('error') or 'see its train.log'}")
+        if run.should_stop():
+            jobs.cancel(run.ws, run_id)
+            return {"cancelled": True}
+        step, total = status.get("step") or 0, status.get("total_steps") or run.ctx.get("steps") or 0
+        eta = (time.time() - t0) / step * (total - step) if step and total else None
+        run.report(step / total if total else 0.0, f"training {run_id}: step {step}/{total or '?'}", eta)
+        time.sleep(1.0)
+
+
+def _evaluate(label: str, template: str) -> Callable[[_Run], dict]:
+    def work(run: _Run) -> dict:
+        from lab.arena.contestants import responder
+
+        ws, spec = run.ws, template.format(index=run.ctx["index"], **run.ctx.get("runs", {}))
+        gen = GenConfig(max_new_tokens=run.inputs.max_new_tokens)
+        deps = [run.ctx["index_key"] if "{index}" in template else ""]
+        deps += [run.ctx["runs"][k] for k in run.ctx.get("runs", {}) if "{" + k + "}" in template]
+        key = digest([spec.split(":")[0], deps, run.ctx["questions_hash"], gen.to_dict(), run.inputs.bootstrap])
+        eval_id = f"start-{slugify(label)}-{key[:10]}"
+        run.ctx.setdefault("evals", {})[label] = {"spec": spec, "id": eval_id, "key": key}
+        if ws.exists("evals", eval_id):
+            run.ctx["evals"][label]["result"] = evaluation.load_evaluation(ws, eval_id)
+            return {"reused": True, "evaluation": eval_id}
+        run.report(0.0, f"loading {spec}")
+        responders = {label: responder(ws, run.cache, spec)}
+        items, t0 = run.ctx["items"], time.time()
+
+        def tick(done: int, total: int, message: str) -> None:
+            eta = (time.time() - t0) / done * (total - done) if done else None
+            run.report(done / max(total, 1), f"{spec}: {done}/{total} answers", eta)
+
+        sim = evaluation.embedding_similarity(run.cache.embedder("embedded"))
+        result = evaluation.run_evaluation(items, responders, gen, sim, tick, run.should_stop, run.inputs.bootstrap)
+        if result["status"] == "cancelled":
+            return {"cancelled": True}
+        evaluation.save_evaluation(ws, result | {"showcase_stage": spec}, run.ctx["qa"], eval_id)
+        run.ctx["evals"][label]["result"] = result
+        return {"reused": False, "evaluation": eval_id}
+
+    return work
+
+
+def _verdict(run: _Run) -> dict:
+    evals = run.ctx["evals"]
+    key = digest([e["key"] for e in evals.values()])
+    eval_id = f"{PREFIX}{key[:16]}"
+    if run.ws.exists("evals", eval_id):
+        run.ctx["result"] = evaluation.load_evaluation(run.ws, eval_id)
+        return {"reused": True, "evaluation": eval_id}
+    result = compose(evals, run.inputs, "finished")
+    result["showcase"] |= {"stages": run.records, "total_s": round(time.time() - run.started, 2)}
+    evaluation.save_evaluation(run.ws, result, run.ctx["qa"], eval_id)
+    run.ctx["result"] = result
+    return {"reused": False, "evaluation": eval_id}
+
+
+def compose(evals: dict[str, dict], inputs: Inputs, status: str) -> dict[str, Any]:
+    """One comparison from {label: {"spec": contestant id, "result": its evaluation}} (those with a result)."""
+    done = {label: e for label, e in evals.items() if e.get("result")}
+    rows = [r for e in done.values() for r in e["result"]["questions"]]
+    first = next(iter(done.values()), {}).get("result", {})
+    result = {"status": status, "gen": first.get("gen", {}), "questions": rows}
+    result["systems"] = summarize_all(rows, list(done), inputs.bootstrap) if rows else []
+    result["verdict"] = verdict(result)
+    result["showcase"] = {
+        "inputs": dataclasses.asdict(inputs),
+        "contestants": {k: e["spec"] for k, e in evals.items()},
+        "questions": len({r["id"] for r in rows}),
+    }
+    return result
+
+
+def _stage_list(only: list[str]) -> list[tuple[str, str, Callable]]:
+    """validate, index, the trainings the chosen contestants need, one evaluation per contestant, verdict."""
+    unknown = sorted(set(only) - {c[0] for c in CONTESTANTS})
+    if unknown:
+        raise ShowcaseError(f"contestant(s) {', '.join(unknown)} unknown; use {', '.join(c[0] for c in CONTESTANTS)}")
+    available = {kind for kind, _, _ in trainings()}
+    chosen = [c for c in CONTESTANTS if (not only or c[0] in only) and set(c[2]) <= available]
+    kinds = {kind for c in chosen for kind in c[2]}
+    stages = [("validate", "Checking the data, questions and model", _validate),
+              ("index", "Building the retrieval index", _index)]  # fmt: skip
+    stages += [
+        (f"train:{k}", TRAINING_LABELS.get(k, f"Fine-tuning ({k})"), _train(k)) for k in sorted(kinds, key=_order)
+    ]
+    for label, template, _ in chosen:
+        stages.append((f"eval:{label}", f"Evaluating {label}", _evaluate(label, template)))
+    return stages + [("verdict", "Writing the verdict", _verdict)]
+
+
+def _order(kind: str) -> int:
+    return [k for k, _, _ in TRAININGS].index(kind)
+
+
+def _prior_times(ws: Workspace) -> dict[str, float]:
+    """Stage durations of the last comparison that did the work (used as ETAs before a stage starts)."""
+    last = latest(ws)
+    stages = (last or {}).get("showcase", {}).get("stages", [])
+    return {s["stage"]: s["seconds"] for s in stages if not s.get("reused")}
+
+
+# --- public API ---------------------------------------------------------------------------------------------
+
+
+def run_showcase(
+    ws: Workspace,
+    cache,
+    inputs: Inputs | None = None,
+    progress: Callable[[Update], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Run (or reuse) every stage; returns the comparison (an evaluation result + `showcase` and `run`)."""
+    return _Run(ws, cache, inputs or Inputs(), progress, should_stop).go()
+
+
+def list_showcases(ws: Workspace) -> list[dict[str, Any]]:
+    """Saved finished comparisons, newest first."""
+    rows = [r for r in evaluation.list_evaluations(ws) if r["id"].startswith(PREFIX) and r["status"] == "finished"]
+    return sorted(rows, key=lambda r: r["created_at"] or 0, reverse=True)
+
+
+def latest(ws: Workspace) -> dict[str, Any] | None:
+    """The newest finished comparison on this workspace, or None."""
+    for row in list_showcases(ws):
+        try:
+            return evaluation.load_evaluation(ws, row["id"])
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def examples(result: dict[str, Any], k: int = 3) -> list[dict[str, Any]]:
+    """`k` questions answered by every contestant, one per group first, preferring ones where they disagree."""
+    systems = [s["system"] for s in result.get("systems", [])]
+    by_id: dict[str, dict[str, dict]] = {}
+    for r in result.get("questions", []):
+        by_id.setdefault(r["id"], {})[r["system"]] = r
+    full = [(qid, rows) for qid, rows in by_id.items() if set(systems) <= set(rows)]
+    full.sort(key=lambda x: -len({r["category"] for r in x[1].values()}))  # stable: file order among equals
+    picked, groups = [], set()
+    for qid, rows in full:
+        group = next(iter(rows.values())).get("group")
+        if group not in groups:
+            picked.append(qid)
+            groups.add(group)
+    picked += [qid for qid, _ in full if qid not in picked]
+    out = []
+    for qid in picked[:k]:
+        rows = by_id[qid]
+        first = rows[systems[0]]
+        answers = {s: {"prediction": rows[s]["prediction"], "category": rows[s]["category"]} for s in systems}
+        out.append({"id": qid, "question": first["question"], "answer": first["answer"],
+                    "group": first.get("group"), "answers": answers})  # fmt: skip
+    return out

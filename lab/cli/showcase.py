@@ -1,0 +1,77 @@
+"""`python -m lab showcase`: the Start tab's CLI twin (the work is in lab.arena.showcase).
+
+showcase [--data DATASET --docs CORPUS --qa EVAL.jsonl]   validate, index, train, evaluate, verdict;
+progress on stderr; prints the verdict and a table; exits 0 when the comparison completed (1 when cancelled).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def register(sub) -> None:
+    from lab.arena.showcase import SHOWCASE_TRAIN, Inputs
+
+    d = Inputs()
+    p = sub.add_parser("showcase", help="the whole comparison: base vs fine-tuned vs RAG vs both, with a verdict")
+    p.add_argument("--data", default=d.dataset, help="saved dataset to fine-tune on (default: sample)")
+    p.add_argument("--docs", default=d.corpus, help="saved corpus to index for RAG (default: sample)")
+    p.add_argument("--qa", default=d.qa, help="evaluation JSONL (default: the sample domain's held-out set)")
+    p.add_argument("--questions", type=int, default=d.questions, help="stratified subset size, 0 = all questions")
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("--epochs", type=float, default=SHOWCASE_TRAIN["epochs"], help="training epochs")
+    p.add_argument("--max-steps", type=int, default=0, help="training steps (> 0 overrides --epochs)")
+    p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="bootstrap resamples for 95%% intervals")
+    p.add_argument("--contestants", default="", help="comma-separated labels to run (default: all), e.g. base,RAG")
+    p.set_defaults(func=cmd_showcase)
+
+
+def _inputs(args):
+    from lab.arena.showcase import SHOWCASE_TRAIN, Inputs
+
+    train = SHOWCASE_TRAIN | {"epochs": args.epochs, "max_steps": args.max_steps}
+    return Inputs(dataset=args.data, corpus=args.docs, qa=args.qa, questions=args.questions,
+                  max_new_tokens=args.max_new_tokens, train=train, bootstrap=args.bootstrap,
+                  contestants=[c.strip() for c in args.contestants.split(",") if c.strip()])  # fmt: skip
+
+
+def _eta(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+
+def _printer():
+    state = {"stage": None, "last": 0.0}
+
+    def show(u) -> None:
+        now = time.time()
+        if u.stage == state["stage"] and now - state["last"] < 1.0 and u.fraction < 1.0:
+            return
+        end = "\n" if u.fraction >= 1.0 else ""
+        line = f"[{u.number}/{u.total}] {u.label}: {u.message} (stage ETA {_eta(u.stage_eta_s)}, "
+        print(f"\r{line}overall ETA {_eta(u.overall_eta_s)})   ", end=end, file=sys.stderr, flush=True)
+        state.update(stage=u.stage, last=now)
+
+    return show
+
+
+def cmd_showcase(args) -> int:
+    from lab.arena.showcase import run_showcase
+    from lab.cli.arena import print_table
+    from lab.models import ModelCache
+    from lab.workspace import Workspace
+
+    ws = Workspace.from_env()
+    result = run_showcase(ws, ModelCache(ws.model_cache), _inputs(args), _printer())
+    run = result["run"]
+    print(f"{len(run['stages'])} stages in {run['total_s']:.1f} s:", file=sys.stderr)
+    for s in run["stages"]:
+        print(f"  {s['stage']:<28} {s['seconds']:7.1f} s{'  (reused)' if s.get('reused') else ''}", file=sys.stderr)
+    if result.get("systems"):
+        print_table(result)
+    print(result["verdict"])
+    for label, spec in result.get("showcase", {}).get("contestants", {}).items():
+        print(f"  {label} = {spec}")
+    if result.get("id"):
+        print(f"saved as evaluation {result['id']}")
+    return 0 if run["status"] == "finished" else 1

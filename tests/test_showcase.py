@@ -1,0 +1,100 @@
+"""The whole comparison (lab.arena.showcase) on the real engine with tiny settings: a cancelled run keeps its
+finished stages, the next run reuses them and finishes, a third run does no work at all (no new run, no new
+evaluation), the CLI exits 0 with a verdict and a table; plus the stratified question subset."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lab import jobs
+from lab.arena import evaluation, showcase
+from lab.arena.evalset import EvalItem
+
+TINY = dict(questions=4, max_new_tokens=4, train={"epochs": 1.0, "max_steps": 1, "eval_steps": 0}, bootstrap=20,
+            contestants=["base", "fine-tuned"])  # fmt: skip  (the CLI test below asks for the same)
+
+
+def test_stratified_subset_keeps_every_group_in_proportion():
+    items = [EvalItem(f"a{i}", "q", "a", group="g1") for i in range(60)]
+    items += [EvalItem(f"b{i}", "q", "a", group="g2") for i in range(30)]
+    items += [EvalItem(f"c{i}", "q", "I don't know", answerable=False) for i in range(3)]
+    picked = showcase.stratified(items, 20, seed=1)
+    ids = [it.id[0] for it in picked]
+    assert len(picked) == 20 and ids.count("c") >= 1 and ids.count("a") > ids.count("b") > ids.count("c")
+    assert picked == [it for it in items if it in picked]  # file order kept
+    assert showcase.stratified(items, 20, seed=1) == picked  # seeded
+    assert showcase.stratified(items, 0) == items
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, model_cache_dir):
+    from lab.data import ensure_sample_domain
+    from lab.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("showcase") / "home"
+    ws = Workspace.open(root)
+    (ws.root / "models").rmdir()
+    (ws.root / "models").symlink_to(model_cache_dir, target_is_directory=True)
+    ensure_sample_domain(ws)
+    return ws
+
+
+def _counts(ws):
+    return len(jobs.list_runs(ws)), len(evaluation.list_evaluations(ws))
+
+
+def test_cancel_keeps_finished_stages_and_the_next_runs_reuse_them(home, cache, monkeypatch):
+    monkeypatch.setenv("LAB_HOME", str(home.root))
+    seen = []
+
+    def stop_at_second_contestant():
+        return any(u.stage == "eval:fine-tuned" for u in seen)
+
+    inputs = showcase.Inputs(**TINY)
+    first = showcase.run_showcase(home, cache, inputs, seen.append, stop_at_second_contestant)
+    assert first["run"]["status"] == "cancelled"
+    done = {s["stage"]: s for s in first["run"]["stages"]}
+    assert list(done) == ["validate", "index", "train:plain", "eval:base"]
+    assert showcase.latest(home) is None  # no comparison written for a cancelled run
+    assert [s["system"] for s in first["systems"]] == ["base"]  # what finished is shown
+    assert all(u.overall_eta_s is None or u.overall_eta_s >= 0 for u in seen)
+    runs, evals = _counts(home)
+    assert runs == 1 and evals == 1
+
+    second = showcase.run_showcase(home, cache, inputs)
+    stages = {s["stage"]: s for s in second["run"]["stages"]}
+    assert second["run"]["status"] == "finished" and second["status"] == "finished"
+    assert stages["train:plain"]["reused"] and stages["eval:base"]["reused"]
+    assert stages["train:plain"]["run"] == done["train:plain"]["run"]
+    assert not stages["eval:fine-tuned"]["reused"] and not stages["verdict"]["reused"]
+    assert [s["system"] for s in second["systems"]] == ["base", "fine-tuned"]
+    assert second["showcase"]["contestants"]["fine-tuned"] == f"ft:{done['train:plain']['run']}"
+    assert len({r["id"] for r in second["questions"]}) == 4 and second["verdict"]
+    assert showcase.latest(home)["id"] == second["id"]
+    runs, evals = _counts(home)
+    assert runs == 1 and evals == 3  # two contestants + the comparison
+
+    third = showcase.run_showcase(home, cache, inputs)
+    assert all(s["reused"] for s in third["run"]["stages"]) and _counts(home) == (1, 3)
+    assert third["id"] == second["id"] and third["systems"] == second["systems"]
+
+    changed = showcase.run_showcase(home, cache, showcase.Inputs(**{**TINY, "max_new_tokens": 5}))
+    stages = {s["stage"]: s for s in changed["run"]["stages"]}
+    assert stages["train:plain"]["reused"] and not stages["eval:base"]["reused"]  # new generation settings
+    assert _counts(home) == (1, 6)
+
+
+def test_cli_exits_0_with_verdict_and_table(home):
+    env = {**os.environ, "LAB_HOME": str(home.root), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "lab", "showcase", "--questions", "4", "--max-new-tokens", "4", "--max-steps", "1",
+           "--bootstrap", "20", "--contestants", "base,fine-tuned"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "correct" in out.stdout and "fine-tuned" in out.stdout and "Most correct" in out.stdout
+    assert "Stage" not in out.stdout and "reused" in out.stderr  # progress goes to stderr
+    bad = subprocess.run([*cmd[:4], "--docs", "no-such-corpus"], capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and "no-such-corpus" in bad.stderr
