@@ -2,6 +2,8 @@
 
 train --data PATH_OR_DATASET --method lora|qlora [--base MODEL] [--max-steps N | --epochs E] [--name NAME]
       [--preset NAME] [--config FILE.yaml|json] [any TrainConfig field as --flag, booleans as --x/--no-x]
+      [--rag-index INDEX --distractor-share 0.3]  train for RAG: on the Arena's RAG prompts over INDEX
+      [--from-run RUN]                            continue from RUN's adapter (its base model)
       prints the run id and folder, streams progress lines, exits 0 finished, 1 failed/stopped
 runs [--stop RUN | --cancel RUN | --resume RUN | --delete RUN]        list runs, or act on one
 """
@@ -102,5 +104,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for row in jobs.list_runs(ws):
         loss = row["metrics"].get("train_loss")
         loss_text = f"{loss:.4f}" if isinstance(loss, (int, float)) else "-"
-        print(f"{row['id']:<28} {row['status']:<10} {row['method']:<6} {row['dataset'][:30]:<30} loss {loss_text}")
+        config = row.get("config") or {}
+        config = json.loads(config) if isinstance(config, str) else config
+        extra = "".join(f" {k} {config[f]}" for k, f in (("from", "from_run"), ("rag", "rag_index")) if config.get(f))
+        line = f"{row['id']:<28} {row['status']:<10} {row['method']:<6} {row['dataset'][:30]:<30} loss {loss_text}"
+        print(line + extra)
     return 0

@@ -1,8 +1,10 @@
 """The Responder interface (what the arena knows about a contestant) and the RAG prompt.
 
 Owns: `Answer`, the `Responder` protocol, `rag_messages` (the prompt that asks a model to answer only from
-numbered passages), and re-exports the model-backed implementation (`ModelResponder`) and the batched
-generation engine. Must not: import gradio, know about votes or scoring, or import heavy libraries at module top.
+numbered passages), `arena_rag_messages` (that prompt over focused passages: the one place both the Arena and
+training for RAG build it), the support check (`supported`), and re-exports the model-backed implementation
+(`ModelResponder`) and the batched generation engine. Must not: import gradio, know about votes or scoring, or
+import heavy libraries at module top.
 """
 
 from __future__ import annotations
@@ -88,6 +90,39 @@ def rag_messages(question: str, passages: list[Any], max_chars: int = 1200) -> l
     """Chat messages asking the model to answer `question` only from the numbered `passages` and cite them."""
     user = f"Passages:\n\n{format_passages(passages, max_chars)}\n\nQuestion: {question.strip()}"
     return [{"role": "system", "content": RAG_SYSTEM}, {"role": "user", "content": user}]
+
+
+def arena_passages(question: str, passages: list[Any], gen: GenConfig, embedder=None) -> list[dict[str, Any]]:
+    """The passages as a RAG contestant shows them: focused on the question's closest sentences (when
+    `gen.focus_sentences` and an embedder are given), each cut to `gen.context_chars` characters."""
+    if gen.focus_sentences > 0 and embedder is not None:
+        from lab.generation.focus import focus_passages
+
+        passages = focus_passages(question, passages, embedder, gen.focus_sentences)
+    cut = (passage_dict(p) for p in passages)
+    return [d | {"text": " ".join(str(d.get("text") or "").split())[: gen.context_chars]} for d in cut]
+
+
+def arena_rag_messages(question: str, passages: list[Any], gen: GenConfig, embedder=None) -> list[dict[str, str]]:
+    """The exact prompt a RAG contestant sends (over `arena_passages`). The Arena and training for RAG both call
+    this, so the two cannot drift."""
+    return rag_messages(question, arena_passages(question, passages, gen, embedder), gen.context_chars)
+
+
+def passage_texts(messages_or_passages: list[Any]) -> list[str]:
+    """The passage texts of a list of passages (dataclasses or dicts)."""
+    return [str(passage_dict(p).get("text") or "") for p in messages_or_passages]
+
+
+def supported(text: str, passages: list[Any], gen: GenConfig) -> bool:
+    """The support check: True unless less than `gen.support_below` of the answer's content words are in the
+    passages (abstentions and answers without content words count as supported; 0 turns the check off)."""
+    if gen.support_below <= 0 or not passages:
+        return True
+    from lab.metrics.scoring import groundedness
+
+    share = groundedness(text, passage_texts(passages))
+    return share is None or share >= gen.support_below
 
 
 def plain_messages(question: str) -> list[dict[str, str]]:

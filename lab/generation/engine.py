@@ -15,7 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from lab.config import GenConfig
-from lab.generation import IDK, Answer, passage_dict, plain_messages, rag_messages
+from lab.generation import IDK, Answer, arena_rag_messages, plain_messages, supported
+from lab.generation.focus import MemoEmbedder, warm
 
 
 def _gen_kwargs(tok, gen: GenConfig) -> dict[str, Any]:
@@ -105,6 +106,8 @@ class ModelResponder:
 
     def __init__(self, name: str, model, tokenizer, retriever=None):
         self.name, self.model, self.tok, self.retriever = name, model, tokenizer, retriever
+        embedder = getattr(retriever, "embedder", None)
+        self.embedder = MemoEmbedder(embedder) if embedder is not None else None  # focus re-sees the same chunks
 
     def _retrieve(self, questions: list[str], gen: GenConfig) -> list[list[Any]]:
         if self.retriever is None:
@@ -124,21 +127,11 @@ class ModelResponder:
     def _messages(self, question: str, passages: list[Any], gen: GenConfig) -> list[dict[str, str]]:
         if self.retriever is None:
             return plain_messages(question)
-        embedder = getattr(self.retriever, "embedder", None)
-        if gen.focus_sentences > 0 and embedder is not None:
-            from lab.generation.focus import focus_passages
-
-            passages = focus_passages(question, passages, embedder, gen.focus_sentences)
-        return rag_messages(question, passages, gen.context_chars)
+        return arena_rag_messages(question, passages, gen, self.embedder)
 
     def _supported(self, answer: Answer, gen: GenConfig) -> Answer:
         """RAG answers whose content words are mostly absent from the passages become "I don't know"."""
-        if self.retriever is None or gen.support_below <= 0 or not answer.passages:
-            return answer
-        from lab.metrics.scoring import groundedness
-
-        share = groundedness(answer.text, [passage_dict(p).get("text") or "" for p in answer.passages])
-        if share is None or share >= gen.support_below:
+        if self.retriever is None or supported(answer.text, answer.passages, gen):
             return answer
         return replace(answer, text=IDK + ".", draft=answer.text)
 
@@ -150,6 +143,8 @@ class ModelResponder:
         all_passages = self._retrieve(questions, gen)
         retrieval_s = (time.perf_counter() - start) / max(1, len(questions))
         todo = [i for i, p in enumerate(all_passages) if not self._abstains(p, gen)]
+        if gen.focus_sentences > 0 and self.embedder is not None:
+            warm(self.embedder, [questions[i] for i in todo], [all_passages[i] for i in todo])
         answers = [Answer(IDK + ".", p, retrieval_s, system=self.name) for p in all_passages]
         for begin in range(0, len(todo), gen.batch_size):
             chunk = todo[begin : begin + gen.batch_size]

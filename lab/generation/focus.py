@@ -22,6 +22,32 @@ def sentences(text: str) -> list[str]:
     return [p for p in parts if len(p.strip("#|-* ")) >= MIN_CHARS]
 
 
+class MemoEmbedder:
+    """Remembers the vector of every text it has embedded, so passages retrieved again (the same chunks come back
+    for many questions) are embedded once. Belongs to one responder or one rewrite, never to the module."""
+
+    def __init__(self, embedder, limit: int = 100_000):
+        self.inner, self.limit, self.vectors = embedder, limit, {}
+
+    def embed(self, texts: list[str]):
+        import numpy as np
+
+        missing = sorted((t for t in dict.fromkeys(texts) if t not in self.vectors), key=len)  # batches pad little
+        if missing:
+            if len(self.vectors) + len(missing) > self.limit:
+                self.vectors.clear()
+            self.vectors.update(zip(missing, self.inner.embed(missing), strict=True))
+        return np.stack([self.vectors[t] for t in texts])
+
+
+def warm(embedder, questions: list[str], retrieved: list[list[Any]]) -> None:
+    """Embed every question and passage sentence in one batched call, so later `focus_passages` calls on a
+    `MemoEmbedder` find them all remembered (one big batch is far faster than one call per question)."""
+    if isinstance(embedder, MemoEmbedder):
+        texts = [s for ps in retrieved for p in ps for s in sentences(passage_dict(p).get("text") or "")]
+        embedder.embed(list(dict.fromkeys([*questions, *texts])))
+
+
 def focus_passages(question: str, passages: list[Any], embedder, keep: int) -> list[dict[str, Any]]:
     """Passages cut down to the `keep` sentences most similar to the question (order and numbering kept)."""
     pieces = [(i, s) for i, p in enumerate(passages) for s in sentences(passage_dict(p).get("text") or "")]

@@ -25,12 +25,29 @@ def card_text(config: TrainConfig, status: dict) -> str:
         f"- base model: `{config.base_model}`; method: {config.method}\n"
         f"- data: `{config.dataset}` (hash `{status.get('data_hash', '')}`, {status.get('n_train', '?')} train / "
         f"{status.get('n_val', '?')} val examples)\n"
-        f"- memory: {memory}\n\n"
+        f"- memory: {memory}\n"
+        f"{_lineage(config, status)}\n"
         "Load the adapter: `PeftModel.from_pretrained(base_model, 'adapter')`.\n\n"
         f"Reproduce:\n\n```\n{shlex.join(cli_command(config))}\n```\n\n"
         f"## Metrics\n\n| metric | value |\n|---|---|\n{mrows}\n\n"
         f"## Settings\n\n| setting | value |\n|---|---|\n{rows}\n"
     )
+
+
+def _lineage(config: TrainConfig, status: dict) -> str:
+    """Card lines for a run trained for RAG (index + fingerprint + rewrite counts) or continued from another."""
+    lines = []
+    if config.from_run:
+        lines.append(f"- continued from run `{config.from_run}` (started from its adapter)\n")
+    rag = status.get("rag") or {}
+    if config.rag_index:
+        counts = rag.get("counts", {})
+        shown = ", ".join(f"{k} {v}" for k, v in counts.items())
+        lines.append(
+            f"- trained for RAG on index `{config.rag_index}` (fingerprint `{rag.get('index_fingerprint', '?')}`): "
+            f"each question rewritten into the Arena's RAG prompt; examples: {shown or '?'}\n"
+        )
+    return "".join(lines)
 
 
 def write_card(run_dir: str | Path, config: TrainConfig, status: dict) -> Path:

@@ -27,8 +27,10 @@ from lab.training import (
     read_status,
     write_status,
 )
+from lab.training.lineage import parent_adapter
 from lab.training.plan import linear_modules, target_names, weight_shapes
-from lab.training.prep import IGNORE, PadCollator, encode_all, load_examples, pack
+from lab.training.prep import IGNORE, PadCollator, encode_all, pack
+from lab.training.ragdata import run_examples
 from lab.workspace import Workspace
 
 
@@ -58,14 +60,17 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build_model(config: TrainConfig, model_path: str):
-    """The base model (float or 4-bit NF4) wrapped with LoRA adapters on the chosen modules."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+def build_model(config: TrainConfig, model_path: str, parent_adapter: Path | None = None):
+    """The base model (float or 4-bit NF4) wrapped with LoRA adapters on the chosen modules, or with the parent
+    run's adapter (trainable, its own LoRA settings) when the run continues from another."""
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
     quant = "4bit" if config.method == "qlora" else "none"
     model = load_causal_lm(model_path, quant=quant, dtype=config.bnb_compute_dtype if quant == "4bit" else "auto")
     if quant == "4bit":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    if parent_adapter is not None:
+        return PeftModel.from_pretrained(model, str(parent_adapter), is_trainable=True)
     targets = target_names(linear_modules(weight_shapes(model_path)), config.target_modules)
     lora = LoraConfig(
         r=config.rank,
@@ -203,12 +208,12 @@ def train(run_dir: str | Path) -> dict:
     model_path = resolve_model(config.base_model, ws.model_cache).path
     tok = load_tokenizer(model_path)
     only = config.assistant_only_loss
-    train_rows = encode_all(tok, load_examples(ws, config.dataset, "train"), config.max_length, only)
-    val_examples = load_examples(ws, config.dataset, "val")
+    train_rows = encode_all(tok, run_examples(ws, config, run_dir, "train"), config.max_length, only)
+    val_examples = run_examples(ws, config, run_dir, "val")
     val_rows = encode_all(tok, val_examples, config.max_length, only) if val_examples else []
     if config.packing:
         train_rows = pack(train_rows, config.max_length)
-    model = build_model(config, model_path)
+    model = build_model(config, model_path, parent_adapter(ws, config.from_run) if config.from_run else None)
     bf16 = use_bf16(config)
     ref: list = []
     callbacks = [make_callbacks(run_dir, ref)]
