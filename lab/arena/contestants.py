@@ -58,11 +58,43 @@ def parse_many(text: str | list[str]) -> list[Contestant]:
 
 
 def available(ws: Workspace) -> list[str]:
-    """Contestant ids that can be built from this workspace (finished runs with an adapter, built indexes)."""
+    """Contestant ids that can be built from this workspace (finished runs with an adapter, built indexes).
+
+    A run trained for RAG is offered with the index it was trained on first (the matching pair)."""
     runs = [r for r in ws.list("runs") if (ws.dir("runs", r) / "adapter").is_dir()]
     indexes = _indexes(ws, buildable=True)
-    out = ["base"] + [f"ft:{r}" for r in runs] + [f"rag:{i}" for i in indexes]
-    return out + [f"ft+rag:{r}:{i}" for r in runs for i in indexes]
+    trained = {r: _trained_index(ws, r) for r in runs}
+    pairs = [f"ft+rag:{r}:{i}" for r in runs for i in sorted(indexes, key=lambda i: i != trained[r])]
+    pairs.sort(key=lambda spec: not describe(ws, spec)["index_matches"])
+    return ["base"] + [f"ft:{r}" for r in runs] + [f"rag:{i}" for i in indexes] + pairs
+
+
+def _trained_index(ws: Workspace, run: str) -> str:
+    from lab.training.lineage import lineage
+
+    try:
+        return lineage(ws, run)["rag_index"]
+    except (OSError, ValueError):
+        return ""
+
+
+def describe(ws: Workspace, spec: str) -> dict:
+    """What a contestant is: kind, run, index, whether its run was trained for RAG and on which index."""
+    c = parse(spec)
+    trained = _trained_index(ws, c.run) if c.run else ""
+    matches = (trained == c.index) if (trained and c.index) else None
+    return {"kind": c.kind, "run": c.run, "index": c.index, "rag_trained": bool(trained), "trained_index": trained,
+            "index_matches": matches}  # fmt: skip
+
+
+def label(ws: Workspace, spec: str) -> str:
+    """The id as a picker shows it, marking an ft+rag pair whose index differs from the run's training index."""
+    d = describe(ws, spec)
+    if d["index_matches"] is False:
+        return f"{spec} (trained for RAG on {d['trained_index']}, not on this index)"
+    if d["rag_trained"]:
+        return f"{spec} (trained for RAG)"
+    return spec
 
 
 def _indexes(ws: Workspace, buildable: bool = False) -> list[str]:

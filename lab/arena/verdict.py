@@ -1,7 +1,10 @@
 """A plain-language verdict computed from an evaluation's numbers, stating evidence and uncertainty.
 
-Differences between contestants are paired (same questions) and carry seeded bootstrap 95% intervals; a
-difference whose interval contains zero is reported as "within the interval", never as a win. No canned
+The best contestant on correct answers and the best on hallucination are named, each compared with its
+runner-up; when the evaluation carries `contestants` metadata (which fine-tuned runs were trained for RAG), one
+sentence says what fine-tuning for RAG changed against plain fine-tuning. Differences between contestants are
+paired (same questions) and carry seeded bootstrap 95% intervals; a difference whose interval contains zero is
+reported as "within the interval", never as a win. No canned
 conclusions: every sentence is built from the rates, counts and intervals of this evaluation.
 """
 
@@ -53,21 +56,45 @@ def _compare(result, best: str, other: str, answerable: bool, cat: str, more: st
 
 
 def _section(result, systems, rate: str, answerable: bool, cat: str, lowest: bool, words: tuple) -> list[str]:
-    scored = [s for s in systems if s.get(rate) is not None]
+    """The best contestant on `rate` with its interval, then how it compares with the runner-up (paired)."""
+    scored = sorted((s for s in systems if s.get(rate) is not None), key=lambda s: s[rate], reverse=not lowest)
     if not scored:
         return []
-    best = (min if lowest else max)(scored, key=lambda s: s[rate])
+    best = scored[0]
+    n = best["n_answerable" if answerable else "n_unanswerable"]
     if len(scored) > 1 and all(s[rate] == best[rate] for s in scored):
-        n = best["n_answerable" if answerable else "n_unanswerable"]
         return [f"{words[0].rstrip(':')}: no difference, every contestant is at {_pct(best[rate])} (n={n})."]
     ci = best.get(f"{rate}_ci") or [None, None]
-    n = best["n_answerable" if answerable else "n_unanswerable"]
     lead = words[0] if len(scored) > 1 else words[0].replace("Most", "").replace("Fewest", "").strip().capitalize()
     lines = [f"{lead} **{best['system']}**: {_pct(best[rate])} (95% CI {_pct(ci[0])}-{_pct(ci[1])}, n={n})."]
-    for other in scored:
-        if other is not best:
-            lines.append(_compare(result, best["system"], other["system"], answerable, cat, *words[1:]))
+    if len(scored) > 1:
+        lines.append(_compare(result, best["system"], scored[1]["system"], answerable, cat, *words[1:]))
     return [line for line in lines if line]
+
+
+def _rag_training(result: dict[str, Any], systems) -> list[str]:
+    """One sentence on what fine-tuning for RAG changed against plain fine-tuning (same index, both present)."""
+    info = result.get("contestants") or {}
+    ids = [s["system"] for s in systems]
+    pairs = [
+        (a, b)
+        for a in ids
+        for b in ids
+        if info.get(a, {}).get("rag_trained") and not info.get(b, {}).get("rag_trained")
+        and info.get(a, {}).get("kind") == info.get(b, {}).get("kind") == "ft+rag"
+        and info[a].get("index") == info[b].get("index")
+    ]  # fmt: skip
+    if not pairs:
+        return []
+    a, b = pairs[0]
+    parts = []
+    for answerable, cat, what in ((True, "correct", "correct answers"), (False, "hallucination", "hallucinations")):
+        d = paired_diff(_flags(result, a, answerable, cat), _flags(result, b, answerable, cat))
+        if d is not None:
+            parts.append(f"{what} {_pts(d[0])} points (95% CI {_pts(d[1])} to {_pts(d[2])})")
+    if not parts:
+        return []
+    return [f"Fine-tuning for RAG (**{a}** against plain fine-tuning **{b}**) changed {' and '.join(parts)}."]
 
 
 def verdict(result: dict[str, Any]) -> str:
@@ -97,6 +124,7 @@ def verdict(result: dict[str, Any]) -> str:
         True,
         ("Fewest hallucinations on unanswerable questions:", "hallucinates more than", "hallucinates less than"),
     )
+    lines += _rag_training(result, systems)
     lines += _groups(systems)
     n = min(s["n"] for s in systems)
     if n < SMALL_N:

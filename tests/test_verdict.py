@@ -1,0 +1,53 @@
+"""The verdict over many contestants: the best on correct answers and the best on hallucination are each compared
+with their runner-up only, and one sentence says what fine-tuning for RAG changed against plain fine-tuning."""
+
+from __future__ import annotations
+
+from lab.arena import evaluation
+from lab.arena.verdict import verdict
+from lab.config import GenConfig
+from tests.test_arena import Scripted, _items
+
+BLUE = {f"colour {i}?": "It is blue." for i in range(8)}
+HALF = {f"colour {i}?": ("blue" if i % 2 else "red") for i in range(8)}
+NONE = {f"colour {i}?": "red" for i in range(8)}
+MADE_UP = {f"price {i}?": "100 euro" for i in range(4)}
+
+
+def _result():
+    answers = {
+        "ft+rag:ragrun:docs": BLUE,  # trained for RAG: right, and abstains on the unanswerable questions
+        "ft+rag:plain:docs": HALF | MADE_UP,
+        "rag:docs": HALF,
+        "ft:plain": NONE | MADE_UP,
+    }
+    responders = {name: Scripted(name, a) for name, a in answers.items()}
+    result = evaluation.run_evaluation(_items(), responders, GenConfig(), bootstrap=200)
+    result["contestants"] = {
+        "ft+rag:ragrun:docs": {"kind": "ft+rag", "index": "docs", "rag_trained": True},
+        "ft+rag:plain:docs": {"kind": "ft+rag", "index": "docs", "rag_trained": False},
+        "rag:docs": {"kind": "rag", "index": "docs", "rag_trained": False},
+        "ft:plain": {"kind": "ft", "index": "", "rag_trained": False},
+    }
+    return result
+
+
+def test_best_is_compared_with_the_runner_up_only():
+    text = verdict(_result())
+    lines = text.splitlines()
+    assert "Most correct answers on your data: **ft+rag:ragrun:docs**: 100%" in lines[0]
+    assert "**ft+rag:ragrun:docs**" in lines[1] and "**ft:plain**" not in lines[1]  # runner-up is a half-right one
+    assert "ft:plain" not in "\n".join(lines[:2])
+    hallucination = [line for line in lines if "Fewest hallucinations" in line]
+    assert hallucination and "0%" in hallucination[0]
+
+
+def test_one_sentence_says_what_fine_tuning_for_rag_changed():
+    text = verdict(_result())
+    change = [line for line in text.splitlines() if "Fine-tuning for RAG" in line]
+    assert len(change) == 1
+    assert "**ft+rag:ragrun:docs** against plain fine-tuning **ft+rag:plain:docs**" in change[0]
+    assert "correct answers +50 points" in change[0] and "hallucinations -100 points" in change[0]
+    plain = _result()
+    plain.pop("contestants")
+    assert "Fine-tuning for RAG" not in verdict(plain)
