@@ -24,6 +24,7 @@ from lab import db
 from lab.config import TrainConfig
 from lab.models import ModelCache, resolve_model
 from lab.training import (
+    CHECKPOINTS,
     CONFIG,
     FINAL_STATES,
     LOG,
@@ -52,11 +53,13 @@ def new_run_id(name: str = "") -> str:
     return check_name(name, "run name") if name else time.strftime("run-%Y%m%d-%H%M%S")
 
 
-def check(ws: Workspace, config: TrainConfig) -> dict:
-    """Everything that can be refused before a process starts; returns the plan (examples, estimate)."""
+def check(ws: Workspace, config: TrainConfig, examples: list[dict] | None = None) -> dict:
+    """Everything that can be refused before a process starts; returns the plan (examples, estimate).
+    `examples` are the rows that will be trained on when they are not the dataset's own (training for RAG)."""
     if not config.dataset:
         raise JobError("dataset is empty: pick a saved dataset or give a chat JSONL file path")
     train = load_examples(ws, config.dataset, "train")  # validates; raises DataError with the validator's errors
+    train = train if examples is None else examples
     val = load_examples(ws, config.dataset, "val")
     model_dir = resolve_model(config.base_model, ws.model_cache).path
     limits = model_limits(model_dir)
@@ -148,15 +151,15 @@ def start(ws: Workspace, config: TrainConfig, cache=None) -> str:
     if ws.exists("runs", run_id):
         raise JobError(f"run {run_id!r} already exists: pick another name or delete it")
     config = inherit(ws, config)  # continuing from a run: its base model
-    plan = check(ws, config)
     rag = prepare_run(ws, cache or ModelCache(ws.model_cache), config) if config.rag_index else None
+    plan = check(ws, config, rag["train"] if rag else None)
     with _start_lock(ws):
         _refuse_if_busy(ws)
         if ws.exists("runs", run_id):
             raise JobError(f"run {run_id!r} already exists: pick another name or delete it")
         _create(ws, config.replace(name=run_id), plan)
         if rag:
-            write_run_files(ws.dir("runs", run_id), rag)
+            write_status(ws.dir("runs", run_id), rag=write_run_files(ws.dir("runs", run_id), rag))
         _launch(ws, run_id, ws.dir("runs", run_id))
     return run_id
 
@@ -266,6 +269,7 @@ def resume(ws: Workspace, run_id: str) -> str:
     run_dir = Path(info["run_dir"])
     if info["state"] not in ("stopped", "failed", "cancelled"):
         raise JobError(f"run {run_id!r} is {info['state']}: only stopped, failed or cancelled runs resume")
+    _drop_incomplete_checkpoints(run_dir)
     if last_checkpoint(run_dir) is None:
         raise JobError(f"run {run_id!r} has no checkpoint to resume from: start a new run instead")
     with _start_lock(ws):
@@ -282,6 +286,19 @@ def reconcile(ws: Workspace) -> dict[str, str]:
     db.init(ws.db_path)
     found = db.rows(ws.db_path, "SELECT id FROM runs WHERE status IN ('queued', 'running')")
     return {row["id"]: poll(ws, row["id"])["state"] for row in found}
+
+
+def _drop_incomplete_checkpoints(run_dir: Path) -> list[str]:
+    """Delete checkpoints a kill interrupted mid-save (the Trainer writes trainer_state.json last), so a resume
+    starts from the last complete one; returns their names."""
+    import shutil
+
+    dropped = []
+    for path in sorted((run_dir / CHECKPOINTS).glob("checkpoint-*")):
+        if path.is_dir() and not (path / "trainer_state.json").is_file():
+            shutil.rmtree(path, ignore_errors=True)
+            dropped.append(path.name)
+    return dropped
 
 
 def list_runs(ws: Workspace) -> list[dict]:

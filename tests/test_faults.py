@@ -73,16 +73,25 @@ def test_app_and_training_child_killed_run_reattaches_then_fails_and_resumes(ws,
     assert jobs.reconcile(ws)["crash"] in ("starting", "running")  # re-attached: its child lives
     assert jobs.active(ws) == "crash"
     wait_for(lambda: last_checkpoint(run_dir) is not None, what="a checkpoint")
-    os.kill(jobs.poll(ws, "crash")["status"]["pid"], signal.SIGKILL)
+    os.kill(jobs.poll(ws, "crash")["status"]["pid"], signal.SIGKILL)  # maybe mid-save of a later checkpoint
     wait_for(lambda: not jobs._alive(jobs.read_status(run_dir).get("pid"), run_dir), timeout=30, what="the kill")
     assert jobs.reconcile(ws) == {"crash": "failed"}
     row = jobs.list_runs(ws)[0]
     assert row["status"] == "failed" and "train.log" in row["error"] and (run_dir / "train.log").stat().st_size > 0
-    kept = last_checkpoint(run_dir)
-    assert kept is not None and (kept / "trainer_state.json").is_file()
+    complete = [p for p in (run_dir / "checkpoints").glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    if not complete:  # killed while the first checkpoint was being written: nothing to resume, said so
+        with pytest.raises(jobs.JobError, match="no checkpoint"):
+            jobs.resume(ws, "crash")
+        return
+    kept = max(complete, key=lambda p: int(p.name.split("-")[1]))
+    (run_dir / "checkpoints" / "checkpoint-9999").mkdir()  # what a kill during a checkpoint save leaves
+    (run_dir / "checkpoints" / "checkpoint-9999" / "adapter_model.safetensors").write_bytes(b"half")
     resumed_from = int(kept.name.split("-")[1])
+    logged = len(read_progress(run_dir))
     assert jobs.resume(ws, "crash") == f"resumed crash from {kept.name}"
-    wait_for(lambda: any(r["step"] > resumed_from for r in read_progress(run_dir) if "loss" in r), what="a step")
+    assert not (run_dir / "checkpoints" / "checkpoint-9999").exists()
+    wait_for(lambda: any("loss" in r for r in read_progress(run_dir)[logged:]), what="a step after the resume")
+    assert [r["step"] for r in read_progress(run_dir)[logged:] if "loss" in r][0] == resumed_from + 1
     jobs.cancel(ws, "crash")
     assert jobs.reconcile(ws) == {} and jobs.active(ws) is None
 
