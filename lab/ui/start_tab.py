@@ -1,0 +1,239 @@
+"""The Start tab: the lab's question in plain words, the latest finished comparison on this workspace (verdict,
+a correct / hallucination chart with intervals, three example questions answered by every contestant side by
+side, a summary table), and one button that runs the whole comparison with one progress view and Cancel.
+
+The work is lab.arena.showcase.run_showcase, in a worker thread so Cancel can stop it between steps (finished
+stages are kept and reused). The latest comparison is read from disk on page load: a visitor sees it at once.
+Events: start_latest (page load), start_run, start_cancel.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+
+import gradio as gr
+
+from lab.arena import showcase
+
+USER_ERRORS = (ValueError, RuntimeError, OSError, KeyError)
+QUESTION = """## Fine-tune, RAG, or both?
+To make a small language model an expert on your documents you can **fine-tune** it (train it on questions and
+answers from your domain), give it **RAG** (look up the relevant passages of your documents and hand them to it
+with each question), or do **both**. Which one answers more questions correctly, and which one makes things up
+when the documents do not have the answer? **Run the whole comparison** trains, indexes and tests all of them on
+the same held-out questions, and says what the evidence shows, with 95% intervals. It uses the sample domain (a
+fictional wind-turbine maker's service manual) unless you pick your own data below."""
+CATEGORY_NOTE = {
+    "correct": "correct",
+    "wrong": "wrong",
+    "skipped": "said I don't know (the answer was there)",
+    "idk": "rightly said I don't know",
+    "hallucination": "made up an answer",
+}
+GOOD = ("correct", "idk")
+
+
+def build(ws, cache) -> None:
+    stops: dict[str, threading.Event] = {}  # per browser session: its cancel flag
+    gr.Markdown(QUESTION)
+    with gr.Row():
+        run = gr.Button("Run the whole comparison", variant="primary", scale=3)
+        cancel = gr.Button("Cancel", variant="stop", scale=1)
+    progress = gr.Markdown("")
+    picker = _picker()
+    heading = gr.Markdown("")
+    verdict = gr.Markdown("")
+    chart = gr.Plot(label="Correct answers and hallucinations (95% interval)", show_label=False, elem_id="start-chart")
+    examples = gr.HTML("")
+    table = gr.Dataframe(label="Summary", interactive=False, wrap=True)
+    shown = [heading, verdict, chart, examples, table]
+    pick_lists = picker[:2]
+    gr.context.Context.root_block.load(lambda: _on_load(ws), None, [*shown, *pick_lists], api_name="start_latest")
+
+    def start(dataset, corpus, qa, questions, request: gr.Request):
+        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, request)
+
+    run.click(start, list(picker), [progress, *shown], api_name="start_run", concurrency_id="gen")
+
+    def stop(request: gr.Request):
+        flag = stops.get(getattr(request, "session_hash", "") or "")
+        if flag:
+            flag.set()
+        return "Cancelling: finished stages are kept and reused next time..."
+
+    cancel.click(stop, None, progress, api_name="start_cancel", concurrency_limit=None)
+
+
+def _picker():
+    with gr.Accordion("Your own data (optional): dataset, documents, evaluation questions", open=False):
+        with gr.Row():
+            dataset = gr.Dropdown([showcase.SAMPLE], value=showcase.SAMPLE, label="Fine-tuning dataset (Data tab)")
+            corpus = gr.Dropdown([showcase.SAMPLE], value=showcase.SAMPLE, label="Documents for RAG (Data tab)")
+        with gr.Row():
+            qa = gr.File(label="Evaluation JSONL (empty = the sample's held-out questions)", type="filepath")
+            questions = gr.Number(
+                showcase.Inputs.questions,
+                precision=0,
+                minimum=0,
+                label="Questions to ask (a stratified subset that keeps every group; 0 = all)",
+            )
+    return dataset, corpus, qa, questions
+
+
+def _on_load(ws):
+    datasets = ws.list("datasets") or [showcase.SAMPLE]
+    corpora = ws.list("corpora") or [showcase.SAMPLE]
+    return (*_show(showcase.latest(ws)), gr.Dropdown(choices=datasets), gr.Dropdown(choices=corpora))
+
+
+def _run(ws, cache, stops, dataset, corpus, qa, questions, request):
+    inputs = showcase.Inputs(dataset=dataset or showcase.SAMPLE, corpus=corpus or showcase.SAMPLE, qa=qa or "",
+                             questions=int(questions or 0))  # fmt: skip
+    flag = stops.setdefault(getattr(request, "session_hash", "") or "", threading.Event())
+    flag.clear()
+    box: dict = {"update": None}
+
+    def work():
+        try:
+            box["result"] = showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set)
+        except Exception as exc:  # shown in the progress line, never as a traceback
+            box["error"] = str(exc) if isinstance(exc, USER_ERRORS) else f"{type(exc).__name__}: {exc}"
+
+    thread = threading.Thread(target=work, daemon=True, name="showcase")
+    thread.start()
+    skip = [gr.skip()] * 5
+    while thread.is_alive():
+        yield progress_md(box["update"]), *skip
+        time.sleep(1.0)
+    if "error" in box:
+        gr.Warning(box["error"])
+        yield f"**The comparison stopped:** {html.escape(box['error'])}", *skip
+        return
+    result = box["result"]
+    yield _done_line(result), *_show(result)
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating..."
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def progress_md(u) -> str:
+    """One progress view: the stage (n of N), what it is doing, a bar, the stage ETA and the overall ETA."""
+    if u is None:
+        return "Starting..."
+    width = 30
+    bar = "#" * int(width * max(0.0, min(1.0, u.fraction)))
+    return (
+        f"**Stage {u.number} of {u.total}: {u.label}**: {html.escape(u.message)}  \n"
+        f"`[{bar:<{width}}]` this stage: {_eta(u.stage_eta_s)} left · everything: {_eta(u.overall_eta_s)} left"
+    )
+
+
+def _done_line(result) -> str:
+    run = result.get("run", {})
+    stages = run.get("stages", [])
+    reused = sum(bool(s.get("reused")) for s in stages)
+    state = "finished" if run.get("status") == "finished" else "cancelled (finished stages are kept)"
+    return f"Comparison {state} in {_eta(run.get('total_s'))}: {len(stages)} stages, {reused} reused."
+
+
+def _show(result):
+    """(heading, verdict, chart, examples, table) for a comparison, or an invitation when there is none."""
+    if not result or not result.get("systems"):
+        note = "No comparison on this workspace yet: press **Run the whole comparison** (about 5 minutes)."
+        return note, "", None, "", None
+    return heading_md(result), result.get("verdict", ""), chart(result), examples_html(result), summary(result)
+
+
+def heading_md(result) -> str:
+    sc = result.get("showcase", {})
+    inputs = sc.get("inputs", {})
+    n, total = sc.get("questions") or 0, result.get("run", {}).get("total_s") or sc.get("total_s")
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(result.get("created_at") or time.time()))
+    subset = (
+        f"{n} questions (a stratified subset keeping every group)" if inputs.get("questions") else f"{n} questions"
+    )
+    took = f", took {_eta(total)}" if total else ""
+    state = "" if result.get("status") == "finished" else " (**cancelled: partial**)"
+    data = f"dataset `{inputs.get('dataset')}`, documents `{inputs.get('corpus')}`"
+    return f"### Latest comparison{state}\n{when}: {data}, {subset}, {len(result['systems'])} contestants{took}."
+
+
+def _ci(s: dict, key: str) -> str:
+    value, ci = s.get(key), s.get(f"{key}_ci")
+    if value is None:
+        return "-"
+    return f"{100 * value:.0f}% [{100 * ci[0]:.0f}-{100 * ci[1]:.0f}]" if ci else f"{100 * value:.0f}%"
+
+
+def summary(result) -> dict:
+    specs = result.get("showcase", {}).get("contestants", {})
+    head = ["contestant", "correct (answerable)", "hallucination (unanswerable)", "questions", "contestant id"]
+    rows = [[s["system"], _ci(s, "correct_rate"), _ci(s, "hallucination_rate"), s["n"], specs.get(s["system"], "")]
+            for s in result["systems"]]  # fmt: skip
+    return {"headers": head, "data": rows}
+
+
+def chart(result):
+    """Two panels, one bar per contestant with its 95% interval: correct answers, and hallucinations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = result["systems"]
+    names = [s["system"] for s in systems]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.9 + 0.45 * len(names)), sharey=True)
+    panels = (("correct_rate", "n_answerable", "Correct answers", "#2e7d32"),
+              ("hallucination_rate", "n_unanswerable", "Hallucinations (lower is better)", "#c62828"))  # fmt: skip
+    for ax, (key, n_key, title, colour) in zip(axes, panels, strict=True):
+        vals = [100 * (s.get(key) or 0) for s in systems]
+        err = [[v - 100 * (s.get(f"{key}_ci") or [0, 0])[0] for v, s in zip(vals, systems, strict=True)],
+               [100 * (s.get(f"{key}_ci") or [0, 0])[1] - v for v, s in zip(vals, systems, strict=True)]]  # fmt: skip
+        ax.barh(range(len(names)), vals, xerr=[[max(0, e) for e in err[0]], [max(0, e) for e in err[1]]],
+                color=colour, alpha=0.8, capsize=3)  # fmt: skip
+        for y, (v, hi) in enumerate(zip(vals, [v + e for v, e in zip(vals, err[1], strict=True)], strict=True)):
+            inside = hi > 86  # no room right of the whisker: write the number at the bar's start
+            ax.text(1.5 if inside else hi + 1.5, y - (0.28 if inside else 0), f"{v:.0f}%", va="center", fontsize=9,
+                    fontweight="bold")  # fmt: skip
+        n = max((s.get(n_key) or 0) for s in systems)
+        ax.set_title(f"{title}, n={n}", fontsize=10)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("% of questions (black line: 95% interval)")
+    axes[0].set_yticks(range(len(names)), names)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def examples_html(result) -> str:
+    """Three questions answered by every contestant, one column each, with the gold answer and a verdict."""
+    picked = showcase.examples(result, 3)
+    if not picked:
+        return ""
+    systems = [s["system"] for s in result["systems"]]
+    head = "".join(f"<th>{html.escape(s)}</th>" for s in systems)
+    rows = []
+    for ex in picked:
+        cells = "".join(_cell(ex["answers"][s]) for s in systems)
+        gold = html.escape(ex["answer"])
+        rows.append(
+            f"<tr><td><b>{html.escape(ex['question'])}</b><br><small>expected: {gold}</small></td>{cells}</tr>"
+        )
+    style = ("<style>.start-ex{border-collapse:collapse;width:100%;table-layout:fixed}.start-ex td,.start-ex th"
+             "{border:1px solid #ddd;padding:6px;vertical-align:top;font-size:0.9em;overflow-wrap:anywhere}"
+             ".start-ex .good{color:#2e7d32}.start-ex .bad{color:#c62828}</style>")  # fmt: skip
+    title = "<h3>Three example questions, answered by every contestant</h3>"
+    return f"{style}{title}<table class='start-ex'><tr><th>question</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _cell(answer: dict) -> str:
+    cat = answer.get("category", "")
+    mark = "good" if cat in GOOD else "bad"
+    note = CATEGORY_NOTE.get(cat, cat)
+    return f"<td>{html.escape(answer.get('prediction') or '')}<br><small class='{mark}'>{note}</small></td>"

@@ -1,0 +1,87 @@
+"""The Start tab in the launched app: it is the first tab and selected on page load, a visitor sees the latest
+finished comparison at once (verdict, chart, three examples answered by every contestant side by side, summary)
+through gradio_client and in a real browser (screenshot test-artifacts/start-tab.png), and a bad evaluation file
+stops the run with a message naming the bad line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lab.arena import evaluation, showcase
+from lab.arena.evalset import read_evalset, sample_evalset_path
+from lab.config import GenConfig
+from lab.generation import Answer
+
+CONTESTANTS = {"base": "base", "fine-tuned": "ft:demo", "RAG": "rag:sample"}
+
+
+class Scripted:
+    """Answers correctly on every `every`-th question, otherwise with a fixed wrong sentence."""
+
+    def __init__(self, items, every: int):
+        self.gold = {it.question: it.answer for it in items}
+        self.every, self.calls = every, 0
+
+    def answer_many(self, questions, gen):
+        out = []
+        for q in questions:
+            self.calls += 1
+            text = self.gold[q] if self.calls % self.every == 0 else "The valve is painted blue."
+            out.append(Answer(text, [], 0.1, 10, 5))
+        return out
+
+
+@pytest.fixture(scope="module")
+def comparison(app_home, app_url):
+    """A finished comparison saved in the app's workspace the way the engine saves one."""
+    from lab.workspace import Workspace
+
+    ws = Workspace.open(app_home)
+    items = showcase.stratified(read_evalset(sample_evalset_path(ws)), 12)
+    evals = {}
+    for n, (label, spec) in enumerate(CONTESTANTS.items(), 1):
+        result = evaluation.run_evaluation(items, {label: Scripted(items, n + 1)}, GenConfig(), bootstrap=50)
+        evals[label] = {"spec": spec, "result": result}
+    result = showcase.compose(evals, showcase.Inputs(questions=12, bootstrap=50), "finished")
+    result["showcase"]["total_s"] = 287.0
+    eval_id = evaluation.save_evaluation(ws, result, "sample", f"{showcase.PREFIX}ui-test")
+    return evaluation.load_evaluation(ws, eval_id)
+
+
+def test_latest_comparison_through_the_api(client, comparison):
+    heading, verdict, chart, examples, table, *_ = client.predict(api_name="/start_latest")
+    assert "Latest comparison" in heading and "12 questions" in heading and "3 contestants" in heading
+    assert verdict == comparison["verdict"] and "**" in verdict
+    assert chart is not None
+    for label in CONTESTANTS:
+        assert f"<th>{label}</th>" in examples
+    assert examples.count("<tr>") == 4  # header + three questions
+    assert [row[0] for row in table["data"]] == list(CONTESTANTS)
+    assert [row[4] for row in table["data"]] == list(CONTESTANTS.values())
+
+
+def test_a_bad_evaluation_file_stops_with_the_line(client, tmp_path, comparison):
+    from gradio_client import handle_file
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "q?", "answer": "a"}) + "\n" + json.dumps({"question": ""}) + "\n")
+    progress, *_ = client.predict("sample", "sample", handle_file(str(bad)), 0, api_name="/start_run")
+    assert "stopped" in progress and "line 2" in progress
+
+
+def test_start_tab_is_first_and_shows_the_last_result_on_load(page, shot, comparison):
+    tabs = page.get_by_role("tab")
+    assert tabs.first.inner_text().strip() == "Start"
+    assert page.get_by_role("tab", name="Start").get_attribute("aria-selected") == "true"
+    page.get_by_text("Latest comparison").wait_for()
+    assert page.get_by_role("button", name="Run the whole comparison").is_visible()
+    assert page.get_by_role("button", name="Cancel").first.is_visible()
+    assert page.get_by_text("Fine-tune, RAG, or both?").is_visible()
+    page.locator(".start-ex").wait_for()
+    assert page.locator(".start-ex tr").count() == 4
+    assert page.locator(".start-ex th").count() == 1 + len(CONTESTANTS)
+    shot(page, "start-tab")
+    page.locator("#start-chart img").wait_for()
+    shot(page, "start-tab")
