@@ -1,4 +1,4 @@
-"""Assemble the four tabs into one Blocks app and launch it.
+"""Assemble the tabs (Start first, selected by default) into one Blocks app and launch it.
 
 Each tab module exposes `build(ws, cache)`, called inside its `gr.Tab`; tabs share the workspace and the
 one ModelCache created at start. Every event carries an explicit api_name so gradio_client can drive it.
@@ -13,10 +13,10 @@ from pathlib import Path
 import gradio as gr
 
 from lab.models import ModelCache
-from lab.ui import arena_tab, data_tab, rag_tab, train_tab
+from lab.ui import arena_tab, data_tab, rag_tab, start_tab, train_tab
 from lab.workspace import Workspace
 
-TABS = (("Data", data_tab), ("Train", train_tab), ("RAG", rag_tab), ("Arena", arena_tab))
+TABS = (("Start", start_tab), ("Data", data_tab), ("Train", train_tab), ("RAG", rag_tab), ("Arena", arena_tab))
 MAX_FILE_SIZE = "200mb"
 AUTH_ENV = "LAB_AUTH"
 LOCALHOST = "127.0.0.1"
@@ -26,15 +26,16 @@ PRIVATE = ("lab.db", "lab.db-wal", "lab.db-shm", "datasets", "corpora", "runs", 
 INTRO = (
     "# ExpertLab\n"
     "To make a model an expert on your domain: **fine-tune** it, give it **retrieval (RAG)**, or **both**? "
-    "Bring your data in **Data**, fine-tune in **Train**, index documents in **RAG**, and compare the four "
-    "approaches with blind votes and scores in **Arena**."
+    "**Start** runs the whole comparison in one click and shows the latest result; then bring your own data in "
+    "**Data**, fine-tune in **Train**, index documents in **RAG**, and compare the approaches with blind votes "
+    "and scores in **Arena**."
 )
 
 
 def build_app(ws: Workspace, cache: ModelCache) -> gr.Blocks:
     with gr.Blocks(title="ExpertLab") as demo:
         gr.Markdown(INTRO)
-        with gr.Tabs():
+        with gr.Tabs(selected=TABS[0][0].lower()):
             for label, module in TABS:
                 with gr.Tab(label, id=label.lower()):
                     module.build(ws, cache)
