@@ -252,6 +252,8 @@ def _train(kind: str) -> Callable[[_Run], dict]:
         run.ctx.setdefault("runs", {})[kind] = run_id
         if _finished_run(ws, run_id):
             return {"reused": True, "run": run_id}
+        if ws.exists("runs", run_id) and jobs.poll(ws, run_id)["state"] in ("queued", "starting", "running"):
+            return _watch_training(run, run_id, own=False)  # started by another comparison: wait for it
         if ws.exists("runs", run_id):
             jobs.delete(ws, run_id)  # an unfinished earlier attempt (cancelled or failed): start again
         jobs.start(ws, _config(run, kind).replace(name=run_id))
@@ -260,7 +262,8 @@ def _train(kind: str) -> Callable[[_Run], dict]:
     return work
 
 
-def _watch_training(run: _Run, run_id: str) -> dict:
+def _watch_training(run: _Run, run_id: str, own: bool = True) -> dict:
+    """Poll the training until it ends; Cancel kills it when this comparison started it."""
     t0 = time.time()
     while True:
         info = jobs.poll(run.ws, run_id)
@@ -270,7 +273,8 @@ def _watch_training(run: _Run, run_id: str) -> dict:
         if info["state"] in ("failed", "cancelled"):
             raise ShowcaseError(f"training {run_id} {info['state']}: {status.get('error') or 'see its train.log'}")
         if run.should_stop():
-            jobs.cancel(run.ws, run_id)
+            if own:
+                jobs.cancel(run.ws, run_id)
             return {"cancelled": True}
         step, total = status.get("step") or 0, status.get("total_steps") or run.ctx.get("steps") or 0
         eta = (time.time() - t0) / step * (total - step) if step and total else None
