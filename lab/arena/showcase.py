@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -146,12 +147,13 @@ class _Run:
             self.number = number
             if self.should_stop():
                 return self.finish("cancelled")
-            t0 = time.time()
+            t0, cpu0 = time.time(), _cpu_s()
             self.report(0.0, "starting")
             info = work(self) or {}
             if info.get("cancelled"):
                 return self.finish("cancelled")
-            self.records.append({"stage": stage, "label": label, "seconds": round(time.time() - t0, 2)} | info)
+            took = {"seconds": round(time.time() - t0, 2), "cpu_s": round(_cpu_s() - cpu0, 1)}
+            self.records.append({"stage": stage, "label": label} | took | info)
             self.report(1.0, "reused (same inputs as before)" if info.get("reused") else "done", 0.0)
         return self.finish("finished")
 
@@ -160,6 +162,12 @@ class _Run:
         result = dict(result, status=status if status == "cancelled" else result.get("status", status))
         result["run"] = {"stages": self.records, "total_s": round(time.time() - self.started, 2), "status": status}
         return result
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its reaped children (training): comparable on a shared machine."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 # --- stages -------------------------------------------------------------------------------------------------
