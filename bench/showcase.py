@@ -67,7 +67,8 @@ def main() -> int:
     result = run_showcase(ws, ModelCache(ws.model_cache), inputs)
     total, cpu = time.time() - started, _cpu() - cpu
     for s in result["run"]["stages"]:
-        print(f"  {s['stage']:<28} {s['seconds']:7.1f} s{'  (reused)' if s.get('reused') else ''}")
+        cpu = f"{s['cpu_s']:7.1f} CPU s" if "cpu_s" in s else ""
+        print(f"  {s['stage']:<28} {s['seconds']:7.1f} s {cpu}{'  (reused)' if s.get('reused') else ''}")
     print(f"TOTAL {total:.1f} s ({total / 60:.2f} min), status {result['run']['status']}; load average {_load()}")
     print(f"CPU time {cpu:.0f} s (this process + training children; on an idle 2-core machine wall >= CPU / 2)")
     _rates(result)
