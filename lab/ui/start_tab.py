@@ -153,7 +153,7 @@ def _show(result):
 def heading_md(result) -> str:
     sc = result.get("showcase", {})
     inputs = sc.get("inputs", {})
-    n, total = sc.get("questions") or 0, result.get("run", {}).get("total_s") or sc.get("total_s")
+    n, total = sc.get("questions") or 0, sc.get("total_s")  # the run that computed it, not a reusing one
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(result.get("created_at") or time.time()))
     subset = (
         f"{n} questions (a stratified subset keeping every group)" if inputs.get("questions") else f"{n} questions"
