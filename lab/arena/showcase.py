@@ -131,10 +131,16 @@ class _Run:
         self.progress(Update(stage, label, self.number, len(self.stages), fraction, stage_eta, overall, message))
 
     def estimate(self, stage: str) -> float | None:
-        """Seconds a stage should take: the last comparison's time for it, else a rough default."""
-        if stage in self.prior:
-            return self.prior[stage]
-        kind = stage.split(":", 1)[0]
+        """Seconds a stage should take: the last comparison's time for it (scaled per answer or training step),
+        else a rough default."""
+        kind, last = stage.split(":", 1)[0], self.prior.get(stage)
+        per = {"train": ("steps", self.ctx.get("steps")), "eval": ("answers", len(self.ctx.get("items", [])))}
+        unit, now = per.get(kind, ("", None))
+        if last and unit and last.get(unit) and now:
+            fixed = DEFAULT_S["startup"] if kind == "train" else 0.0  # a training's start-up does not scale
+            return fixed + max(0.0, last["seconds"] - fixed) / last[unit] * now
+        if last:
+            return last["seconds"]
         if kind == "train":
             return DEFAULT_S["startup"] + DEFAULT_S["step"] * self.ctx.get("steps", 40)
         if kind == "eval":
@@ -277,7 +283,7 @@ def _watch_training(run: _Run, run_id: str, own: bool = True) -> dict:
         info = jobs.poll(run.ws, run_id)
         status = info["status"]
         if info["state"] in ("finished", "stopped"):
-            return {"reused": False, "run": run_id}
+            return {"reused": False, "run": run_id, "steps": status.get("step")}
         if info["state"] in ("failed", "cancelled"):
             raise ShowcaseError(f"training {run_id} {info['state']}: {status.get('error') or 'see its train.log'}")
         if run.should_stop():
@@ -318,7 +324,7 @@ def _evaluate(label: str, template: str) -> Callable[[_Run], dict]:
             return {"cancelled": True}
         evaluation.save_evaluation(ws, result | {"showcase_stage": spec}, run.ctx["qa"], eval_id)
         run.ctx["evals"][label]["result"] = result
-        return {"reused": False, "evaluation": eval_id}
+        return {"reused": False, "evaluation": eval_id, "answers": len(items)}
 
     return work
 
@@ -375,11 +381,11 @@ def _order(kind: str) -> int:
     return [k for k, _, _ in TRAININGS].index(kind)
 
 
-def _prior_times(ws: Workspace) -> dict[str, float]:
+def _prior_times(ws: Workspace) -> dict[str, dict]:
     """Stage durations of the last comparison that did the work (used as ETAs before a stage starts)."""
     last = latest(ws)
     stages = (last or {}).get("showcase", {}).get("stages", [])
-    return {s["stage"]: s["seconds"] for s in stages if not s.get("reused")}
+    return {s["stage"]: s for s in stages if not s.get("reused")}
 
 
 # --- public API ---------------------------------------------------------------------------------------------
