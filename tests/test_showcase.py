@@ -14,8 +14,13 @@ from lab import jobs
 from lab.arena import evaluation, showcase
 from lab.arena.evalset import EvalItem
 
-TINY = dict(questions=4, max_new_tokens=4, train={"epochs": 1.0, "max_steps": 1, "eval_steps": 0}, bootstrap=20,
-            contestants=["base", "fine-tuned"])  # fmt: skip  (the CLI test below asks for the same)
+TINY = dict(
+    questions=4,
+    max_new_tokens=4,
+    train={"epochs": 1.0, "max_steps": 1, "eval_steps": 0},
+    bootstrap=20,
+    contestants=["base", "fine-tuned"],
+)  # fmt: skip  (the CLI test below asks for the same)
 
 
 def test_stratified_subset_keeps_every_group_in_proportion():
@@ -28,6 +33,20 @@ def test_stratified_subset_keeps_every_group_in_proportion():
     assert picked == [it for it in items if it in picked]  # file order kept
     assert showcase.stratified(items, 20, seed=1) == picked  # seeded
     assert showcase.stratified(items, 0) == items
+
+
+def test_examples_are_answered_by_everyone_one_per_group_first_disagreements_first():
+    rows = []
+    for qid, group, cats in (("q1", "g1", "cc"), ("q2", "g1", "cw"), ("q3", "g2", "ww"), ("q4", "g3", "cw")):
+        for system, cat in zip(("A", "B"), cats, strict=True):
+            rows.append({"id": qid, "system": system, "group": group, "category": cat, "question": qid,
+                         "answer": "x", "prediction": f"{system} says {qid}"})  # fmt: skip
+    rows.append({"id": "q5", "system": "A", "group": "g4", "category": "w", "question": "q5", "answer": "x",
+                 "prediction": "only A"})  # fmt: skip
+    result = {"systems": [{"system": "A"}, {"system": "B"}], "questions": rows}
+    picked = showcase.examples(result, 3)
+    assert [p["id"] for p in picked] == ["q2", "q4", "q3"]  # q5 lacks B; q2 beats q1 in g1 (they disagree)
+    assert picked[0]["answers"]["B"] == {"prediction": "B says q2", "category": "w"}
 
 
 @pytest.fixture(scope="module")
