@@ -53,3 +53,26 @@ def test_batched_rendering_equals_one_by_one(cache):
         {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]},
     ]
     assert render_all(examples, tokenizer) == [render(e, tokenizer) for e in examples]
+
+
+def test_default_system_prompt_of_the_chat_template_is_found(cache):
+    from lab.ui.data_tab import template_default_system
+
+    tokenizer = cache.tokenizer("embedded")
+    plain = {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}
+    found = template_default_system(plain, tokenizer)
+    rendered = tokenizer.apply_chat_template(plain["messages"], tokenize=False)
+    assert found and found in rendered and "Hi?" not in found  # SmolLM2's template adds its own system turn
+    own = {"messages": [{"role": "system", "content": "Be brief."}, *plain["messages"]]}
+    assert template_default_system(own, tokenizer) == ""
+
+
+def test_no_default_system_prompt_when_the_template_adds_none():
+    from lab.ui.data_tab import template_default_system
+
+    class Plain:  # a template that renders only the messages it is given
+        def apply_chat_template(self, messages, tools=None, tokenize=False):
+            return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
+
+    example = {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}
+    assert template_default_system(example, Plain()) == ""

@@ -53,7 +53,12 @@ def test_validate_save_and_bad_input_through_the_api(embedded_path, client, app_
         (42, "invalid_json"),
         (43, "empty_messages"),
     ]
-    assert errors["data"][0][0] == 41 and "tokens per example" in stats_md and "trained" in preview
+    table = errors.get("value", errors)  # a visibility update carries the table under "value"
+    assert errors.get("visible", True) is True and table["data"][0][0] == 41 and "trained" in preview
+    assert "tokens per example" not in stats_md and "Estimate" not in stats_md  # invalid: no statistics
+    assert not (_plot or {}).get("value") and (_plot or {}).get("visible", False) is False  # and no histogram
+    assert "Warnings" not in status  # an invalid file's warnings come after its errors, not before them
+    assert ("Warnings" in stats_md) == bool(report["warnings"])
     assert "Example 1 of 40 (line 1)" in preview and "Question 0?" in preview
     other = client.predict(5, "embedded", api_name="/data_preview")  # the session keeps the validated examples
     assert "Example 5 of 40 (line 5)" in other and "Question 4?" in other
@@ -61,7 +66,15 @@ def test_validate_save_and_bad_input_through_the_api(embedded_path, client, app_
     saved, _ = client.predict(
         handle_file(str(path)), "auto", "", "", "", "embedded", 1024, name, 0.1, 0, False, api_name="/data_save"
     )
-    assert "not valid" in saved and "line 41" in saved and not ws.exists("datasets", name)
+    assert "not valid" in saved and not ws.exists("datasets", name)
+    items = [line for line in saved.splitlines() if line.startswith("- ")]
+    assert items[:4] == [
+        "- line 41 · `unknown_role`: message 1: role 'narrator' is not one of system, user, assistant, tool",
+        "- line 41 · `no_assistant_message`: " + items[1].split(": ", 1)[1],
+        "- line 42 · `invalid_json`: " + items[2].split(": ", 1)[1],
+        "- line 43 · `empty_messages`: " + items[3].split(": ", 1)[1],
+    ]
+    assert saved.count("#") == 3  # one heading; the errors are list items, not part of it
     good = tmp_path / "good.csv"
     good.write_text("question,answer\n" + "".join(f"q{i},a{i}\n" for i in range(20)), encoding="utf-8")
     saved, table = client.predict(
@@ -97,13 +110,56 @@ def test_corpus_upload_through_the_api(client, app_home, tmp_path):
 @pytest.mark.browser
 def test_data_tab_upload_shows_the_report(embedded_path, page, shot, tmp_path):
     path = mixed_file(tmp_path / "support-chats.jsonl")
-    page.locator("input[type=file]").first.set_input_files(str(path))
+    page.get_by_role("tab", name="Data").click()
+    page.locator("[role=tabpanel]:visible input[type=file]").first.set_input_files(str(path))
     page.get_by_text("support-chats.jsonl").first.wait_for()
     page.get_by_text("KB", exact=False).first.wait_for()  # the size appears once the upload has finished
     page.get_by_role("button", name="Validate", exact=True).click()
     page.get_by_text("support-chats.jsonl is not valid").wait_for()
-    page.get_by_text("role 'narrator' is not one of").first.wait_for()
-    page.get_by_text("tokens per example").wait_for()
+    message = page.get_by_text("role 'narrator' is not one of system, user, assistant, tool").first
+    message.wait_for()
     page.locator("mark", has_text="six months").first.wait_for()
     page.wait_for_timeout(500)
+    assert page.get_by_text("tokens per example").count() == 0  # no statistics for an invalid file
+    cell = message.bounding_box()
+    frame = message.locator("xpath=ancestor::div[contains(@class, 'table-wrap')][1]").bounding_box()
+    assert cell["x"] + cell["width"] <= frame["x"] + frame["width"] + 1  # the whole message column is visible
     assert shot(page, "data-tab").stat().st_size > 10_000
+
+
+@pytest.mark.integration
+def test_valid_file_shows_statistics_and_the_default_system_prompt(embedded_path, client, tmp_path):
+    from gradio_client import handle_file
+
+    rows = [{"messages": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"A{i}."}]}
+            for i in range(12)]  # fmt: skip
+    path = tmp_path / "valid.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    status, errors, stats_md, plot, _report, preview = client.predict(
+        handle_file(str(path)), "auto", "", "", "", "embedded", 512, api_name="/data_validate"
+    )
+    assert "is valid" in status and "tokens per example" in stats_md and "Estimate" in stats_md
+    assert plot.get("visible", True) is True and plot.get("value", plot)
+    assert "adds a default system prompt" in preview
+    with_system = [{"messages": [{"role": "system", "content": "Be brief."}, *r["messages"]]} for r in rows]
+    path.write_text("".join(json.dumps(r) + "\n" for r in with_system), encoding="utf-8")
+    preview = client.predict(handle_file(str(path)), "auto", "", "", "", "embedded", 512, api_name="/data_validate")[5]
+    assert "default system prompt" not in preview and "Be brief." in preview
+
+
+@pytest.mark.browser
+def test_data_tab_valid_file(embedded_path, page, shot, tmp_path):
+    rows = [{"messages": [{"role": "user", "content": f"How long is interval {i}?"},
+                          {"role": "assistant", "content": f"It is {i + 1} months."}]} for i in range(30)]  # fmt: skip
+    path = tmp_path / "support-valid.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    page.get_by_role("tab", name="Data").click()
+    page.locator("[role=tabpanel]:visible input[type=file]").first.set_input_files(str(path))
+    page.get_by_text("KB", exact=False).first.wait_for()
+    page.get_by_role("button", name="Validate", exact=True).click()
+    page.get_by_text("support-valid.jsonl is valid").wait_for()
+    page.get_by_text("tokens per example").wait_for()
+    page.get_by_text("adds a default system prompt").wait_for()
+    assert not page.get_by_label("Errors").first.is_visible()
+    page.wait_for_timeout(500)
+    shot(page, "data-tab-valid")

@@ -11,8 +11,8 @@ import gradio as gr
 
 from lab.config import DataConfig
 from lab.corpus import SUFFIXES, CorpusError, corpus_files, list_corpora, save_corpus
-from lab.data import list_datasets, save_dataset, validate_file
-from lab.data.stats import histogram_figure, preview_segments
+from lab.data import DataError, list_datasets, save_dataset, validate_file
+from lab.data.stats import histogram_figure, preview_segments, render
 from lab.ui import data_view as view
 
 DATA_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"]
@@ -64,8 +64,9 @@ def build(ws, cache) -> None:
                 headers=["line", "kind", "message"],
                 label="Errors",
                 wrap=True,
-                max_height=300,
-                column_widths=["70px", "190px", "640px"],
+                max_height=320,
+                column_widths=["7%", "25%", "68%"],
+                visible=False,
             )
             stats_md = gr.Markdown()
             plot = gr.Plot(label="Histograms", show_label=False)
@@ -91,7 +92,8 @@ def build(ws, cache) -> None:
 
 
 def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress):
-    empty = ("", None, None, None, "", {})
+    """An invalid file shows its errors (and warnings) only: no statistics, histograms or epoch estimate."""
+    empty = (gr.update(value=None, visible=False), "", gr.update(value=None, visible=False), None, "", {})
     if not path:
         return (_fail("upload a fine-tuning file first"), *empty)
     try:
@@ -102,20 +104,19 @@ def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress):
         report = validate_file(path, cfg, tokenizer)
     except USER_ERRORS as exc:
         return (_fail(str(exc)), *empty)
-    figure = histogram_figure(report.series, cfg.max_length) if report.series else None
     state = {"examples": report.examples, "lines": report.lines}
     first = _preview(cache, state, 1, model) if report.examples else ""
     out = report.to_dict()
     out["errors"] = out["errors"][: view.MAX_ERROR_ROWS]
-    return (
-        view.status_markdown(report),
-        view.error_rows(report),
-        view.stats_markdown(report.stats),
-        figure,
-        out,
-        first,
-        state,
-    )
+    if not report.valid:
+        out.pop("stats", None)
+        errors = gr.update(value=view.error_rows(report), visible=True)
+        no_plot = gr.update(value=None, visible=False)
+        return view.status_markdown(report), errors, view.warnings_markdown(report), no_plot, out, first, state
+    figure = histogram_figure(report.series, cfg.max_length) if report.series else None
+    errors = gr.update(value=None, visible=False)
+    plot = gr.update(value=figure, visible=figure is not None)
+    return view.status_markdown(report), errors, view.stats_markdown(report.stats), plot, out, first, state
 
 
 def _preview(cache, state, index, model) -> str:
@@ -124,10 +125,33 @@ def _preview(cache, state, index, model) -> str:
         return ""
     i = min(max(int(index or 1), 1), len(examples)) - 1
     try:
-        segments = preview_segments(examples[i], cache.tokenizer(model or "embedded"))
+        tokenizer = cache.tokenizer(model or "embedded")
+        segments = preview_segments(examples[i], tokenizer)
     except USER_ERRORS as exc:
         return f"<p>preview unavailable: {exc}</p>"
-    return view.preview_html(segments, i, len(examples), state["lines"][i])
+    default_system = template_default_system(examples[i], tokenizer)
+    return view.preview_html(segments, i, len(examples), state["lines"][i], default_system)
+
+
+SENTINEL = "\u2063SYSTEM-PROMPT-PROBE\u2063"
+
+
+def template_default_system(example: dict, tokenizer) -> str:
+    """The system prompt the chat template inserts when `example` has none ("" when it adds none).
+
+    Found without knowing the template: render the example once with a sentinel system message and once without;
+    when the template fills the sentinel's place with its own text, that text is the default."""
+    messages = example.get("messages") or []
+    if not messages or any(m.get("role") == "system" for m in messages):
+        return ""
+    plain = render(example, tokenizer)
+    probe = render({**example, "messages": [{"role": "system", "content": SENTINEL}, *messages]}, tokenizer)
+    if SENTINEL not in probe:
+        return ""
+    before, after = probe.split(SENTINEL, 1)
+    if plain.startswith(before) and plain.endswith(after) and len(plain) > len(before) + len(after):
+        return plain[len(before) : len(plain) - len(after)].strip()
+    return ""
 
 
 def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> None:
@@ -154,6 +178,8 @@ def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> Non
             meta = save_dataset(
                 ws, (name_ or "").strip(), path, cfg, bool(over), cache.tokenizer(model_ or "embedded")
             )
+        except DataError as exc:
+            return _refused(path, cfg, exc), gr.skip()
         except USER_ERRORS as exc:
             return _fail(str(exc)), gr.skip()
         c = meta["counts"]
@@ -165,6 +191,18 @@ def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> Non
     save.click(run, inputs, [saved, table], api_name="data_save")
     refresh = gr.Button("Refresh lists", size="sm")
     refresh.click(lambda: view.dataset_rows(list_datasets(ws)), None, table, api_name="data_list")
+
+
+def _refused(path, cfg, exc) -> str:
+    """The save-refused message: the file's errors as a list (a structural re-check, no tokenizer: fast)."""
+    try:
+        report = validate_file(path, cfg)
+    except USER_ERRORS:
+        report = None
+    if report is None or report.valid:
+        return _fail(str(exc))
+    gr.Warning(f"{report.source} is not valid: not saved")
+    return view.refused_markdown(report)
 
 
 def _build_corpus(ws) -> None:

@@ -11,7 +11,8 @@ COLORS = {"trained": "#b7ebc6", "not trained (weight 0)": "#e4e4e7"}
 
 
 def status_markdown(report) -> str:
-    """Verdict, counts, error kinds and warnings of a validation report."""
+    """Verdict, counts and error kinds of a validation report; a valid one's warnings follow (an invalid one's
+    warnings are shown after its errors, by `warnings_markdown`)."""
     if report.valid:
         head = (
             f"### ✓ {report.source} is valid\n{len(report.examples)} examples ({report.format} format"
@@ -24,8 +25,28 @@ def status_markdown(report) -> str:
             f"in {report.records} record(s): {kinds or 'no usable examples'}. "
             "Fix the lines listed below and upload again; nothing was saved."
         )
+    return head + ("\n\n" + warnings_markdown(report) if report.valid and report.warnings else "")
+
+
+def warnings_markdown(report) -> str:
     warnings = "".join(f"\n- ⚠ `{w.kind}`: {w.message}" for w in report.warnings)
-    return head + ("\n\n**Warnings**" + warnings if warnings else "")
+    return "**Warnings**" + warnings if warnings else ""
+
+
+def refused_markdown(report, limit: int = 10) -> str:
+    """Why a file was not saved: one heading, then its errors as a list (line, kind, message)."""
+    items = [
+        f"- {f'line {e.line}' if e.line else 'file'} · `{e.kind}`: {html.escape(e.message, quote=False)}"
+        for e in report.errors[:limit]
+    ]
+    if len(report.errors) > limit:
+        items.append(f"- … and {len(report.errors) - limit} more (press **Validate** to see them all)")
+    if not items:
+        items.append("- no usable examples in the file")
+    return (
+        f"### ✗ Not saved: {html.escape(report.source, quote=False)} is not valid\n"
+        f"{len(report.errors)} error(s); fix them and upload again:\n\n" + "\n".join(items)
+    )
 
 
 def error_rows(report) -> list[list]:
@@ -69,8 +90,11 @@ def stats_markdown(stats: dict) -> str:
     return text
 
 
-def preview_html(segments: list[tuple[str, str | None]], index: int, total: int, line: int | None) -> str:
-    """The chat-template rendering with trained tokens highlighted, as escaped HTML."""
+def preview_html(
+    segments: list[tuple[str, str | None]], index: int, total: int, line: int | None, default_system: str = ""
+) -> str:
+    """The chat-template rendering with trained tokens highlighted, as escaped HTML; `default_system` is a system
+    prompt the chat template added because the example has none (said above the rendering)."""
     parts = []
     for text, label in segments:
         piece = html.escape(text)
@@ -81,8 +105,15 @@ def preview_html(segments: list[tuple[str, str | None]], index: int, total: int,
         parts.append(piece)
     legend = " ".join(f'<mark style="background:{c}">{html.escape(k)}</mark>' for k, c in COLORS.items())
     where = f" (line {line})" if line else ""
+    note = (
+        "<p class='default-system'><b>Note:</b> the chat template adds a default system prompt that is not in "
+        f"your data: <q>{html.escape(default_system)}</q>. Training sees it too; give your examples a system "
+        "message to replace it.</p>"
+        if default_system
+        else ""
+    )
     return (
-        f"<div><b>Example {index + 1} of {total}{where}</b> as the model sees it in training. {legend}"
+        f"<div><b>Example {index + 1} of {total}{where}</b> as the model sees it in training. {legend}{note}"
         '<pre style="white-space:pre-wrap;word-break:break-word;font-size:13px">' + "".join(parts) + "</pre></div>"
     )
 
