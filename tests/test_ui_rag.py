@@ -39,7 +39,7 @@ def test_stats_and_metrics_tables():
         "problems": ["x.bin: binary"],
     }
     md = rag_tab.stats_markdown("idx", info)
-    assert "| 2 | 5 | 9.5 (3-12) | 384 | qdrant-edge | 1.5 s |" in md and "- x.bin: binary" in md
+    assert "| documents | 2 |" in md and "| chunks | 5 |" in md and "- x.bin: binary" in md
     rows = [{"mode": "dense", "hit_rate": 0.5, "k": 5, "mrr": 0.25, "n": 4}]
     assert "| dense | 0.500 (k=5) | 0.250 | 4 |" in rag_tab.metrics_markdown(rows)
     with pytest.raises(ValueError, match="chunk sizes 'a, b'"):
@@ -78,7 +78,7 @@ def test_build_query_info_delete_through_the_api(client, small_docs):
         name, "How often is the internal rope-access blade inspection?", 3, False, 0, api_name="/rag_query"
     )
     assert hits.count("rag-hit") == 3 and "08-blade-inspection.md" in hits.split("rag-hit")[1]
-    assert "<mark>" in hits and "48 months" in prompt and "rope-access blade inspection?" in prompt
+    assert "<mark>" in hits and "rope-access blade inspection?" in prompt
     hybrid, _ = client.predict(name, "blade inspection", 2, True, 0.99, api_name="/rag_query")
     assert "No passage" in hybrid  # the cutoff removed every passage
     info, hybrid_default = client.predict(name, api_name="/rag_info")
@@ -91,9 +91,9 @@ def test_build_query_info_delete_through_the_api(client, small_docs):
         ("What alarm does a lightning strike raise?", "13-lightning-protection.md"),
     ]
     qa.write_text("".join(json.dumps({"question": q, "source": s}) + "\n" for q, s in rows), encoding="utf-8")
-    scores = client.predict(name, str(qa), 1, api_name="/rag_eval")
+    scores = client.predict(name, str(qa), 1, None, api_name="/rag_eval")
     assert "| dense | 1.000 (k=1) | 1.000 | 2 |" in scores and "| hybrid |" in scores
-    chart, table = client.predict(name, str(qa), "64, 128", 1, api_name="/rag_sweep")
+    chart, table = client.predict(name, str(qa), "64, 128", 1, None, api_name="/rag_sweep")
     assert "| 64 |" in table and "| 128 |" in table and chart["mark"] == "line"
     assert [(r[0], r[2]) for r in chart["data"]] == [(64, "dense"), (64, "hybrid"), (128, "dense"), (128, "hybrid")]
     assert chart["data"][0][1] > chart["data"][2][1]  # smaller chunks, more of them
@@ -122,3 +122,94 @@ def test_rag_tab_in_a_browser(page, shot, small_docs):
     assert "13-lightning-protection.md" in page.locator(".rag-hit").first.inner_text()
     assert page.locator(".rag-hit mark").count() > 0
     shot(page, "rag-tab")
+
+
+def test_passages_render_as_text_not_markdown():
+    md = "## Blade inspection\n\n| task | interval |\n|---|---|\n| **rope access** | 48 months |\n- see [manual](x.md)"
+    text = rag_tab.plain_text(md)
+    assert text.splitlines()[0] == "Blade inspection"
+    assert "rope access · 48 months" in text and "• see manual" in text
+    assert not any(mark in text for mark in ("##", "**", "|", "---", "]("))
+    html = rag_tab.passages_html([Passage(md, "f.md", 0.5, "d:0", "d")], "rope access interval")
+    assert "**" not in html and "|---" not in html and "<mark>rope</mark>" in html
+
+
+def test_index_stats_are_one_fact_per_row():
+    info = {
+        "stats": {"documents": 2, "chunks": 5, "tokens_per_chunk": {"mean": 9.5, "min": 3, "max": 12}, "dims": 384,
+                  "store": "qdrant-edge", "build_seconds": 1.5},
+        "embedded_docs": 1,
+        "reused_docs": 1,
+    }  # fmt: skip
+    rows = [line for line in rag_tab.stats_markdown("idx", info).splitlines() if line.startswith("| ")]
+    assert all(line.count("|") == 3 for line in rows)  # two columns: a label and its value
+    assert "| tokens per chunk | 9.5 on average (3 to 12) |" in rows and "| build time | 1.5 s |" in rows
+
+
+@pytest.mark.integration
+def test_actions_without_an_index_ask_for_one(client):
+    hits, prompt = client.predict("", "What is checked?", 3, False, 0, 4, api_name="/rag_query")
+    assert "choose or build an index" in hits and prompt == ""
+    assert "choose or build an index" in client.predict("", "", 3, None, api_name="/rag_eval")
+    assert "choose or build an index" in client.predict("", api_name="/rag_delete")[0]
+    assert "choose or build an index" in client.predict("", api_name="/rag_info")[0]
+
+
+@pytest.mark.integration
+def test_full_prompt_is_what_the_arena_sends(client, app_home, cache, small_docs):
+    """The prompt the tab shows equals the Arena responder's own prompt for the same question (focus included)."""
+    from lab.config import GenConfig
+    from lab.generation.engine import ModelResponder, _prompt_text
+    from lab.rag import open_index
+    from lab.workspace import Workspace
+
+    name = f"ui-{uuid.uuid4().hex[:6]}"
+    client.predict(str(small_docs), name, "markdown", 256, 32, "embedded", "", False, api_name="/rag_build")
+    question = "Which alarm follows a lightning strike?"
+    _, prompt = client.predict(name, question, 5, True, 0.3, 4, api_name="/rag_query")  # display options differ
+    index = open_index(Workspace.open(app_home), name, cache)
+    arena = ModelResponder(f"rag:{name}", None, cache.tokenizer("embedded"), index)
+    gen = GenConfig(top_k=5, focus_sentences=4)
+    expected = _prompt_text(arena.tok, arena._messages(question, arena._retrieve([question], gen)[0], gen))
+    assert prompt == expected
+    _, unfocused = client.predict(name, question, 5, False, 0, 0, api_name="/rag_query")
+    assert len(unfocused) > len(prompt)  # focus 0 sends the whole (cut) passages
+    client.predict(name, api_name="/rag_delete")
+
+
+@pytest.mark.integration
+def test_measure_accepts_an_uploaded_file(client, small_docs, tmp_path):
+    from gradio_client import handle_file
+
+    name = f"ui-{uuid.uuid4().hex[:6]}"
+    client.predict(str(small_docs), name, "markdown", 256, 32, "embedded", "", False, api_name="/rag_build")
+    qa = tmp_path / "my-eval.jsonl"
+    qa.write_text(json.dumps({"question": "What alarm does a lightning strike raise?",
+                              "source": "13-lightning-protection.md"}) + "\n", encoding="utf-8")  # fmt: skip
+    scores = client.predict(name, "/no/such/path.jsonl", 1, handle_file(str(qa)), api_name="/rag_eval")
+    assert "| dense | 1.000 (k=1) | 1.000 | 1 |" in scores
+    missing = client.predict(name, "/no/such/path.jsonl", 1, None, api_name="/rag_eval")
+    assert "/no/such/path.jsonl" in missing  # without an upload the typed path is used
+    client.predict(name, api_name="/rag_delete")
+
+
+@pytest.mark.browser
+def test_rag_tab_starts_on_an_existing_index(page, shot):
+    page.get_by_role("tab", name="RAG").click()
+    picker = page.get_by_label("Index", exact=True)
+    assert picker.input_value() == "sample"
+    page.get_by_label("Question").fill("How often are the blades inspected?")
+    page.get_by_role("button", name="Retrieve").click()
+    try:
+        page.locator(".rag-hit").first.wait_for(timeout=600_000)  # the sample index is built on first use
+    finally:
+        shot(page, "rag-tab-sample")
+    hits = page.locator(".rag-hit").first.inner_text()
+    assert "##" not in hits and "**" not in hits
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('textarea')].some(t => t.value.includes('Passages:'))", timeout=60_000
+    )
+    values = page.locator("textarea").evaluate_all("ts => ts.map(t => t.value)")
+    prompt = next(v for v in values if "Passages:" in v)
+    assert "Question: How often are the blades inspected?" in prompt
+    shot(page, "rag-tab-sample")

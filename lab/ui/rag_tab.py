@@ -2,8 +2,10 @@
 indexes, inspect retrieval (top-k chunks with scores, sources and the question's words highlighted, plus the
 full prompt a RAG contestant would send), and measure it (hit rate@k and MRR, dense vs hybrid, chunk-size sweep).
 
-All work is done by lab.rag; this module only formats. Every event has an api_name (rag_build, rag_cancel,
-rag_refresh, rag_info, rag_delete, rag_query, rag_eval, rag_sweep); errors become a status message and a toast.
+All work is done by lab.rag; this module only formats. The full prompt is built by the Arena's own RAG responder
+(lab.generation.ModelResponder: same retrieval, focus and character limits), so the two cannot drift. Every event
+has an api_name (rag_build, rag_cancel, rag_refresh, rag_info, rag_delete, rag_query, rag_eval, rag_sweep); errors
+become a status message and a toast.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from lab.config import RagConfig
+from lab.config import GenConfig, RagConfig
 from lab.corpus import list_corpora
 from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
 from lab.rag.retrieve import terms
@@ -22,6 +24,19 @@ from lab.rag.retrieve import terms
 USER_ERRORS = (ValueError, RuntimeError, OSError)
 SAMPLE_QA = Path(__file__).resolve().parents[2] / "data" / "eval.jsonl"
 _WORD = re.compile(r"[^\W_]+")
+NO_INDEX = "choose or build an index first: pick one in the Index list, or build one from a corpus on the left"
+_MD_LINE = [
+    (re.compile(r"^\s{0,3}#{1,6}\s+"), ""),  # heading marks
+    (re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$"), None),  # table separator rows: dropped
+    (re.compile(r"^\s*>\s?"), ""),  # block quotes
+    (re.compile(r"^(\s*)[*+-]\s+"), r"\1• "),  # list bullets
+]
+_MD_INLINE = [
+    (re.compile(r"!?\[([^\]]*)\]\([^)]*\)"), r"\1"),  # links and images: their text
+    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # bold
+    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"\1"),  # italics
+    (re.compile(r"`([^`]*)`"), r"\1"),  # inline code
+]
 
 
 def _fail(message: str) -> str:
@@ -32,6 +47,32 @@ def _fail(message: str) -> str:
 def _index_choices(ws) -> list[str]:
     names = list_indexes(ws)
     return names if "sample" in names else [*names, "sample"]  # sample is built on first use
+
+
+def default_index(ws) -> str:
+    """The index the picker starts on: the sample when it exists or can be built, else the first one built."""
+    choices = _index_choices(ws)
+    return "sample" if "sample" in choices else choices[0]
+
+
+def plain_text(markdown: str) -> str:
+    """A Markdown passage as readable text: no heading marks, emphasis, link syntax or table rules; table rows
+    become cells separated by " · ", list items keep a bullet. Line breaks are kept."""
+    lines = []
+    for line in (markdown or "").splitlines():
+        for pattern, repl in _MD_LINE:
+            if pattern.search(line):
+                line = None if repl is None else pattern.sub(repl, line)
+                if line is None:
+                    break
+        if line is None:
+            continue
+        if line.strip().startswith("|") and line.strip().endswith("|"):
+            line = " · ".join(c.strip() for c in line.strip().strip("|").split("|"))
+        for pattern, repl in _MD_INLINE:
+            line = pattern.sub(repl, line)
+        lines.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def highlight(text: str, question: str) -> str:
@@ -53,40 +94,51 @@ def passages_html(passages, question: str) -> str:
         f"<div class='rag-hit' style='border:1px solid #ccc;border-radius:8px;padding:8px;margin:6px 0'>"
         f"<b>#{rank}</b> · cosine <b>{p.score:.3f}</b> · <code>{html.escape(p.source)}</code> · "
         f"<small>{html.escape(p.chunk_id)}</small>"
-        f"<div style='white-space:pre-wrap;margin-top:4px'>{highlight(p.text, question)}</div></div>"
+        f"<div style='white-space:pre-wrap;margin-top:4px'>{highlight(plain_text(p.text), question)}</div></div>"
         for rank, p in enumerate(passages, start=1)
     ]
     return "".join(cards)
 
 
 def stats_markdown(name: str, info: dict) -> str:
+    """The index's statistics as a two-column table (one fact per row, readable in a narrow column)."""
     s = info["stats"]
     t = s["tokens_per_chunk"]
-    lines = [
-        f"### Index `{name}`",
-        "| documents | chunks | tokens / chunk (mean, min-max) | dims | store | build time |",
-        "|---|---|---|---|---|---|",
-        f"| {s['documents']} | {s['chunks']} | {t['mean']} ({t['min']}-{t['max']}) | {s['dims']} | {s['store']} "
-        f"| {s.get('build_seconds', '?')} s |",
-        f"\nEmbedded {info.get('embedded_docs', 0)} documents, reused {info.get('reused_docs', 0)} unchanged ones.",
+    facts = [
+        ("documents", s["documents"]),
+        ("chunks", s["chunks"]),
+        ("tokens per chunk", f"{t['mean']} on average ({t['min']} to {t['max']})"),
+        ("embedding dimensions", s["dims"]),
+        ("vector store", s["store"]),
+        ("build time", f"{s['build_seconds']} s" if "build_seconds" in s else "?"),
+        ("last build", f"embedded {info.get('embedded_docs', 0)} documents, reused {info.get('reused_docs', 0)}"),
     ]
+    lines = [f"### Index `{name}`", "| statistic | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in facts)]
     problems = info.get("problems") or []
     if problems:
         lines.append("\n**Skipped or noted:**\n" + "\n".join(f"- {html.escape(p)}" for p in problems))
     return "\n".join(lines)
 
 
-def full_prompt(cache, question: str, passages) -> str:
-    """The prompt a RAG contestant would send, rendered with the generator's chat template."""
+def arena_prompt(cache, index, question: str, gen: GenConfig) -> tuple[list, str]:
+    """The passages and the exact prompt text the Arena's `rag:INDEX` contestant sends for `question`.
+
+    Same steps as the Arena's responder (lab.generation.engine.ModelResponder): `retrieve_many` with `gen.top_k`
+    in the index's own mode, `arena_rag_messages` (sentence focus with the index's embedder, character limit),
+    the generator's chat template with the generation prompt, so this view and the Arena cannot drift apart."""
+    from lab.generation import arena_rag_messages
+
+    passages = list(index.retrieve_many([question], top_k=gen.top_k or None)[0])
+    messages = arena_rag_messages(question, passages, gen, getattr(index, "embedder", None))
+    tok = cache.tokenizer("embedded")
+    return passages, tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def full_prompt(cache, index, question: str, gen: GenConfig) -> str:
     try:
-        from lab.generation import rag_messages
-    except ImportError:
-        return "(the RAG prompt template is not available)"
-    messages = rag_messages(question, passages)
-    try:
-        return cache.tokenizer("embedded").apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return arena_prompt(cache, index, question, gen)[1]
     except USER_ERRORS as exc:
-        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages) + f"\n\n(chat template: {exc})"
+        return f"(the Arena's prompt could not be built: {exc})"
 
 
 def metrics_markdown(rows: list[dict]) -> str:
@@ -127,10 +179,12 @@ def build(ws, cache) -> None:
                 cancel = gr.Button("Cancel build", variant="secondary")
         with gr.Column(scale=1):
             with gr.Row():
-                index = gr.Dropdown(_index_choices(ws), label="Index", value=None, allow_custom_value=True)
+                index = gr.Dropdown(
+                    _index_choices(ws), label="Index", value=lambda: default_index(ws), allow_custom_value=True
+                )
                 refresh = gr.Button("↻ Refresh", size="sm")
                 delete = gr.Button("Delete", variant="stop", size="sm")
-            status = gr.Markdown()
+            status = gr.Markdown(lambda: _on_info(ws, default_index(ws))[0])
     query_hybrid = _inspect_and_measure(ws, cache, index)
     build_args = [corpus, name, chunker, size, overlap, embed, store, hybrid]
     build_btn.click(_on_build(ws, cache), build_args, [status, index], api_name="rag_build")
@@ -150,22 +204,33 @@ def _inspect_and_measure(ws, cache, index) -> gr.Checkbox:
             cutoff = gr.Slider(0, 1, value=0, step=0.05, label="Similarity cutoff", scale=1)
         search = gr.Button("Retrieve", variant="primary")
         hits = gr.HTML()
-        prompt = gr.Textbox(label="Full prompt a RAG contestant would send", lines=12, buttons=["copy"])
+        with gr.Row():
+            focus = gr.Slider(0, 12, value=GenConfig.focus_sentences, step=1, scale=1,
+                              label="Focus: sentences kept (as the Arena's slider; 0 = whole passages)")  # fmt: skip
+            gr.Markdown(
+                f"The prompt below is exactly what the Arena's `rag:INDEX` contestant sends: its own retrieval (top "
+                f"k above, the index's default mode, no cutoff), the focus sentences, each passage cut to "
+                f"{GenConfig.context_chars} characters, rendered with the generator's chat template."
+            )
+        prompt = gr.Textbox(label="Full prompt the Arena sends", lines=12, buttons=["copy"])
     with gr.Tab("Measure"):
         with gr.Row():
-            qa = gr.Textbox(str(SAMPLE_QA) if SAMPLE_QA.is_file() else "", label="Questions (JSONL with source)")
-            mk = gr.Slider(1, 20, value=5, step=1, label="k")
-            sizes = gr.Textbox("128, 256, 512", label="Chunk sizes to sweep")
+            upload = gr.File(label="Evaluation file (JSONL with question and source)", file_types=[".jsonl"],
+                             type="filepath")  # fmt: skip
+            with gr.Column():
+                qa = gr.Textbox(str(SAMPLE_QA) if SAMPLE_QA.is_file() else "",
+                                label="...or a file path (used when nothing is uploaded)")  # fmt: skip
+                mk = gr.Slider(1, 20, value=5, step=1, label="k")
+                sizes = gr.Textbox("128, 256, 512", label="Chunk sizes to sweep")
         with gr.Row():
             evaluate = gr.Button("Evaluate dense vs hybrid", variant="primary")
             sweep = gr.Button("Sweep chunk sizes")
         scores = gr.Markdown()
         chart = gr.LinePlot(x="chunk_size", y="hit_rate", color="mode", label="Hit rate@k by chunk size")
-    search.click(
-        lambda *a: _on_query(ws, cache, *a), [index, question, k, hybrid, cutoff], [hits, prompt], api_name="rag_query"
-    )
-    evaluate.click(lambda *a: _on_eval(ws, cache, *a), [index, qa, mk], scores, api_name="rag_eval")
-    sweep.click(_on_sweep(ws, cache), [index, qa, sizes, mk], [chart, scores], api_name="rag_sweep")
+    query_args = [index, question, k, hybrid, cutoff, focus]
+    search.click(lambda *a: _on_query(ws, cache, *a), query_args, [hits, prompt], api_name="rag_query")
+    evaluate.click(lambda *a: _on_eval(ws, cache, *a), [index, qa, mk, upload], scores, api_name="rag_eval")
+    sweep.click(_on_sweep(ws, cache), [index, qa, sizes, mk, upload], [chart, scores], api_name="rag_sweep")
     return hybrid
 
 
@@ -219,9 +284,19 @@ def _refresh(ws):
     return gr.update(choices=list_corpora(ws)), gr.update(choices=_index_choices(ws))
 
 
+def _questions_path(qa, upload) -> str:
+    path = (upload or "").strip() if isinstance(upload, str) else ""
+    path = path or (qa or "").strip()
+    if not path:
+        raise RagError("upload an evaluation file (JSONL with question and source) or type its path")
+    return path
+
+
 def _on_info(ws, name):
     """Statistics of the chosen index, and its default retrieval mode for the Inspect checkbox."""
-    if not name or name not in list_indexes(ws):
+    if not name:
+        return f"Index: {NO_INDEX}.", gr.update()
+    if name not in list_indexes(ws):
         note = f"Index `{name}` is not built yet; it is built with default settings on first use." if name else ""
         return note, gr.update()
     try:
@@ -232,6 +307,8 @@ def _on_info(ws, name):
 
 
 def _on_delete(ws, cache, name):
+    if not name:
+        return _fail(NO_INDEX), gr.update()
     try:
         delete_index(ws, name or "", cache)
     except USER_ERRORS as exc:
@@ -239,22 +316,27 @@ def _on_delete(ws, cache, name):
     return f"Deleted index `{name}`.", gr.update(choices=_index_choices(ws), value=None)
 
 
-def _on_query(ws, cache, name, question, k, hybrid, cutoff):
+def _on_query(ws, cache, name, question, k, hybrid, cutoff, focus=GenConfig.focus_sentences):
+    if not name:
+        return f"<p><b>❌ {html.escape(NO_INDEX)}</b></p>", ""
     if not (question or "").strip():
         return f"<p>{html.escape('Type a question first.')}</p>", ""
     try:
-        idx = open_index(ws, name or "", cache)
+        idx = open_index(ws, name, cache)
         passages = idx.retrieve(question, int(k), hybrid=bool(hybrid), cutoff=float(cutoff or 0))
+        gen = GenConfig(top_k=int(k), focus_sentences=int(focus or 0))
     except USER_ERRORS as exc:
         return f"<p><b>❌ {html.escape(str(exc))}</b></p>", ""
-    return passages_html(passages, question), full_prompt(cache, question, passages)
+    return passages_html(passages, question), full_prompt(cache, idx, question, gen)
 
 
-def _on_eval(ws, cache, name, qa, k):
+def _on_eval(ws, cache, name, qa, k, upload=None):
     from lab.rag.evaluate import compare_modes, load_questions
 
+    if not name:
+        return _fail(NO_INDEX)
     try:
-        rows = compare_modes(open_index(ws, name or "", cache), load_questions((qa or "").strip()), int(k))
+        rows = compare_modes(open_index(ws, name, cache), load_questions(_questions_path(qa, upload)), int(k))
     except USER_ERRORS as exc:
         return _fail(str(exc))
     misses = ", ".join(map(str, rows[0]["misses"][:20])) or "none"
@@ -262,18 +344,20 @@ def _on_eval(ws, cache, name, qa, k):
 
 
 def _on_sweep(ws, cache):
-    def run(name, qa, sizes, k, progress=gr.Progress()):
+    def run(name, qa, sizes, k, upload=None, progress=gr.Progress()):
         import pandas as pd
 
         from lab.rag.embed import load_embedder
         from lab.rag.evaluate import chunk_size_sweep, load_questions
 
+        if not name:
+            return gr.update(), _fail(NO_INDEX)
         try:
-            base = open_index(ws, name or "", cache).config
+            base = open_index(ws, name, cache).config
             rows = chunk_size_sweep(
                 ws,
                 base,
-                load_questions((qa or "").strip()),
+                load_questions(_questions_path(qa, upload)),
                 _sizes(sizes or ""),
                 load_embedder(cache, base.embed_model),
                 int(k),
