@@ -2,17 +2,37 @@
 
 Owns: presets, LoRA target-module detection from the model's own weight names (read from safetensors
 headers, no torch), memory and time estimates, and the exact commands that reproduce a run (`python -m lab
-train ...`, `accelerate launch ...`). Must not import torch or start processes.
+train ...`, `accelerate launch ...`). The memory estimate models the training process's resident memory on a CPU
+(libraries, float32 weights, bf16 autocast copies, LoRA + optimiser, the logits of trained positions, activations of
+the longest batch), with coefficients measured on this stack. The time estimate uses this machine's measured
+throughput: the last finished runs of the same base model and method, else `calibrate` (a few real training steps
+timed in a child process, `python -m lab.training.plan calibrate ...`, remembered in runs/.calibration.json); the
+model-size formula is only the last resort. Nothing here imports torch at module level.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import statistics
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from lab.config import TrainConfig
+from lab.training import CONFIG, read_status
+
+CALIBRATION = ".calibration.json"
+CALIBRATION_TIMEOUT_S = 600
+# Measured on this stack (torch 2 + transformers 5 + peft + trl + datasets, CPU): resident memory of a training
+# process before the model is loaded, and the activation bytes kept per token and layer for backward, per unit of
+# (hidden + intermediate/4) width (SmolLM2-135M, bf16 autocast: 2.59 MB per token over 30 layers; float32 similar).
+LIBRARIES_MB = 520.0
+ACT_BYTES_PER_WIDTH = 92.0
+LOGIT_BYTES = 14  # per trained position and vocabulary entry: bf16 logits, float32 copy, its gradient, softmax
 
 TARGET_PRESETS = ("attention", "mlp", "all-linear")
 _ATTN = re.compile(r"(attn|attention)", re.I)
@@ -98,37 +118,184 @@ def target_names(modules: dict[str, tuple[int, int]], choice: str) -> list[str]:
 
 def model_limits(model_dir: str | Path) -> dict:
     cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    cfg = {**cfg, **(cfg.get("text_config") or {})}  # multimodal configs nest the language model's settings
+    hidden = int(cfg.get("hidden_size") or cfg.get("n_embd") or 0)
     return {
         "max_positions": int(cfg.get("max_position_embeddings") or 0),
-        "hidden": int(cfg.get("hidden_size") or 0),
-        "layers": int(cfg.get("num_hidden_layers") or 0),
+        "hidden": hidden,
+        "intermediate": int(cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * hidden),
+        "layers": int(cfg.get("num_hidden_layers") or cfg.get("n_layer") or 0),
         "vocab": int(cfg.get("vocab_size") or 0),
     }
 
 
-def estimate(config: TrainConfig, model_dir: str | Path, n_examples: int, mean_tokens: float) -> dict:
-    """Rough memory (MB) and time (s) before a run; the run card puts the measured peak beside it."""
+def estimate(
+    config: TrainConfig,
+    model_dir: str | Path,
+    n_examples: int,
+    mean_tokens: float,
+    max_tokens: float | None = None,
+    tokens_per_s: float | None = None,
+    time_source: str = "",
+) -> dict:
+    """Memory (MB, resident memory of the training process on a CPU) and time (s) before a run.
+
+    The peak comes from the longest batch: `max_tokens` (the longest example) when known, else `mean_tokens`
+    (the callers' character-based guess runs about a third above the true chat-template token count, which
+    covers the longest batch of typical chat data). The time uses `tokens_per_s` (this machine's measured
+    throughput, see `measured_throughput`) when given, else a rough formula from the model size."""
     shapes = weight_shapes(model_dir)
     lim = model_limits(model_dir)
     total = sum(_numel(s) for s in shapes.values())
     mods = linear_modules(shapes)
     targets = set(target_names(mods, config.target_modules))
     lora = sum(config.rank * (i + o) for m, (i, o) in mods.items() if m.rsplit(".", 1)[-1] in targets)
-    weight_bytes = 0.56 if config.method == "qlora" else 4.0  # NF4 + double-quant scales vs float32
-    tokens = config.batch_size * min(config.max_length, max(mean_tokens, 1.0))
-    act = tokens * lim["hidden"] * lim["layers"] * 24 + tokens * lim["vocab"] * 8 * 0.3
-    mb = {
-        "weights": total * weight_bytes / 2**20,
-        "lora": lora * 4 / 2**20,
-        "optimizer_and_grads": lora * 12 / 2**20,
-        "activations": act / 2**20,
-    }
-    mb["total"] = sum(mb.values()) + 400  # runtime overhead (torch, tokenizer, buffers)
+    linear = sum(i * o for i, o in mods.values())
+    mb = memory_mb(config, lim, total, linear, lora, max_tokens or mean_tokens)
     steps = planned_steps(config, n_examples)
-    tokens_total = steps * config.batch_size * config.grad_accum * max(mean_tokens, 1.0)
-    cpu_tok_s = 2.0e10 / (6 * total) * (0.6 if config.method == "qlora" else 1.0)
+    tokens_total = steps * config.batch_size * config.grad_accum * min(config.max_length, max(mean_tokens, 1.0))
+    rough = 2.0e10 / (6 * total) * (0.6 if config.method == "qlora" else 1.0)
+    time_s = tokens_total / max(tokens_per_s or rough, 1e-9)
+    source = time_source if tokens_per_s else "rough guess from the model size: no run or calibration measured yet"
     return {"memory_mb": mb, "lora_params": lora, "base_params": total, "steps": steps,
-            "time_s_cpu": tokens_total / max(cpu_tok_s, 1e-9)}  # fmt: skip
+            "tokens_total": tokens_total, "mean_tokens": mean_tokens, "time_s": time_s, "time_source": source,
+            "time_s_cpu": time_s}  # fmt: skip
+
+
+def _bf16_autocast(config: TrainConfig) -> bool:
+    """Whether the child will train under bf16 autocast on this CPU (mirrors engine.use_bf16 without torch)."""
+    if config.bf16 != "auto":
+        return config.bf16 == "on"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return config.method == "lora" and (" avx512_bf16" in flags or " amx_bf16" in flags)
+
+
+def memory_mb(config: TrainConfig, lim: dict, params: int, linear: int, lora: int, longest: float) -> dict:
+    """The parts of a training process's peak resident memory (MB) on a CPU, and their total."""
+    tokens = config.batch_size * min(config.max_length, max(longest, 1.0))
+    width = lim["hidden"] + lim.get("intermediate", 4 * lim["hidden"]) / 4
+    trained = tokens * (0.3 if config.assistant_only_loss else 1.0)  # positions that carry a label
+    weight_bytes = 4.0 if config.method == "lora" else 0.56  # float32, or NF4 + double-quant scales
+    embed = params - linear  # embeddings, norms: kept at 16/32 bits under QLoRA
+    mb = {
+        "libraries": LIBRARIES_MB,
+        "weights": (linear * weight_bytes + embed * 4.0) / 2**20,
+        "bf16 copies": linear * 2 / 2**20 if _bf16_autocast(config) else 0.0,
+        "LoRA + optimiser": lora * 16 / 2**20,  # weight, gradient, two Adam moments (float32)
+        "logits": trained * lim["vocab"] * LOGIT_BYTES / 2**20,
+        "activations": tokens * lim["layers"] * width * ACT_BYTES_PER_WIDTH / 2**20,
+    }
+    if config.gradient_checkpointing:
+        mb["activations"] /= max(lim["layers"], 1) ** 0.5
+    mb["total"] = sum(mb.values())
+    return mb
+
+
+def _run_rate(run_dir: Path, config: TrainConfig) -> tuple[float, float, str] | None:
+    """(ended, tokens/s in the estimate's token units, run id) of a finished run of the same model and method."""
+    status = read_status(run_dir)
+    metrics = status.get("metrics") or {}
+    if status.get("state") != "finished" or not metrics.get("runtime_s"):
+        return None
+    try:
+        other = TrainConfig.load(run_dir / CONFIG)
+    except (OSError, ValueError):
+        return None
+    if other.base_model != config.base_model or other.method != config.method:
+        return None
+    est = status.get("estimate") or {}
+    if est.get("tokens_total") and est.get("steps") and metrics.get("steps"):
+        rate = est["tokens_total"] * metrics["steps"] / est["steps"] / metrics["runtime_s"]
+    else:
+        rate = metrics.get("tokens_per_s") or 0.0
+    return (float(status.get("ended") or 0), float(rate), run_dir.name) if rate > 0 else None
+
+
+def measured_throughput(runs_dir: str | Path, config: TrainConfig, last: int = 3) -> dict | None:
+    """{"tokens_per_s", "source"}: the median of the last finished runs of the same base model and method on this
+    machine, else a remembered calibration, else None."""
+    runs_dir = Path(runs_dir)
+    folders = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")] if runs_dir.is_dir() else []
+    found = sorted(filter(None, (_run_rate(p, config) for p in folders)), reverse=True)[:last]
+    if found:
+        names = ", ".join(name for _, _, name in found)
+        rate = statistics.median(r for _, r, _ in found)
+        return {"tokens_per_s": rate, "source": f"measured speed of the last finished run(s) of this model: {names}"}
+    saved = _calibrations(runs_dir).get(_calibration_key(config))
+    if saved:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(saved["at"]))
+        return {"tokens_per_s": saved["tokens_per_s"], "source": f"calibrated on this machine ({when})"}
+    return None
+
+
+def _calibration_key(config: TrainConfig) -> str:
+    return f"{config.base_model}|{config.method}"
+
+
+def _calibrations(runs_dir: Path) -> dict:
+    try:
+        return json.loads((Path(runs_dir) / CALIBRATION).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def calibrate(runs_dir: str | Path, config: TrainConfig, model_dir: str | Path, mean_tokens: float) -> dict:
+    """Time a few real training steps of `config` on a batch shaped like its data, in a child process; remember
+    the throughput in runs/.calibration.json. Returns {"tokens_per_s", "source", "peak_mb"}."""
+    seq = int(min(config.max_length, max(mean_tokens, 8)))
+    job = {"config": config.to_dict(), "model_dir": str(model_dir), "seq": seq}
+    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    cmd = [sys.executable, "-m", "lab.training.plan", "calibrate", json.dumps(job)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=CALIBRATION_TIMEOUT_S, env=env, cwd=root)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"calibration of {config.base_model!r} took over {CALIBRATION_TIMEOUT_S} s") from exc
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"calibration of {config.base_model!r} failed: {tail[0]}")
+    result = json.loads(lines[-1])
+    saved = _calibrations(Path(runs_dir))
+    saved[_calibration_key(config)] = {"tokens_per_s": result["tokens_per_s"], "at": time.time(), **result}
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    (Path(runs_dir) / CALIBRATION).write_text(json.dumps(saved, indent=2), encoding="utf-8")
+    return {"tokens_per_s": result["tokens_per_s"], "source": "calibrated just now on this machine", **result}
+
+
+def _calibration_child(job: dict, steps: int = 3) -> dict:
+    """Run in the child: one warm-up and `steps` timed LoRA steps on random tokens of the data's shape."""
+    import resource
+
+    import torch
+    import torch.nn.functional as F
+
+    from lab.training.engine import build_model, use_bf16
+
+    config = TrainConfig(**job["config"])
+    torch.manual_seed(0)
+    model = build_model(config, job["model_dir"]).train()
+    lm, bf16 = model.get_base_model(), use_bf16(config)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    shape = (config.batch_size, job["seq"])
+    keep = max(1, int(job["seq"] * 0.3)) if config.assistant_only_loss else job["seq"]
+    elapsed = 0.0
+    for step in range(steps + 1):
+        ids = torch.randint(0, lm.config.vocab_size, shape, device=lm.device)
+        started = time.perf_counter()
+        with torch.autocast(lm.device.type, dtype=torch.bfloat16, enabled=bf16):
+            hidden = lm.get_decoder()(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+            logits = lm.get_output_embeddings()(hidden[:, -keep - 1 : -1].reshape(-1, hidden.shape[-1]))
+        F.cross_entropy(logits.float(), ids[:, -keep:].reshape(-1)).backward()
+        opt.step()
+        opt.zero_grad()
+        elapsed += (time.perf_counter() - started) if step else 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"tokens_per_s": steps * shape[0] * shape[1] / max(elapsed, 1e-9), "peak_mb": round(peak), "steps": steps}
 
 
 def _numel(shape: list[int]) -> int:
@@ -169,3 +336,9 @@ def accelerate_command(run_dir: str | Path, num_processes: int, mixed_precision:
         cmd.append("--multi_gpu")
     cmd += ["--mixed_precision", mixed_precision, "-m", "lab.training", str(run_dir)]
     return cmd
+
+
+if __name__ == "__main__":  # python -m lab.training.plan calibrate JOB_JSON (started by `calibrate`)
+    if len(sys.argv) != 3 or sys.argv[1] != "calibrate":
+        sys.exit("usage: python -m lab.training.plan calibrate JOB_JSON")
+    print(json.dumps(_calibration_child(json.loads(sys.argv[2]))), flush=True)

@@ -2,44 +2,71 @@
 process, watch live charts (loss, eval loss, learning rate, grad norm), tokens/s, memory and the log; Stop,
 Cancel, Resume; a runs table with overlaid loss curves and delete. All work is in lab.jobs / lab.training; this
 module only maps form values to a TrainConfig and job state to components. A gr.Timer polls the run's files, and
-re-attaches to a running job after a page reload. Every event has an api_name (train_*); errors become a status
-message and a toast, never a traceback.
+re-attaches to a running job after a page reload. Training for RAG (an index, a distractor share, a preview of the
+rewritten data) and continuing from an earlier run's adapter are form fields like any other. Every event has an
+api_name (train_*); errors become a status message and a toast, never a traceback.
 """
 
 from __future__ import annotations
 
+import html
+import re
 import shlex
 import time
+from pathlib import Path
 
 import gradio as gr
 
 from lab import jobs
 from lab.config import TrainConfig
-from lab.training.plan import PRESETS, TARGET_PRESETS, apply_preset, cli_command
+from lab.training.plan import PRESETS, TARGET_PRESETS, apply_preset, cli_command, measured_throughput
 
 USER_ERRORS = (ValueError, RuntimeError, OSError)
 # Form fields, in the order of the components passed to every event that builds a TrainConfig.
 FIELDS = ("base_model", "dataset", "method", "max_steps", "epochs", "name", "rank", "alpha", "dropout",
           "target_modules", "learning_rate", "scheduler", "warmup_ratio", "batch_size", "grad_accum", "max_length",
-          "packing", "assistant_only_loss", "seed", "eval_steps", "early_stopping_patience", "merge")  # fmt: skip
+          "packing", "assistant_only_loss", "seed", "eval_steps", "early_stopping_patience", "merge",
+          "rag_index", "distractor_share", "from_run")  # fmt: skip
 INTS = {"max_steps", "rank", "alpha", "batch_size", "grad_accum", "max_length", "seed", "eval_steps",
         "early_stopping_patience"}  # fmt: skip
+FLOATS = ("epochs", "dropout", "learning_rate", "warmup_ratio", "distractor_share")
 LIVE = ("queued", "starting", "running")
+PLAIN = ""  # the index choice meaning "plain fine-tuning" / the run choice meaning "start fresh"
+# Library messages every run prints that say nothing about this run (kept in train.log, hidden in the view).
+NOISE = re.compile(
+    r"Failed to load CPU gemm_4bit|FutureWarning|DeprecationWarning|UserWarning|^\s*warnings\.warn\(|"
+    r"is deprecated and will be removed|^\s*\{'(loss|eval_loss|train_runtime)'|it/s\]|s/it\]|^\s*$"
+)
 
 
 def form_config(*values) -> TrainConfig:
     settings = dict(zip(FIELDS, values, strict=True))
     for key in INTS:
         settings[key] = int(settings[key] or 0)
-    for key in ("epochs", "dropout", "learning_rate", "warmup_ratio"):
+    for key in FLOATS:
         settings[key] = float(settings[key] or 0)
-    settings["name"] = (settings["name"] or "").strip()
-    settings["dataset"] = (settings["dataset"] or "").strip()
+    for key in ("name", "dataset", "rag_index", "from_run"):
+        settings[key] = (settings[key] or "").strip()
     return TrainConfig(**{**TrainConfig().to_dict(), **settings})
 
 
 def form_values(config: TrainConfig) -> list:
     return [getattr(config, f) for f in FIELDS]
+
+
+def clean_log(text: str) -> str:
+    """The log tail without known library noise (deprecation warnings, progress bars, Trainer's dict echo)."""
+    return "\n".join(line for line in (text or "").splitlines() if not NOISE.search(line))
+
+
+def log_html(text: str) -> str:
+    """The log tail in a box that opens scrolled to its newest (bottom) line."""
+    body = html.escape(clean_log(text)) or "(no output yet)"
+    return (
+        "<div class='train-log' style='max-height:220px;overflow:auto;display:flex;flex-direction:column-reverse;"
+        "border:1px solid #d4d4d8;border-radius:6px;padding:6px'>"
+        f"<pre style='margin:0;white-space:pre-wrap;word-break:break-word;font-size:12px'>{body}</pre></div>"
+    )
 
 
 def _fail(message: str) -> str:
@@ -53,14 +80,19 @@ def dataset_choices(ws) -> list[str]:
     return [d["name"] for d in list_datasets(ws) if "error" not in d]
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
 def estimate_md(plan: dict, method: str) -> str:
     mb = plan["memory_mb"]
-    minutes = plan["time_s_cpu"] / 60
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in mb.items() if k != "total")
+    time_s = plan.get("time_s", plan.get("time_s_cpu", 0))
+    source = plan.get("time_source") or "rough guess from the model size: no run or calibration measured yet"
     return (
         f"**Estimate** ({method}, {plan['n_train']} train / {plan['n_val']} val examples, {plan['steps']} steps): "
-        f"memory ≈ **{mb['total']:.0f} MB** (weights {mb['weights']:.0f}, LoRA {mb['lora']:.1f} "
-        f"[{plan['lora_params']:,} params], optimiser+grads {mb['optimizer_and_grads']:.1f}, activations "
-        f"{mb['activations']:.0f}); time on this CPU ≈ **{minutes:.1f} min** (rough; the GPU is much faster)"
+        f"memory ≈ **{mb['total']:.0f} MB** ({parts}; LoRA {plan['lora_params']:,} params); "
+        f"time ≈ **{_minutes(time_s)}** ({source})"
     )
 
 
@@ -86,9 +118,38 @@ def progress_md(info: dict, records: list[dict]) -> str:
     metrics, est = status.get("metrics") or {}, status.get("estimate_mb")
     if metrics.get("peak_memory_mb") and est:
         lines.append(f"memory: estimated {est:.0f} MB, measured peak {metrics['peak_memory_mb']:.0f} MB")
+    planned = (status.get("estimate") or {}).get("time_s")
+    if metrics.get("runtime_s") and planned:
+        lines.append(f"time: estimated {_minutes(planned)}, measured {_minutes(metrics['runtime_s'])}")
+    if state in LIVE and (Path(info["run_dir"]) / "STOP").exists():
+        lines.insert(1, "⏳ **Stopping: saving a checkpoint and the adapter after the current step...**")
+    if state == "stopped":
+        lines.insert(1, "✓ Stopped: checkpoint and adapter saved (**Resume** continues from here).")
     if status.get("error"):
         lines.append(f"**Error:** {status['error']}")
     return "\n\n".join(lines)
+
+
+def lineage_md(ws, run_id: str, config: TrainConfig) -> str:
+    """Where a run came from: the parent run it continued and the index it was trained for (with fingerprint)."""
+    info = _lineage(ws, run_id, config.to_dict())
+    parts = []
+    if info["parent"]:
+        parts.append(f"continued from run `{info['parent']}`")
+    if info["rag_index"]:
+        fp = f" (fingerprint `{info['index_fingerprint']}`)" if info.get("index_fingerprint") else ""
+        parts.append(f"trained for RAG on index `{info['rag_index']}`{fp}")
+    return ("Lineage: " + "; ".join(parts) + ".") if parts else ""
+
+
+def _lineage(ws, run_id: str, config: dict) -> dict:
+    try:
+        from lab.training.lineage import lineage
+
+        return lineage(ws, run_id)
+    except (ImportError, *USER_ERRORS):
+        return {"parent": config.get("from_run", ""), "rag_index": config.get("rag_index", ""),
+                "index_fingerprint": ""}  # fmt: skip
 
 
 def chart_frames(records: list[dict], run_label: str = ""):
@@ -108,37 +169,74 @@ def chart_frames(records: list[dict], run_label: str = ""):
     return frame(("loss", "eval_loss")), frame(("learning_rate",)), frame(("grad_norm",))
 
 
-def _plots(records: list[dict], label: str = "") -> list:
+def step_axis(total_steps: int) -> list[int]:
+    """x limits of the step charts: the whole run, and at least 10 steps, so the axis ticks are whole steps."""
+    return [0, max(int(total_steps or 0), 10)]
+
+
+def _plots(records: list[dict], label: str = "", total_steps: int = 0) -> list:
     """Chart frames, or no update while a frame is empty: a colour-split LinePlot that first receives an empty
     frame never draws its lines afterwards (seen with gradio 6.31), so an empty chart is left untouched."""
-    return [frame if len(frame) else gr.skip() for frame in chart_frames(records, label)]
+    last = max([int(r.get("step", 0)) for r in records] + [total_steps or 0])
+    x_lim = step_axis(last)
+    return [gr.LinePlot(frame, x_lim=x_lim) if len(frame) else gr.skip() for frame in chart_frames(records, label)]
 
 
 def refresh(ws, run_id: str):
     """Everything the live view shows for `run_id`; with no run chosen, re-attach to the running job if any."""
     run_id = run_id or jobs.active(ws) or ""
     if not run_id:
-        return "", "No run yet: pick a dataset and press **Start**.", *_plots([]), "", ""
+        return "", "No run yet: pick a dataset and press **Start**.", *_plots([]), log_html(""), ""
     try:
-        info = jobs.progress(ws, run_id, log_lines=40)
+        info = jobs.progress(ws, run_id, log_lines=120)
     except USER_ERRORS as exc:
-        return "", f"### ✗ {exc}", *_plots([]), "", ""
+        return "", f"### ✗ {exc}", *_plots([]), log_html(""), ""
     config = TrainConfig.load(f"{info['run_dir']}/config.json")
     command = shlex.join(cli_command(config))
-    return run_id, progress_md(info, info["progress"]), *_plots(info["progress"]), info["log"], command
+    text = progress_md(info, info["progress"])
+    lineage = lineage_md(ws, run_id, config)
+    text = text + ("\n\n" + lineage if lineage else "")
+    plots = _plots(info["progress"], total_steps=info["status"].get("total_steps") or 0)
+    return run_id, text, *plots, log_html("\n".join(info["log"].splitlines()[-40:])), command
+
+
+ROUNDING = (("train_loss", 3), ("eval_loss", 3), ("tokens_per_s", 0), ("peak_memory_mb", 0))
+
+
+def _rounded(value, digits: int):
+    if not isinstance(value, (int, float)):
+        return ""
+    return int(round(value)) if digits == 0 else round(float(value), digits)
 
 
 def runs_table(ws) -> list[list]:
+    import json
+
     out = []
     for row in jobs.list_runs(ws):
         m = row["metrics"]
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created_at"]))
-        metrics = [m.get(k) for k in ("train_loss", "eval_loss", "tokens_per_s", "peak_memory_mb")]
-        out.append([row["id"], row["status"], row["method"], row["dataset"], row["base_model"], started, *metrics])
+        metrics = [_rounded(m.get(k), digits) for k, digits in ROUNDING]
+        info = _lineage(ws, row["id"], json.loads(row.get("config") or "{}"))
+        out.append([row["id"], row["status"], row["method"], row["dataset"], info["rag_index"], info["parent"],
+                    row["base_model"], started, *metrics])  # fmt: skip
     return out
 
 
-RUN_HEADERS = ["run", "status", "method", "dataset", "base", "created", "train loss", "eval loss", "tok/s", "peak MB"]
+RUN_HEADERS = ["run", "status", "method", "dataset", "RAG index", "parent run", "base", "created", "train loss",
+               "eval loss", "tok/s", "peak MB"]  # fmt: skip
+
+
+def runs_with_adapter(ws) -> list[str]:
+    """Runs a new run can continue from (their adapter is saved), newest first."""
+    return [r["id"] for r in jobs.list_runs(ws) if (Path(r["path"]) / "adapter" / "adapter_config.json").is_file()]
+
+
+def index_choices(ws) -> list[str]:
+    from lab.rag import list_indexes
+
+    names = list_indexes(ws)
+    return [PLAIN, *names, *([] if "sample" in names else ["sample"])]
 
 
 def overlay(ws, run_ids: list[str]):
@@ -148,10 +246,14 @@ def overlay(ws, run_ids: list[str]):
 
     frames = [chart_frames(read_progress(ws.dir("runs", r)), f"{r}: ")[0] for r in run_ids or []]
     frames = [f for f in frames if len(f)]
-    return pd.concat(frames) if frames else gr.skip()
+    if not frames:
+        return gr.skip()
+    merged = pd.concat(frames)
+    return gr.LinePlot(merged, x_lim=step_axis(int(merged["step"].max())))
 
 
-def _form(ws) -> list:
+def _form(ws) -> tuple[list, list]:
+    """(the RAG preview button and its view, the form fields in FIELDS order)."""
     d = TrainConfig()
     with gr.Row():
         base = gr.Textbox(d.base_model, label="Base model", info="embedded, a local model folder, or a hub id")
@@ -185,21 +287,125 @@ def _form(ws) -> list:
             eval_steps = gr.Number(d.eval_steps, label="Evaluate every N steps (0 = off)", precision=0)
             patience = gr.Number(d.early_stopping_patience, label="Early stopping patience (0 = off)", precision=0)
             merge = gr.Checkbox(d.merge, label="Also save a merged model")
-    return [base, data, method, steps, epochs, name, rank, alpha, dropout, targets, lr, sched, warmup, batch, accum,
-            max_len, packing, only, seed, eval_steps, patience, merge]  # fmt: skip
+    rag_index, share, from_run, *extras = _rag_and_lineage(ws, d, base)
+    fields = [base, data, method, steps, epochs, name, rank, alpha, dropout, targets, lr, sched, warmup, batch, accum,
+              max_len, packing, only, seed, eval_steps, patience, merge, rag_index, share, from_run]  # fmt: skip
+    return extras, fields
+
+
+def _rag_and_lineage(ws, d: TrainConfig, base):
+    """The 'Train for retrieval (RAG)' and 'Continue from run' settings (a preview button is added by build)."""
+    with gr.Accordion("Train for retrieval (RAG) · continue from a run", open=False):
+        gr.Markdown(
+            "**Train for retrieval (RAG)**: each example's question is replaced by exactly the prompt the Arena's "
+            "`ft+rag` contestant sends (the passages this index retrieves for it); the target stays the answer when "
+            'those passages support it, else "I don\'t know". A share of examples is added again over an unrelated '
+            "question's passages with the target \"I don't know\". Empty index = plain fine-tuning."
+        )
+        with gr.Row():
+            rag_index = gr.Dropdown(index_choices(ws), value=d.rag_index, label="Train for retrieval (RAG): index",
+                                    allow_custom_value=True, info="empty = plain fine-tuning")  # fmt: skip
+            share = gr.Slider(0, 1, value=d.distractor_share, step=0.05, label="Distractor share",
+                              info="extra copies over unrelated passages, target \"I don't know\"")  # fmt: skip
+            from_run = gr.Dropdown([PLAIN, *runs_with_adapter(ws)], value=d.from_run, label="Continue from run",
+                                   allow_custom_value=True,
+                                   info="start from this run's adapter; its base model is used")  # fmt: skip
+        rag_btn = gr.Button("Preview RAG training data", size="sm")
+        rag_view = gr.HTML()
+    rag_index.focus(lambda: gr.Dropdown(choices=index_choices(ws)), None, rag_index, api_name="train_indexes")
+    from_run.focus(lambda: gr.Dropdown(choices=[PLAIN, *runs_with_adapter(ws)]), None, from_run,
+                   api_name="train_parents")  # fmt: skip
+    from_run.change(lambda r, b: _parent_base(ws, r, b), [from_run, base], base, api_name="train_parent_base")
+    return rag_index, share, from_run, rag_btn, rag_view
+
+
+def _parent_base(ws, run_id: str, current: str) -> str:
+    """The base model field follows the parent run (a continued run trains on its parent's base)."""
+    if not run_id:
+        return current
+    try:
+        return TrainConfig.load(ws.dir("runs", run_id) / "config.json").base_model
+    except USER_ERRORS:
+        return current
+
+
+def with_measured_time(ws, config: TrainConfig, plan: dict, calibrate=None) -> dict:
+    """The plan with its time from this machine's measured throughput: the last finished runs of the same base
+    model and method, else a short calibration (a few real training steps, remembered for the next estimate)."""
+    found = measured_throughput(ws.root / "runs", config)
+    if found is None and calibrate is not None:
+        found = calibrate(ws, config, plan)
+    if found is None or not plan.get("tokens_total"):
+        return plan
+    return {**plan, "time_s": plan["tokens_total"] / found["tokens_per_s"], "time_source": found["source"]}
+
+
+def _calibrate(ws, config: TrainConfig, plan: dict):
+    from lab.training.plan import calibrate
+
+    gr.Info("No finished run of this model to learn its speed from: timing a few training steps (about a minute)")
+    try:
+        return calibrate(ws.root / "runs", config, plan["model_dir"], plan["mean_tokens"])
+    except USER_ERRORS as exc:
+        gr.Warning(f"calibration failed ({exc}); the time shown is a rough guess")
+        return None
 
 
 def _estimate(ws, *values) -> str:
     try:
         config = form_config(*values)
-        return estimate_md(jobs.check(ws, config), config.method)
+        plan = jobs.check(ws, config)
     except USER_ERRORS as exc:
         return _fail(str(exc))
+    text = estimate_md(with_measured_time(ws, config, plan, _calibrate), config.method)
+    if config.rag_index:
+        text += (" Training for RAG trains on the longer RAG prompts: **Preview RAG training data** shows their "
+                 "length; memory and time grow with it.")  # fmt: skip
+    return text
 
 
-def _start(ws, *values):
+def rag_preview_html(rewrite, tokenizer) -> str:
+    """Counts of the rewrite, its max-length warning and one rewritten example through the chat template with
+    the trained tokens highlighted (the Data tab's preview renderer)."""
+    from lab.data.stats import preview_segments
+    from lab.ui import data_view
+
+    c = rewrite.counts
+    rows = [
+        ("answer kept (the passages support it)", c.get("kept", 0)),
+        ('"I don\'t know": the passages lack the answer', c.get("unsupported", 0)),
+        ('"I don\'t know" already in the data', c.get("idk_in_data", 0)),
+        ('distractor copies (unrelated passages, "I don\'t know")', c.get("distractors", 0)),
+        ("total training examples", c.get("total", len(rewrite.examples))),
+    ]
+    table = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{v}</b></td></tr>" for k, v in rows)
+    warning = f"<p class='rag-warning'>⚠ {html.escape(rewrite.warning)}</p>" if rewrite.warning else ""
+    length = f"<p>RAG prompts: p90 {rewrite.p90_tokens} tokens.</p>" if rewrite.p90_tokens else ""
+    sample = ""
+    if rewrite.sample:
+        segments = preview_segments({"messages": rewrite.sample["messages"]}, tokenizer)
+        sample = data_view.preview_html(segments, 0, 1, None).replace("Example 1 of 1", "A rewritten example", 1)
+    return f"<div class='rag-preview'><table>{table}</table>{warning}{length}{sample}</div>"
+
+
+def _rag_preview(ws, cache, *values):
     try:
-        run_id = jobs.start(ws, form_config(*values))
+        config = form_config(*values)
+        if not config.rag_index:
+            raise ValueError("choose an index under 'Train for retrieval (RAG)' first (empty = plain fine-tuning)")
+        from lab.training.lineage import inherit
+        from lab.training.ragdata import preview
+
+        config = inherit(ws, config)
+        rewrite = preview(ws, cache, config)
+        return rag_preview_html(rewrite, cache.tokenizer(config.base_model))
+    except USER_ERRORS as exc:
+        return f"<p><b>✗ {html.escape(str(exc))}</b></p>"
+
+
+def _start(ws, cache, *values):
+    try:
+        run_id = jobs.start(ws, form_config(*values), cache)
     except USER_ERRORS as exc:
         return "", _fail(str(exc))
     gr.Info(f"run {run_id} started")
@@ -210,9 +416,12 @@ def _act(ws, action: str, run_id: str) -> str:
     try:
         if not run_id:
             raise jobs.JobError("no run selected: start one or pick one in the runs table")
-        return getattr(jobs, action)(ws, run_id)
+        message = getattr(jobs, action)(ws, run_id)
     except USER_ERRORS as exc:
         return _fail(str(exc))
+    if action == "stop":
+        return f"⏳ **Stopping `{run_id}`: saving a checkpoint and the adapter...** ({message})"
+    return message
 
 
 def _preset(preset: str, *values):
@@ -228,7 +437,8 @@ def _live():
         loss = gr.LinePlot(x="step", y="value", color="series", title="Loss (train / eval)", height=260)
         lr = gr.LinePlot(x="step", y="value", color="series", title="Learning rate", height=260)
         gn = gr.LinePlot(x="step", y="value", color="series", title="Grad norm", height=260)
-    log = gr.Textbox(label="Log (tail)", lines=8, max_lines=8, autoscroll=True)
+    gr.Markdown("**Log** (newest line at the bottom; library warnings hidden, all in the run's train.log)")
+    log = gr.HTML(log_html(""))
     command = gr.Code(label="Reproduce from a shell", language="shell")
     return [loss, lr, gn, log, command]
 
@@ -239,7 +449,7 @@ def build(ws, cache) -> None:
     with gr.Row():
         preset = gr.Dropdown(["(none)", *PRESETS], value="(none)", label="Preset")
         run_state = gr.Textbox("", label="Run shown", info="the running job is shown by itself; type a run to view")
-    form = _form(ws)
+    (rag_btn, rag_view), form = _form(ws)
     with gr.Row():
         est_btn, start_btn = gr.Button("Estimate"), gr.Button("Start", variant="primary")
         stop_btn, cancel_btn = gr.Button("Stop (save)"), gr.Button("Cancel (kill)", variant="stop")
@@ -256,7 +466,8 @@ def build(ws, cache) -> None:
     view = [run_state, status, *live]
     preset.change(lambda p, *v: _preset(p, *v), [preset, *form], form, api_name="train_preset")
     est_btn.click(lambda *v: _estimate(ws, *v), form, estimate, api_name="train_estimate")
-    start_btn.click(lambda *v: _start(ws, *v), form, [run_state, status], api_name="train_start")
+    rag_btn.click(lambda *v: _rag_preview(ws, cache, *v), form, rag_view, api_name="train_rag_preview")
+    start_btn.click(lambda *v: _start(ws, cache, *v), form, [run_state, status], api_name="train_start")
     for btn, action in ((stop_btn, "stop"), (cancel_btn, "cancel"), (resume_btn, "resume")):
         btn.click(lambda r, a=action: _act(ws, a, r), run_state, estimate, api_name=f"train_{action}")
     timer = gr.Timer(2.0)
