@@ -39,6 +39,7 @@ class Stats:
     errors: list[str] = field(default_factory=list)
     cheap_s: list[float] = field(default_factory=list)
     cheap_during_gen_s: list[float] = field(default_factory=list)
+    by_api: dict[str, list[float]] = field(default_factory=dict)
     gen_wait_s: list[float] = field(default_factory=list)
     gen_total_s: list[float] = field(default_factory=list)
     votes_sent: int = 0
@@ -105,6 +106,8 @@ def timed(stats: Stats, client, api: str, *args):
         return
     elapsed = time.perf_counter() - t0
     stats.add("cheap_s", elapsed)
+    with stats.lock:
+        stats.by_api.setdefault(api, []).append(elapsed)
     if busy or stats.gen_in_flight > 0:
         stats.add("cheap_during_gen_s", elapsed)
 
@@ -113,6 +116,7 @@ def generate(stats: Stats, client, api: str, *args):
     """A generation event: queue wait (submit -> processing starts) and total time; returns the outputs."""
     from gradio_client.utils import Status
 
+    WAITING = (Status.STARTING, Status.JOINING_QUEUE, Status.IN_QUEUE, Status.SENDING_DATA)  # noqa: N806
     with stats.lock:
         stats.sent += 1
         stats.gen_in_flight += 1
@@ -122,7 +126,7 @@ def generate(stats: Stats, client, api: str, *args):
         job = client.submit(*args, api_name=api)
         while not job.done():
             code = job.status().code
-            if started is None and code not in (Status.JOINING_QUEUE, Status.QUEUE, Status.STARTING, Status.SENDING):
+            if started is None and code not in WAITING:
                 started = time.perf_counter()
             time.sleep(0.05)
         result = job.result()
@@ -188,6 +192,8 @@ def report(stats: Stats, seconds: float, stored: int | None, sessions: int) -> i
     for line in stats.errors[:10]:
         print(f"  error: {line}")
     print(f"non-generation events: n={len(stats.cheap_s)} p50 {ms(stats.cheap_s, 0.5)} p95 {ms(stats.cheap_s, 0.95)}")
+    for api, values in sorted(stats.by_api.items()):
+        print(f"  {api}: n={len(values)} p50 {ms(values, 0.5)} p95 {ms(values, 0.95)}")
     during = stats.cheap_during_gen_s
     print(f"  while generation was queued or running: n={len(during)} p50 {ms(during, 0.5)} p95 {ms(during, 0.95)}")
     print(f"generation events: n={len(stats.gen_wait_s)} queue wait p50 {stats_s(stats.gen_wait_s, 0.5)} "
@@ -209,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="rounds per session (bounded)")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--deadline", type=float, default=900, help="no new round starts after this many seconds")
+    parser.add_argument("--grace", type=float, default=600, help="then wait this long for rounds in flight")
     parser.add_argument("--url", default="", help="an app already running on loopback (default: launch one)")
     parser.add_argument("--home", default="", help="LAB_HOME for the launched app (default: a temp folder)")
     args = parser.parse_args(argv)
@@ -234,7 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             t.start()
         for t in threads:
-            t.join(timeout=max(1.0, t0 + args.deadline + 600 - time.time()))
+            t.join(timeout=max(1.0, t0 + args.deadline + args.grace - time.time()))
+        unfinished = sum(t.is_alive() for t in threads)
+        if unfinished:
+            print(f"{unfinished} sessions still waiting after the deadline + grace: reported as they stand")
+            stats.add("errors", f"{unfinished} sessions unfinished at the deadline")
         time.sleep(0.5)
         return report(stats, time.time() - t0, stored_votes(home), args.sessions)
     finally:
