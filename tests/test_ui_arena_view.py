@@ -16,7 +16,7 @@ def _result():
 
 def test_filter_finds_the_hallucinations_of_one_contestant():
     rows = view.question_rows(_result(), system="base", category="hallucination")
-    assert len(rows) == 4 and {r[1] for r in rows} == {"base"} and {r[3] for r in rows} == {"hallucination"}
+    assert len(rows) == 4 and {r[1] for r in rows} == {"base"} and {r[2] for r in rows} == {"hallucination"}
     assert view.question_rows(_result(), system="rag:x", category="hallucination") == []
     assert len(view.question_rows(_result(), text="PRICE 2")) == 2
 
@@ -25,7 +25,7 @@ def test_summary_cells_and_figures():
     result = _result()
     head, rows = view.summary_rows(result)
     base = dict(zip(head, rows[0], strict=True))
-    assert base["hallucination_rate"] == "100 [100-100]" and base["idk_rate"] == "0 [0-0]"
+    assert base["hallucination"] == "100 [100, 100]" and base["I don't know"] == "0 [0, 0]"
     detail = view.question_detail(result, "q0", "base")
     assert "category: **skipped**" in detail and "`docs/a.md` (score 0.80)" in detail
     assert view.bar_chart(result).axes[0].get_ylabel().startswith("%")
@@ -33,3 +33,24 @@ def test_summary_cells_and_figures():
 
     board = leaderboard([{"system_a": "x", "system_b": "y", "winner": "a"}], bootstrap=5)
     assert view.leaderboard_rows(board)[0][1] == "x" and view.heatmap(board).axes
+
+
+def test_passages_open_in_full_as_plain_text_and_say_when_there_are_none():
+    text = "## Torque table\n\n| Joint | Value |\n|---|---|\n| **Flange** | `3,600 Nm` |\n\n" + "word " * 400
+    shown = view.passages_html([{"text": text, "source": "m.md", "score": 0.5}, {"text": "<b>x</b>", "source": "n"}])
+    assert shown.startswith("<details") and "Passages (2)" in shown and "m.md" in shown and "score 0.50" in shown
+    assert "Torque table" in shown and "Flange" in shown and "3,600 Nm" in shown
+    assert not any(mark in shown for mark in ("##", "**", "`", "|---"))  # markup dropped, words kept
+    assert shown.count("word") == 400 and "&lt;b&gt;x&lt;/b&gt;" in shown  # nothing cut, nothing interpreted
+    assert "answers from the model alone" in view.passages_html([]) and "<details" not in view.passages_html([])
+
+
+def test_verdict_items_are_one_sentence_with_the_interval_after_it():
+    md = view.verdict_md(_result()["verdict"])
+    items = md.split("\n- ")
+    assert len(items) == len(_result()["verdict"].splitlines())
+    with_interval = [i for i in items if "CI" in i]
+    assert with_interval
+    for item in with_interval:
+        sentence, note = item.split("\n")
+        assert "CI" not in sentence and sentence.rstrip().endswith(".") and note.strip().startswith("<small>")

@@ -51,6 +51,7 @@ def build(ws, cache, choices, gen_controls):
         label="Summary (rates in %, 95% bootstrap interval in brackets)",
         interactive=False,
         visible=False,
+        wrap=True,
         elem_id="arena-eval-summary",
     )
     result = gr.State({})
@@ -223,6 +224,6 @@ def _compare_table(rows):
         cells = []
         for key in ("correct_rate", "hallucination_rate"):
             ci = r.get(f"{key}_ci")
-            cells += [view.rate_cell({key: r.get(key)}, key), f"{100 * ci[0]:.0f}-{100 * ci[1]:.0f}" if ci else ""]
+            cells += [view.rate_cell({key: r.get(key)}, key), f"{100 * ci[0]:.0f}, {100 * ci[1]:.0f}" if ci else ""]
         data.append([r["evaluation"], r["system"], *cells])
     return {"headers": head, "data": data}

@@ -149,7 +149,7 @@ def rate_cell(summary: dict[str, Any], key: str) -> str:
     value = summary.get(key)
     if value is None:
         return ""
-    return f"{_pct(value)} [{_pct(ci[0])}-{_pct(ci[1])}]" if ci else _pct(value)
+    return f"{_pct(value)} [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else _pct(value)  # a comma: bounds may be negative
 
 
 def summary_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:

@@ -1,0 +1,157 @@
+"""A blind battle is really blind: before the vote nothing tells a RAG contestant from a plain one (no passages,
+no names, no speed, the same placeholder, both answers shown at once with the same markup); after the one vote
+the names and the full passages appear. Checked on the event functions with fake contestants and in a real
+browser (base vs rag:sample), plus the side-by-side view with one column per contestant and full passages.
+Screenshots: test-artifacts/arena-battle-prevote.png, arena-battle-revealed.png, arena-side-by-side.png."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from lab.arena import battles
+from lab.config import GenConfig
+from lab.generation import Answer
+from lab.ui import arena_tab
+
+PASSAGE = "The drive shaft coupling is inspected every 400 operating hours with gauge KX-7."
+
+
+class Fake:
+    def __init__(self, name: str, text: str, passages: list):
+        self.name, self.text, self.passages = name, text, passages
+
+    def answer(self, question: str, gen: GenConfig) -> Answer:
+        return Answer(self.text, self.passages, 1.5 if self.passages else 0.2, 12, 6, self.name, draft="")
+
+
+def _fake_contestants(monkeypatch):
+    fakes = {
+        "base": Fake("base", "It is checked often.", []),
+        "rag:docs": Fake("rag:docs", "Every 400 hours [1].", [{"text": PASSAGE, "source": "m.md", "score": 0.8}]),
+    }
+    monkeypatch.setattr(arena_tab.contestants, "responder", lambda ws, cache, name: fakes[name])
+    return fakes
+
+
+def _texts(values) -> str:
+    return " ".join(v for v in values if isinstance(v, str))
+
+
+def test_nothing_identifies_a_contestant_before_the_vote(ws, monkeypatch):
+    _fake_contestants(monkeypatch)
+    outs = list(arena_tab._battle(ws, None, ["base", "rag:docs"], "How often is the coupling checked?", 16, 0, -1, 0))
+    first, last = outs[0], outs[-1]
+    assert first[:4] == ("", "", "", "")  # both sides wait with the same (empty) value: the same placeholder
+    for snapshot in outs[:-1]:  # while generating: no answer text, no passage, no name on either side
+        shown = _texts(snapshot[:4])
+        assert "400" not in shown and "checked often" not in shown
+    sides, infos, status, battle_id, state = last[:2], last[2:4], last[8], last[10], last[11]
+    assert set(sides) == {"It is checked often.", "Every 400 hours [1]."}  # both at once, in one update
+    assert infos == ("", "") and "vote" in status
+    everything = _texts(last[:11])
+    for secret in (PASSAGE[:30], "m.md", "rag:docs", "base", "tokens/s"):
+        assert secret not in everything
+    row = battles.get_battle(ws.db_path, battle_id)
+    assert row["status"] == "ready" and {row["answer_a"], row["answer_b"]} == set(sides)
+    assert state["battle"] == battle_id
+
+    reveal, info_a, info_b, *_ = arena_tab._vote(ws, state, "tie")
+    assert "saved" in reveal and f"**A** was `{row['system_a']}`" in reveal
+    rag_info = info_a if row["system_a"] == "rag:docs" else info_b
+    assert PASSAGE in rag_info and "m.md" in rag_info and "<details" in rag_info
+    again = arena_tab._vote(ws, state, "a")  # the same battle cannot be voted on twice
+    assert "refused" in again[0] and "already has its vote" in again[0]
+    assert len(battles.load_votes(ws.db_path)) == 1
+
+
+def test_a_failed_contestant_voids_the_battle(ws, monkeypatch):
+    fakes = _fake_contestants(monkeypatch)
+
+    def broken(question, gen):
+        raise RuntimeError("index 'docs' cannot be opened")
+
+    fakes["rag:docs"].answer = broken
+    last = list(arena_tab._battle(ws, None, ["base", "rag:docs"], "q?", 16, 0, -1, 0))[-1]
+    assert "void" in last[8] and last[11] == {} and last[:2] == ("", "")
+    assert all(b.interactive is False for b in last[4:8] if isinstance(b, gr.Button))
+    assert "No finished battle" in arena_tab._vote(ws, {}, "a")[0]
+
+
+def _structure(page, selector: str) -> str:
+    """Tags, classes and visibility of everything under `selector` (not its text): the markup skeleton."""
+    return page.eval_on_selector(
+        selector,
+        """el => { const sig = n => { if (n.nodeType !== 1) return '';
+              const cs = getComputedStyle(n); if (cs.display === 'none' || cs.visibility === 'hidden') return '';
+              const cls = [...n.classList].filter(c => !/^(battle-|svelte-)/.test(c)).sort().join('.');
+              return n.tagName + '.' + cls + '[' + [...n.children].map(sig).join(',') + ']'; };
+            return sig(el); }""",
+    )
+
+
+def _pool(battle) -> list[str]:
+    return sorted(t.strip() for t in battle.locator("#battle-pool .token").all_inner_texts())
+
+
+def _side_text(page, side: str) -> str:
+    box = page.locator(f"#battle-answer-{side} textarea")
+    return page.locator(f"#battle-answer-{side}").inner_text() + "|" + (box.get_attribute("placeholder") or "")
+
+
+def test_browser_battle_rag_and_plain_look_the_same_until_the_vote(page, shot):
+    page.get_by_role("tab", name="Arena").click()
+    page.get_by_role("tab", name="Blind battle").click()
+    battle = page.locator("#arena-battle")
+    assert _pool(battle) == ["base", "rag:sample"]  # the sample workspace: one plain and one RAG contestant
+    battle.get_by_label("Question").fill("What is checked during the yearly inspection?")
+    battle.get_by_text("Generation settings").click()
+    battle.get_by_label("number input for Max new tokens").fill("16")
+    battle.get_by_role("button", name="Start battle").click()
+    page.get_by_text("Generating both answers").first.wait_for()
+    page.get_by_text("Both answers are in").wait_for(timeout=300_000)
+    answers = [page.locator(f"#battle-answer-{s} textarea").input_value() for s in "ab"]
+    assert all(answers)
+    assert _structure(page, "#battle-answer-a") == _structure(page, "#battle-answer-b")
+    assert _structure(page, "#battle-reveal-a") == _structure(page, "#battle-reveal-b")
+    assert _side_text(page, "a").replace("Model A", "Model B") == _side_text(page, "b")
+    before = battle.inner_text()
+    assert "Passages" not in before and "tokens/s" not in before
+    shot(page, "arena-battle-prevote")
+
+    page.get_by_role("button", name="A is better").click()
+    page.get_by_text("Model A was").wait_for()
+    revealed = {s: page.locator(f"#battle-reveal-{s}").inner_text() for s in "ab"}
+    rag_side = "a" if "rag:sample" in revealed["a"] else "b"
+    assert "base" in revealed["b" if rag_side == "a" else "a"]
+    page.locator(f"#battle-reveal-{rag_side} summary").click()
+    passage = page.locator(f"#battle-reveal-{rag_side} .arena-passage").first.inner_text()
+    snippet = " ".join(passage.split()[-8:])  # words from the passage body, shown in full only now
+    assert len(snippet) > 20 and snippet not in " ".join(before.split())
+    assert page.get_by_role("button", name="Tie").is_disabled()  # one vote per battle
+    shot(page, "arena-battle-revealed")
+
+
+def test_browser_side_by_side_one_column_per_contestant_with_full_passages(page, shot):
+    page.get_by_role("tab", name="Arena").click()
+    side = page.locator("#arena-side")
+    cols = side.locator(".arena-side-col")
+    assert sum(c.is_visible() for c in cols.all()) == 2  # the default pick: base and rag:sample
+    side.get_by_label("Contestants").click()
+    page.keyboard.type("base:embedded")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    side.locator(".arena-side-col h3", has_text="base:embedded").wait_for()
+    assert sum(c.is_visible() for c in cols.all()) == 3
+    side.get_by_label("Question").fill("What is checked during the yearly inspection?")
+    side.get_by_text("Generation settings").click()
+    side.get_by_label("number input for Max new tokens").fill("16")
+    side.get_by_role("button", name="Ask").click()
+    side.locator("details.arena-passages").first.wait_for(timeout=300_000)
+    page.get_by_text("Generating:").wait_for(state="hidden", timeout=300_000)
+    assert side.locator("details.arena-passages").count() == 1  # only the RAG contestant read passages
+    assert side.get_by_text("answers from the model alone").count() == 2
+    first = side.locator(".arena-passage").first
+    assert not first.is_visible()  # closed until asked for
+    side.locator("details.arena-passages summary").click()
+    assert first.is_visible() and len(first.inner_text().split()) > 5
+    shot(page, "arena-side-by-side")
