@@ -46,7 +46,7 @@ PRESETS: dict[str, dict] = {
     ),
     "quick CPU demo (RAG)": dict(
         rank=16, alpha=32, target_modules="all-linear", learning_rate=1e-3, scheduler="cosine", warmup_ratio=0.05,
-        epochs=2.0, max_steps=0, batch_size=8, max_length=512, assistant_only_loss=True, eval_steps=20,
+        epochs=1.0, max_steps=0, batch_size=2, grad_accum=4, max_length=384, assistant_only_loss=True, eval_steps=24,
         rag_index="sample", distractor_share=0.3,
     ),
     "TRL guide (QLoRA, r256)": dict(
@@ -66,7 +66,10 @@ PRESETS: dict[str, dict] = {
 def apply_preset(config: TrainConfig, preset: str) -> TrainConfig:
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r} is unknown; use one of {', '.join(PRESETS)}")
-    return config.replace(**PRESETS[preset])
+    values = dict(PRESETS[preset])
+    if config.rag_index and "rag_index" in values:  # an index already chosen stays chosen
+        values.pop("rag_index")
+    return config.replace(**values)
 
 
 def _safetensors_header(path: Path) -> dict:
