@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -218,17 +218,3 @@ class GenConfig(_Config):
         _check(0 <= self.temperature <= 5, "temperature", self.temperature, "must be in [0, 5]; 0 = greedy")
         _check(0 < self.top_p <= 1, "top_p", self.top_p, "must be in (0, 1]")
         _check(self.batch_size > 0, "batch_size", self.batch_size, "must be a positive integer")
-
-
-@dataclass
-class EvalConfig(_Config):
-    """One batch evaluation: which contestants answer which question set."""
-
-    qa: str = ""  # path to an evaluation JSONL
-    systems: list[str] = field(default_factory=list)  # base | ft:RUN | rag:INDEX | ft+rag:RUN:INDEX
-    gen: dict[str, Any] = field(default_factory=dict)
-    bootstrap: int = 1000
-    seed: int = 0
-
-    def validate(self) -> None:
-        _check(self.bootstrap >= 0, "bootstrap", self.bootstrap, "must be >= 0")

@@ -203,8 +203,8 @@ def load_tokenizer(path: str):
     return tok
 
 
-def load_causal_lm(path: str, quant: str = "none", dtype: str = "auto"):
-    """Load a causal LM for inference or training. quant: none | 4bit (bitsandbytes NF4, double quant)."""
+def load_causal_lm(path: str, quant: str = "none", dtype: str = "auto", double_quant: bool = True):
+    """Load a causal LM for inference or training. quant: none | 4bit (bitsandbytes NF4, double quant unless off)."""
     from transformers import AutoModelForCausalLM
 
     dev = device()
@@ -217,7 +217,7 @@ def load_causal_lm(path: str, quant: str = "none", dtype: str = "auto"):
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
+            bnb_4bit_use_double_quant=double_quant,
             bnb_4bit_compute_dtype=torch_dtype,
         )
         kwargs["device_map"] = {"": dev if dev == "cpu" else 0}

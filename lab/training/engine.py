@@ -66,7 +66,8 @@ def build_model(config: TrainConfig, model_path: str, parent_adapter: Path | Non
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
     quant = "4bit" if config.method == "qlora" else "none"
-    model = load_causal_lm(model_path, quant=quant, dtype=config.bnb_compute_dtype if quant == "4bit" else "auto")
+    dtype = config.bnb_compute_dtype if quant == "4bit" else "auto"
+    model = load_causal_lm(model_path, quant=quant, dtype=dtype, double_quant=config.double_quant)
     if quant == "4bit":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     if parent_adapter is not None:
