@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lab import db
 from lab.config import TrainConfig
-from lab.models import ModelCache, resolve_model
+from lab.models import ModelCache, load_tokenizer, resolve_model
 from lab.training import (
     CHECKPOINTS,
     CONFIG,
@@ -36,9 +36,9 @@ from lab.training import (
     write_status,
 )
 from lab.training.lineage import inherit
-from lab.training.plan import estimate, linear_modules, model_limits, target_names, weight_shapes
+from lab.training.plan import estimate, linear_modules, measured_throughput, model_limits, target_names, weight_shapes
 from lab.training.prep import load_examples
-from lab.training.ragdata import prepare_run, write_run_files
+from lab.training.ragdata import prepare_run, prompt_lengths, write_run_files
 from lab.workspace import Workspace, check_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -70,8 +70,10 @@ def check(ws: Workspace, config: TrainConfig, examples: list[dict] | None = None
     target_names(linear_modules(weight_shapes(model_dir)), config.target_modules)
     if config.report_to != "none" and importlib.util.find_spec(config.report_to) is None:
         raise JobError(f"report_to={config.report_to!r}: that package is not installed; install it or use none")
-    tokens = sum(len(json.dumps(e["messages"])) for e in train) / max(len(train), 1) / 3.5
-    plan = estimate(config, model_dir, len(train), tokens)
+    lengths = prompt_lengths(load_tokenizer(model_dir), train[:2000]) or [1]  # real chat-template token counts
+    speed = measured_throughput(ws.root / "runs", config) or {}
+    plan = estimate(config, model_dir, len(train), sum(lengths) / len(lengths), min(max(lengths), config.max_length),
+                    speed.get("tokens_per_s"), speed.get("source", ""))  # fmt: skip
     return {"n_train": len(train), "n_val": len(val), "model_dir": model_dir, **plan}
 
 

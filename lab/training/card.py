@@ -26,12 +26,22 @@ def card_text(config: TrainConfig, status: dict) -> str:
         f"- data: `{config.dataset}` (hash `{status.get('data_hash', '')}`, {status.get('n_train', '?')} train / "
         f"{status.get('n_val', '?')} val examples)\n"
         f"- memory: {memory}\n"
+        f"- time: {_time(status)}\n"
         f"{_lineage(config, status)}\n"
         "Load the adapter: `PeftModel.from_pretrained(base_model, 'adapter')`.\n\n"
         f"Reproduce:\n\n```\n{shlex.join(cli_command(config))}\n```\n\n"
         f"## Metrics\n\n| metric | value |\n|---|---|\n{mrows}\n\n"
         f"## Settings\n\n| setting | value |\n|---|---|\n{rows}\n"
     )
+
+
+def _time(status: dict) -> str:
+    plan = status.get("estimate") or {}
+    measured = (status.get("metrics") or {}).get("runtime_s")
+    if not plan.get("time_s"):
+        return f"measured {measured:.0f} s" if measured else "no estimate"
+    guess = f"estimated {plan['time_s']:.0f} s ({plan.get('time_source', '')})"
+    return f"{guess}, measured {measured:.0f} s" if measured else guess
 
 
 def _lineage(config: TrainConfig, status: dict) -> str:

@@ -123,7 +123,8 @@ def counts(rows: list[dict]) -> dict[str, int]:
 
 def prompt_lengths(tok, rows: list[dict]) -> list[int]:
     """Token length of each rewritten example rendered through the chat template (answer included)."""
-    texts = [tok.apply_chat_template(r["messages"], tokenize=False) for r in rows]
+    clean = ([{"role": m["role"], "content": m.get("content") or ""} for m in r["messages"]] for r in rows)
+    texts = [tok.apply_chat_template(messages, tokenize=False) for messages in clean]
     return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]] if texts else []
 
 
