@@ -137,8 +137,8 @@ def evaluation(ws, cache, n: int) -> None:
         s = rows[name]
         if s["n"] != n:
             raise RuntimeError(f"{name} answered {s['n']} of {n} questions")
-        print(f"  {name}: correct {s['correct_rate']:.0%} of answerable, p50 latency {s['latency_p50']:.2f} s, "
-              f"{s['tokens_per_s'] or 0:.0f} tokens/s")  # fmt: skip
+        print(f"  {name}: correct {s.get('correct_rate') or 0:.0%} of answerable, p50 latency "
+              f"{s.get('latency_p50') or 0:.2f} s, {s.get('tokens_per_s') or 0:.0f} tokens/s")  # fmt: skip
 
 
 def main() -> int:
