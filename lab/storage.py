@@ -1,0 +1,40 @@
+"""Where the workspace lives: LAB_HOME when set, else a persistent volume at /data (a Hugging Face Space with
+persistent storage), else the app folder's ./workspace.
+
+Owns only that choice (`storage_root`); the layout under the root belongs to lab/workspace.py. Lowest layer:
+standard library only, nothing here creates the workspace.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+APP_DIR = Path(__file__).resolve().parent.parent  # the folder holding app.py (the Space's repository)
+HOME_ENV = "LAB_HOME"
+
+
+def writable_dir(path: str | Path) -> bool:
+    """True when `path` is a folder a file can really be created in (a read-only mount says no, even to root)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return False
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".expertlab-probe-"):
+            return True
+    except OSError:
+        return False
+
+
+def storage_root(env: Mapping[str, str] | None = None, data_dir: str | Path = "/data") -> Path:
+    """The workspace root: `LAB_HOME` if set (and not blank), else `data_dir` when it is a writable folder (a
+    Space's persistent volume is mounted at /data), else APP_DIR/workspace."""
+    env = os.environ if env is None else env
+    home = (env.get(HOME_ENV) or "").strip()
+    if home:
+        return Path(home).expanduser()
+    if writable_dir(data_dir):
+        return Path(data_dir)
+    return APP_DIR / "workspace"
