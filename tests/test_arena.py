@@ -1,5 +1,6 @@
 """Arena engine with fakes: Bradley-Terry order and intervals, issued battles and their one vote in SQLite,
-eval-set validation, contestant ids and missing runs/indexes, batch evaluation with a scripted responder, verdict, save/list/export, cancel."""
+eval-set validation, contestant ids and missing runs/indexes, batch evaluation with a scripted responder, verdict,
+save/list/export, cancel."""
 
 from __future__ import annotations
 
@@ -184,7 +185,7 @@ def test_verdict_calls_overlapping_results_a_tie():
     result = evaluation.run_evaluation(
         _items(), {"a": Scripted("a", same), "b": Scripted("b", other)}, GenConfig(), bootstrap=200
     )
-    assert "**b** is within the interval of **a**" in result["verdict"]
+    assert "**b** and **a** cannot be told apart" in result["verdict"]
 
 
 def test_cancel_stops_between_batches_and_keeps_partial_results():

@@ -4,7 +4,7 @@ The best contestant on correct answers and the best on hallucination are named, 
 runner-up; when the evaluation carries `contestants` metadata (which fine-tuned runs were trained for RAG), one
 sentence says what fine-tuning for RAG changed against plain fine-tuning. Differences between contestants are
 paired (same questions) and carry seeded bootstrap 95% intervals; a difference whose interval contains zero is
-reported as "within the interval", never as a win. No canned
+reported as "cannot be told apart", never as a win. No canned
 conclusions: every sentence is built from the rates, counts and intervals of this evaluation.
 """
 
@@ -52,7 +52,8 @@ def _compare(result, best: str, other: str, answerable: bool, cat: str, more: st
     if lo > 0 or hi < 0:
         word = more if diff > 0 else less
         return f"**{best}** {word} **{other}** by {abs(100 * diff):.0f} points ({ci})."
-    return f"**{other}** is within the interval of **{best}** (difference {_pts(diff)} points, {ci})."
+    gap = f"{_pts(diff)} points, {ci}"
+    return f"**{other}** and **{best}** cannot be told apart: the difference could be chance ({gap})."
 
 
 def _section(result, systems, rate: str, answerable: bool, cat: str, lowest: bool, words: tuple) -> list[str]:
@@ -140,5 +141,5 @@ def _groups(systems) -> list[str]:
         groups = {g: v.get("correct_rate") for g, v in (s.get("by_group") or {}).items()}
         shown = ", ".join(f"{g} {_pct(r)}" for g, r in groups.items() if r is not None)
         if shown:
-            out.append(f"{s['system']} correct by group: {shown}.")
+            out.append(f"**{s['system']}** answered correctly by question group: {shown}.")
     return out
