@@ -72,7 +72,7 @@ def test_app_and_training_child_killed_run_reattaches_then_fails_and_resumes(ws,
     run_dir = ws.dir("runs", "crash")
     assert jobs.reconcile(ws)["crash"] in ("starting", "running")  # re-attached: its child lives
     assert jobs.active(ws) == "crash"
-    wait_for(lambda: last_checkpoint(run_dir) is not None, what="a checkpoint")
+    wait_for(lambda: last_checkpoint(run_dir) is not None, timeout=900, what="a checkpoint")
     os.kill(jobs.poll(ws, "crash")["status"]["pid"], signal.SIGKILL)  # maybe mid-save of a later checkpoint
     wait_for(lambda: not jobs._alive(jobs.read_status(run_dir).get("pid"), run_dir), timeout=30, what="the kill")
     assert jobs.reconcile(ws) == {"crash": "failed"}
