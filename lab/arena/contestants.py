@@ -87,6 +87,11 @@ def describe(ws: Workspace, spec: str) -> dict:
             "index_matches": matches}  # fmt: skip
 
 
+def marks(ws: Workspace, specs: list[str]) -> list[str]:
+    """`label` of every contestant that is more than its id (runs trained for RAG, mismatched indexes)."""
+    return [text for text in (label(ws, s) for s in specs if s.startswith("ft")) if "(" in text]
+
+
 def label(ws: Workspace, spec: str) -> str:
     """The id as a picker shows it, marking an ft+rag pair whose index differs from the run's training index."""
     d = describe(ws, spec)

@@ -62,6 +62,15 @@ def _choices(ws) -> list[str]:
         return ["base"]
 
 
+def _marks(ws, choices: list[str]) -> str:
+    """Which fine-tuned contestants were trained for RAG, and which ft+rag pairs read another index than theirs."""
+    try:
+        shown = contestants.marks(ws, choices)
+    except USER_ERRORS:
+        return ""
+    return ("Trained for RAG: " + "; ".join(f"`{m}`" for m in shown)) if shown else ""
+
+
 def _default_pick(choices: list[str]) -> list[str]:
     rag = [c for c in choices if c.startswith("rag:")]
     return ["base", *rag[:1]] if rag else choices[:2]
@@ -71,6 +80,7 @@ def build(ws, cache) -> None:
     gr.Markdown("## Arena\nCompare base, fine-tuned, RAG and fine-tuned + RAG on your own questions.")
     choices = _choices(ws)
     refresh = gr.Button("Refresh contestant list", size="sm")
+    trained = gr.Markdown(_marks(ws, choices), elem_id="arena-marks")
     with gr.Tab("Side by side", elem_id="arena-side"):
         pick = _build_side_by_side(ws, cache, choices)
     with gr.Tab("Blind battle", elem_id="arena-battle"):
@@ -82,9 +92,9 @@ def build(ws, cache) -> None:
 
     def reload():
         c = _choices(ws)
-        return [gr.Dropdown(choices=c)] * 3
+        return [gr.Dropdown(choices=c)] * 3 + [_marks(ws, c)]
 
-    refresh.click(reload, None, [pick, pool, eval_pick], api_name="arena_contestants")
+    refresh.click(reload, None, [pick, pool, eval_pick, trained], api_name="arena_contestants")
 
 
 def _build_side_by_side(ws, cache, choices):
