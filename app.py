@@ -11,6 +11,7 @@ import argparse
 import sys
 import threading
 
+import lab.ui.spaces  # noqa: F401  (ZeroGPU: `spaces` must be imported before anything touches CUDA)
 from lab import db, jobs
 from lab.data import ensure_sample_domain
 from lab.models import ModelCache

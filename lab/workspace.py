@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import re
 import shutil
 import time
@@ -27,7 +26,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_HOME = "workspace"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 KINDS = ("datasets", "corpora", "runs", "indexes", "evals")
 SINGULAR = {"datasets": "dataset", "corpora": "corpus", "runs": "run", "indexes": "index", "evals": "evaluation"}
@@ -58,7 +56,10 @@ class Workspace:
 
     @classmethod
     def from_env(cls) -> Workspace:
-        return cls.open(os.environ.get("LAB_HOME", DEFAULT_HOME))
+        """LAB_HOME, else a Space's persistent /data volume, else the app folder's workspace (lab.storage)."""
+        from lab.storage import storage_root
+
+        return cls.open(storage_root())
 
     @classmethod
     def open(cls, root: str | Path) -> Workspace:

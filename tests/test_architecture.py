@@ -36,6 +36,8 @@ LAYERS = {
     "config": 0,
     "workspace": 0,
     "db": 0,
+    "storage": 0,
+    "catalog": 2,
 }
 
 
