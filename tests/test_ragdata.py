@@ -118,3 +118,26 @@ def test_rendered_training_prompt_equals_the_arena_prompt(ws, cache, small_index
         trained = tok.apply_chat_template(row["messages"], tokenize=False)
         assert trained.startswith(prompt)
         assert trained[len(prompt) :].startswith(row["messages"][-1]["content"])
+
+
+def test_a_run_trained_for_rag_trains_on_the_rewrite_and_records_its_index(ws, cache, small_index, tmp_path):
+    from lab import jobs
+    from lab.arena import contestants
+    from lab.training import read_status
+    from lab.training.lineage import lineage
+
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps(chat(f"What about the {t}?", "It is teal.")) + "\n" for t in TOPICS * 3))
+    config = TrainConfig(name="ragrun", dataset=str(data), rag_index=small_index, max_steps=1, batch_size=2,
+                         max_length=384, warmup_ratio=0.0, save_steps=100)  # fmt: skip
+    run_id = jobs.start(ws, config, cache)
+    info = jobs.wait(ws, run_id, timeout=600)
+    assert info["state"] == "finished", info["status"].get("error")
+    rows = (ws.dir("runs", run_id) / ragdata.TRAIN_FILE).read_text().splitlines()
+    status = read_status(ws.dir("runs", run_id))
+    assert status["n_train"] == len(rows) == status["rag"]["counts"]["total"]
+    assert lineage(ws, run_id)["rag_index"] == small_index and len(lineage(ws, run_id)["index_fingerprint"]) == 12
+    assert "trained for RAG on index `small`" in (ws.dir("runs", run_id) / "README.md").read_text()
+    pair = f"ft+rag:{run_id}:{small_index}"
+    assert contestants.describe(ws, pair)["index_matches"] is True
+    assert pair in contestants.available(ws) and "trained for RAG" in contestants.label(ws, pair)

@@ -183,7 +183,7 @@ def evaluate_in_workspace(
     save: bool = True,
 ) -> dict[str, Any]:
     """Read the set, build the contestants (shared cached models), evaluate, and save; returns the result."""
-    from lab.arena.contestants import parse_many, responder
+    from lab.arena.contestants import describe, parse_many, responder
     from lab.arena.evalset import read_evalset
 
     items = read_evalset(qa)
@@ -192,6 +192,8 @@ def evaluate_in_workspace(
     responders = {c.id: responder(ws, cache, c) for c in contestants}
     similarity = embedding_similarity(cache.embedder("embedded"))
     result = run_evaluation(items, responders, gen, similarity, progress, should_stop, bootstrap)
+    result["contestants"] = {c.id: describe(ws, c.id) for c in contestants}  # which runs were trained for RAG
+    result["verdict"] = verdict(result)
     if save:
         save_evaluation(ws, result, str(qa))
     return result
