@@ -77,6 +77,11 @@ def log_tail(run_dir: str | Path, lines: int = 30) -> str:
 
 
 def last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint (one a kill interrupted mid-save has no trainer_state.json yet)."""
     folder = Path(run_dir) / CHECKPOINTS
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    found = [
+        p
+        for p in folder.glob("checkpoint-*")
+        if p.is_dir() and p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()
+    ]
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
