@@ -94,7 +94,7 @@ def build(ws, cache) -> None:
         c = _choices(ws)
         return [gr.Dropdown(choices=c)] * 3 + [_marks(ws, c)]
 
-    refresh.click(reload, None, [pick, pool, eval_pick, trained], api_name="arena_contestants")
+    refresh.click(reload, None, [pick, pool, eval_pick, trained], api_name="arena_contestants", concurrency_limit=None)
 
 
 def _build_side_by_side(ws, cache, choices):
@@ -350,4 +350,4 @@ def _build_leaderboard(ws) -> None:
             gr.Plot(view.heatmap(board), visible=True),
         )
 
-    show.click(refresh, None, [summary, table, plot], api_name="arena_leaderboard")
+    show.click(refresh, None, [summary, table, plot], api_name="arena_leaderboard", concurrency_limit=None)

@@ -190,7 +190,9 @@ def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> Non
     inputs = [upload, fmt, qcol, acol, scol, model, max_len, name, val_fraction, seed, overwrite]
     save.click(run, inputs, [saved, table], api_name="data_save")
     refresh = gr.Button("Refresh lists", size="sm")
-    refresh.click(lambda: view.dataset_rows(list_datasets(ws)), None, table, api_name="data_list")
+    refresh.click(
+        lambda: view.dataset_rows(list_datasets(ws)), None, table, api_name="data_list", concurrency_limit=None
+    )
 
 
 def _refused(path, cfg, exc) -> str:

@@ -189,7 +189,7 @@ def build(ws, cache) -> None:
     build_args = [corpus, name, chunker, size, overlap, embed, store, hybrid]
     build_btn.click(_on_build(ws, cache), build_args, [status, index], api_name="rag_build")
     cancel.click(lambda n: request_cancel(ws, cache, n), name, status, api_name="rag_cancel")
-    refresh.click(lambda: _refresh(ws), None, [corpus, index], api_name="rag_refresh")
+    refresh.click(lambda: _refresh(ws), None, [corpus, index], api_name="rag_refresh", concurrency_limit=None)
     index.change(lambda n: _on_info(ws, n), index, [status, query_hybrid], api_name="rag_info")
     delete.click(lambda n: _on_delete(ws, cache, n), index, [status, index], api_name="rag_delete")
 

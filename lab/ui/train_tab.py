@@ -471,8 +471,15 @@ def build(ws, cache) -> None:
     for btn, action in ((stop_btn, "stop"), (cancel_btn, "cancel"), (resume_btn, "resume")):
         btn.click(lambda r, a=action: _act(ws, a, r), run_state, estimate, api_name=f"train_{action}")
     timer = gr.Timer(2.0)
-    timer.tick(lambda r: refresh(ws, r), run_state, view, api_name="train_refresh", show_progress="hidden")
-    refresh_btn.click(lambda: _runs_update(ws), None, [table, picked], api_name="train_runs")
+    timer.tick(
+        lambda r: refresh(ws, r),
+        run_state,
+        view,
+        api_name="train_refresh",
+        show_progress="hidden",
+        concurrency_limit=None,
+    )
+    refresh_btn.click(lambda: _runs_update(ws), None, [table, picked], api_name="train_runs", concurrency_limit=None)
     picked.change(lambda ids: overlay(ws, ids), picked, compare, api_name="train_compare")
     delete_btn.click(lambda ids: _delete(ws, ids), picked, [table, picked], api_name="train_delete")
 
