@@ -54,8 +54,8 @@ def lora_run(tmp_path_factory, model_cache_dir):
     captured = {}
     build = engine.build_model
 
-    def capture(config, path):
-        model = build(config, path)
+    def capture(config, path, parent=None):
+        model = build(config, path, parent)
         captured["model"] = model
         captured["before"] = {k: v.detach().clone() for k, v in model.named_parameters()}
         return model

@@ -15,7 +15,8 @@ from lab.ui.train_tab import form_values
 
 
 def _settings(name: str, **extra) -> list:
-    return form_values(TrainConfig(dataset="sample", name=name, max_steps=50, batch_size=2, max_length=96, **extra))
+    values = {"dataset": "sample", "name": name, "max_steps": 50, "batch_size": 2, "max_length": 96} | extra
+    return form_values(TrainConfig(**values))
 
 
 def _rows(plot) -> list:
@@ -74,7 +75,7 @@ def test_browser_starts_a_run_and_watches_the_chart(page, shot):
     assert "tokens/s" in text and re.search(r"loss \d+\.\d{4}", text)
     page.wait_for_function("() => /eval loss \\d/.test(document.body.innerText)", timeout=240_000)
     page.wait_for_timeout(4000)  # a few more timer ticks so the charts finish drawing before the screenshot
-    ticks = page.locator("[aria-label^='X-axis'] text").all_inner_texts()
+    ticks = [t or "" for t in page.locator("[aria-label^='X-axis'] text").all_text_contents()]
     labels = [t for t in ticks if t.strip() and t.strip() != "step"]
     assert labels and all(re.fullmatch(r"\d+", t.strip()) for t in labels), labels  # whole steps only
     box = page.locator(".train-log").first
@@ -209,7 +210,7 @@ def test_client_previews_rag_training_data(client):
     counts = {label: int(n) for label, n in re.findall(r"<td>([^<]+)</td><td[^>]*><b>(\d+)</b>", html)}
     total = counts.pop("total training examples")
     assert total == sum(counts.values()) and total > 0, html
-    assert counts['distractor copies (unrelated passages, "I don&#x27;t know")'] > 0
+    assert next(n for label, n in counts.items() if label.startswith("distractor copies")) > 0
     assert "A rewritten example" in html and "Passages:" in html and "<mark" in html
     plain = client.predict(*_settings("x"), api_name="/train_rag_preview")
     assert "choose an index" in plain
