@@ -18,18 +18,9 @@ import pytest
 from lab import db, jobs
 from lab.training import read_progress, write_status
 from lab.workspace import Workspace, WorkspaceError
+from tests.test_jobs import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def wait_for(predicate, timeout: float = 300, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def lab_cmd(ws: Workspace, *args: str, stderr=subprocess.PIPE) -> subprocess.Popen:
@@ -98,7 +89,9 @@ def _reattach_kill_resume(ws: Workspace, run_dir: Path) -> None:
     logged = len(read_progress(run_dir))
     assert jobs.resume(ws, "crash") == f"resumed crash from {kept.name}"
     assert not (run_dir / "checkpoints" / "checkpoint-9999").exists()
-    wait_for(lambda: any("loss" in r for r in read_progress(run_dir)[logged:]), what="a step after the resume")
+    wait_for(
+        lambda: any("loss" in r for r in read_progress(run_dir)[logged:]), timeout=300, what="a step after the resume"
+    )
     assert [r["step"] for r in read_progress(run_dir)[logged:] if "loss" in r][0] == resumed_from + 1
     jobs.cancel(ws, "crash")
     assert jobs.reconcile(ws) == {} and jobs.active(ws) is None
