@@ -131,6 +131,8 @@ class TrainConfig(_Config):
     bf16: str = "auto"  # auto (CUDA bf16 or a CPU with avx512_bf16/amx) | on | off
     rag_index: str = ""  # train for RAG: rewrite each example into the Arena's prompt over this index's passages
     distractor_share: float = 0.3  # RAG training: share of examples added again with unrelated passages -> IDK
+    near_miss_share: float = 0.0  # RAG training: share of kept examples added again without the passages that
+    # hold the answer (the next-closest passages of the same question) -> IDK
     from_run: str = ""  # continue from this run's adapter (its base model is used)
 
     METHODS: ClassVar[tuple[str, ...]] = ("lora", "qlora")
@@ -167,6 +169,8 @@ class TrainConfig(_Config):
         _check(self.bf16 in ("auto", "on", "off"), "bf16", self.bf16, "use auto, on or off")
         share = self.distractor_share
         _check(0 <= share <= 1, "distractor_share", share, "must be in [0, 1] (0 = no distractor copies)")
+        near = self.near_miss_share
+        _check(0 <= near <= 1, "near_miss_share", near, "must be in [0, 1] (0 = no near-miss copies)")
 
 
 @dataclass

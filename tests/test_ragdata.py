@@ -79,7 +79,23 @@ def test_distractor_copies_use_unrelated_sources_and_are_seeded():
     assert again == rows
     assert other != rows
     counts = ragdata.counts(rows)
-    assert counts == {"kept": 10, "unsupported": 5, "idk_in_data": 5, "distractors": 8, "total": 28}
+    assert counts == {"kept": 10, "unsupported": 5, "idk_in_data": 5, "distractors": 8, "near_misses": 0, "total": 28}
+
+
+def test_near_miss_copies_drop_the_passage_holding_the_answer():
+    many = EXAMPLES * 5  # 10 kept examples (valve, pump), each retrieved with the next topic's passage second
+    rows = ragdata.rewrite(many, FakeRetriever(), NO_FOCUS, share=0.0, seed=3, near_miss=0.5)
+    near = [r for r in rows if r["rag"] == "near_miss"]
+    assert len(near) == 5  # half of the 10 kept examples
+    for row in near:
+        prompt = row["messages"][1]["content"]
+        assert row["messages"][-1]["content"] == f"{IDK}."
+        if "valve" in prompt.split("Question: ")[1]:
+            assert "Zorblat" not in prompt and "Frell pump" in prompt  # the answer's passage is gone, the next stays
+        else:
+            assert "Frell pump" not in prompt and "Quorn fan" in prompt
+    assert ragdata.rewrite(many, FakeRetriever(), NO_FOCUS, share=0.0, seed=3, near_miss=0.5) == rows
+    assert rows[: len(many)] == ragdata.rewrite(many, FakeRetriever(), NO_FOCUS, share=0.0, seed=3)  # same base
 
 
 def test_length_warning_names_the_cut_and_the_p90():

@@ -5,7 +5,10 @@ text, passage count, focus and character limits, from the same `GenConfig` defau
 retrieves for its last user turn. The target is the example's own last assistant answer when the passages in the
 prompt support it (the Arena's support check, `lab.generation.supported`), else "I don't know". A share of the
 examples is added again over the passages retrieved for an unrelated question (no top source in common) with the
-target "I don't know" (the distractor copies of the fine-tuning-for-RAG studies). Deterministic for a seed.
+target "I don't know" (the distractor copies of the fine-tuning-for-RAG studies), and a share of the kept examples
+is added again over the same question's passages minus those that hold the answer (near-miss copies: on-topic
+passages that lack the fact, the hard case of an unanswerable question), also with the target "I don't know".
+Deterministic for a seed.
 Knows nothing about any domain's wording. Must not train, start processes or touch the database.
 """
 
@@ -74,6 +77,18 @@ def _distractor(question: str, passages: list[Any], gen: GenConfig, embedder) ->
     return _row(question, arena_passages(question, passages, gen, embedder), f"{IDK}.", gen, "distractor")
 
 
+def _near_miss(question: str, answer: str, passages: list[Any], gen: GenConfig, embedder) -> dict | None:
+    """The example over its own passages minus every passage that supports the answer on its own, target IDK;
+    None when no single passage holds the answer, none is left, or what is left still supports it."""
+    rest = [p for p in passages if not supported(answer, [passage_dict(p)], gen)]
+    if not rest or len(rest) == len(passages):
+        return None
+    shown = arena_passages(question, rest, gen, embedder)
+    if not shown or supported(answer, shown, gen):
+        return None
+    return _row(question, shown, f"{IDK}.", gen, "near_miss")
+
+
 def _distractor_for(i: int, retrieved: list[list[Any]], rng: random.Random, tries: int = 50) -> int | None:
     """Another example whose top source is not among example i's sources, and vice versa (None if none)."""
     mine, top = _sources(retrieved[i]), _top_source(retrieved[i])
@@ -84,8 +99,11 @@ def _distractor_for(i: int, retrieved: list[list[Any]], rng: random.Random, trie
     return None
 
 
-def rewrite(examples: list[dict], retriever, gen: GenConfig, share: float, seed: int) -> list[dict]:
-    """Rewritten examples (each with a "rag" kind: kept | unsupported | idk_in_data | distractor), seeded."""
+def rewrite(
+    examples: list[dict], retriever, gen: GenConfig, share: float, seed: int, near_miss: float = 0.0
+) -> list[dict]:
+    """Rewritten examples (each with a "rag" kind: kept | unsupported | idk_in_data | distractor | near_miss),
+    seeded."""
     questions = [_last(ex["messages"], "user") for ex in examples]
     answers = [_last(ex["messages"], "assistant") for ex in examples]
     usable = [i for i, (q, a) in enumerate(zip(questions, answers, strict=True)) if q.strip() and a.strip()]
@@ -102,6 +120,11 @@ def rewrite(examples: list[dict], retriever, gen: GenConfig, share: float, seed:
         j = _distractor_for(k, retrieved, rng)
         if j is not None:
             out.append(_distractor(questions[usable[k]], retrieved[j], gen, embedder))
+    kept = [k for k, row in enumerate(out[: len(usable)]) if row["rag"] == "kept"]
+    for k in sorted(rng.sample(kept, round(near_miss * len(kept)))):
+        row = _near_miss(questions[usable[k]], answers[usable[k]], retrieved[k], gen, embedder)
+        if row is not None:
+            out.append(row)
     return out
 
 
@@ -113,7 +136,8 @@ def _retrieve(retriever, questions: list[str], gen: GenConfig) -> list[list[Any]
     return [list(retriever.retrieve(q, top_k=top_k)) for q in questions]
 
 
-KINDS = {"kept": "kept", "unsupported": "unsupported", "idk_in_data": "idk_in_data", "distractors": "distractor"}
+KINDS = {"kept": "kept", "unsupported": "unsupported", "idk_in_data": "idk_in_data", "distractors": "distractor",
+         "near_misses": "near_miss"}  # fmt: skip
 
 
 def counts(rows: list[dict]) -> dict[str, int]:
@@ -159,7 +183,7 @@ def prepare(ws, cache, config: TrainConfig, split: str = "train", limit: int | N
 
     examples = load_examples(ws, config.dataset, split)[:limit]
     retriever = open_retriever(ws, cache, config.rag_index)
-    rows = rewrite(examples, retriever, GenConfig(), config.distractor_share, config.seed)
+    rows = rewrite(examples, retriever, GenConfig(), config.distractor_share, config.seed, config.near_miss_share)
     p90, warning = length_warning(prompt_lengths(cache.tokenizer(config.base_model), rows), config.max_length)
     sample = next((r for r in rows if r["rag"] == "kept"), rows[0] if rows else {})
     return RagRewrite(rows, counts(rows), sample, p90, warning)

@@ -26,10 +26,10 @@ USER_ERRORS = (ValueError, RuntimeError, OSError)
 FIELDS = ("base_model", "dataset", "method", "max_steps", "epochs", "name", "rank", "alpha", "dropout",
           "target_modules", "learning_rate", "scheduler", "warmup_ratio", "batch_size", "grad_accum", "max_length",
           "packing", "assistant_only_loss", "seed", "eval_steps", "early_stopping_patience", "merge",
-          "rag_index", "distractor_share", "from_run")  # fmt: skip
+          "rag_index", "distractor_share", "near_miss_share", "from_run")  # fmt: skip
 INTS = {"max_steps", "rank", "alpha", "batch_size", "grad_accum", "max_length", "seed", "eval_steps",
         "early_stopping_patience"}  # fmt: skip
-FLOATS = ("epochs", "dropout", "learning_rate", "warmup_ratio", "distractor_share")
+FLOATS = ("epochs", "dropout", "learning_rate", "warmup_ratio", "distractor_share", "near_miss_share")
 LIVE = ("queued", "starting", "running")
 PLAIN = ""  # the index choice meaning "plain fine-tuning" / the run choice meaning "start fresh"
 # Library messages every run prints that say nothing about this run (kept in train.log, hidden in the view).
@@ -287,9 +287,9 @@ def _form(ws) -> tuple[list, list]:
             eval_steps = gr.Number(d.eval_steps, label="Evaluate every N steps (0 = off)", precision=0)
             patience = gr.Number(d.early_stopping_patience, label="Early stopping patience (0 = off)", precision=0)
             merge = gr.Checkbox(d.merge, label="Also save a merged model")
-    rag_index, share, from_run, *extras = _rag_and_lineage(ws, d, base)
+    rag_index, share, near, from_run, *extras = _rag_and_lineage(ws, d, base)
     fields = [base, data, method, steps, epochs, name, rank, alpha, dropout, targets, lr, sched, warmup, batch, accum,
-              max_len, packing, only, seed, eval_steps, patience, merge, rag_index, share, from_run]  # fmt: skip
+              max_len, packing, only, seed, eval_steps, patience, merge, rag_index, share, near, from_run]  # fmt: skip
     return extras, fields
 
 
@@ -307,6 +307,9 @@ def _rag_and_lineage(ws, d: TrainConfig, base):
                                     allow_custom_value=True, info="empty = plain fine-tuning")  # fmt: skip
             share = gr.Slider(0, 1, value=d.distractor_share, step=0.05, label="Distractor share",
                               info="extra copies over unrelated passages, target \"I don't know\"")  # fmt: skip
+            near = gr.Slider(0, 1, value=d.near_miss_share, step=0.05, label="Near-miss share",
+                             info="kept examples again without the passages holding the answer, "
+                                  "target \"I don't know\"")  # fmt: skip
             from_run = gr.Dropdown([PLAIN, *runs_with_adapter(ws)], value=d.from_run, label="Continue from run",
                                    allow_custom_value=True,
                                    info="start from this run's adapter; its base model is used")  # fmt: skip
@@ -316,7 +319,7 @@ def _rag_and_lineage(ws, d: TrainConfig, base):
     from_run.focus(lambda: gr.Dropdown(choices=[PLAIN, *runs_with_adapter(ws)]), None, from_run,
                    api_name="train_parents")  # fmt: skip
     from_run.change(lambda r, b: _parent_base(ws, r, b), [from_run, base], base, api_name="train_parent_base")
-    return rag_index, share, from_run, rag_btn, rag_view
+    return rag_index, share, near, from_run, rag_btn, rag_view
 
 
 def _parent_base(ws, run_id: str, current: str) -> str:
@@ -376,6 +379,7 @@ def rag_preview_html(rewrite, tokenizer) -> str:
         ('"I don\'t know": the passages lack the answer', c.get("unsupported", 0)),
         ('"I don\'t know" already in the data', c.get("idk_in_data", 0)),
         ('distractor copies (unrelated passages, "I don\'t know")', c.get("distractors", 0)),
+        ('near-miss copies (answer-holding passages removed, "I don\'t know")', c.get("near_misses", 0)),
         ("total training examples", c.get("total", len(rewrite.examples))),
     ]
     table = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{v}</b></td></tr>" for k, v in rows)
