@@ -14,6 +14,7 @@ import threading
 import lab.ui.spaces  # noqa: F401  (ZeroGPU: `spaces` must be imported before anything touches CUDA)
 from lab import db, jobs
 from lab.data import ensure_sample_domain
+from lab.errors import setup_logging, user_message
 from lab.models import ModelCache
 from lab.rag import ensure_sample_index
 from lab.ui.app import build_app, launch
@@ -25,14 +26,15 @@ def open_workspace() -> Workspace:
 
     Exits with one line (no traceback, no restart loop) when it cannot be opened.
     """
+    setup_logging()
     try:
         ws = Workspace.from_env()
         db.init(ws.db_path)
         ws.clean_staging()
         jobs.reconcile(ws)
         return ws
-    except (ValueError, RuntimeError, OSError) as exc:
-        sys.exit(f"ExpertLab cannot start: {exc}")
+    except Exception as exc:
+        sys.exit(f"ExpertLab cannot start: {user_message(exc)}")
 
 
 ws = open_workspace()

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lab.errors import LabError
+
 LOGIT_BYTES = 14  # as lab/training/plan.py: per trained position and vocabulary entry (bf16, float32 copy, grads)
 # bf16 tensors a decoder layer keeps for backward, per token: norms, q/k/v/o inputs and outputs, the residuals and
 # LoRA dropout copies (~10 x hidden), the gate/up/act/product MLP tensors (~4 x intermediate); 2 bytes each.
@@ -111,7 +113,7 @@ def memory_mb(
     """Peak GPU memory (MB) of training `model` with LoRA (bf16 weights) or QLoRA (NF4 weights), part by part,
     for the worst batch: `batch_size` examples of `max_length` tokens."""  # fmt: skip
     if method not in ("lora", "qlora"):
-        raise ValueError(f"method={method!r} is not one of lora, qlora")
+        raise LabError(f"method={method!r} is not one of lora, qlora")
     tokens = batch_size * max_length
     other = model.params - model.linear_params  # embeddings, norms: bf16 (LoRA) or float32 (prepared for k-bit)
     if method == "lora":

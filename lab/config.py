@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from lab.errors import LabError
+
 EMBEDDED = "embedded"
 
 
-class ConfigError(ValueError):
+class ConfigError(LabError):
     """A setting has a value that cannot work; the message names the field, the value and the fix."""
 
 

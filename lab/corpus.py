@@ -16,6 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.errors import LabError
 from lab.workspace import Workspace, WorkspaceError
 
 TEXT_SUFFIXES = (".md", ".markdown", ".txt")
@@ -26,7 +27,7 @@ MAX_FILES = 1000  # per upload: a class of 30 must not be able to fill the disk 
 MAX_TOTAL_MB = 1000.0
 
 
-class CorpusError(ValueError):
+class CorpusError(LabError):
     """A document or corpus cannot be used; the message names the file and what to do."""
 
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lab.errors import LabError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -69,7 +71,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
 """
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(LabError):
     """lab.db cannot be used (damaged, not a database, unwritable); the message says what to do."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from lab import db
 from lab.config import TrainConfig
+from lab.errors import LabError
 from lab.models import ModelCache, load_tokenizer, resolve_model
 from lab.training import (
     CHECKPOINTS,
@@ -45,7 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 QUEUED_GRACE_S = 60.0
 
 
-class JobError(ValueError):
+class JobError(LabError):
     """A job cannot start or be changed; the message names the run or value and says what to do."""
 
 

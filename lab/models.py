@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.errors import LabError
+
 EMBEDDED_NAMES = ("", "embedded", "default")
 EMBEDDED_GENERATOR_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 EMBEDDED_EMBEDDER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -38,7 +40,7 @@ TRUST_ENV = "LAB_TRUST_REMOTE_CODE"
 log = logging.getLogger(__name__)
 
 
-class ModelError(RuntimeError):
+class ModelError(LabError):
     """A model could not be resolved or loaded; the message is one sentence a user can act on."""
 
 

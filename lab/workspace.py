@@ -26,12 +26,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.errors import LabError
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 KINDS = ("datasets", "corpora", "runs", "indexes", "evals")
 SINGULAR = {"datasets": "dataset", "corpora": "corpus", "runs": "run", "indexes": "index", "evals": "evaluation"}
 
 
-class WorkspaceError(ValueError):
+class WorkspaceError(LabError):
     """A name or path in the workspace is not usable; the message says why and what to do."""
 
 

@@ -34,6 +34,7 @@ LAYERS = {
     "data": 2,
     "metrics": 1,
     "config": 0,
+    "errors": 0,
     "workspace": 0,
     "db": 0,
     "storage": 0,

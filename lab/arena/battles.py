@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from lab import db
+from lab.errors import LabError
 
 WINNERS = ("a", "b", "tie", "both_bad")
 LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both are bad"}
 
 
-class BattleError(ValueError):
+class BattleError(LabError):
     """A vote names a battle that was never issued, is not finished, failed or already has its vote."""
 
 
@@ -30,7 +31,7 @@ def pick_pair(contestants: list[str], rng: random.Random | None = None) -> tuple
     """Two different contestants in random order (side A, side B)."""
     pool = list(dict.fromkeys(c for c in contestants if c))
     if len(pool) < 2:
-        raise ValueError(f"a battle needs at least two different contestants; got {pool or 'none'}")
+        raise BattleError(f"a battle needs at least two different contestants; got {pool or 'none'}")
     a, b = (rng or random.Random()).sample(pool, 2)
     return a, b
 
@@ -38,7 +39,7 @@ def pick_pair(contestants: list[str], rng: random.Random | None = None) -> tuple
 def start_battle(db_path, question: str, system_a: str, system_b: str, settings: dict[str, Any] | None = None) -> str:
     """Record an issued battle (answers still to come); returns its random id."""
     if not question.strip() or not system_a or not system_b:
-        raise ValueError("a battle needs a question and both contestant ids")
+        raise BattleError("a battle needs a question and both contestant ids")
     battle_id = secrets.token_hex(8)
     db.init(db_path)
     with db.connect(db_path) as conn:
@@ -79,7 +80,7 @@ def vote(db_path, battle_id: str, winner: str) -> dict[str, Any]:
     simultaneous votes for the same battle cannot both be stored.
     """
     if winner not in WINNERS:
-        raise ValueError(f"winner {winner!r} is not one of {', '.join(WINNERS)}")
+        raise BattleError(f"winner {winner!r} is not one of {', '.join(WINNERS)}")
     battle_id = str(battle_id or "").strip()
     if not Path(db_path).is_file():
         _check_votable(battle_id, None)  # no database yet: no battle was ever issued

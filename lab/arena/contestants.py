@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.config import EMBEDDED, TrainConfig
+from lab.errors import LabError
 from lab.generation.engine import ModelResponder
 from lab.workspace import Workspace, WorkspaceError
 
 KINDS = ("base", "ft", "rag", "ft+rag")
 
 
-class ContestantError(ValueError):
+class ContestantError(LabError):
     """A contestant id is malformed or names a run/index that does not exist."""
 
 

@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.errors import LabError
 
-class EvalSetError(ValueError):
+
+class EvalSetError(LabError):
     """The evaluation file has bad lines; `errors` lists them all as "line N: problem"."""
 
     def __init__(self, path: str, errors: list[str]):

@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from lab.config import GenConfig
+from lab.errors import user_message
 from lab.generation import Answer, stream_answer
-
-USER_ERRORS = (ValueError, RuntimeError, OSError, KeyError)
 
 
 def stream_many(
@@ -28,10 +27,8 @@ def stream_many(
         try:
             for answer in stream_answer(makers[i](), question, gen):
                 latest[i] = answer
-        except USER_ERRORS as exc:
-            errors[i] = str(exc)
         except Exception as exc:  # shown next to the answer; a worker thread must never die silently
-            errors[i] = f"{type(exc).__name__}: {exc}"
+            errors[i] = user_message(exc)
 
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(makers))]
     for t in threads:

@@ -2,7 +2,9 @@
 
 Each submodule owns its subcommands through `register(subparsers)`, which adds parsers whose
 `func(args) -> int` does the work. Errors a user can fix (bad data, bad settings, missing models)
-print one line to stderr and exit 2; nothing here imports gradio.
+(`lab.errors.LabError`) and errors of the machine (OSError) print one line to stderr and exit 2; any other
+exception is a bug: its traceback is logged and the exit code is 1 (`--debug` re-raises). Nothing here imports
+gradio.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import sys
 
 from lab.cli import arena, data, index, showcase, train
+from lab.errors import LabError, setup_logging, user_message
 
 MODULES = (showcase, data, train, index, arena)
 
@@ -25,13 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+    except Exception as exc:
         if getattr(args, "debug", False):
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: {user_message(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, (LabError, OSError)) else 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
+from lab.errors import LabError
+
 
 def register(sub) -> None:
     index = sub.add_parser("index", help="RAG indexes: build, query, eval, list, delete")
@@ -130,7 +132,7 @@ def cmd_sweep(args) -> int:
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError as exc:
-        raise ValueError(f"--sizes {args.sizes!r}: use whole numbers separated by commas, e.g. 128,256") from exc
+        raise LabError(f"--sizes {args.sizes!r}: use whole numbers separated by commas, e.g. 128,256") from exc
     embedder = load_embedder(cache, base.embed_model)
     rows = chunk_size_sweep(ws, base, load_questions(args.qa), sizes, embedder, args.k, _progress)
     print(file=sys.stderr)

@@ -18,6 +18,7 @@ from lab.config import DataConfig
 from lab.data import stats
 from lab.data.formats import Issue
 from lab.data.validate import Report, validate_bytes
+from lab.errors import LabError
 from lab.workspace import Workspace, WorkspaceError, check_name
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
@@ -25,7 +26,7 @@ SAMPLE = "sample"
 SPLITS = ("train", "val")
 
 
-class DataError(ValueError):
+class DataError(LabError):
     """A fine-tuning file or dataset cannot be used; the message names it and says what to do."""
 
 

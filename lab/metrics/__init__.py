@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lab.errors import LabError
+
 HERE = Path(__file__).resolve().parent
 MODULES = ("expert_qa",)
 
@@ -18,7 +20,7 @@ MODULES = ("expert_qa",)
 def module_path(name: str) -> Path:
     """Path of a local evaluate module script (`lab/metrics/NAME/NAME.py`)."""
     if name not in MODULES:
-        raise ValueError(f"metric {name!r} is not shipped; use one of {', '.join(MODULES)}")
+        raise LabError(f"metric {name!r} is not shipped; use one of {', '.join(MODULES)}")
     return HERE / name / f"{name}.py"
 
 

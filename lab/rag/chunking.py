@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.corpus import MAX_DOCUMENT_MB, CorpusError, corpus_files, read_document
+from lab.errors import LabError
 from lab.workspace import Workspace, WorkspaceError
 
 
-class RagError(ValueError):
+class RagError(LabError):
     """A RAG request cannot work; the message names the bad value and what to do."""
 
 

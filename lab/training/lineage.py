@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 
 from lab.config import TrainConfig
+from lab.errors import LabError
 from lab.training import ADAPTER, CONFIG
 
 
-class LineageError(ValueError):
+class LineageError(LabError):
     """The parent run named by from_run cannot be continued; the message names it and what to do."""
 
 

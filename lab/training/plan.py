@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from lab.config import TrainConfig
+from lab.errors import LabError
 from lab.training import CONFIG, read_status
 
 CALIBRATION = ".calibration.json"
@@ -65,7 +66,7 @@ PRESETS: dict[str, dict] = {
 
 def apply_preset(config: TrainConfig, preset: str) -> TrainConfig:
     if preset not in PRESETS:
-        raise ValueError(f"preset {preset!r} is unknown; use one of {', '.join(PRESETS)}")
+        raise LabError(f"preset {preset!r} is unknown; use one of {', '.join(PRESETS)}")
     values = dict(PRESETS[preset])
     if config.rag_index and "rag_index" in values:  # an index already chosen stays chosen
         values.pop("rag_index")
@@ -85,7 +86,7 @@ def weight_shapes(model_dir: str | Path) -> dict[str, list[int]]:
     folder = Path(model_dir)
     files = sorted(folder.glob("*.safetensors"))
     if not files:
-        raise ValueError(f"no .safetensors files in {str(folder)!r}: cannot list the model's modules")
+        raise LabError(f"no .safetensors files in {str(folder)!r}: cannot list the model's modules")
     shapes: dict[str, list[int]] = {}
     for file in files:
         shapes.update({k: v["shape"] for k, v in _safetensors_header(file).items()})
@@ -110,12 +111,12 @@ def target_names(modules: dict[str, tuple[int, int]], choice: str) -> list[str]:
         pattern = _ATTN if choice == "attention" else _MLP
         picked = sorted({m.rsplit(".", 1)[-1] for m in modules if pattern.search(m)})
         if not picked:
-            raise ValueError(f"target_modules={choice!r}: this model has no {choice} layers; pick from {leaves}")
+            raise LabError(f"target_modules={choice!r}: this model has no {choice} layers; pick from {leaves}")
         return picked
     wanted = [w.strip() for w in choice.split(",") if w.strip()]
     unknown = [w for w in wanted if w not in leaves]
     if not wanted or unknown:
-        raise ValueError(f"target_modules={choice!r}: unknown module(s) {unknown or choice!r}; the model has {leaves}")
+        raise LabError(f"target_modules={choice!r}: unknown module(s) {unknown or choice!r}; the model has {leaves}")
     return wanted
 
 
@@ -257,11 +258,11 @@ def calibrate(runs_dir: str | Path, config: TrainConfig, model_dir: str | Path, 
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=CALIBRATION_TIMEOUT_S, env=env, cwd=root)
     except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"calibration of {config.base_model!r} took over {CALIBRATION_TIMEOUT_S} s") from exc
+        raise LabError(f"calibration of {config.base_model!r} took over {CALIBRATION_TIMEOUT_S} s") from exc
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"calibration of {config.base_model!r} failed: {tail[0]}")
+        raise LabError(f"calibration of {config.base_model!r} failed: {tail[0]}")
     result = json.loads(lines[-1])
     saved = _calibrations(Path(runs_dir))
     saved[_calibration_key(config)] = {"tokens_per_s": result["tokens_per_s"], "at": time.time(), **result}
@@ -333,7 +334,7 @@ def cli_command(config: TrainConfig) -> list[str]:
 def accelerate_command(run_dir: str | Path, num_processes: int, mixed_precision: str = "bf16") -> list[str]:
     """The multi-GPU launch of the same training module (data parallel, one process per GPU)."""
     if num_processes < 1:
-        raise ValueError(f"num_processes={num_processes}: must be at least 1")
+        raise LabError(f"num_processes={num_processes}: must be at least 1")
     cmd = ["accelerate", "launch", "--num_processes", str(num_processes)]
     if num_processes > 1:
         cmd.append("--multi_gpu")

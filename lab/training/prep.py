@@ -8,6 +8,8 @@ Must not load models or know about processes.
 
 from __future__ import annotations
 
+from lab.errors import LabError
+
 IGNORE = -100
 
 
@@ -37,7 +39,7 @@ def assistant_spans(tok, messages: list[dict]) -> tuple[str, list[tuple[int, int
         before = _render(tok, messages[:i], generation_prompt=True) if i else ""
         through = _render(tok, messages[: i + 1])
         if not (text.startswith(before) and text.startswith(through)):
-            raise ValueError("the chat template does not render turns as prefixes; use assistant_only_loss=False")
+            raise LabError("the chat template does not render turns as prefixes; use assistant_only_loss=False")
         spans.append((len(before), len(through)))
     return text, spans
 
@@ -62,7 +64,7 @@ def encode_all(tok, examples: list[dict], max_length: int, assistant_only: bool 
     rows = [encode(tok, ex["messages"], max_length, assistant_only) for ex in examples]
     kept = [r for r in rows if any(label != IGNORE for label in r["labels"][1:])]
     if not kept:
-        raise ValueError(f"no example has an assistant token within max_length={max_length}: raise max_length")
+        raise LabError(f"no example has an assistant token within max_length={max_length}: raise max_length")
     return kept
 
 

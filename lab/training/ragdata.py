@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.config import GenConfig, TrainConfig
+from lab.errors import LabError
 from lab.generation import IDK, arena_passages, passage_dict, rag_messages, supported
 from lab.generation.focus import MemoEmbedder, warm
 from lab.metrics.scoring import is_abstention
@@ -28,7 +29,7 @@ VAL_FILE = "rag_val.jsonl"
 META_FILE = "rag_meta.json"
 
 
-class RagDataError(ValueError):
+class RagDataError(LabError):
     """Training for RAG cannot prepare its data; the message names the index or example and what to do."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from lab.errors import LabError
 from lab.models import ModelCache
 from lab.ui import arena_tab, data_tab, rag_tab, start_tab, train_tab
 from lab.workspace import Workspace
@@ -81,6 +82,6 @@ def read_auth(value: str) -> list[tuple[str, str]]:
             continue
         if not sep or not user or not password:
             where = f"{path.name} line {n}" if path.is_file() else "its value"
-            raise ValueError(f"{AUTH_ENV}: {where} is not user:password (password not shown); fix it or unset it")
+            raise LabError(f"{AUTH_ENV}: {where} is not user:password (password not shown); fix it or unset it")
         pairs.append((user, password))
     return pairs

@@ -10,13 +10,13 @@ from __future__ import annotations
 import gradio as gr
 
 from lab.config import DataConfig
-from lab.corpus import SUFFIXES, CorpusError, corpus_files, list_corpora, save_corpus
+from lab.corpus import SUFFIXES, corpus_files, list_corpora, save_corpus
 from lab.data import DataError, list_datasets, save_dataset, validate_file
 from lab.data.stats import histogram_figure, preview_segments, render
+from lab.errors import expected, user_message
 from lab.ui import data_view as view
 
 DATA_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"]
-USER_ERRORS = (ValueError, RuntimeError, OSError)
 
 
 def _config(fmt, qcol, acol, scol, max_len, **extra) -> DataConfig:
@@ -102,8 +102,8 @@ def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress):
         tokenizer = cache.tokenizer(model or "embedded")
         progress(0.3, desc="validating every line")
         report = validate_file(path, cfg, tokenizer)
-    except USER_ERRORS as exc:
-        return (_fail(str(exc)), *empty)
+    except Exception as exc:
+        return (_fail(user_message(exc)), *empty)
     state = {"examples": report.examples, "lines": report.lines}
     first = _preview(cache, state, 1, model) if report.examples else ""
     out = report.to_dict()
@@ -127,8 +127,8 @@ def _preview(cache, state, index, model) -> str:
     try:
         tokenizer = cache.tokenizer(model or "embedded")
         segments = preview_segments(examples[i], tokenizer)
-    except USER_ERRORS as exc:
-        return f"<p>preview unavailable: {exc}</p>"
+    except Exception as exc:
+        return f"<p>preview unavailable: {user_message(exc)}</p>"
     default_system = template_default_system(examples[i], tokenizer)
     return view.preview_html(segments, i, len(examples), state["lines"][i], default_system)
 
@@ -180,8 +180,8 @@ def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> Non
             )
         except DataError as exc:
             return _refused(path, cfg, exc), gr.skip()
-        except USER_ERRORS as exc:
-            return _fail(str(exc)), gr.skip()
+        except Exception as exc:
+            return _fail(user_message(exc)), gr.skip()
         c = meta["counts"]
         msg = f"### ✓ dataset `{meta['name']}` saved: {c['train']} train / {c['val']} validation examples"
         msg += f" (seed {meta['seed']})"
@@ -199,10 +199,11 @@ def _refused(path, cfg, exc) -> str:
     """The save-refused message: the file's errors as a list (a structural re-check, no tokenizer: fast)."""
     try:
         report = validate_file(path, cfg)
-    except USER_ERRORS:
+    except Exception as err:
+        expected(err)  # logged when it is a bug; the fallback below stands
         report = None
     if report is None or report.valid:
-        return _fail(str(exc))
+        return _fail(user_message(exc))
     gr.Warning(f"{report.source} is not valid: not saved")
     return view.refused_markdown(report)
 
@@ -225,8 +226,8 @@ def _build_corpus(ws) -> None:
             return _fail("upload at least one document first"), gr.skip()
         try:
             report = save_corpus(ws, (name_ or "").strip(), paths, overwrite=bool(over))
-        except (CorpusError, *USER_ERRORS) as exc:
-            return _fail(str(exc)), gr.skip()
+        except Exception as exc:
+            return _fail(user_message(exc)), gr.skip()
         return view.corpus_markdown(report), _corpus_rows(ws)
 
     save.click(run, [files, name, overwrite], [status, table], api_name="data_save_corpus")

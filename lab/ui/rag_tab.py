@@ -18,10 +18,10 @@ import gradio as gr
 
 from lab.config import GenConfig, RagConfig
 from lab.corpus import list_corpora
+from lab.errors import user_message
 from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
 from lab.rag.retrieve import terms
 
-USER_ERRORS = (ValueError, RuntimeError, OSError)
 SAMPLE_QA = Path(__file__).resolve().parents[2] / "data" / "eval.jsonl"
 _WORD = re.compile(r"[^\W_]+")
 NO_INDEX = "choose or build an index first: pick one in the Index list, or build one from a corpus on the left"
@@ -137,8 +137,8 @@ def arena_prompt(cache, index, question: str, gen: GenConfig) -> tuple[list, str
 def full_prompt(cache, index, question: str, gen: GenConfig) -> str:
     try:
         return arena_prompt(cache, index, question, gen)[1]
-    except USER_ERRORS as exc:
-        return f"(the Arena's prompt could not be built: {exc})"
+    except Exception as exc:
+        return f"(the Arena's prompt could not be built: {user_message(exc)})"
 
 
 def metrics_markdown(rows: list[dict]) -> str:
@@ -273,8 +273,8 @@ def _on_build(ws, cache):
                 raise RagError("choose a corpus (save one in the Data tab) or type a folder path")
             build_index(ws, config, cache, progress=checked_progress(ws, cache, config.name, progress))
             info = index_info(ws, config.name)
-        except USER_ERRORS as exc:
-            return _fail(str(exc)), gr.update()
+        except Exception as exc:
+            return _fail(user_message(exc)), gr.update()
         return stats_markdown(config.name, info), gr.update(choices=_index_choices(ws), value=config.name)
 
     return run
@@ -302,8 +302,8 @@ def _on_info(ws, name):
     try:
         hybrid = RagConfig.load(ws.dir("indexes", name) / "config.json").hybrid
         return stats_markdown(name, index_info(ws, name)), gr.update(value=hybrid)
-    except USER_ERRORS as exc:
-        return _fail(str(exc)), gr.update()
+    except Exception as exc:
+        return _fail(user_message(exc)), gr.update()
 
 
 def _on_delete(ws, cache, name):
@@ -311,8 +311,8 @@ def _on_delete(ws, cache, name):
         return _fail(NO_INDEX), gr.update()
     try:
         delete_index(ws, name or "", cache)
-    except USER_ERRORS as exc:
-        return _fail(str(exc)), gr.update()
+    except Exception as exc:
+        return _fail(user_message(exc)), gr.update()
     return f"Deleted index `{name}`.", gr.update(choices=_index_choices(ws), value=None)
 
 
@@ -325,8 +325,8 @@ def _on_query(ws, cache, name, question, k, hybrid, cutoff, focus=GenConfig.focu
         idx = open_index(ws, name, cache)
         passages = idx.retrieve(question, int(k), hybrid=bool(hybrid), cutoff=float(cutoff or 0))
         gen = GenConfig(top_k=int(k), focus_sentences=int(focus or 0))
-    except USER_ERRORS as exc:
-        return f"<p><b>❌ {html.escape(str(exc))}</b></p>", ""
+    except Exception as exc:
+        return f"<p><b>❌ {html.escape(user_message(exc))}</b></p>", ""
     return passages_html(passages, question), full_prompt(cache, idx, question, gen)
 
 
@@ -337,8 +337,8 @@ def _on_eval(ws, cache, name, qa, k, upload=None):
         return _fail(NO_INDEX)
     try:
         rows = compare_modes(open_index(ws, name, cache), load_questions(_questions_path(qa, upload)), int(k))
-    except USER_ERRORS as exc:
-        return _fail(str(exc))
+    except Exception as exc:
+        return _fail(user_message(exc))
     misses = ", ".join(map(str, rows[0]["misses"][:20])) or "none"
     return f"### Index `{name}`\n" + metrics_markdown(rows) + f"\n\nDense misses: {misses}"
 
@@ -363,8 +363,8 @@ def _on_sweep(ws, cache):
                 int(k),
                 lambda f, m: progress(f, desc=m),
             )
-        except USER_ERRORS as exc:
-            return gr.update(), _fail(str(exc))
+        except Exception as exc:
+            return gr.update(), _fail(user_message(exc))
         table = ["| chunk size | chunks | mode | hit rate | MRR |", "|---|---|---|---|---|"]
         table += [
             f"| {r['chunk_size']} | {r['chunks']} | {r['mode']} | {r['hit_rate']:.3f} | {r['mrr']:.3f} |" for r in rows

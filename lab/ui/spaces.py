@@ -17,6 +17,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lab.errors import LabError
+
 try:  # first, before torch touches CUDA (on ZeroGPU this import patches torch)
     import spaces
 except ImportError:  # not installed: every wrapper is a pass-through
@@ -33,7 +35,7 @@ MIN_SLOT_S = 10
 LOAD_OVERHEAD_S = 20.0  # loading the model onto the GPU inside the slot before any work starts
 
 
-class ZeroGpuError(ValueError):
+class ZeroGpuError(LabError):
     """Work that cannot fit in one ZeroGPU slot; the message says what would fit."""
 
 

@@ -19,9 +19,9 @@ import gradio as gr
 
 from lab import jobs
 from lab.config import TrainConfig
+from lab.errors import LabError, expected, user_message
 from lab.training.plan import PRESETS, TARGET_PRESETS, apply_preset, cli_command, measured_throughput
 
-USER_ERRORS = (ValueError, RuntimeError, OSError)
 # Form fields, in the order of the components passed to every event that builds a TrainConfig.
 FIELDS = ("base_model", "dataset", "method", "max_steps", "epochs", "name", "rank", "alpha", "dropout",
           "target_modules", "learning_rate", "scheduler", "warmup_ratio", "batch_size", "grad_accum", "max_length",
@@ -147,7 +147,8 @@ def _lineage(ws, run_id: str, config: dict) -> dict:
         from lab.training.lineage import lineage
 
         return lineage(ws, run_id)
-    except (ImportError, *USER_ERRORS):
+    except Exception as exc:
+        expected(exc)  # logged when it is a bug; the fallback below stands
         return {"parent": config.get("from_run", ""), "rag_index": config.get("rag_index", ""),
                 "index_fingerprint": ""}  # fmt: skip
 
@@ -189,8 +190,8 @@ def refresh(ws, run_id: str):
         return "", "No run yet: pick a dataset and press **Start**.", *_plots([]), log_html(""), ""
     try:
         info = jobs.progress(ws, run_id, log_lines=120)
-    except USER_ERRORS as exc:
-        return "", f"### ✗ {exc}", *_plots([]), log_html(""), ""
+    except Exception as exc:
+        return "", f"### ✗ {user_message(exc)}", *_plots([]), log_html(""), ""
     config = TrainConfig.load(f"{info['run_dir']}/config.json")
     command = shlex.join(cli_command(config))
     text = progress_md(info, info["progress"])
@@ -328,7 +329,8 @@ def _parent_base(ws, run_id: str, current: str) -> str:
         return current
     try:
         return TrainConfig.load(ws.dir("runs", run_id) / "config.json").base_model
-    except USER_ERRORS:
+    except Exception as exc:
+        expected(exc)  # logged when it is a bug; the fallback below stands
         return current
 
 
@@ -349,8 +351,8 @@ def _calibrate(ws, config: TrainConfig, plan: dict):
     gr.Info("No finished run of this model to learn its speed from: timing a few training steps (about a minute)")
     try:
         return calibrate(ws.root / "runs", config, plan["model_dir"], plan["mean_tokens"])
-    except USER_ERRORS as exc:
-        gr.Warning(f"calibration failed ({exc}); the time shown is a rough guess")
+    except Exception as exc:
+        gr.Warning(f"calibration failed ({user_message(exc)}); the time shown is a rough guess")
         return None
 
 
@@ -358,8 +360,8 @@ def _estimate(ws, *values) -> str:
     try:
         config = form_config(*values)
         plan = jobs.check(ws, config)
-    except USER_ERRORS as exc:
-        return _fail(str(exc))
+    except Exception as exc:
+        return _fail(user_message(exc))
     text = estimate_md(with_measured_time(ws, config, plan, _calibrate), config.method)
     if config.rag_index:
         text += (" Training for RAG trains on the longer RAG prompts: **Preview RAG training data** shows their "
@@ -396,22 +398,22 @@ def _rag_preview(ws, cache, *values):
     try:
         config = form_config(*values)
         if not config.rag_index:
-            raise ValueError("choose an index under 'Train for retrieval (RAG)' first (empty = plain fine-tuning)")
+            raise LabError("choose an index under 'Train for retrieval (RAG)' first (empty = plain fine-tuning)")
         from lab.training.lineage import inherit
         from lab.training.ragdata import preview
 
         config = inherit(ws, config)
         rewrite = preview(ws, cache, config)
         return rag_preview_html(rewrite, cache.tokenizer(config.base_model))
-    except USER_ERRORS as exc:
-        return f"<p><b>✗ {html.escape(str(exc))}</b></p>"
+    except Exception as exc:
+        return f"<p><b>✗ {html.escape(user_message(exc))}</b></p>"
 
 
 def _start(ws, cache, *values):
     try:
         run_id = jobs.start(ws, form_config(*values), cache)
-    except USER_ERRORS as exc:
-        return "", _fail(str(exc))
+    except Exception as exc:
+        return "", _fail(user_message(exc))
     gr.Info(f"run {run_id} started")
     return run_id, f"### Run `{run_id}` starting..."
 
@@ -421,8 +423,8 @@ def _act(ws, action: str, run_id: str) -> str:
         if not run_id:
             raise jobs.JobError("no run selected: start one or pick one in the runs table")
         message = getattr(jobs, action)(ws, run_id)
-    except USER_ERRORS as exc:
-        return _fail(str(exc))
+    except Exception as exc:
+        return _fail(user_message(exc))
     if action == "stop":
         return f"⏳ **Stopping `{run_id}`: saving a checkpoint and the adapter...** ({message})"
     return message
@@ -431,8 +433,8 @@ def _act(ws, action: str, run_id: str) -> str:
 def _preset(preset: str, *values):
     try:
         return form_values(apply_preset(form_config(*values), preset))
-    except USER_ERRORS as exc:
-        _fail(str(exc))
+    except Exception as exc:
+        _fail(user_message(exc))
         return list(values)
 
 
@@ -497,6 +499,6 @@ def _delete(ws, run_ids: list[str]):
     for run_id in run_ids or []:
         try:
             gr.Info(jobs.delete(ws, run_id))
-        except USER_ERRORS as exc:
-            _fail(str(exc))
+        except Exception as exc:
+            _fail(user_message(exc))
     return _runs_update(ws)
