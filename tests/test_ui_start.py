@@ -67,8 +67,13 @@ def test_a_bad_evaluation_file_stops_with_the_line(client, tmp_path, comparison)
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question": "q?", "answer": "a"}) + "\n" + json.dumps({"question": ""}) + "\n")
-    progress, *_ = client.predict("sample", "sample", handle_file(str(bad)), 0, api_name="/start_run")
+    progress, *_ = client.predict("sample", "sample", handle_file(str(bad)), 0, ["base"], api_name="/start_run")
     assert "stopped" in progress and "line 2" in progress
+
+
+def test_no_contestant_ticked_runs_nothing(client, comparison):
+    progress, *_ = client.predict("sample", "sample", None, 0, [], api_name="/start_run")
+    assert "tick at least one contestant" in progress
 
 
 def test_start_tab_is_first_and_shows_the_last_result_on_load(page, shot, comparison):

@@ -27,6 +27,7 @@ from lab.arena.evalset import EvalItem, read_evalset, sample_evalset_path
 from lab.arena.scoring import summarize_all
 from lab.arena.verdict import verdict
 from lab.config import GenConfig, RagConfig, TrainConfig
+from lab.errors import LabError
 from lab.training.plan import PRESETS, apply_preset
 from lab.workspace import Workspace, slugify
 
@@ -46,10 +47,15 @@ CONTESTANTS = (
     ("fine-tuned + RAG", "ft+rag:{plain}:{index}", ("plain",)),
     ("trained for RAG + RAG", "ft+rag:{rag}:{index}", ("rag",)),
 )
+DEFAULT_CONTESTANTS = tuple(label for label, _, _ in CONTESTANTS)  # what the Start tab ticks by default
+CONTESTANTS_NOTE = (
+    '"trained for RAG + RAG" adds a second fine-tuning on the RAG prompts (the longest stage on a CPU); '
+    "untick it for the quickest comparison"
+)
 DEFAULT_S = {"validate": 15.0, "index": 25.0, "verdict": 3.0, "step": 2.5, "startup": 25.0, "answer": 0.7}
 
 
-class ShowcaseError(ValueError):
+class ShowcaseError(LabError):
     """An input of the comparison cannot be used; the message names it and says what to do."""
 
 

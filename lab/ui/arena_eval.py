@@ -16,11 +16,10 @@ import gradio as gr
 
 from lab.arena import evaluation
 from lab.arena.evalset import read_evalset, sample_evalset_path
-from lab.config import ConfigError
+from lab.errors import LabError, user_message
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
-
-USER_ERRORS = (ValueError, RuntimeError, OSError, KeyError)
+from lab.ui.common import BATCH, generation
 
 
 def build(ws, cache, choices, gen_controls):
@@ -63,7 +62,7 @@ def build(ws, cache, choices, gen_controls):
     def start(upload, pick, limit, batch, max_new, temp, abstain, focus, request: gr.Request):
         yield from _run(ws, cache, stops, upload, pick, limit, batch, max_new, temp, abstain, focus, request=request)
 
-    run.click(start, inputs, outputs, api_name="arena_eval_run", concurrency_id="gen")
+    run.click(start, inputs, outputs, api_name="arena_eval_run", **generation(BATCH))
 
     def stop(request: gr.Request):
         flag = stops.get(getattr(request, "session_hash", "") or "")
@@ -83,12 +82,13 @@ def _run(ws, cache, stops, upload, pick, limit, batch, *settings, request: gr.Re
         qa = upload or str(sample_evalset_path(ws))
         systems = list(dict.fromkeys(p for p in pick or [] if p))
         if not systems:
-            raise ValueError("pick at least one contestant")
+            raise LabError("pick at least one contestant")
         n_items = len(read_evalset(qa))
         n_items = min(n_items, int(limit)) if limit else n_items
-    except (ConfigError, *USER_ERRORS) as exc:
-        gr.Warning(str(exc))
-        yield f"**{exc}**", "", *_hidden(), {}, None
+    except Exception as exc:
+        msg = user_message(exc)
+        gr.Warning(msg)
+        yield f"**{msg}**", "", *_hidden(), {}, None
         return
     flag = stops.setdefault(getattr(request, "session_hash", "") or "", threading.Event())
     flag.clear()
@@ -108,7 +108,7 @@ def _run(ws, cache, stops, upload, pick, limit, batch, *settings, request: gr.Re
                 flag.is_set,
             )
         except Exception as exc:  # reported in the status line, never as a traceback
-            box["error"] = str(exc) if isinstance(exc, USER_ERRORS) else f"{type(exc).__name__}: {exc}"
+            box["error"] = user_message(exc)
 
     yield from _watch(threading.Thread(target=work, daemon=True), box)
 
@@ -200,15 +200,16 @@ def _build_saved(ws, result, status, verdict, chart, summary):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
             return _show(evaluation.load_evaluation(ws, ids[0]))
-        except USER_ERRORS as exc:
-            gr.Warning(str(exc))
-            return f"**{exc}**", "", *_hidden(), {}, None
+        except Exception as exc:
+            msg = user_message(exc)
+            gr.Warning(msg)
+            return f"**{msg}**", "", *_hidden(), {}, None
 
     def do_compare(ids):
         try:
             return evaluation.compare(ws, ids or [])
-        except USER_ERRORS as exc:
-            gr.Warning(str(exc))
+        except Exception as exc:
+            gr.Warning(user_message(exc))
             return []
 
     listing.click(do_list, None, saved, api_name="arena_eval_list")

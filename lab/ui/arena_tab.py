@@ -18,12 +18,13 @@ import gradio as gr
 from lab.arena import battles, contestants, live
 from lab.arena.leaderboard import leaderboard
 from lab.config import ConfigError, GenConfig
+from lab.errors import LabError, expected, user_message
 from lab.generation import passage_dict
 from lab.ui import arena_eval
 from lab.ui import arena_view as view
+from lab.ui.common import generation
 
 MAX_SIDE = 4
-USER_ERRORS = (ValueError, RuntimeError, OSError)
 
 
 def gen_controls() -> list:
@@ -58,7 +59,8 @@ def gen_from(max_new, temp, abstain, focus, **extra) -> GenConfig:
 def _choices(ws) -> list[str]:
     try:
         return contestants.available(ws)
-    except USER_ERRORS:
+    except Exception as exc:
+        expected(exc)  # logged when it is a bug; the fallback below stands
         return ["base"]
 
 
@@ -66,7 +68,8 @@ def _marks(ws, choices: list[str]) -> str:
     """Which fine-tuned contestants were trained for RAG, and which ft+rag pairs read another index than theirs."""
     try:
         shown = contestants.marks(ws, choices)
-    except USER_ERRORS:
+    except Exception as exc:
+        expected(exc)  # logged when it is a bug; the fallback below stands
         return ""
     return ("Trained for RAG: " + "; ".join(f"`{m}`" for m in shown)) if shown else ""
 
@@ -124,8 +127,9 @@ def _build_side_by_side(ws, cache, choices):
         try:
             names, cfg = _check_side(names, q), gen_from(*settings)
         except (ConfigError, ValueError) as exc:
-            gr.Warning(str(exc))
-            yield f"**{exc}**", *[gr.skip()] * (2 * MAX_SIDE)
+            msg = user_message(exc)
+            gr.Warning(msg)
+            yield f"**{msg}**", *[gr.skip()] * (2 * MAX_SIDE)
             return
         makers = [lambda n=n: contestants.responder(ws, cache, n) for n in names]
         shown, rest = [None] * MAX_SIDE, [""] * (MAX_SIDE - len(names))
@@ -143,7 +147,7 @@ def _build_side_by_side(ws, cache, choices):
         [pick, question, *gen],
         [status, *mds, *passages],
         api_name="arena_side_by_side",
-        concurrency_id="gen",
+        **generation(),
         show_progress="hidden",  # the status line counts finished answers; no bars over the columns
     )
     previous = gr.State(list(pick.value or []))
@@ -153,7 +157,8 @@ def _build_side_by_side(ws, cache, choices):
         for name in set(before or []) - set(now or []):
             try:
                 contestants.release(ws, cache, name, still_used=list(now or []))
-            except USER_ERRORS:
+            except Exception as exc:
+                expected(exc)  # logged when it is a bug; the fallback below stands
                 pass  # a malformed custom id never loaded anything
         return list(now or [])
 
@@ -174,9 +179,9 @@ def _side_title(names: list[str], i: int) -> str:
 def _check_side(names, question) -> list[str]:
     names = [n for n in (names or []) if n]
     if not 1 <= len(names) <= MAX_SIDE:
-        raise ValueError(f"pick 1 to {MAX_SIDE} contestants (got {len(names)})")
+        raise LabError(f"pick 1 to {MAX_SIDE} contestants (got {len(names)})")
     if not (question or "").strip():
-        raise ValueError("type a question first")
+        raise LabError("type a question first")
     for n in names:
         contestants.parse(n)
     return names
@@ -229,7 +234,7 @@ def _build_battle(ws, cache, choices):
         [pool, question, *gen],
         [*sides, *infos, *buttons, status, reveal, battle_id, state],
         api_name="arena_battle",
-        concurrency_id="gen",
+        **generation(),
         show_progress_on=sides,
     )
     for winner, button in zip(battles.WINNERS, buttons, strict=True):
@@ -251,13 +256,14 @@ def _battle(ws, cache, pool, question, *settings):
         a, b = battles.pick_pair([p for p in pool or [] if p])
         cfg = gen_from(*settings)
         if not (question or "").strip():
-            raise ValueError("type a question first")
+            raise LabError("type a question first")
         for name in (a, b):
             contestants.parse(name)
         battle = battles.start_battle(ws.db_path, question, a, b, cfg.to_dict())
-    except (ConfigError, *USER_ERRORS) as exc:
-        gr.Warning(str(exc))
-        yield *blank, *off, f"**{exc}**", "", "", {}
+    except Exception as exc:
+        msg = user_message(exc)
+        gr.Warning(msg)
+        yield *blank, *off, f"**{msg}**", "", "", {}
         return
     wait = "Generating both answers: they appear together when both are complete"
     yield *blank, *off, f"{wait}...", "", "", {}
@@ -292,11 +298,13 @@ def _vote(ws, state, winner):
     try:
         row = battles.vote(ws.db_path, state["battle"], winner)
     except battles.BattleError as exc:
-        gr.Warning(str(exc))
-        return f"**Vote refused:** {exc}", *keep, *off, {}
-    except USER_ERRORS as exc:
-        gr.Warning(str(exc))
-        return f"**Vote not saved:** {exc}", *keep, *[gr.Button(interactive=True)] * 4, state
+        msg = user_message(exc)
+        gr.Warning(msg)
+        return f"**Vote refused:** {msg}", *keep, *off, {}
+    except Exception as exc:
+        msg = user_message(exc)
+        gr.Warning(msg)
+        return f"**Vote not saved:** {msg}", *keep, *[gr.Button(interactive=True)] * 4, state
     names = [row["system_a"], row["system_b"]]
     infos = [view.battle_reveal_html(s, n, x) for s, n, x in zip("AB", names, state["sides"], strict=True)]
     reveal = (
@@ -313,8 +321,8 @@ def _submit_vote_api(ws) -> None:
     def submit(battle_id: str, winner: str) -> int:
         try:
             return int(battles.vote(ws.db_path, battle_id, winner)["vote_id"])
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise gr.Error(f"vote refused: {exc}") from None
+        except Exception as exc:
+            raise gr.Error(f"vote refused: {user_message(exc)}") from None
 
     gr.api(submit, api_name="arena_submit_vote", concurrency_limit=None)
 

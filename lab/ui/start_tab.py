@@ -16,8 +16,9 @@ import time
 import gradio as gr
 
 from lab.arena import showcase
+from lab.errors import user_message
+from lab.ui.common import BATCH, generation
 
-USER_ERRORS = (ValueError, RuntimeError, OSError, KeyError)
 QUESTION = """## Fine-tune, RAG, or both?
 To make a small language model an expert on your documents you can **fine-tune** it (train it on questions and
 answers from your domain), give it **RAG** (look up the relevant passages of your documents and hand them to it
@@ -52,10 +53,10 @@ def build(ws, cache) -> None:
     pick_lists = picker[:2]
     gr.context.Context.root_block.load(lambda: _on_load(ws), None, [*shown, *pick_lists], api_name="start_latest")
 
-    def start(dataset, corpus, qa, questions, request: gr.Request):
-        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, request)
+    def start(dataset, corpus, qa, questions, contestants, request: gr.Request):
+        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request)
 
-    run.click(start, list(picker), [progress, *shown], api_name="start_run", concurrency_id="gen")
+    run.click(start, list(picker), [progress, *shown], api_name="start_run", **generation(BATCH))
 
     def stop(request: gr.Request):
         flag = stops.get(getattr(request, "session_hash", "") or "")
@@ -79,7 +80,14 @@ def _picker():
                 minimum=0,
                 label="Questions to ask (a stratified subset that keeps every group; 0 = all)",
             )
-    return dataset, corpus, qa, questions
+    contestants = gr.CheckboxGroup(
+        [label for label, _, _ in showcase.CONTESTANTS],
+        value=list(showcase.DEFAULT_CONTESTANTS),
+        label="Contestants",
+        info=showcase.CONTESTANTS_NOTE,
+        elem_id="start-contestants",
+    )
+    return dataset, corpus, qa, questions, contestants
 
 
 def _on_load(ws):
@@ -88,9 +96,13 @@ def _on_load(ws):
     return (*_show(showcase.latest(ws)), gr.Dropdown(choices=datasets), gr.Dropdown(choices=corpora))
 
 
-def _run(ws, cache, stops, dataset, corpus, qa, questions, request):
+def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request):
+    if not contestants:
+        gr.Warning("Tick at least one contestant.")
+        yield "**Nothing to compare:** tick at least one contestant.", *[gr.skip()] * 5
+        return
     inputs = showcase.Inputs(dataset=dataset or showcase.SAMPLE, corpus=corpus or showcase.SAMPLE, qa=qa or "",
-                             questions=int(questions or 0))  # fmt: skip
+                             questions=int(questions or 0), contestants=list(contestants))  # fmt: skip
     flag = stops.setdefault(getattr(request, "session_hash", "") or "", threading.Event())
     flag.clear()
     box: dict = {"update": None}
@@ -99,7 +111,7 @@ def _run(ws, cache, stops, dataset, corpus, qa, questions, request):
         try:
             box["result"] = showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set)
         except Exception as exc:  # shown in the progress line, never as a traceback
-            box["error"] = str(exc) if isinstance(exc, USER_ERRORS) else f"{type(exc).__name__}: {exc}"
+            box["error"] = user_message(exc)
 
     thread = threading.Thread(target=work, daemon=True, name="showcase")
     thread.start()
