@@ -12,6 +12,8 @@ import math
 import random
 from typing import Any
 
+from lab.metrics.stats import interval
+
 SCALE, BASE_RATING, L2 = 400.0, 1000.0, 1e-3
 
 
@@ -69,8 +71,7 @@ def leaderboard(votes: list[dict[str, Any]], bootstrap: int = 100, seed: int = 0
     samples = [fit_bt(rng.choices(rows, k=len(rows)), len(names)) for _ in range(bootstrap if rows else 0)]
     out = []
     for i, name in enumerate(names):
-        boot = sorted(float(s[i]) for s in samples) or [float(theta[i])]
-        lo, hi = boot[int(0.025 * (len(boot) - 1))], boot[int(round(0.975 * (len(boot) - 1)))]
+        lo, hi = interval([float(s[i]) for s in samples] or [float(theta[i])])
         out.append({"name": name, "rating": _elo(theta[i]), "ci": [_elo(lo), _elo(hi)]} | _counts(rows, i))
     for row in out:
         row["rank"] = 1 + sum(other["ci"][0] > row["ci"][1] for other in out)

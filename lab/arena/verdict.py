@@ -10,8 +10,9 @@ conclusions: every sentence is built from the rates, counts and intervals of thi
 
 from __future__ import annotations
 
-import random
 from typing import Any
+
+from lab.metrics.stats import bootstrap_ci
 
 SMALL_N = 30
 
@@ -30,9 +31,8 @@ def paired_diff(a: dict[str, float], b: dict[str, float], n: int = 1000, seed: i
     if not ids:
         return None
     diffs = [a[i] - b[i] for i in ids]
-    rng = random.Random(seed)
-    boots = sorted(sum(rng.choices(diffs, k=len(diffs))) / len(diffs) for _ in range(n))
-    return sum(diffs) / len(diffs), boots[int(0.025 * (n - 1))], boots[int(round(0.975 * (n - 1)))], len(ids)
+    lo, hi = bootstrap_ci(diffs, n, seed)  # the mean of paired differences, resampled by question
+    return sum(diffs) / len(diffs), lo, hi, len(ids)
 
 
 def _pts(x: float) -> str:

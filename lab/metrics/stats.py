@@ -35,9 +35,14 @@ def bootstrap_ci(values: Sequence[float], n: int = 1000, seed: int = 0, level: f
         return (m, m)
     rng = random.Random(seed)
     k = len(vals)
-    means = sorted(sum(rng.choices(vals, k=k)) / k for _ in range(n))
+    return interval([sum(rng.choices(vals, k=k)) / k for _ in range(n)], level)
+
+
+def interval(samples: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap samples (the one rule every interval of the lab uses)."""
+    ordered = sorted(samples)
     tail = (1 - level) / 2
-    return (means[int(tail * (n - 1))], means[int(round((1 - tail) * (n - 1)))])
+    return (ordered[int(tail * (len(ordered) - 1))], ordered[int(round((1 - tail) * (len(ordered) - 1)))])
 
 
 def rate_with_ci(flags: Sequence[bool], n: int = 1000, seed: int = 0) -> dict:

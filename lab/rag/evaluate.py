@@ -2,7 +2,8 @@
 chunk-size sweep (each size built into a throwaway folder, never saved as an index).
 
 A hit means one of the top-k passages comes from the question's source document (sources deduplicated first,
-so several chunks of one document count once). Questions without a source are left out. No gradio here.
+so several chunks of one document count once; the same rank function as the Arena's scores). Questions without
+a source are left out. No gradio here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lab.config import RagConfig
+from lab.metrics.scoring import retrieval_rank
 from lab.rag.chunking import RagError, load_documents
 from lab.workspace import Workspace
 
@@ -42,11 +44,9 @@ def load_questions(path: str | Path) -> list[dict]:
 
 def _ranks(index, questions: list[dict], k: int, hybrid: bool) -> list[int | None]:
     results = index.retrieve_many([q["question"] for q in questions], k, hybrid=hybrid, cutoff=0.0)
-    ranks = []
-    for q, passages in zip(questions, results, strict=True):
-        sources = list(dict.fromkeys(p.source for p in passages))
-        ranks.append(sources.index(q["source"]) + 1 if q["source"] in sources else None)
-    return ranks
+    # the Arena's rule (lab.metrics.scoring.retrieval_rank: file name, case-insensitive), so both report alike
+    return [retrieval_rank(q["source"], (p.source for p in passages)) or None for q, passages in
+            zip(questions, results, strict=True)]  # fmt: skip
 
 
 def retrieval_metrics(index, questions: list[dict], k: int = 5, hybrid: bool = False) -> dict:
