@@ -75,9 +75,23 @@ class DatabaseError(LabError):
     """lab.db cannot be used (damaged, not a database, unwritable); the message says what to do."""
 
 
+_READY: set[tuple] = set()  # (path, device, inode) of database files this process has initialised
+
+
+def _identity(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path.resolve()), st.st_dev, st.st_ino)
+
+
 def init(path: str | Path) -> Path:
-    """Create the database file and tables if missing; return the path. Raises DatabaseError, once, in words."""
+    """Create the database file and tables if missing; return the path. Raises DatabaseError, once, in words.
+    Cheap after the first call for the same file (a file replaced or deleted since is initialised again)."""
     path = Path(path)
+    if _identity(path) in _READY:
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with connect(path) as conn:
@@ -87,6 +101,7 @@ def init(path: str | Path) -> Path:
             f"{path} is not a usable SQLite database ({exc}): move it aside (for example to {path.name}.broken) "
             "and start again; a new empty database is created, saved datasets, runs and indexes are kept"
         ) from None
+    _READY.add(_identity(path))
     return path
 
 
