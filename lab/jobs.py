@@ -80,21 +80,17 @@ def check(ws: Workspace, config: TrainConfig, examples: list[dict] | None = None
 
 def _alive(pid: int | None, run_dir: Path) -> bool:
     """True when `pid` is a live (not zombie) process working on `run_dir`."""
+    import psutil
+
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
+        proc = psutil.Process(pid)
+        return proc.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD) and str(run_dir) in " ".join(
+            proc.cmdline()
+        )
+    except (psutil.Error, OSError):
         return False
-    proc = Path(f"/proc/{pid}")
-    if not proc.exists():
-        return True  # not Linux: trust kill(0)
-    try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
-    return state not in ("Z", "X") and str(run_dir) in cmdline
 
 
 def active(ws: Workspace) -> str | None:

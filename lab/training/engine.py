@@ -28,18 +28,10 @@ from lab.training import (
     write_status,
 )
 from lab.training.lineage import parent_adapter
-from lab.training.plan import linear_modules, target_names, weight_shapes
+from lab.training.plan import cpu_has_bf16, linear_modules, target_names, weight_shapes
 from lab.training.prep import IGNORE, PadCollator, encode_all, pack
 from lab.training.ragdata import run_examples
 from lab.workspace import Workspace
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def use_bf16(config: TrainConfig) -> bool:

@@ -166,15 +166,20 @@ def estimate(
             "time_s_cpu": time_s}  # fmt: skip
 
 
-def _bf16_autocast(config: TrainConfig) -> bool:
-    """Whether the child will train under bf16 autocast on this CPU (mirrors engine.use_bf16 without torch)."""
-    if config.bf16 != "auto":
-        return config.bf16 == "on"
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 matrix instructions (avx512_bf16 or AMX), from /proc/cpuinfo."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return config.method == "lora" and (" avx512_bf16" in flags or " amx_bf16" in flags)
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def _bf16_autocast(config: TrainConfig) -> bool:
+    """Whether the child will train under bf16 autocast on this CPU (mirrors engine.use_bf16 without torch)."""
+    if config.bf16 != "auto":
+        return config.bf16 == "on"
+    return config.method == "lora" and cpu_has_bf16()
 
 
 def memory_mb(config: TrainConfig, lim: dict, params: int, linear: int, lora: int, longest: float) -> dict:
