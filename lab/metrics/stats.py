@@ -5,8 +5,8 @@ Pure functions over lists of numbers; a fixed seed makes every interval reproduc
 
 from __future__ import annotations
 
-import math
 import random
+import statistics
 from collections.abc import Sequence
 
 
@@ -15,14 +15,14 @@ def mean(values: Sequence[float]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile (q in 0..100), like numpy's default."""
-    vals = sorted(float(v) for v in values if v is not None)
+def percentile(values: Sequence[float], q: int) -> float | None:
+    """Linear-interpolated percentile (whole q in 0..100), like numpy's default (statistics' inclusive method)."""
+    vals = [float(v) for v in values if v is not None]
     if not vals:
         return None
-    pos = (len(vals) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
+    if len(vals) == 1 or q <= 0 or q >= 100:
+        return vals[0] if len(vals) == 1 else (min(vals) if q <= 0 else max(vals))
+    return statistics.quantiles(vals, n=100, method="inclusive")[int(q) - 1]
 
 
 def bootstrap_ci(values: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple | None:
