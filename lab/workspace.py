@@ -30,6 +30,7 @@ from lab.errors import LabError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 KINDS = ("datasets", "corpora", "runs", "indexes", "evals")
+SAMPLE = "sample"  # the shipped sample domain's name: its dataset, corpus and index
 SINGULAR = {"datasets": "dataset", "corpora": "corpus", "runs": "run", "indexes": "index", "evals": "evaluation"}
 
 

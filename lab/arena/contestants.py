@@ -14,7 +14,7 @@ from pathlib import Path
 from lab.config import EMBEDDED, TrainConfig
 from lab.errors import LabError
 from lab.generation.engine import ModelResponder
-from lab.workspace import Workspace, WorkspaceError
+from lab.workspace import SAMPLE, Workspace, WorkspaceError
 
 KINDS = ("base", "ft", "rag", "ft+rag")
 
@@ -108,8 +108,8 @@ def _indexes(ws: Workspace, buildable: bool = False) -> list[str]:
     from lab.rag import list_indexes
 
     names = list(list_indexes(ws))
-    if buildable and "sample" not in names and ws.exists("corpora", "sample"):
-        names.append("sample")
+    if buildable and SAMPLE not in names and ws.exists("corpora", SAMPLE):
+        names.append(SAMPLE)
     return names
 
 
@@ -145,7 +145,7 @@ def _peft_model(cache, adapter: Path, base: str):
 def _index(ws: Workspace, cache, name: str):
     from lab.rag import open_index
 
-    if name not in _indexes(ws) and name != "sample":
+    if name not in _indexes(ws) and name != SAMPLE:
         existing = ", ".join(_indexes(ws)) or "none"
         raise ContestantError(f"index {name!r} does not exist (deleted or never built); existing indexes: {existing}")
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError
+from lab.workspace import SAMPLE
 
 
 class EvalSetError(LabError):
@@ -102,7 +103,7 @@ def read_evalset(path: str | Path) -> list[EvalItem]:
 def sample_evalset_path(ws) -> Path:
     """The sample domain's held-out set (installed into the workspace, else the repository copy)."""
     repo_copy = Path(__file__).resolve().parents[2] / "data" / "eval.jsonl"
-    for candidate in (ws.root / "datasets" / "sample" / "eval.jsonl", repo_copy):
+    for candidate in (ws.root / "datasets" / SAMPLE / "eval.jsonl", repo_copy):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("the sample evaluation set data/eval.jsonl is missing")

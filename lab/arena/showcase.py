@@ -29,9 +29,8 @@ from lab.arena.verdict import verdict
 from lab.config import GenConfig, RagConfig, TrainConfig
 from lab.errors import LabError
 from lab.training.plan import PRESETS, apply_preset
-from lab.workspace import Workspace, slugify
+from lab.workspace import SAMPLE, Workspace, slugify
 
-SAMPLE = "sample"
 PREFIX = "showcase-"
 # Training kinds: (kind, preset, whether it trains on the index's passages). A kind whose preset (or, for RAG,
 # the TrainConfig.rag_index setting) is not in this version is left out.

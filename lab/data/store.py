@@ -19,10 +19,9 @@ from lab.data import stats
 from lab.data.formats import Issue
 from lab.data.validate import Report, validate_bytes
 from lab.errors import LabError
-from lab.workspace import Workspace, WorkspaceError, check_name
+from lab.workspace import SAMPLE, Workspace, WorkspaceError, check_name
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
-SAMPLE = "sample"
 SPLITS = ("train", "val")
 
 

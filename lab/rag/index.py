@@ -25,10 +25,9 @@ from lab.rag.chunking import Chunk, Document, RagError, load_documents, split_do
 from lab.rag.embed import load_embedder
 from lab.rag.retrieve import Index
 from lab.rag.store import API_KEY_ENV, edge_store, point_id, server_store
-from lab.workspace import Workspace
+from lab.workspace import SAMPLE, Workspace
 
 Progress = Callable[[float, str], None]
-SAMPLE = "sample"
 
 
 @dataclass

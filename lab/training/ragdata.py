@@ -23,6 +23,7 @@ from lab.errors import LabError
 from lab.generation import IDK, arena_passages, passage_dict, rag_messages, supported
 from lab.generation.focus import MemoEmbedder, warm
 from lab.metrics.scoring import is_abstention
+from lab.workspace import SAMPLE
 
 TRAIN_FILE = "rag_train.jsonl"
 VAL_FILE = "rag_val.jsonl"
@@ -172,7 +173,7 @@ def open_retriever(ws, cache, index: str):
     """The index as the Arena opens it; a RagDataError naming the index when it does not exist."""
     from lab.rag import list_indexes, open_index
 
-    if index not in list_indexes(ws) and index != "sample":
+    if index not in list_indexes(ws) and index != SAMPLE:
         existing = ", ".join(list_indexes(ws)) or "none"
         raise RagDataError(f"index {index!r} does not exist; build it in the RAG tab first (existing: {existing})")
     return open_index(ws, index, cache)

@@ -21,6 +21,7 @@ from lab.corpus import list_corpora
 from lab.errors import user_message
 from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
 from lab.rag.retrieve import terms
+from lab.workspace import SAMPLE
 
 SAMPLE_QA = Path(__file__).resolve().parents[2] / "data" / "eval.jsonl"
 _WORD = re.compile(r"[^\W_]+")
@@ -46,13 +47,13 @@ def _fail(message: str) -> str:
 
 def _index_choices(ws) -> list[str]:
     names = list_indexes(ws)
-    return names if "sample" in names else [*names, "sample"]  # sample is built on first use
+    return names if SAMPLE in names else [*names, SAMPLE]  # sample is built on first use
 
 
 def default_index(ws) -> str:
     """The index the picker starts on: the sample when it exists or can be built, else the first one built."""
     choices = _index_choices(ws)
-    return "sample" if "sample" in choices else choices[0]
+    return SAMPLE if SAMPLE in choices else choices[0]
 
 
 def plain_text(markdown: str) -> str:

@@ -21,6 +21,7 @@ from lab import jobs
 from lab.config import TrainConfig
 from lab.errors import LabError, expected, user_message
 from lab.training.plan import PRESETS, TARGET_PRESETS, apply_preset, cli_command, measured_throughput
+from lab.workspace import SAMPLE
 
 # Form fields, in the order of the components passed to every event that builds a TrainConfig.
 FIELDS = ("base_model", "dataset", "method", "max_steps", "epochs", "name", "rank", "alpha", "dropout",
@@ -237,7 +238,7 @@ def index_choices(ws) -> list[str]:
     from lab.rag import list_indexes
 
     names = list_indexes(ws)
-    return [PLAIN, *names, *([] if "sample" in names else ["sample"])]
+    return [PLAIN, *names, *([] if SAMPLE in names else [SAMPLE])]
 
 
 def overlay(ws, run_ids: list[str]):
@@ -259,7 +260,7 @@ def _form(ws) -> tuple[list, list]:
     with gr.Row():
         base = gr.Textbox(d.base_model, label="Base model", info="embedded, a local model folder, or a hub id")
         names = dataset_choices(ws)
-        data = gr.Dropdown(names, value="sample" if "sample" in names else None, label="Dataset",
+        data = gr.Dropdown(names, value=SAMPLE if SAMPLE in names else None, label="Dataset",
                            allow_custom_value=True, info="a saved dataset or a chat JSONL path")  # fmt: skip
         data.focus(lambda: gr.Dropdown(choices=dataset_choices(ws)), None, data, api_name="train_datasets")
         method = gr.Radio(list(TrainConfig.METHODS), value=d.method, label="Method", info="qlora = 4-bit NF4 base")
