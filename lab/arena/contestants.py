@@ -14,6 +14,7 @@ from pathlib import Path
 from lab.config import EMBEDDED, TrainConfig
 from lab.errors import LabError
 from lab.generation.engine import ModelResponder
+from lab.training import ADAPTER, CONFIG
 from lab.workspace import SAMPLE, Workspace, WorkspaceError
 
 KINDS = ("base", "ft", "rag", "ft+rag")
@@ -62,7 +63,7 @@ def available(ws: Workspace) -> list[str]:
     """Contestant ids that can be built from this workspace (finished runs with an adapter, built indexes).
 
     A run trained for RAG is offered with the index it was trained on first (the matching pair)."""
-    runs = [r for r in ws.list("runs") if (ws.dir("runs", r) / "adapter").is_dir()]
+    runs = [r for r in ws.list("runs") if (ws.dir("runs", r) / ADAPTER).is_dir()]
     indexes = _indexes(ws, buildable=True)
     trained = {r: _trained_index(ws, r) for r in runs}
     pairs = [f"ft+rag:{r}:{i}" for r in runs for i in sorted(indexes, key=lambda i: i != trained[r])]
@@ -119,13 +120,13 @@ def _adapter(ws: Workspace, run: str) -> tuple[Path, str]:
         run_dir = ws.dir("runs", run)
     except WorkspaceError as exc:
         raise ContestantError(str(exc)) from exc
-    adapter = run_dir / "adapter"
+    adapter = run_dir / ADAPTER
     if not (adapter / "adapter_config.json").is_file():
-        existing = ", ".join(r for r in ws.list("runs") if (ws.dir("runs", r) / "adapter").is_dir()) or "none"
+        existing = ", ".join(r for r in ws.list("runs") if (ws.dir("runs", r) / ADAPTER).is_dir()) or "none"
         raise ContestantError(
             f"run {run!r} has no adapter (deleted, failed or still training); runs with adapters: {existing}"
         )
-    config = run_dir / "config.json"
+    config = run_dir / CONFIG
     base = TrainConfig.load(config).base_model if config.is_file() else EMBEDDED
     return adapter, base
 
@@ -171,4 +172,4 @@ def release(ws: Workspace, cache, spec: str, still_used: list[str] = ()) -> int:
     c = parse(spec)
     if not c.run or any(parse(o).run == c.run for o in still_used if o != spec):
         return 0
-    return cache.release(("peft", str(ws.dir("runs", c.run) / "adapter")))
+    return cache.release(("peft", str(ws.dir("runs", c.run) / ADAPTER)))

@@ -28,6 +28,7 @@ from lab.arena.scoring import summarize_all
 from lab.arena.verdict import verdict
 from lab.config import GenConfig, RagConfig, TrainConfig
 from lab.errors import LabError
+from lab.training import ADAPTER
 from lab.training.plan import PRESETS, apply_preset
 from lab.workspace import SAMPLE, Workspace, slugify
 
@@ -262,7 +263,7 @@ def _run_name(run: _Run, kind: str) -> str:
 
 
 def _finished_run(ws: Workspace, run_id: str) -> bool:
-    return ws.exists("runs", run_id) and (ws.dir("runs", run_id) / "adapter" / "adapter_config.json").is_file()
+    return ws.exists("runs", run_id) and (ws.dir("runs", run_id) / ADAPTER / "adapter_config.json").is_file()
 
 
 def _train(kind: str) -> Callable[[_Run], dict]:

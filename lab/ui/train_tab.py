@@ -20,6 +20,7 @@ import gradio as gr
 from lab import jobs
 from lab.config import TrainConfig
 from lab.errors import LabError, expected, user_message
+from lab.training import ADAPTER, CONFIG
 from lab.training.plan import PRESETS, TARGET_PRESETS, apply_preset, cli_command, measured_throughput
 from lab.workspace import SAMPLE
 
@@ -231,7 +232,7 @@ RUN_HEADERS = ["run", "status", "method", "dataset", "RAG index", "parent run", 
 
 def runs_with_adapter(ws) -> list[str]:
     """Runs a new run can continue from (their adapter is saved), newest first."""
-    return [r["id"] for r in jobs.list_runs(ws) if (Path(r["path"]) / "adapter" / "adapter_config.json").is_file()]
+    return [r["id"] for r in jobs.list_runs(ws) if (Path(r["path"]) / ADAPTER / "adapter_config.json").is_file()]
 
 
 def index_choices(ws) -> list[str]:
@@ -329,7 +330,7 @@ def _parent_base(ws, run_id: str, current: str) -> str:
     if not run_id:
         return current
     try:
-        return TrainConfig.load(ws.dir("runs", run_id) / "config.json").base_model
+        return TrainConfig.load(ws.dir("runs", run_id) / CONFIG).base_model
     except Exception as exc:
         expected(exc)  # logged when it is a bug; the fallback below stands
         return current
