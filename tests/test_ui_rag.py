@@ -84,7 +84,7 @@ def test_build_query_info_delete_through_the_api(client, small_docs):
     info, hybrid_default = client.predict(name, api_name="/rag_info")
     assert "qdrant-edge" in info and hybrid_default["value"] is False
     bad, _ = client.predict("/no/such/folder", "x1", "markdown", 256, 32, "embedded", "", False, api_name="/rag_build")
-    assert "❌" in bad and "/no/such/folder" in bad
+    assert "✗" in bad and "/no/such/folder" in bad
     qa = small_docs.parent / "qa.jsonl"
     rows = [
         ("How often is the internal rope-access blade inspection?", "08-blade-inspection.md"),

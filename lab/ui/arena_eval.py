@@ -19,10 +19,10 @@ from lab.arena.evalset import read_evalset, sample_evalset_path
 from lab.errors import LabError, user_message
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
-from lab.ui.common import BATCH, generation
+from lab.ui.common import BATCH, gen_controls, gen_from, generation
 
 
-def build(ws, cache, choices, gen_controls):
+def build(ws, cache, choices):
     stops: dict[str, threading.Event] = {}  # per browser session: its cancel flag
     with gr.Row():
         with gr.Column(scale=1):
@@ -75,7 +75,6 @@ def build(ws, cache, choices, gen_controls):
 
 
 def _run(ws, cache, stops, upload, pick, limit, batch, *settings, request: gr.Request | None = None):
-    from lab.ui.arena_tab import gen_from
 
     try:
         gen = gen_from(*settings, batch_size=int(batch or 8))

@@ -17,43 +17,14 @@ import gradio as gr
 
 from lab.arena import battles, contestants, live
 from lab.arena.leaderboard import leaderboard
-from lab.config import ConfigError, GenConfig
+from lab.config import ConfigError
 from lab.errors import LabError, expected, user_message
 from lab.generation import passage_dict
 from lab.ui import arena_eval
 from lab.ui import arena_view as view
-from lab.ui.common import generation
+from lab.ui.common import gen_controls, gen_from, generation
 
 MAX_SIDE = 4
-
-
-def gen_controls() -> list:
-    """Generation settings shared by every sub-tab, in the argument order of `gen_from`."""
-    with gr.Accordion("Generation settings", open=False):
-        with gr.Row():
-            max_new = gr.Slider(8, 256, GenConfig.max_new_tokens, step=8, label="Max new tokens")
-            temp = gr.Slider(0, 1.5, 0.0, step=0.1, label="Temperature (0 = greedy, used for scoring)")
-        with gr.Row():
-            abstain = gr.Slider(
-                -1,
-                1,
-                GenConfig.abstain_below,
-                step=0.05,
-                label="RAG: say 'I don't know' below this top score (-1 = off)",
-            )
-            focus = gr.Slider(
-                0,
-                12,
-                GenConfig.focus_sentences,
-                step=1,
-                label="RAG: keep the N sentences closest to the question (0 = off)",
-            )
-    return [max_new, temp, abstain, focus]
-
-
-def gen_from(max_new, temp, abstain, focus, **extra) -> GenConfig:
-    values = {"max_new_tokens": int(max_new), "temperature": float(temp), "abstain_below": float(abstain)}
-    return GenConfig(**values, focus_sentences=int(focus), **extra)
 
 
 def _choices(ws) -> list[str]:
@@ -91,7 +62,7 @@ def build(ws, cache) -> None:
     with gr.Tab("Leaderboard", elem_id="arena-leaderboard"):
         _build_leaderboard(ws)
     with gr.Tab("Batch evaluation", elem_id="arena-eval"):
-        eval_pick = arena_eval.build(ws, cache, choices, gen_controls)
+        eval_pick = arena_eval.build(ws, cache, choices)
 
     def reload():
         c = _choices(ws)

@@ -1,4 +1,5 @@
-"""Plumbing shared by the tabs: how generation events are scheduled.
+"""Plumbing shared by the tabs: how generation events are scheduled, the generation settings controls, and the
+one way an action's failure is shown (a toast and a heading).
 
 Interactive answers (side by side, battles) share one concurrency group and batch work (evaluations, the Start
 tab's comparison) another, each `gen_limit()` wide: on a CPU one generation at a time per group (more only
@@ -10,6 +11,9 @@ from __future__ import annotations
 
 import os
 
+import gradio as gr
+
+from lab.config import GenConfig
 from lab.errors import LabError
 
 CONCURRENCY_ENV = "LAB_GEN_CONCURRENCY"
@@ -32,3 +36,38 @@ def gen_limit() -> int:
 def generation(group: str = INTERACTIVE) -> dict:
     """Event keyword arguments for a generation event of `group` (INTERACTIVE or BATCH)."""
     return {"concurrency_id": group, "concurrency_limit": gen_limit()}
+
+
+def gen_controls() -> list:
+    """Generation settings shared by every sub-tab, in the argument order of `gen_from`."""
+    with gr.Accordion("Generation settings", open=False):
+        with gr.Row():
+            max_new = gr.Slider(8, 256, GenConfig.max_new_tokens, step=8, label="Max new tokens")
+            temp = gr.Slider(0, 1.5, 0.0, step=0.1, label="Temperature (0 = greedy, used for scoring)")
+        with gr.Row():
+            abstain = gr.Slider(
+                -1,
+                1,
+                GenConfig.abstain_below,
+                step=0.05,
+                label="RAG: say 'I don't know' below this top score (-1 = off)",
+            )
+            focus = gr.Slider(
+                0,
+                12,
+                GenConfig.focus_sentences,
+                step=1,
+                label="RAG: keep the N sentences closest to the question (0 = off)",
+            )
+    return [max_new, temp, abstain, focus]
+
+
+def gen_from(max_new, temp, abstain, focus, **extra) -> GenConfig:
+    values = {"max_new_tokens": int(max_new), "temperature": float(temp), "abstain_below": float(abstain)}
+    return GenConfig(**values, focus_sentences=int(focus), **extra)
+
+
+def fail(message: str) -> str:
+    """Show `message` as a warning toast and return it as the action's result heading."""
+    gr.Warning(message)
+    return f"### ✗ {message}"

@@ -15,6 +15,7 @@ from lab.data import DataError, list_datasets, save_dataset, validate_file
 from lab.data.stats import histogram_figure, preview_segments, render
 from lab.errors import expected, user_message
 from lab.ui import data_view as view
+from lab.ui.common import fail
 
 DATA_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"]
 
@@ -28,11 +29,6 @@ def _config(fmt, qcol, acol, scol, max_len, **extra) -> DataConfig:
         max_length=int(max_len or DataConfig.max_length),
         **extra,
     )
-
-
-def _fail(message: str) -> str:
-    gr.Warning(message)
-    return f"### ✗ {message}"
 
 
 def _corpus_rows(ws) -> list[list]:
@@ -95,7 +91,7 @@ def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress):
     """An invalid file shows its errors (and warnings) only: no statistics, histograms or epoch estimate."""
     empty = (gr.update(value=None, visible=False), "", gr.update(value=None, visible=False), None, "", {})
     if not path:
-        return (_fail("upload a fine-tuning file first"), *empty)
+        return (fail("upload a fine-tuning file first"), *empty)
     try:
         cfg = _config(fmt, qcol, acol, scol, max_len)
         progress(0.1, desc="loading the tokenizer")
@@ -103,7 +99,7 @@ def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress):
         progress(0.3, desc="validating every line")
         report = validate_file(path, cfg, tokenizer)
     except Exception as exc:
-        return (_fail(user_message(exc)), *empty)
+        return (fail(user_message(exc)), *empty)
     state = {"examples": report.examples, "lines": report.lines}
     first = _preview(cache, state, 1, model) if report.examples else ""
     out = report.to_dict()
@@ -172,7 +168,7 @@ def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> Non
 
     def run(path, fmt_, q, a, s, model_, max_len_, name_, frac, seed_, over):
         if not path:
-            return _fail("upload a fine-tuning file first"), gr.skip()
+            return fail("upload a fine-tuning file first"), gr.skip()
         try:
             cfg = _config(fmt_, q, a, s, max_len_, val_fraction=float(frac), seed=int(seed_ or 0))
             meta = save_dataset(
@@ -181,7 +177,7 @@ def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> Non
         except DataError as exc:
             return _refused(path, cfg, exc), gr.skip()
         except Exception as exc:
-            return _fail(user_message(exc)), gr.skip()
+            return fail(user_message(exc)), gr.skip()
         c = meta["counts"]
         msg = f"### ✓ dataset `{meta['name']}` saved: {c['train']} train / {c['val']} validation examples"
         msg += f" (seed {meta['seed']})"
@@ -203,7 +199,7 @@ def _refused(path, cfg, exc) -> str:
         expected(err)  # logged when it is a bug; the fallback below stands
         report = None
     if report is None or report.valid:
-        return _fail(user_message(exc))
+        return fail(user_message(exc))
     gr.Warning(f"{report.source} is not valid: not saved")
     return view.refused_markdown(report)
 
@@ -223,11 +219,11 @@ def _build_corpus(ws) -> None:
 
     def run(paths, name_, over):
         if not paths:
-            return _fail("upload at least one document first"), gr.skip()
+            return fail("upload at least one document first"), gr.skip()
         try:
             report = save_corpus(ws, (name_ or "").strip(), paths, overwrite=bool(over))
         except Exception as exc:
-            return _fail(user_message(exc)), gr.skip()
+            return fail(user_message(exc)), gr.skip()
         return view.corpus_markdown(report), _corpus_rows(ws)
 
     save.click(run, [files, name, overwrite], [status, table], api_name="data_save_corpus")

@@ -21,6 +21,7 @@ from lab.corpus import list_corpora
 from lab.errors import user_message
 from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
 from lab.rag.retrieve import terms
+from lab.ui.common import fail
 from lab.workspace import SAMPLE
 
 SAMPLE_QA = Path(__file__).resolve().parents[2] / "data" / "eval.jsonl"
@@ -38,11 +39,6 @@ _MD_INLINE = [
     (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"\1"),  # italics
     (re.compile(r"`([^`]*)`"), r"\1"),  # inline code
 ]
-
-
-def _fail(message: str) -> str:
-    gr.Warning(message)
-    return f"### ❌ {message}"
 
 
 def _index_choices(ws) -> list[str]:
@@ -275,7 +271,7 @@ def _on_build(ws, cache):
             build_index(ws, config, cache, progress=checked_progress(ws, cache, config.name, progress))
             info = index_info(ws, config.name)
         except Exception as exc:
-            return _fail(user_message(exc)), gr.update()
+            return fail(user_message(exc)), gr.update()
         return stats_markdown(config.name, info), gr.update(choices=_index_choices(ws), value=config.name)
 
     return run
@@ -304,22 +300,22 @@ def _on_info(ws, name):
         hybrid = RagConfig.load(ws.dir("indexes", name) / "config.json").hybrid
         return stats_markdown(name, index_info(ws, name)), gr.update(value=hybrid)
     except Exception as exc:
-        return _fail(user_message(exc)), gr.update()
+        return fail(user_message(exc)), gr.update()
 
 
 def _on_delete(ws, cache, name):
     if not name:
-        return _fail(NO_INDEX), gr.update()
+        return fail(NO_INDEX), gr.update()
     try:
         delete_index(ws, name or "", cache)
     except Exception as exc:
-        return _fail(user_message(exc)), gr.update()
+        return fail(user_message(exc)), gr.update()
     return f"Deleted index `{name}`.", gr.update(choices=_index_choices(ws), value=None)
 
 
 def _on_query(ws, cache, name, question, k, hybrid, cutoff, focus=GenConfig.focus_sentences):
     if not name:
-        return f"<p><b>❌ {html.escape(NO_INDEX)}</b></p>", ""
+        return f"<p><b>✗ {html.escape(NO_INDEX)}</b></p>", ""
     if not (question or "").strip():
         return f"<p>{html.escape('Type a question first.')}</p>", ""
     try:
@@ -327,7 +323,7 @@ def _on_query(ws, cache, name, question, k, hybrid, cutoff, focus=GenConfig.focu
         passages = idx.retrieve(question, int(k), hybrid=bool(hybrid), cutoff=float(cutoff or 0))
         gen = GenConfig(top_k=int(k), focus_sentences=int(focus or 0))
     except Exception as exc:
-        return f"<p><b>❌ {html.escape(user_message(exc))}</b></p>", ""
+        return f"<p><b>✗ {html.escape(user_message(exc))}</b></p>", ""
     return passages_html(passages, question), full_prompt(cache, idx, question, gen)
 
 
@@ -335,11 +331,11 @@ def _on_eval(ws, cache, name, qa, k, upload=None):
     from lab.rag.evaluate import compare_modes, load_questions
 
     if not name:
-        return _fail(NO_INDEX)
+        return fail(NO_INDEX)
     try:
         rows = compare_modes(open_index(ws, name, cache), load_questions(_questions_path(qa, upload)), int(k))
     except Exception as exc:
-        return _fail(user_message(exc))
+        return fail(user_message(exc))
     misses = ", ".join(map(str, rows[0]["misses"][:20])) or "none"
     return f"### Index `{name}`\n" + metrics_markdown(rows) + f"\n\nDense misses: {misses}"
 
@@ -352,7 +348,7 @@ def _on_sweep(ws, cache):
         from lab.rag.evaluate import chunk_size_sweep, load_questions
 
         if not name:
-            return gr.update(), _fail(NO_INDEX)
+            return gr.update(), fail(NO_INDEX)
         try:
             base = open_index(ws, name, cache).config
             rows = chunk_size_sweep(
@@ -365,7 +361,7 @@ def _on_sweep(ws, cache):
                 lambda f, m: progress(f, desc=m),
             )
         except Exception as exc:
-            return gr.update(), _fail(user_message(exc))
+            return gr.update(), fail(user_message(exc))
         table = ["| chunk size | chunks | mode | hit rate | MRR |", "|---|---|---|---|---|"]
         table += [
             f"| {r['chunk_size']} | {r['chunks']} | {r['mode']} | {r['hit_rate']:.3f} | {r['mrr']:.3f} |" for r in rows

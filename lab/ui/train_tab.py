@@ -22,6 +22,7 @@ from lab.config import TrainConfig
 from lab.errors import LabError, expected, user_message
 from lab.training import ADAPTER, CONFIG
 from lab.training.plan import PRESETS, TARGET_PRESETS, apply_preset, cli_command, measured_throughput
+from lab.ui.common import fail
 from lab.workspace import SAMPLE
 
 # Form fields, in the order of the components passed to every event that builds a TrainConfig.
@@ -69,11 +70,6 @@ def log_html(text: str) -> str:
         "border:1px solid #d4d4d8;border-radius:6px;padding:6px'>"
         f"<pre style='margin:0;white-space:pre-wrap;word-break:break-word;font-size:12px'>{body}</pre></div>"
     )
-
-
-def _fail(message: str) -> str:
-    gr.Warning(message)
-    return f"### ✗ {message}"
 
 
 def dataset_choices(ws) -> list[str]:
@@ -363,7 +359,7 @@ def _estimate(ws, *values) -> str:
         config = form_config(*values)
         plan = jobs.check(ws, config)
     except Exception as exc:
-        return _fail(user_message(exc))
+        return fail(user_message(exc))
     text = estimate_md(with_measured_time(ws, config, plan, _calibrate), config.method)
     if config.rag_index:
         text += (" Training for RAG trains on the longer RAG prompts: **Preview RAG training data** shows their "
@@ -415,7 +411,7 @@ def _start(ws, cache, *values):
     try:
         run_id = jobs.start(ws, form_config(*values), cache)
     except Exception as exc:
-        return "", _fail(user_message(exc))
+        return "", fail(user_message(exc))
     gr.Info(f"run {run_id} started")
     return run_id, f"### Run `{run_id}` starting..."
 
@@ -426,7 +422,7 @@ def _act(ws, action: str, run_id: str) -> str:
             raise jobs.JobError("no run selected: start one or pick one in the runs table")
         message = getattr(jobs, action)(ws, run_id)
     except Exception as exc:
-        return _fail(user_message(exc))
+        return fail(user_message(exc))
     if action == "stop":
         return f"⏳ **Stopping `{run_id}`: saving a checkpoint and the adapter...** ({message})"
     return message
@@ -436,7 +432,7 @@ def _preset(preset: str, *values):
     try:
         return form_values(apply_preset(form_config(*values), preset))
     except Exception as exc:
-        _fail(user_message(exc))
+        fail(user_message(exc))
         return list(values)
 
 
@@ -502,5 +498,5 @@ def _delete(ws, run_ids: list[str]):
         try:
             gr.Info(jobs.delete(ws, run_id))
         except Exception as exc:
-            _fail(user_message(exc))
+            fail(user_message(exc))
     return _runs_update(ws)
