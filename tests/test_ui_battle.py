@@ -9,6 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from lab.arena import battles
+from lab.arena.contestants import ContestantError
 from lab.config import GenConfig
 from lab.generation import Answer
 from lab.ui import arena_tab
@@ -68,11 +69,12 @@ def test_a_failed_contestant_voids_the_battle(ws, monkeypatch):
     fakes = _fake_contestants(monkeypatch)
 
     def broken(question, gen):
-        raise RuntimeError("index 'docs' cannot be opened")
+        raise ContestantError("index 'docs' cannot be opened")
 
     fakes["rag:docs"].answer = broken
     last = list(arena_tab._battle(ws, None, ["base", "rag:docs"], "q?", 16, 0, -1, 0))[-1]
-    assert "void" in last[8] and last[11] == {} and last[:2] == ("", "")
+    assert "void" in last[8] and "cannot be opened" in last[8] and "bug" not in last[8]
+    assert last[11] == {} and last[:2] == ("", "")
     assert all(b.interactive is False for b in last[4:8] if isinstance(b, gr.Button))
     assert "No finished battle" in arena_tab._vote(ws, {}, "a")[0]
 
