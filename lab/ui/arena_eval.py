@@ -9,7 +9,6 @@ arena_eval_list, arena_eval_load, arena_eval_compare.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import gradio as gr
@@ -19,11 +18,11 @@ from lab.arena.evalset import read_evalset, sample_evalset_path
 from lab.errors import LabError, user_message
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
-from lab.ui.common import BATCH, gen_controls, gen_from, generation
+from lab.ui.common import BATCH, SessionFlags, gen_controls, gen_from, generation, in_background
 
 
 def build(ws, cache, choices):
-    stops: dict[str, threading.Event] = {}  # per browser session: its cancel flag
+    stops = SessionFlags()
     with gr.Row():
         with gr.Column(scale=1):
             upload = gr.File(label="Evaluation JSONL (empty = the sample domain's held-out set)", type="filepath")
@@ -65,9 +64,7 @@ def build(ws, cache, choices):
     run.click(start, inputs, outputs, api_name="arena_eval_run", **generation(BATCH))
 
     def stop(request: gr.Request):
-        flag = stops.get(getattr(request, "session_hash", "") or "")
-        if flag:
-            flag.set()
+        stops.cancel(request)
         return "Cancelling after the current batch..."
 
     cancel.click(stop, None, status, api_name="arena_eval_cancel", concurrency_limit=None)
@@ -89,31 +86,18 @@ def _run(ws, cache, stops, upload, pick, limit, batch, *settings, request: gr.Re
         gr.Warning(msg)
         yield f"**{msg}**", "", *_hidden(), {}, None
         return
-    flag = stops.setdefault(getattr(request, "session_hash", "") or "", threading.Event())
-    flag.clear()
+    flag = stops.fresh(request)
     total = n_items * len(systems)  # every contestant answers every question
     box: dict = {"progress": (0, total, f"{n_items} questions x {len(systems)} contestants; loading models...")}
 
     def work():
-        try:
-            box["result"] = evaluation.evaluate_in_workspace(
-                ws,
-                cache,
-                qa,
-                systems,
-                gen,
-                int(limit or 0),
-                lambda d, t, m: box.update(progress=(d, t, m)),
-                flag.is_set,
-            )
-        except Exception as exc:  # reported in the status line, never as a traceback
-            box["error"] = user_message(exc)
+        tick = lambda d, t, m: box.update(progress=(d, t, m))  # noqa: E731
+        return evaluation.evaluate_in_workspace(ws, cache, qa, systems, gen, int(limit or 0), tick, flag.is_set)
 
-    yield from _watch(threading.Thread(target=work, daemon=True), box)
+    yield from _watch(in_background(work, box, "evaluation"), box)
 
 
 def _watch(thread, box):
-    thread.start()
     yield _progress(box), "", *_hidden(), {}, None  # clear the previous results once
     while thread.is_alive():
         time.sleep(1.0)

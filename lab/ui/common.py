@@ -1,5 +1,6 @@
-"""Plumbing shared by the tabs: how generation events are scheduled, the generation settings controls, and the
-one way an action's failure is shown (a toast and a heading).
+"""Plumbing shared by the tabs: how generation events are scheduled, the generation settings controls, the
+one way an action's failure is shown (a toast and a heading), and long work in a worker thread with a cancel
+flag per browser session (the Start tab's comparison, the Arena's batch evaluation).
 
 Interactive answers (side by side, battles) share one concurrency group and batch work (evaluations, the Start
 tab's comparison) another, each `gen_limit()` wide: on a CPU one generation at a time per group (more only
@@ -10,6 +11,8 @@ two. `LAB_GEN_CONCURRENCY` overrides it. Cheap read-only events use `concurrency
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 
 import gradio as gr
 
@@ -71,3 +74,43 @@ def fail(message: str) -> str:
     """Show `message` as a warning toast and return it as the action's result heading."""
     gr.Warning(message)
     return f"### ✗ {message}"
+
+
+class SessionFlags:
+    """One cancel flag per browser session (by gr.Request.session_hash): Cancel in one tab stops only its work."""
+
+    def __init__(self) -> None:
+        self._flags: dict[str, threading.Event] = {}
+
+    @staticmethod
+    def _key(request) -> str:
+        return getattr(request, "session_hash", "") or ""
+
+    def fresh(self, request) -> threading.Event:
+        """This session's flag, cleared (work is starting)."""
+        flag = self._flags.setdefault(self._key(request), threading.Event())
+        flag.clear()
+        return flag
+
+    def cancel(self, request) -> bool:
+        """Raise this session's flag; False when it has no work to cancel."""
+        flag = self._flags.get(self._key(request))
+        if flag:
+            flag.set()
+        return flag is not None
+
+
+def in_background(work: Callable[[], object], box: dict, name: str) -> threading.Thread:
+    """Start `work` in a daemon thread; its return value lands in box["result"], a failure as a message in
+    box["error"] (never a traceback on the page; a bug's traceback goes to the log)."""
+    from lab.errors import user_message
+
+    def run() -> None:
+        try:
+            box["result"] = work()
+        except Exception as exc:
+            box["error"] = user_message(exc)
+
+    thread = threading.Thread(target=run, daemon=True, name=name)
+    thread.start()
+    return thread

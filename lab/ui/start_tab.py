@@ -10,14 +10,12 @@ Events: start_latest (page load), start_run, start_cancel.
 from __future__ import annotations
 
 import html
-import threading
 import time
 
 import gradio as gr
 
 from lab.arena import showcase
-from lab.errors import user_message
-from lab.ui.common import BATCH, generation
+from lab.ui.common import BATCH, SessionFlags, generation, in_background
 
 QUESTION = """## Fine-tune, RAG, or both?
 To make a small language model an expert on your documents you can **fine-tune** it (train it on questions and
@@ -37,7 +35,7 @@ GOOD = ("correct", "idk")
 
 
 def build(ws, cache) -> None:
-    stops: dict[str, threading.Event] = {}  # per browser session: its cancel flag
+    stops = SessionFlags()
     gr.Markdown(QUESTION)
     with gr.Row():
         run = gr.Button("Run the whole comparison", variant="primary", scale=3)
@@ -59,9 +57,7 @@ def build(ws, cache) -> None:
     run.click(start, list(picker), [progress, *shown], api_name="start_run", **generation(BATCH))
 
     def stop(request: gr.Request):
-        flag = stops.get(getattr(request, "session_hash", "") or "")
-        if flag:
-            flag.set()
+        stops.cancel(request)
         return "Cancelling: finished stages are kept and reused next time..."
 
     cancel.click(stop, None, progress, api_name="start_cancel", concurrency_limit=None)
@@ -103,18 +99,10 @@ def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request)
         return
     inputs = showcase.Inputs(dataset=dataset or showcase.SAMPLE, corpus=corpus or showcase.SAMPLE, qa=qa or "",
                              questions=int(questions or 0), contestants=list(contestants))  # fmt: skip
-    flag = stops.setdefault(getattr(request, "session_hash", "") or "", threading.Event())
-    flag.clear()
+    flag = stops.fresh(request)
     box: dict = {"update": None}
-
-    def work():
-        try:
-            box["result"] = showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set)
-        except Exception as exc:  # shown in the progress line, never as a traceback
-            box["error"] = user_message(exc)
-
-    thread = threading.Thread(target=work, daemon=True, name="showcase")
-    thread.start()
+    work = lambda: showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set)  # noqa: E731
+    thread = in_background(work, box, "showcase")
     skip = [gr.skip()] * 5
     while thread.is_alive():
         yield progress_md(box["update"]), *skip
