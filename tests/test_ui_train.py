@@ -216,3 +216,24 @@ def test_client_previews_rag_training_data(client):
     assert "A rewritten example" in html and "Passages:" in html and "<mark" in html
     plain = client.predict(*_settings("x"), api_name="/train_rag_preview")
     assert "choose an index" in plain
+
+
+def test_model_picker_lists_the_catalog_with_estimates_that_follow_length_and_batch():
+    short = train_tab.model_choices(256, 2, "embedded")
+    long = train_tab.model_choices(2048, 8, "embedded")
+    assert short.value == long.value == "embedded"  # the pick survives a size change
+    labels = {value: label for label, value in short.choices}
+    assert "embedded" in labels and "Qwen/Qwen2.5-1.5B-Instruct" in labels and len(labels) >= 6
+    assert "(length 256, batch 2)" in labels["embedded"] and "QLoRA ~" in labels["embedded"]
+
+    def lora_gb(choices, hub_id):
+        label = dict((v, k) for k, v in choices)[hub_id]
+        return float(re.search(r"LoRA ~([\d.]+) GB", label).group(1))
+
+    assert lora_gb(long.choices, "microsoft/Phi-3-mini-4k-instruct") > lora_gb(
+        short.choices, "microsoft/Phi-3-mini-4k-instruct"
+    )
+    assert "Apache-2.0" in train_tab.model_note("Qwen/Qwen2.5-0.5B-Instruct") and "preset" in train_tab.model_note(
+        "embedded"
+    )
+    assert "not in the curated list" in train_tab.model_note("/models/my-own")

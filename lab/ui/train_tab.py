@@ -17,7 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from lab import jobs
+from lab import catalog, jobs
 from lab.config import TrainConfig
 from lab.errors import LabError, expected, user_message
 from lab.training import ADAPTER, CONFIG
@@ -255,7 +255,10 @@ def _form(ws) -> tuple[list, list]:
     """(the RAG preview button and its view, the form fields in FIELDS order)."""
     d = TrainConfig()
     with gr.Row():
-        base = gr.Textbox(d.base_model, label="Base model", info="embedded, a local model folder, or a hub id")
+        base = gr.Dropdown(catalog.choices(d.max_length, d.batch_size), value=d.base_model, label="Base model",
+                           allow_custom_value=True, elem_id="train-base",
+                           info="a curated model (estimated GPU memory at this length and batch) or any hub id or "
+                                "local folder")  # fmt: skip
         names = dataset_choices(ws)
         data = gr.Dropdown(names, value=SAMPLE if SAMPLE in names else None, label="Dataset",
                            allow_custom_value=True, info="a saved dataset or a chat JSONL path")  # fmt: skip
@@ -286,10 +289,29 @@ def _form(ws) -> tuple[list, list]:
             eval_steps = gr.Number(d.eval_steps, label="Evaluate every N steps (0 = off)", precision=0)
             patience = gr.Number(d.early_stopping_patience, label="Early stopping patience (0 = off)", precision=0)
             merge = gr.Checkbox(d.merge, label="Also save a merged model")
+    fit = gr.Markdown(model_note(d.base_model), elem_id="train-model-note")
+    base.change(model_note, base, fit, api_name="train_model_note")
+    for size in (max_len, batch):
+        size.change(model_choices, [max_len, batch, base], base, api_name="train_models")
     rag_index, share, near, from_run, *extras = _rag_and_lineage(ws, d, base)
     fields = [base, data, method, steps, epochs, name, rank, alpha, dropout, targets, lr, sched, warmup, batch, accum,
               max_len, packing, only, seed, eval_steps, patience, merge, rag_index, share, near, from_run]  # fmt: skip
     return extras, fields
+
+
+def model_choices(max_length, batch_size, current):
+    """The picker's curated models with their memory estimates at this length and batch (the value is kept)."""
+    length, batch = max(16, int(max_length or 512)), max(1, int(batch_size or 1))
+    return gr.Dropdown(choices=catalog.choices(length, batch), value=current)
+
+
+def model_note(spec: str) -> str:
+    """One line under the picker: a curated model's licence, note and suggested preset, else what is accepted."""
+    model = catalog.find(spec or "")
+    if model is None:
+        return f"`{spec}`: not in the curated list; any hub id (needs the hub) or local model folder works."
+    note = f" {model.note}." if model.note else ""
+    return f"**{model.name}**: {model.licence}.{note} Suggested preset: *{model.preset}*."
 
 
 def _rag_and_lineage(ws, d: TrainConfig, base):
