@@ -4,11 +4,14 @@
 ids, settings) in SQLite; `finish_battle` stores both answers once they are complete (or `fail_battle` voids
 it). `vote` accepts a vote only for a battle this server issued and finished, once, and copies the question,
 ids and answers from the battle row: what the server generated, never what a caller claims. A vote row keeps
-everything needed to recompute ratings; only blind votes are rated (see leaderboard). No gradio here.
+everything needed to recompute ratings; only blind votes are rated (see leaderboard). `votes_csv` exports every
+vote and `reset_votes` clears votes and issued battles (the teacher controls). No gradio here.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 import secrets
 import sqlite3
@@ -124,3 +127,27 @@ def load_votes(db_path, blind_only: bool = True) -> list[dict[str, Any]]:
     db.init(db_path)
     where = "WHERE blind = 1" if blind_only else ""
     return db.rows(db_path, f"SELECT * FROM votes {where} ORDER BY id")
+
+
+VOTE_FIELDS = ("id", "created_at", "question", "system_a", "system_b", "answer_a", "answer_b", "winner", "blind",
+               "settings")  # fmt: skip
+
+
+def votes_csv(db_path) -> str:
+    """Every vote (blind or not), oldest first, as CSV with a header row."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=VOTE_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(load_votes(db_path, blind_only=False))
+    return buf.getvalue()
+
+
+def reset_votes(db_path) -> int:
+    """Delete every vote and every issued battle (a battle issued before the reset cannot be voted on after it);
+    returns how many votes were deleted."""
+    db.init(db_path)
+    with db.connect(db_path) as conn:
+        n = conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
+        conn.execute("DELETE FROM votes")
+        conn.execute("DELETE FROM battles")
+    return int(n)

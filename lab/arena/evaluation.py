@@ -21,7 +21,8 @@ from lab.arena.evalset import EvalItem
 from lab.arena.scoring import add_similarity, question_row, summarize_all
 from lab.arena.verdict import verdict
 from lab.config import GenConfig
-from lab.workspace import Workspace
+from lab.errors import LabError
+from lab.workspace import Workspace, check_name
 
 Progress = Callable[[int, int, str], None]
 CSV_FIELDS = (
@@ -145,6 +146,18 @@ def load_evaluation(ws: Workspace, eval_id: str) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"evaluation {eval_id!r} has no saved results (deleted?); pick another one")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def delete_evaluation(ws: Workspace, eval_id: str) -> None:
+    """Remove a saved evaluation's folder and record; a LabError when there is no such evaluation."""
+    eval_id = check_name(eval_id or "", "evaluation")
+    known = {r["id"] for r in list_evaluations(ws)}
+    if eval_id not in known and not ws.exists("evals", eval_id):
+        raise LabError(f"evaluation {eval_id!r} does not exist; pick one from the list")
+    if ws.exists("evals", eval_id):
+        ws.delete("evals", eval_id)
+    with db.connect(ws.db_path) as conn:
+        conn.execute("DELETE FROM evaluations WHERE id=?", (eval_id,))
 
 
 def export_paths_for(result: dict[str, Any]) -> list[Path]:

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 
 import gradio as gr
 
-from lab.errors import LabError
 from lab.models import ModelCache
 from lab.ui import arena_tab, data_tab, rag_tab, start_tab, train_tab
+from lab.ui.roles import AUTH_ENV, read_auth
 from lab.workspace import Workspace
 
 TABS = (("Start", start_tab), ("Data", data_tab), ("Train", train_tab), ("RAG", rag_tab), ("Arena", arena_tab))
 MAX_FILE_SIZE = "200mb"
-AUTH_ENV = "LAB_AUTH"
 LOCALHOST = "127.0.0.1"
 LOOPBACK = (LOCALHOST, "localhost", "::1")
 PRIVATE = ("lab.db", "lab.db-wal", "lab.db-shm", "datasets", "corpora", "runs", "indexes", "evals", "models", "tmp")
@@ -66,22 +64,3 @@ def launch(demo: gr.Blocks, ws: Workspace, **kwargs) -> tuple:
         max_file_size=MAX_FILE_SIZE,
         **kwargs,
     )
-
-
-def read_auth(value: str) -> list[tuple[str, str]]:
-    """`user:password`, or the path of a file with one such line per user; [] when empty."""
-    value = value.strip()
-    if not value:
-        return []
-    path = Path(value).expanduser()
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
-    pairs = []
-    for n, line in enumerate(lines, 1):
-        user, sep, password = line.strip().partition(":")
-        if not line.strip() or line.strip().startswith("#"):
-            continue
-        if not sep or not user or not password:
-            where = f"{path.name} line {n}" if path.is_file() else "its value"
-            raise LabError(f"{AUTH_ENV}: {where} is not user:password (password not shown); fix it or unset it")
-        pairs.append((user, password))
-    return pairs

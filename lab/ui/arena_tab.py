@@ -20,7 +20,7 @@ from lab.arena.leaderboard import leaderboard
 from lab.config import ConfigError
 from lab.errors import LabError, expected, user_message
 from lab.generation import passage_dict
-from lab.ui import arena_eval
+from lab.ui import arena_eval, teacher_tab
 from lab.ui import arena_view as view
 from lab.ui.common import gen_controls, gen_from, generation
 
@@ -63,6 +63,9 @@ def build(ws, cache) -> None:
         _build_leaderboard(ws)
     with gr.Tab("Batch evaluation", elem_id="arena-eval"):
         eval_pick = arena_eval.build(ws, cache, choices)
+    with gr.Tab("Teacher", elem_id="arena-teacher"):
+        panel = teacher_tab.build(ws, cache)
+    gr.context.Context.root_block.load(teacher_tab.visible_for, None, panel, api_name="teacher_visible")
 
     def reload():
         c = _choices(ws)

@@ -22,6 +22,7 @@ from lab.errors import user_message
 from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
 from lab.rag.retrieve import terms
 from lab.ui.common import fail
+from lab.ui.roles import require_teacher
 from lab.workspace import SAMPLE
 
 SAMPLE_QA = Path(__file__).resolve().parents[2] / "data" / "eval.jsonl"
@@ -188,7 +189,11 @@ def build(ws, cache) -> None:
     cancel.click(lambda n: request_cancel(ws, cache, n), name, status, api_name="rag_cancel")
     refresh.click(lambda: _refresh(ws), None, [corpus, index], api_name="rag_refresh", concurrency_limit=None)
     index.change(lambda n: _on_info(ws, n), index, [status, query_hybrid], api_name="rag_info")
-    delete.click(lambda n: _on_delete(ws, cache, n), index, [status, index], api_name="rag_delete")
+
+    def on_delete(name, request: gr.Request):
+        return _on_delete(ws, cache, name, request)
+
+    delete.click(on_delete, index, [status, index], api_name="rag_delete")
 
 
 def _inspect_and_measure(ws, cache, index) -> gr.Checkbox:
@@ -303,10 +308,11 @@ def _on_info(ws, name):
         return fail(user_message(exc)), gr.update()
 
 
-def _on_delete(ws, cache, name):
+def _on_delete(ws, cache, name, request: gr.Request):
     if not name:
         return fail(NO_INDEX), gr.update()
     try:
+        require_teacher(request, "delete an index")
         delete_index(ws, name or "", cache)
     except Exception as exc:
         return fail(user_message(exc)), gr.update()

@@ -23,6 +23,7 @@ from lab.errors import LabError, expected, user_message
 from lab.training import ADAPTER, CONFIG
 from lab.training.plan import PRESETS, TARGET_PRESETS, apply_preset, cli_command, measured_throughput
 from lab.ui.common import fail
+from lab.ui.roles import require_teacher
 from lab.workspace import SAMPLE
 
 # Form fields, in the order of the components passed to every event that builds a TrainConfig.
@@ -507,7 +508,11 @@ def build(ws, cache) -> None:
     )
     refresh_btn.click(lambda: _runs_update(ws), None, [table, picked], api_name="train_runs", concurrency_limit=None)
     picked.change(lambda ids: overlay(ws, ids), picked, compare, api_name="train_compare")
-    delete_btn.click(lambda ids: _delete(ws, ids), picked, [table, picked], api_name="train_delete")
+
+    def on_delete(ids, request: gr.Request):
+        return _delete(ws, ids, request)
+
+    delete_btn.click(on_delete, picked, [table, picked], api_name="train_delete")
 
 
 def _runs_update(ws):
@@ -515,9 +520,10 @@ def _runs_update(ws):
     return rows, gr.Dropdown(choices=[r[0] for r in rows])
 
 
-def _delete(ws, run_ids: list[str]):
+def _delete(ws, run_ids: list[str], request: gr.Request):
     for run_id in run_ids or []:
         try:
+            require_teacher(request, "delete a run")
             gr.Info(jobs.delete(ws, run_id))
         except Exception as exc:
             fail(user_message(exc))

@@ -1,0 +1,59 @@
+"""Who may do what. With LAB_AUTH set (a login), only teacher accounts may reset the Arena's votes, export them
+and delete runs, evaluations and indexes: the users named in LAB_TEACHERS (comma-separated), else the first user
+of LAB_AUTH. Without LAB_AUTH the lab has a single user (it binds to localhost unless asked), who may do all of
+it. The check runs in the event handlers (the real guard); the teacher panel is also hidden from other accounts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lab.errors import LabError
+
+AUTH_ENV = "LAB_AUTH"
+TEACHERS_ENV = "LAB_TEACHERS"
+
+
+class NotAllowed(LabError):
+    """The signed-in account may not do this (it is not a teacher account)."""
+
+
+def read_auth(value: str) -> list[tuple[str, str]]:
+    """`user:password`, or the path of a file with one such line per user; [] when empty."""
+    value = value.strip()
+    if not value:
+        return []
+    path = Path(value).expanduser()
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
+    pairs = []
+    for n, line in enumerate(lines, 1):
+        user, sep, password = line.strip().partition(":")
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        if not sep or not user or not password:
+            where = f"{path.name} line {n}" if path.is_file() else "its value"
+            raise LabError(f"{AUTH_ENV}: {where} is not user:password (password not shown); fix it or unset it")
+        pairs.append((user, password))
+    return pairs
+
+
+def teachers() -> set[str]:
+    """The teacher accounts: LAB_TEACHERS, else the first LAB_AUTH user; empty without a login."""
+    named = {u.strip() for u in os.environ.get(TEACHERS_ENV, "").split(",") if u.strip()}
+    users = [user for user, _ in read_auth(os.environ.get(AUTH_ENV, ""))]
+    return named or set(users[:1])
+
+
+def is_teacher(request) -> bool:
+    """True without a login (one user), else when the signed-in account is a teacher account."""
+    if not os.environ.get(AUTH_ENV, "").strip():
+        return True
+    return (getattr(request, "username", None) or "") in teachers()
+
+
+def require_teacher(request, action: str) -> None:
+    """Raise NotAllowed naming `action` unless `is_teacher(request)`."""
+    if not is_teacher(request):
+        who = getattr(request, "username", None) or "this account"
+        raise NotAllowed(f"only a teacher account may {action} ({who} is not one; teachers: {TEACHERS_ENV})")

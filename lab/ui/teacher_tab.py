@@ -1,0 +1,106 @@
+"""The Arena's Teacher sub-tab: export every vote as CSV, reset the votes (after a confirmation), and delete runs,
+evaluations and indexes. Every handler checks `roles.require_teacher` first (the real guard); the tab is also
+hidden on page load from accounts that are not teachers. Events: teacher_export_votes, teacher_reset_votes,
+teacher_names, teacher_delete.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from lab import jobs
+from lab.arena import battles, evaluation
+from lab.errors import user_message
+from lab.rag import delete_index, list_indexes
+from lab.ui.common import fail
+from lab.ui.roles import is_teacher, require_teacher
+
+KINDS = ("run", "evaluation", "index")
+
+
+def build(ws, cache) -> gr.Column:
+    """The panel; returns its column (the caller's page-load event hides it from non-teachers)."""
+    with gr.Column() as panel:
+        gr.Markdown("### Teacher controls\nOnly teacher accounts see this tab and may use it (see `LAB_TEACHERS`).")
+        with gr.Row():
+            export = gr.Button("Export all votes (CSV)")
+            csv_file = gr.File(label="votes.csv", interactive=False)
+        with gr.Row():
+            sure = gr.Checkbox(False, label="Yes, delete every vote and issued battle (cannot be undone)")
+            reset = gr.Button("Reset votes", variant="stop")
+        status = gr.Markdown("")
+        with gr.Row():
+            kind = gr.Radio(list(KINDS), value="evaluation", label="Delete a")
+            name = gr.Dropdown(_names(ws, "evaluation"), label="Name", allow_custom_value=True)
+            delete = gr.Button("Delete", variant="stop")
+
+    def on_export(request: gr.Request):
+        return _export(ws, request)
+
+    def on_reset(confirmed, request: gr.Request):
+        return _reset(ws, confirmed, request)
+
+    def on_delete(k, n, request: gr.Request):
+        return _delete(ws, cache, k, n, request)
+
+    export.click(on_export, None, [csv_file, status], api_name="teacher_export_votes")
+    reset.click(on_reset, sure, [status, sure], api_name="teacher_reset_votes")
+    kind.change(lambda k: gr.Dropdown(choices=_names(ws, k), value=None), kind, name, api_name="teacher_names")
+    delete.click(on_delete, [kind, name], [status, name], api_name="teacher_delete")
+    return panel
+
+
+def visible_for(request: gr.Request):
+    """Page load: show the panel to teachers only."""
+    return gr.Column(visible=is_teacher(request))
+
+
+def _names(ws, kind: str) -> list[str]:
+    if kind == "run":
+        return [r["id"] for r in jobs.list_runs(ws)]
+    if kind == "index":
+        return list_indexes(ws)
+    return [r["id"] for r in evaluation.list_evaluations(ws)]
+
+
+def _export(ws, request: gr.Request):
+    try:
+        require_teacher(request, "export the votes")
+        text = battles.votes_csv(ws.db_path)
+        out = ws.downloads / "votes" / time.strftime("votes-%Y%m%d-%H%M%S.csv")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = out.with_name(f".{out.name}.tmp")
+        staging.write_text(text, encoding="utf-8")
+        staging.replace(out)  # the served folder never holds a half-written export
+    except Exception as exc:
+        return None, fail(user_message(exc))
+    return str(out), f"Exported {text.count(chr(10)) - 1} votes."
+
+
+def _reset(ws, sure: bool, request: gr.Request):
+    try:
+        require_teacher(request, "reset the votes")
+        if not sure:
+            return fail("tick the confirmation first: resetting deletes every vote"), gr.skip()
+        n = battles.reset_votes(ws.db_path)
+    except Exception as exc:
+        return fail(user_message(exc)), gr.skip()
+    return f"Deleted {n} votes and every issued battle; the leaderboard starts again.", False
+
+
+def _delete(ws, cache, kind: str, name: str, request: gr.Request):
+    try:
+        require_teacher(request, f"delete a {kind}")
+        if not name:
+            return fail(f"choose the {kind} to delete"), gr.skip()
+        if kind == "run":
+            jobs.delete(ws, name)
+        elif kind == "index":
+            delete_index(ws, name, cache)
+        else:
+            evaluation.delete_evaluation(ws, name)
+    except Exception as exc:
+        return fail(user_message(exc)), gr.skip()
+    return f"Deleted {kind} `{name}`.", gr.Dropdown(choices=_names(ws, kind), value=None)

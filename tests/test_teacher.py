@@ -1,0 +1,106 @@
+"""Classroom: with LAB_AUTH, only the teacher account may export and reset the votes and delete runs, evaluations
+and indexes (the handlers refuse everyone else, and the panel is hidden from them); and one person's battle is
+theirs alone (per-browser state: another session cannot vote on it)."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from lab.arena import battles, evaluation
+from lab.workspace import Workspace
+
+
+def _votes(ws, n: int) -> None:
+    for i in range(n):
+        bid = battles.start_battle(ws.db_path, f"question {i}?", "base", "rag:sample")
+        battles.finish_battle(ws.db_path, bid, f"answer a{i}", f"answer b{i}")
+        battles.vote(ws.db_path, bid, "a")
+
+
+@pytest.fixture()
+def classroom(tmp_path, monkeypatch, cache):
+    from gradio_client import Client
+
+    from lab.ui.app import build_app, launch
+
+    users = tmp_path / "class.txt"
+    users.write_text("teach:t-pw\nstu:s-pw\n")
+    monkeypatch.setenv("LAB_AUTH", str(users))
+    monkeypatch.delenv("LAB_TEACHERS", raising=False)
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "home"))
+    ws = Workspace.open(tmp_path / "home")
+    _votes(ws, 3)
+    result = {"status": "finished", "systems": [], "questions": []}
+    eval_id = evaluation.save_evaluation(ws, result, "qa.jsonl", "eval-to-delete")
+    demo = build_app(ws, cache)
+    launch(demo, ws, server_port=None, prevent_thread_lock=True, quiet=True)
+    url = demo.local_url.rstrip("/")
+    try:
+        teacher = Client(url, auth=("teach", "t-pw"), verbose=False)
+        student = Client(url, auth=("stu", "s-pw"), verbose=False)
+        yield ws, teacher, student, eval_id
+    finally:
+        demo.close()
+
+
+def test_only_the_teacher_exports_resets_and_deletes(classroom):
+    ws, teacher, student, eval_id = classroom
+    from types import SimpleNamespace
+
+    from lab.ui import teacher_tab
+
+    assert teacher_tab.visible_for(SimpleNamespace(username="stu")).visible is False  # the page-load event
+    assert teacher_tab.visible_for(SimpleNamespace(username="teach")).visible is True
+
+    file, status = student.predict(api_name="/teacher_export_votes")
+    assert file is None and "only a teacher account" in status
+    status, _ = student.predict(True, api_name="/teacher_reset_votes")
+    assert "only a teacher account" in status and len(battles.load_votes(ws.db_path)) == 3
+    status, _ = student.predict("evaluation", eval_id, api_name="/teacher_delete")
+    assert "only a teacher account" in status and ws.exists("evals", eval_id)
+    status, _ = student.predict("sample", api_name="/rag_delete")
+    assert "only a teacher account" in status
+
+    file, status = teacher.predict(api_name="/teacher_export_votes")
+    with open(file, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["question"] for r in rows] == ["question 0?", "question 1?", "question 2?"] and "3 votes" in status
+    status, _ = teacher.predict(False, api_name="/teacher_reset_votes")
+    assert "confirmation" in status and len(battles.load_votes(ws.db_path)) == 3  # not without the tick
+    status, _ = teacher.predict(True, api_name="/teacher_reset_votes")
+    assert "Deleted 3 votes" in status and battles.load_votes(ws.db_path) == []
+    status, _ = teacher.predict("evaluation", eval_id, api_name="/teacher_delete")
+    assert "Deleted evaluation" in status and not ws.exists("evals", eval_id)
+    assert eval_id not in {r["id"] for r in evaluation.list_evaluations(ws)}
+
+
+def test_a_battle_belongs_to_the_session_that_started_it(client):
+    from gradio_client import Client
+
+    other = Client(client.src, verbose=False)
+    outputs = client.predict(["base", "rag:sample"], "What does the manual say about safety?", 8, 0.0, -1.0, 0,
+                             api_name="/arena_battle")  # fmt: skip
+    assert any(isinstance(o, str) and len(o) == 16 for o in outputs)  # the hidden battle id came back
+    refused = other.predict(api_name="/arena_vote_a")
+    assert "No finished battle" in refused[0]  # the other browser has no battle of its own
+    saved = client.predict(api_name="/arena_vote_a")
+    assert "saved" in saved[0]
+
+
+def test_teachers_are_named_or_the_first_account_and_everyone_without_a_login(monkeypatch):
+    from types import SimpleNamespace
+
+    from lab.ui import roles
+
+    monkeypatch.delenv("LAB_AUTH", raising=False)
+    assert roles.is_teacher(SimpleNamespace(username=None))  # one user on localhost: all controls
+    monkeypatch.setenv("LAB_AUTH", "ann:1")
+    monkeypatch.setenv("LAB_TEACHERS", "bea, cy")
+    assert roles.teachers() == {"bea", "cy"}
+    assert not roles.is_teacher(SimpleNamespace(username="ann")) and roles.is_teacher(SimpleNamespace(username="cy"))
+    monkeypatch.delenv("LAB_TEACHERS")
+    assert roles.teachers() == {"ann"}
+    with pytest.raises(roles.NotAllowed, match="only a teacher account may reset"):
+        roles.require_teacher(SimpleNamespace(username="zed"), "reset the votes")
