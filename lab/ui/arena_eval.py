@@ -19,6 +19,7 @@ from lab.errors import LabError, user_message
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
 from lab.ui.common import BATCH, SessionFlags, gen_controls, gen_from, generation, in_background
+from lab.ui.spaces import answers_duration, gpu
 
 
 def build(ws, cache, choices):
@@ -58,6 +59,7 @@ def build(ws, cache, choices):
     inputs = [upload, pick, limit, batch, *gen]
     outputs = [status, verdict, chart, summary, result, files]
 
+    @gpu(duration=lambda upload, pick, limit, *_, **__: answers_duration((int(limit or 0) or 120) * len(pick or [])))
     def start(upload, pick, limit, batch, max_new, temp, abstain, focus, request: gr.Request):
         yield from _run(ws, cache, stops, upload, pick, limit, batch, max_new, temp, abstain, focus, request=request)
 

@@ -23,6 +23,7 @@ from lab.generation import passage_dict
 from lab.ui import arena_eval, teacher_tab
 from lab.ui import arena_view as view
 from lab.ui.common import gen_controls, gen_from, generation
+from lab.ui.spaces import answers_duration, gpu
 
 MAX_SIDE = 4
 
@@ -97,6 +98,7 @@ def _build_side_by_side(ws, cache, choices):
                 passages.append(gr.HTML(""))
             cols.append(col)
 
+    @gpu(duration=lambda names, *_: answers_duration(len(names or [])))
     def run(names, q, *settings):
         try:
             names, cfg = _check_side(names, q), gen_from(*settings)
@@ -203,8 +205,13 @@ def _build_battle(ws, cache, choices):
             infos.append(gr.HTML("", elem_id=f"battle-reveal-{s.lower()}", elem_classes="battle-reveal"))
     battle_id = gr.Textbox(visible=False, label="Battle id (vote with it through arena_submit_vote)")
     state = gr.State({})
+
+    @gpu(duration=lambda *_: answers_duration(2))
+    def battle(*args):
+        yield from _battle(ws, cache, *args)
+
     start.click(
-        lambda *a: (yield from _battle(ws, cache, *a)),
+        battle,
         [pool, question, *gen],
         [*sides, *infos, *buttons, status, reveal, battle_id, state],
         api_name="arena_battle",
