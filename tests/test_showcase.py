@@ -49,6 +49,41 @@ def test_examples_are_answered_by_everyone_one_per_group_first_disagreements_fir
     assert picked[0]["answers"]["B"] == {"prediction": "B says q2", "category": "w"}
 
 
+def test_the_shipped_reference_is_built_from_saved_evaluations_and_shown_until_a_workspace_has_its_own(tmp_path):
+    import json
+
+    from lab.config import GenConfig
+    from lab.generation import Answer
+    from lab.ui import start_tab
+
+    class Fixed:
+        def __init__(self, text):
+            self.text = text
+
+        def answer_many(self, questions, gen):
+            return [Answer(self.text, [{"text": "long passage " * 50, "source": "a.md", "score": 0.5}], 0.1, 5, 3)
+                    for _ in questions]  # fmt: skip
+
+    items = [EvalItem(f"q{i}", f"question {i}?", "blue", group="g") for i in range(6)]
+    items.append(EvalItem("u", "unknowable?", "I don't know", answerable=False))
+    both = evaluation.run_evaluation(items, {"rag:sample": Fixed("blue"), "base": Fixed("red")}, GenConfig(),
+                                     bootstrap=20)  # fmt: skip
+    parts = [("base", "base", both), ("RAG", "rag:sample", both)]
+    ref = showcase.reference_from(parts, showcase.Inputs(questions=0, bootstrap=20), "Measured on a test.")
+    assert [s["system"] for s in ref["systems"]] == ["base", "RAG"]
+    rag = next(s for s in ref["systems"] if s["system"] == "RAG")
+    assert rag["correct_rate"] == 1.0 and ref["showcase"]["contestants"] == {"base": "base", "RAG": "rag:sample"}
+    assert all(set(p) == {"source", "score"} for r in ref["questions"] for p in r["passages"])  # texts dropped
+    path = tmp_path / "reference.json"
+    path.write_text(json.dumps(ref))
+    loaded = showcase.reference(path)
+    assert loaded["verdict"] and start_tab.heading_md(loaded).startswith("### Reference comparison")
+    assert "7 questions" in start_tab.heading_md(loaded)
+    with pytest.raises(showcase.ShowcaseError, match="no answers of 'ft:x'"):
+        showcase.reference_from([("ft", "ft:x", both)], showcase.Inputs(), "")
+    assert showcase.reference(tmp_path / "missing.json") is None
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, model_cache_dir):
     from lab.data import ensure_sample_domain

@@ -6,7 +6,10 @@ its product is stored under a name derived from that key: a training run `start-
 `start-CONTESTANT-KEY` per contestant and the comparison `showcase-KEY`. A stage whose product already exists is
 reused, so a second run with the same inputs does no work; a cancelled run keeps every finished stage. Progress
 goes to one callback (`Update`: stage, its ETA, the overall ETA). Training extra kinds (e.g. for RAG) and extra
-contestants are one entry each in TRAININGS / CONTESTANTS. No gradio here.
+contestants are one entry each in TRAININGS / CONTESTANTS. `reference()` is the comparison shipped with the app
+(data/showcase/reference.json, measured on the sample domain when this version was made; `reference_from` builds
+it from saved evaluations): the Start tab shows it, labelled as such, until this workspace has one of its own.
+No gradio here.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lab import jobs
@@ -422,6 +426,43 @@ def latest(ws: Workspace) -> dict[str, Any] | None:
         except (OSError, ValueError):
             continue
     return None
+
+
+REFERENCE = Path(__file__).resolve().parents[2] / "data" / "showcase" / "reference.json"
+
+
+def reference(path: Path = REFERENCE) -> dict[str, Any] | None:
+    """The comparison shipped with the app (its `reference` field says how it was measured), or None."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return result if result.get("systems") and result.get("reference") else None
+
+
+def reference_from(parts: list[tuple[str, str, dict]], inputs: Inputs, note: str) -> dict[str, Any]:
+    """A comparison from saved evaluations, `(label, contestant id, evaluation result)` each (an evaluation may
+    hold several contestants; only that id's rows are taken), with `note` saying how it was measured. Passage
+    texts are dropped (sources and scores kept) so the file stays small."""
+    evals = {}
+    for label, spec, result in parts:
+        rows = [r | {"system": label, "passages": [_slim(p) for p in r.get("passages", [])]}
+                for r in result["questions"] if r["system"] == spec]  # fmt: skip
+        if not rows:
+            raise ShowcaseError(f"the evaluation has no answers of {spec!r}; it holds {_systems(result)}")
+        evals[label] = {"spec": spec, "result": {"questions": rows, "gen": result.get("gen", {})}}
+    composed = compose(evals, inputs, "finished")
+    composed["reference"] = note
+    composed["created_at"] = max(r.get("created_at") or 0 for _, _, r in parts) or time.time()
+    return composed
+
+
+def _slim(passage: dict) -> dict:
+    return {k: passage[k] for k in ("source", "score") if k in passage}
+
+
+def _systems(result: dict) -> str:
+    return ", ".join(sorted({r["system"] for r in result.get("questions", [])})) or "none"
 
 
 def examples(result: dict[str, Any], k: int = 3) -> list[dict[str, Any]]:

@@ -89,7 +89,8 @@ def _picker():
 def _on_load(ws):
     datasets = ws.list("datasets") or [showcase.SAMPLE]
     corpora = ws.list("corpora") or [showcase.SAMPLE]
-    return (*_show(showcase.latest(ws)), gr.Dropdown(choices=datasets), gr.Dropdown(choices=corpora))
+    shown = showcase.latest(ws) or showcase.reference()
+    return (*_show(shown), gr.Dropdown(choices=datasets), gr.Dropdown(choices=corpora))
 
 
 def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request):
@@ -151,6 +152,13 @@ def _show(result):
 
 
 def heading_md(result) -> str:
+    if result.get("reference"):
+        n = result.get("showcase", {}).get("questions") or 0
+        return (
+            f"### Reference comparison, shipped with ExpertLab\n{result['reference']} {n} questions, "
+            f"{len(result['systems'])} contestants. Press **Run the whole comparison** to measure it on this machine; "
+            "your own result replaces this one."
+        )
     sc = result.get("showcase", {})
     inputs = sc.get("inputs", {})
     n, total = sc.get("questions") or 0, sc.get("total_s")  # the run that computed it, not a reusing one
