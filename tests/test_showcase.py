@@ -152,3 +152,16 @@ def test_cli_exits_0_with_verdict_and_table(home):
     assert "Stage" not in out.stdout and "reused" in out.stderr  # progress goes to stderr
     bad = subprocess.run([*cmd[:4], "--docs", "no-such-corpus"], capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and "no-such-corpus" in bad.stderr
+
+
+def test_on_a_cpu_the_default_comparison_leaves_training_for_rag_out_and_all_puts_it_in(monkeypatch):
+    import lab.models
+
+    monkeypatch.setattr(lab.models, "device", lambda: "cpu")
+    assert showcase.default_contestants() == ("base", "fine-tuned", "RAG", "fine-tuned + RAG")
+    default = [stage for stage, _, _ in showcase._stage_list([])]
+    assert "train:plain" in default and "train:rag" not in default
+    full = [stage for stage, _, _ in showcase._stage_list(["all"])]
+    assert "train:rag" in full and "eval:trained for RAG + RAG" in full
+    monkeypatch.setattr(lab.models, "device", lambda: "cuda")
+    assert showcase.default_contestants() == showcase.ALL_CONTESTANTS

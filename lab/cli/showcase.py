@@ -23,7 +23,12 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=float, default=SHOWCASE_TRAIN["epochs"], help="training epochs")
     p.add_argument("--max-steps", type=int, default=0, help="training steps (> 0 overrides --epochs)")
     p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="bootstrap resamples for 95%% intervals")
-    p.add_argument("--contestants", default="", help="comma-separated labels to run (default: all), e.g. base,RAG")
+    p.add_argument(
+        "--contestants",
+        default="",
+        help="comma-separated labels to run, or 'all' (default: all but "
+        "'trained for RAG + RAG' on a CPU, all on a GPU), e.g. base,RAG",
+    )
     p.set_defaults(func=cmd_showcase)
 
 

@@ -77,8 +77,8 @@ def _picker():
                 label="Questions to ask (a stratified subset that keeps every group; 0 = all)",
             )
     contestants = gr.CheckboxGroup(
-        [label for label, _, _ in showcase.CONTESTANTS],
-        value=list(showcase.DEFAULT_CONTESTANTS),
+        list(showcase.ALL_CONTESTANTS),
+        value=list(showcase.default_contestants()),
         label="Contestants",
         info=showcase.CONTESTANTS_NOTE,
         elem_id="start-contestants",
