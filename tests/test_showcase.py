@@ -165,3 +165,10 @@ def test_on_a_cpu_the_default_comparison_leaves_training_for_rag_out_and_all_put
     assert "train:rag" in full and "eval:trained for RAG + RAG" in full
     monkeypatch.setattr(lab.models, "device", lambda: "cuda")
     assert showcase.default_contestants() == showcase.ALL_CONTESTANTS
+
+
+def test_the_shipped_reference_holds_every_contestant_and_says_how_it_was_measured():
+    ref = showcase.reference()
+    assert ref is not None and "Measured on" in ref["reference"]
+    assert [s["system"] for s in ref["systems"]] == list(showcase.ALL_CONTESTANTS)
+    assert ref["showcase"]["questions"] == 123 and "Fine-tuning for RAG" in ref["verdict"]

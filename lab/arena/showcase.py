@@ -309,7 +309,7 @@ def _watch_training(run: _Run, run_id: str, own: bool = True) -> dict:
 
 def _evaluate(label: str, template: str) -> Callable[[_Run], dict]:
     def work(run: _Run) -> dict:
-        from lab.arena.contestants import responder
+        from lab.arena.contestants import describe, responder
 
         ws, spec = run.ws, template.format(index=run.ctx["index"], **run.ctx.get("runs", {}))
         gen = GenConfig(max_new_tokens=run.inputs.max_new_tokens)
@@ -317,7 +317,8 @@ def _evaluate(label: str, template: str) -> Callable[[_Run], dict]:
         deps += [run.ctx["runs"][k] for k in run.ctx.get("runs", {}) if "{" + k + "}" in template]
         key = digest([spec.split(":")[0], deps, run.ctx["questions_hash"], gen.to_dict(), run.inputs.bootstrap])
         eval_id = f"start-{slugify(label)}-{key[:10]}"
-        run.ctx.setdefault("evals", {})[label] = {"spec": spec, "id": eval_id, "key": key}
+        info = describe(ws, spec)  # which run was trained for RAG: the verdict's sentence on it
+        run.ctx.setdefault("evals", {})[label] = {"spec": spec, "id": eval_id, "key": key, "info": info}
         if ws.exists("evals", eval_id):
             run.ctx["evals"][label]["result"] = evaluation.load_evaluation(ws, eval_id)
             return {"reused": True, "evaluation": eval_id}
@@ -360,6 +361,7 @@ def compose(evals: dict[str, dict], inputs: Inputs, status: str) -> dict[str, An
     rows = [r for e in done.values() for r in e["result"]["questions"]]
     first = next(iter(done.values()), {}).get("result", {})
     result = {"status": status, "gen": first.get("gen", {}), "questions": rows}
+    result["contestants"] = {label: e["info"] for label, e in done.items() if e.get("info")}  # for the verdict
     result["systems"] = summarize_all(rows, list(done), inputs.bootstrap) if rows else []
     result["verdict"] = verdict(result)
     result["showcase"] = {
@@ -459,11 +461,28 @@ def reference_from(parts: list[tuple[str, str, dict]], inputs: Inputs, note: str
                 for r in result["questions"] if r["system"] == spec]  # fmt: skip
         if not rows:
             raise ShowcaseError(f"the evaluation has no answers of {spec!r}; it holds {_systems(result)}")
-        evals[label] = {"spec": spec, "result": {"questions": rows, "gen": result.get("gen", {})}}
+        info = (result.get("contestants") or {}).get(spec)
+        evals[label] = {"spec": spec, "result": {"questions": rows, "gen": result.get("gen", {})}, "info": info}
     composed = compose(evals, inputs, "finished")
     composed["reference"] = note
     composed["created_at"] = max(r.get("created_at") or 0 for _, _, r in parts) or time.time()
     return composed
+
+
+KEEP = (
+    "id",
+    "question",
+    "answer",
+    "answerable",
+    "group",
+    "system",
+    "prediction",
+    "category",
+    "token_f1",
+    "retrieval_hit",
+    "latency_s",
+    "passages",
+)  # fmt: skip  (what the Start tab and the verdict read)
 
 
 def _slim(passage: dict) -> dict:
