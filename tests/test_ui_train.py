@@ -10,8 +10,8 @@ import pytest
 
 from lab.config import TrainConfig
 from lab.training import plan as plan_mod
-from lab.ui import train_tab
-from lab.ui.train_tab import form_values
+from lab.ui import train_form, train_tab
+from lab.ui.train_form import form_values
 
 
 def _settings(name: str, **extra) -> list:
@@ -219,8 +219,8 @@ def test_client_previews_rag_training_data(client):
 
 
 def test_model_picker_lists_the_catalog_with_estimates_that_follow_length_and_batch():
-    short = train_tab.model_choices(256, 2, "embedded")
-    long = train_tab.model_choices(2048, 8, "embedded")
+    short = train_form.model_choices(256, 2, "embedded")
+    long = train_form.model_choices(2048, 8, "embedded")
     assert short.value == long.value == "embedded"  # the pick survives a size change
     labels = {value: label for label, value in short.choices}
     assert "embedded" in labels and "Qwen/Qwen2.5-1.5B-Instruct" in labels and len(labels) >= 6
@@ -233,7 +233,7 @@ def test_model_picker_lists_the_catalog_with_estimates_that_follow_length_and_ba
     assert lora_gb(long.choices, "microsoft/Phi-3-mini-4k-instruct") > lora_gb(
         short.choices, "microsoft/Phi-3-mini-4k-instruct"
     )
-    assert "Apache-2.0" in train_tab.model_note("Qwen/Qwen2.5-0.5B-Instruct") and "preset" in train_tab.model_note(
+    assert "Apache-2.0" in train_form.model_note("Qwen/Qwen2.5-0.5B-Instruct") and "preset" in train_form.model_note(
         "embedded"
     )
-    assert "not in the curated list" in train_tab.model_note("/models/my-own")
+    assert "not in the curated list" in train_form.model_note("/models/my-own")
