@@ -4,7 +4,7 @@ Prints every stage's time, the total, the CPU seconds it used, the load average 
 may be shared, so CPU seconds are the comparable number), the correct / hallucination rates per contestant,
 then runs it again to show that every stage is reused.
 Usage: .venv/bin/python bench/showcase.py [--home DIR] [--questions 40] [--max-new-tokens 32] [--epochs 1]
-       [--max-steps 0]   (--home reuses a workspace, e.g. to measure one changed setting; default: a fresh one)
+       [--max-steps 0] [--contestants all]   (--home reuses a workspace, e.g. to measure one changed setting; default: a fresh one)
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     parser.add_argument("--epochs", type=float, default=SHOWCASE_TRAIN["epochs"])
     parser.add_argument("--max-steps", type=int, default=0)
+    parser.add_argument("--contestants", default="", help="labels, or 'all' (default: the Start tab's default)")
     args = parser.parse_args()
     home = args.home or tempfile.mkdtemp(prefix="showcase-bench-")
     os.environ["LAB_HOME"] = home
@@ -61,14 +62,15 @@ def main() -> int:
     ws = Workspace.open(home)
     ensure_sample_domain(ws)
     train = SHOWCASE_TRAIN | {"epochs": args.epochs, "max_steps": args.max_steps}
-    inputs = Inputs(questions=args.questions, max_new_tokens=args.max_new_tokens, train=train)
+    chosen = [c.strip() for c in args.contestants.split(",") if c.strip()]
+    inputs = Inputs(questions=args.questions, max_new_tokens=args.max_new_tokens, train=train, contestants=chosen)
     print(f"workspace {home}; settings {inputs}; load average {_load()} (1, 5, 15 min)")
     started, cpu = time.time(), _cpu()
     result = run_showcase(ws, ModelCache(ws.model_cache), inputs)
     total, cpu = time.time() - started, _cpu() - cpu
     for s in result["run"]["stages"]:
-        cpu = f"{s['cpu_s']:7.1f} CPU s" if "cpu_s" in s else ""
-        print(f"  {s['stage']:<28} {s['seconds']:7.1f} s {cpu}{'  (reused)' if s.get('reused') else ''}")
+        stage_cpu = f"{s['cpu_s']:7.1f} CPU s" if "cpu_s" in s else ""
+        print(f"  {s['stage']:<28} {s['seconds']:7.1f} s {stage_cpu}{'  (reused)' if s.get('reused') else ''}")
     print(f"TOTAL {total:.1f} s ({total / 60:.2f} min), status {result['run']['status']}; load average {_load()}")
     print(f"CPU time {cpu:.0f} s (this process + training children; on an idle 2-core machine wall >= CPU / 2)")
     _rates(result)
