@@ -4,7 +4,8 @@ Prints every stage's time, the total, the CPU seconds it used, the load average 
 may be shared, so CPU seconds are the comparable number), the correct / hallucination rates per contestant,
 then runs it again to show that every stage is reused.
 Usage: .venv/bin/python bench/showcase.py [--home DIR] [--questions 40] [--max-new-tokens 32] [--epochs 1]
-       [--max-steps 0] [--contestants all]   (--home reuses a workspace, e.g. to measure one changed setting; default: a fresh one)
+       [--max-steps 0] [--contestants all]
+       (--home reuses a workspace, e.g. to measure one changed setting; default: a fresh one)
 """
 
 from __future__ import annotations
