@@ -13,6 +13,7 @@ import gradio as gr
 
 from lab.models import ModelCache
 from lab.ui import arena_tab, data_tab, rag_tab, start_tab, train_tab
+from lab.ui.common import apply_gen_threads
 from lab.ui.roles import AUTH_ENV, read_auth
 from lab.workspace import Workspace
 
@@ -46,6 +47,7 @@ def launch(demo: gr.Blocks, ws: Workspace, **kwargs) -> tuple:
 
     Binds to 127.0.0.1 unless `server_name` or GRADIO_SERVER_NAME asks for more; LAB_AUTH turns on a login.
     """
+    apply_gen_threads()
     demo.queue(default_concurrency_limit=4)
     host = kwargs.pop("server_name", None) or os.environ.get("GRADIO_SERVER_NAME") or LOCALHOST
     auth = kwargs.pop("auth", None) or read_auth(os.environ.get(AUTH_ENV, ""))

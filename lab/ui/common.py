@@ -20,6 +20,7 @@ from lab.config import GenConfig
 from lab.errors import LabError
 
 CONCURRENCY_ENV = "LAB_GEN_CONCURRENCY"
+THREADS_ENV = "LAB_GEN_THREADS"  # CPU threads the app's own generation uses (training processes are not affected)
 INTERACTIVE = "gen"
 BATCH = "batch"
 
@@ -34,6 +35,20 @@ def gen_limit() -> int:
     from lab.models import device
 
     return 2 if device() == "cuda" else 1
+
+
+def apply_gen_threads() -> int | None:
+    """Set torch's CPU threads for the app's generation from LAB_GEN_THREADS (e.g. 1 on a 2-core machine serving
+    a class, so one core stays free for the web server); returns the number set, None when unset."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise LabError(f"{THREADS_ENV}={value!r} must be a positive integer (e.g. 1)")
+    import torch
+
+    torch.set_num_threads(int(value))
+    return int(value)
 
 
 def generation(group: str = INTERACTIVE) -> dict:
