@@ -1,0 +1,59 @@
+"""Shared UI plumbing: generation concurrency and threads from the environment, per-session cancel flags, the
+background worker's result / error box."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from lab.errors import LabError
+from lab.ui import common
+
+
+def test_generation_groups_are_one_wide_on_a_cpu_unless_told(monkeypatch):
+    import lab.models
+
+    monkeypatch.delenv(common.CONCURRENCY_ENV, raising=False)
+    monkeypatch.setattr(lab.models, "device", lambda: "cpu")
+    assert common.generation(common.BATCH) == {"concurrency_id": "batch", "concurrency_limit": 1}
+    monkeypatch.setattr(lab.models, "device", lambda: "cuda")
+    assert common.gen_limit() == 2
+    monkeypatch.setenv(common.CONCURRENCY_ENV, "3")
+    assert common.generation()["concurrency_limit"] == 3
+    monkeypatch.setenv(common.CONCURRENCY_ENV, "many")
+    with pytest.raises(LabError, match="LAB_GEN_CONCURRENCY='many'"):
+        common.gen_limit()
+
+
+def test_gen_threads_are_set_only_when_asked(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv(common.THREADS_ENV, raising=False)
+    assert common.apply_gen_threads() is None and torch.get_num_threads() == before
+    monkeypatch.setenv(common.THREADS_ENV, "1")
+    try:
+        assert common.apply_gen_threads() == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.setenv(common.THREADS_ENV, "0")
+    with pytest.raises(LabError):
+        common.apply_gen_threads()
+
+
+def test_cancel_flags_are_per_session_and_the_worker_reports_a_bug_as_one_line():
+    flags = common.SessionFlags()
+    a, b = SimpleNamespace(session_hash="a"), SimpleNamespace(session_hash="b")
+    flag_a = flags.fresh(a)
+    assert not flags.cancel(b) and not flag_a.is_set()  # b has no work; a's flag untouched
+    assert flags.cancel(a) and flag_a.is_set()
+    assert not flags.fresh(a).is_set()  # a new start clears it
+    box: dict = {}
+    common.in_background(lambda: 1 / 0, box, "t").join(5)
+    assert box["error"].startswith("unexpected error (ZeroDivisionError") and "result" not in box
+    ok: dict = {}
+    thread = common.in_background(lambda: (time.sleep(0.01), 42)[1], ok, "t")
+    thread.join(5)
+    assert ok == {"result": 42}
