@@ -148,9 +148,10 @@ def test_calibration_times_real_steps_and_its_peak_matches_the_estimate(tmp_path
     assert found["tokens_per_s"] > 0 and found["peak_mb"] > 1000
     assert plan_mod.measured_throughput(tmp_path / "runs", config)["tokens_per_s"] == found["tokens_per_s"]
     estimated = plan_mod.estimate(config, embedded_path, 100, 80.0)["memory_mb"]["total"]
-    # a 3-step child's resident peak varies between runs (3.0-4.3 GB seen on one machine, allocator arenas), so this
-    # checks the estimate against it within 1.5x; the 1.3x goal is checked on a whole quick-preset run (README)
-    assert found["peak_mb"] / 1.5 <= estimated <= found["peak_mb"] * 1.5
+    # a 3-step child's resident peak varies between runs and machines (3.0-4.4 GB seen; highest on a float32-only CPU,
+    # allocator arenas), so this checks the estimate against it within 1.7x (the bug it guards against was 2.2x);
+    # the 1.3x goal is checked on a whole quick-preset run (README: 2807 MB estimated, 3296 MB measured)
+    assert found["peak_mb"] / 1.7 <= estimated <= found["peak_mb"] * 1.7
 
 
 def _wait_state(client, run_id: str, states: tuple[str, ...], timeout: float = 600):
