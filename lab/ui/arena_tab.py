@@ -133,9 +133,8 @@ def _build_side_by_side(ws, cache, choices):
         for name in set(before or []) - set(now or []):
             try:
                 contestants.release(ws, cache, name, still_used=list(now or []))
-            except Exception as exc:
-                expected(exc)  # logged when it is a bug; the fallback below stands
-                pass  # a malformed custom id never loaded anything
+            except Exception as exc:  # a malformed custom id never loaded anything
+                expected(exc)  # logged when it is a bug
         return list(now or [])
 
     def columns(now):
