@@ -3,8 +3,10 @@
 Launches `app.py` on 127.0.0.1 with a fresh LAB_HOME (or uses --url), then every session does `--rounds` rounds of:
 browse (cheap, non-generation events: contestant list, leaderboard, dataset list, index list, run list), one
 side-by-side question (generation), one blind battle (generation) and one vote on the battle id the server issued.
-Prints requests sent, errors, p50/p95 latency of the non-generation events (measured while generation is queued),
-p50/p95 queue wait of the generation events, and votes sent vs stored in lab.db.
+Unqueued events (`queue=False`: the read-only lists) are called the way a browser calls them, by a
+plain POST; queued ones through gradio_client. Prints requests sent, errors, p50/p95 latency of the non-generation
+events (overall and while generation is queued), p50/p95 queue wait of the generation events, and votes sent vs
+stored in lab.db.
 
     .venv/bin/python bench/load.py                   # 30 sessions, 1 round, 16 new tokens
     .venv/bin/python bench/load.py --sessions 5 --rounds 2
@@ -13,6 +15,7 @@ p50/p95 queue wait of the generation events, and votes sent vs stored in lab.db.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sqlite3
@@ -21,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +100,23 @@ def battle_id_index(client) -> int:
     return next(i for i, r in enumerate(returns) if str(r.get("label", "")).startswith("Battle id"))
 
 
+def unqueued(client, api: str) -> bool:
+    """True when the app runs this endpoint outside the queue (`queue=False`), as a browser then calls it."""
+    name = api.lstrip("/")
+    return any(d.get("api_name") == name and d.get("queue") is False for d in client.config["dependencies"])
+
+
+def call_cheap(client, api: str, *args) -> object:
+    """Call an event the way the browser does: a plain POST for unqueued events, the queue otherwise."""
+    if not unqueued(client, api):
+        return client.predict(*args, api_name=api)
+    body = json.dumps({"data": list(args), "session_hash": client.session_hash}).encode()
+    url = urllib.parse.urljoin(client.src, client.api_prefix) + "run" + api
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.loads(resp.read())["data"]
+
+
 def timed(stats: Stats, client, api: str, *args):
     """A cheap event: its latency goes to cheap_s (and cheap_during_gen_s while generation is in flight)."""
     busy = stats.gen_in_flight > 0
@@ -103,7 +124,7 @@ def timed(stats: Stats, client, api: str, *args):
     with stats.lock:
         stats.sent += 1
     try:
-        client.predict(*args, api_name=api)
+        call_cheap(client, api, *args)
     except Exception as exc:  # noqa: BLE001 - every failure is counted and printed
         stats.add("errors", f"{api}: {type(exc).__name__}: {str(exc)[:120]}")
         return

@@ -57,3 +57,20 @@ def test_cancel_flags_are_per_session_and_the_worker_reports_a_bug_as_one_line()
     thread = common.in_background(lambda: (time.sleep(0.01), 42)[1], ok, "t")
     thread.join(5)
     assert ok == {"result": 42}
+
+
+def test_read_only_lists_skip_the_queue_and_answer_a_plain_post(client, app_url):
+    """The lists a browser polls are unqueued (a direct POST, as the browser sends them); generation stays queued."""
+    import json
+    import urllib.request
+
+    deps = {d.get("api_name"): d for d in client.config["dependencies"]}
+    for name in ("arena_contestants", "arena_leaderboard", "data_list", "rag_refresh", "train_runs", "start_latest"):
+        assert deps[name]["queue"] is False, name
+    for name in ("arena_side_by_side", "arena_battle", "arena_submit_vote", "train_start"):
+        assert deps[name]["queue"] is not False, name
+    body = json.dumps({"data": [], "session_hash": "plain-post"}).encode()
+    req = urllib.request.Request(f"{app_url}/gradio_api/run/data_list", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        table = json.loads(resp.read())["data"][0]
+    assert any(row[0] == "sample" for row in table["data"]), table

@@ -22,7 +22,7 @@ from lab.errors import LabError, expected, user_message
 from lab.generation import passage_dict
 from lab.ui import arena_eval, teacher_tab
 from lab.ui import arena_view as view
-from lab.ui.common import gen_controls, gen_from, generation
+from lab.ui.common import READ_ONLY, gen_controls, gen_from, generation
 from lab.ui.spaces import answers_duration, gpu
 
 MAX_SIDE = 4
@@ -66,13 +66,13 @@ def build(ws, cache) -> None:
         eval_pick = arena_eval.build(ws, cache, choices)
     with gr.Tab("Teacher", elem_id="arena-teacher"):
         panel = teacher_tab.build(ws, cache)
-    gr.context.Context.root_block.load(teacher_tab.visible_for, None, panel, api_name="teacher_visible")
+    gr.context.Context.root_block.load(teacher_tab.visible_for, None, panel, api_name="teacher_visible", **READ_ONLY)
 
     def reload():
         c = _choices(ws)
         return [gr.Dropdown(choices=c)] * 3 + [_marks(ws, c)]
 
-    refresh.click(reload, None, [pick, pool, eval_pick, trained], api_name="arena_contestants", concurrency_limit=None)
+    refresh.click(reload, None, [pick, pool, eval_pick, trained], api_name="arena_contestants", **READ_ONLY)
 
 
 def _build_side_by_side(ws, cache, choices):
@@ -338,4 +338,4 @@ def _build_leaderboard(ws) -> None:
             gr.Plot(view.heatmap(board), visible=True),
         )
 
-    show.click(refresh, None, [summary, table, plot], api_name="arena_leaderboard", concurrency_limit=None)
+    show.click(refresh, None, [summary, table, plot], api_name="arena_leaderboard", **READ_ONLY)

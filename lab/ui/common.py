@@ -56,6 +56,11 @@ def generation(group: str = INTERACTIVE) -> dict:
     return {"concurrency_id": group, "concurrency_limit": gen_limit()}
 
 
+# Read-only listing events (lists, leaderboard, page-load views, the run view's timer) run outside the queue:
+# a browser POSTs them directly, so they never wait behind queued work or the queue's own bookkeeping.
+READ_ONLY = {"queue": False}
+
+
 def gen_controls() -> list:
     """Generation settings shared by every sub-tab, in the argument order of `gen_from`."""
     with gr.Accordion("Generation settings", open=False):

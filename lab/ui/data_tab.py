@@ -15,7 +15,7 @@ from lab.data import DataError, list_datasets, save_dataset, validate_file
 from lab.data.stats import histogram_figure, preview_segments, render
 from lab.errors import expected, user_message
 from lab.ui import data_view as view
-from lab.ui.common import fail
+from lab.ui.common import READ_ONLY, fail
 
 DATA_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"]
 
@@ -186,9 +186,7 @@ def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> Non
     inputs = [upload, fmt, qcol, acol, scol, model, max_len, name, val_fraction, seed, overwrite]
     save.click(run, inputs, [saved, table], api_name="data_save")
     refresh = gr.Button("Refresh lists", size="sm")
-    refresh.click(
-        lambda: view.dataset_rows(list_datasets(ws)), None, table, api_name="data_list", concurrency_limit=None
-    )
+    refresh.click(lambda: view.dataset_rows(list_datasets(ws)), None, table, api_name="data_list", **READ_ONLY)
 
 
 def _refused(path, cfg, exc) -> str:

@@ -21,7 +21,7 @@ from lab.corpus import list_corpora
 from lab.errors import user_message
 from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
 from lab.rag.retrieve import terms
-from lab.ui.common import fail
+from lab.ui.common import READ_ONLY, fail
 from lab.ui.roles import require_teacher
 from lab.workspace import SAMPLE
 
@@ -187,7 +187,7 @@ def build(ws, cache) -> None:
     build_args = [corpus, name, chunker, size, overlap, embed, store, hybrid]
     build_btn.click(_on_build(ws, cache), build_args, [status, index], api_name="rag_build")
     cancel.click(lambda n: request_cancel(ws, cache, n), name, status, api_name="rag_cancel")
-    refresh.click(lambda: _refresh(ws), None, [corpus, index], api_name="rag_refresh", concurrency_limit=None)
+    refresh.click(lambda: _refresh(ws), None, [corpus, index], api_name="rag_refresh", **READ_ONLY)
     index.change(lambda n: _on_info(ws, n), index, [status, query_hybrid], api_name="rag_info")
 
     def on_delete(name, request: gr.Request):

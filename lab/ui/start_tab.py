@@ -15,7 +15,7 @@ import time
 import gradio as gr
 
 from lab.arena import showcase
-from lab.ui.common import BATCH, SessionFlags, generation, in_background
+from lab.ui.common import BATCH, READ_ONLY, SessionFlags, generation, in_background
 
 QUESTION = """## Fine-tune, RAG, or both?
 To make a small language model an expert on your documents you can **fine-tune** it (train it on questions and
@@ -49,7 +49,8 @@ def build(ws, cache) -> None:
     table = gr.Dataframe(label="Summary", interactive=False, wrap=True)
     shown = [heading, verdict, chart, examples, table]
     pick_lists = picker[:2]
-    gr.context.Context.root_block.load(lambda: _on_load(ws), None, [*shown, *pick_lists], api_name="start_latest")
+    load = gr.context.Context.root_block.load
+    load(lambda: _on_load(ws), None, [*shown, *pick_lists], api_name="start_latest", **READ_ONLY)
 
     def start(dataset, corpus, qa, questions, contestants, request: gr.Request):
         yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request)

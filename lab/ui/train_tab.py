@@ -22,7 +22,7 @@ from lab import jobs
 from lab.config import TrainConfig
 from lab.errors import LabError, expected, user_message
 from lab.training.plan import PRESETS, apply_preset, cli_command, measured_throughput
-from lab.ui.common import fail
+from lab.ui.common import READ_ONLY, fail
 from lab.ui.roles import require_teacher
 from lab.ui.train_form import (
     _form,
@@ -339,9 +339,9 @@ def build(ws, cache) -> None:
         view,
         api_name="train_refresh",
         show_progress="hidden",
-        concurrency_limit=None,
+        **READ_ONLY,
     )
-    refresh_btn.click(lambda: _runs_update(ws), None, [table, picked], api_name="train_runs", concurrency_limit=None)
+    refresh_btn.click(lambda: _runs_update(ws), None, [table, picked], api_name="train_runs", **READ_ONLY)
     picked.change(lambda ids: overlay(ws, ids), picked, compare, api_name="train_compare")
 
     def on_delete(ids, request: gr.Request):
