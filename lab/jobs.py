@@ -78,17 +78,18 @@ def check(ws: Workspace, config: TrainConfig, examples: list[dict] | None = None
     return {"n_train": len(train), "n_val": len(val), "model_dir": model_dir, **plan}
 
 
-def _alive(pid: int | None, run_dir: Path) -> bool:
-    """True when `pid` is a live (not zombie) process working on `run_dir`."""
+def _alive(pid: int | None, run_dir: Path, inline: bool = False) -> bool:
+    """True when `pid` is a live (not zombie) process working on `run_dir` (any live `pid` for a run trained
+    inline, inside the app's own process, whose command line does not name the run)."""
     import psutil
 
     if not pid:
         return False
     try:
         proc = psutil.Process(pid)
-        return proc.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD) and str(run_dir) in " ".join(
-            proc.cmdline()
-        )
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return False
+        return inline or str(run_dir) in " ".join(proc.cmdline())
     except (psutil.Error, OSError):
         return False
 
@@ -143,15 +144,21 @@ def _start_lock(ws: Workspace):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def start(ws: Workspace, config: TrainConfig, cache=None) -> str:
+def start(ws: Workspace, config: TrainConfig, cache=None, admit=None, run_inline=None) -> str:
     """Check, create the run folder and record, start the child; returns the run id. Training for RAG rewrites
-    the data here first (with `cache`'s embedder and index) into the run folder's rag_train.jsonl."""
+    the data here first (with `cache`'s embedder and index) into the run folder's rag_train.jsonl.
+
+    `admit(config, plan)` may refuse the run (raise) after the checks, before anything is created. With
+    `run_inline(run_dir)`, no child process is started: the run is marked inline (its liveness is this process)
+    and `run_inline` is called to train it (a ZeroGPU Space trains inside its GPU slot, see lab/ui/spaces.py)."""
     run_id = new_run_id(config.name)
     if ws.exists("runs", run_id):
         raise JobError(f"run {run_id!r} already exists: pick another name or delete it")
     config = inherit(ws, config)  # continuing from a run: its base model
     rag = prepare_run(ws, cache or ModelCache(ws.model_cache), config) if config.rag_index else None
     plan = check(ws, config, rag["train"] if rag else None)
+    if admit is not None:
+        admit(config, plan)
     with _start_lock(ws):
         _refuse_if_busy(ws)
         if ws.exists("runs", run_id):
@@ -159,7 +166,13 @@ def start(ws: Workspace, config: TrainConfig, cache=None) -> str:
         _create(ws, config.replace(name=run_id), plan)
         if rag:
             write_status(ws.dir("runs", run_id), rag=write_run_files(ws.dir("runs", run_id), rag))
-        _launch(ws, run_id, ws.dir("runs", run_id))
+        if run_inline is None:
+            _launch(ws, run_id, ws.dir("runs", run_id))
+        else:
+            _mark_running(ws, run_id, os.getpid())
+            write_status(ws.dir("runs", run_id), state="starting", pid=os.getpid(), inline=True, started=time.time())
+    if run_inline is not None:
+        run_inline(ws.dir("runs", run_id))
     return run_id
 
 
@@ -183,7 +196,10 @@ def _create(ws: Workspace, config: TrainConfig, plan: dict) -> None:
 
 
 def _launch(ws: Workspace, run_id: str, run_dir: Path) -> None:
-    pid = _spawn(ws, run_dir)
+    _mark_running(ws, run_id, _spawn(ws, run_dir))
+
+
+def _mark_running(ws: Workspace, run_id: str, pid: int) -> None:
     with db.connect(ws.db_path) as conn:
         conn.execute(
             "UPDATE runs SET status='running', pid=?, started_at=COALESCE(started_at, ?), ended_at=NULL, error=''"
@@ -213,7 +229,8 @@ def poll(ws: Workspace, run_id: str) -> dict:
     status = read_status(run_dir)
     state = status.get("state", row["status"])
     if _orphaned(state, status) or (
-        state not in (*FINAL_STATES, "queued") and not _alive(status.get("pid") or row["pid"], run_dir)
+        state not in (*FINAL_STATES, "queued")
+        and not _alive(status.get("pid") or row["pid"], run_dir, bool(status.get("inline")))
     ):
         time.sleep(0.2)  # the child may be writing its final status right now
         status = read_status(run_dir)
@@ -251,6 +268,9 @@ def cancel(ws: Workspace, run_id: str) -> str:
     info = poll(ws, run_id)
     if info["state"] not in ("starting", "running", "queued"):
         raise JobError(f"run {run_id!r} is {info['state']}, not running: nothing to cancel")
+    if info["status"].get("inline"):  # it runs in this process (a ZeroGPU slot): killing it would kill the app
+        (Path(info["run_dir"]) / STOP).touch()
+        return f"{run_id} trains inside the app (ZeroGPU), so it cannot be killed: it saves and stops after this step"
     pid = info["status"].get("pid")
     if pid and _alive(pid, Path(info["run_dir"])):
         try:
@@ -274,7 +294,7 @@ def resume(ws: Workspace, run_id: str) -> str:
     with _start_lock(ws):
         _refuse_if_busy(ws)
         (run_dir / STOP).unlink(missing_ok=True)
-        write_status(run_dir, state="queued", error="", metrics={})
+        write_status(run_dir, state="queued", error="", metrics={}, inline=False)
         _launch(ws, run_id, run_dir)
     return f"resumed {run_id} from {last_checkpoint(run_dir).name}"
 

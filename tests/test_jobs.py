@@ -106,3 +106,24 @@ def test_cli_train_prints_run_and_streams_progress(ws, tmp_path):
     assert lines[-1].startswith("finished ")
     listing = subprocess.run([sys.executable, "-m", "lab", "runs"], capture_output=True, text=True, env=env)
     assert "cli-run" in listing.stdout and "finished" in listing.stdout
+
+
+def test_zero_gpu_refuses_a_long_run_before_creating_it_and_trains_a_short_one_inline(ws, tmp_path):
+    """The ZeroGPU hooks: a run longer than one slot leaves nothing behind; a short one trains in this process
+    (off ZeroGPU the slot wrapper is the function itself, so the same inline path runs on the CPU)."""
+    from lab.ui import spaces as zg
+
+    tight = {"SPACES_ZERO_GPU": "true", "LAB_ZEROGPU_SLOT_S": "60"}
+    with pytest.raises(zg.ZeroGpuError, match="max_steps to"):
+        jobs.start(ws, settings(tmp_path, "too-long", max_steps=5000), **zg.slot_training(tight))
+    assert not ws.exists("runs", "too-long") and jobs.list_runs(ws) == []
+
+    run_id = jobs.start(ws, settings(tmp_path, "inline", max_steps=3), **zg.slot_training({}))
+    status = jobs.poll(ws, run_id)["status"]
+    assert status["inline"] is True and status["pid"] == os.getpid()
+    assert jobs.poll(ws, run_id)["state"] in ("starting", "running")  # alive: no child process names the run
+    assert "cannot be killed" in jobs.cancel(ws, run_id)  # cancel must not kill this process: it stops the run
+    info = jobs.wait(ws, run_id, timeout=240)
+    assert info["state"] in ("finished", "stopped"), info["status"].get("error")
+    assert (ws.dir("runs", run_id) / "adapter" / "adapter_model.safetensors").exists()
+    assert os.getpid() == status["pid"]  # and this process is still here

@@ -1,19 +1,24 @@
-"""Hugging Face ZeroGPU glue: `gpu(duration=...)` for GPU-bound event handlers, and `refuse_long_training`.
+"""Hugging Face ZeroGPU glue: `gpu(duration=...)` for GPU-bound event handlers, and training in a GPU slot.
 
 On a ZeroGPU Space (SPACES_ZERO_GPU=true, which is what the `spaces` package itself reads) a GPU is attached
 only while a function decorated with `spaces.GPU` runs, in a forked worker, for at most the requested duration.
 `gpu(duration=fn)` applies `spaces.GPU` with a duration computed from the call's own arguments (e.g. questions x
 contestants), clamped to what one slot allows; anywhere else it returns the function unchanged (the `spaces`
 package is a no-op off ZeroGPU, and it may be absent altogether). Handlers must be decorated before launch.
+`slot_training` gives `lab.jobs.start` the hooks that refuse a run longer than one slot and train a shorter one
+inline, inside a slot (a background training process never gets the GPU on ZeroGPU).
 
 This module must be imported before anything initialises CUDA (app.py imports it first): `spaces` refuses to start
-on ZeroGPU otherwise. It must not load models or touch the workspace.
+on ZeroGPU otherwise. It must not load models or touch the workspace itself (the inline run does, through
+`lab.training.engine.main`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -86,6 +91,27 @@ def gpu(duration: Callable[..., float] | float = 60) -> Callable[[Callable], Cal
     return wrap
 
 
+def slot_training(env: Mapping[str, str] | None = None) -> dict[str, Callable]:
+    """`lab.jobs.start` hooks for a ZeroGPU Space, where a background process would never get the GPU: `admit`
+    refuses a run that does not fit one slot (`refuse_long_training`), `run_inline` trains it in this process
+    inside `spaces.GPU` for the estimated time, on a thread that carries the request's context (ZeroGPU reads the
+    visitor's quota from it), so the event returns at once and the run view follows the run as usual."""
+    budget: dict[str, float] = {}
+
+    def admit(config, plan: Mapping[str, Any]) -> None:
+        refuse_long_training(config, plan, env)
+        budget["s"] = float(plan.get("time_s") or 0.0) + LOAD_OVERHEAD_S
+
+    def run_inline(run_dir) -> threading.Thread:
+        context, seconds = contextvars.copy_context(), budget.get("s", slot_seconds(env))
+        args = (train_in_slot, run_dir, seconds)
+        thread = threading.Thread(target=context.run, args=args, daemon=True, name="zerogpu-train")
+        thread.start()
+        return thread
+
+    return {"admit": admit, "run_inline": run_inline}
+
+
 def refuse_long_training(config, plan: Mapping[str, Any], env: Mapping[str, str] | None = None) -> None:
     """On ZeroGPU, raise ZeroGpuError when the run's estimated time (`plan`, from lab.training.plan.estimate /
     lab.jobs.check: `time_s`, `steps`) plus loading the model exceeds one slot; the message says how many steps
@@ -105,3 +131,13 @@ def refuse_long_training(config, plan: Mapping[str, Any], env: Mapping[str, str]
         f"{LOAD_OVERHEAD_S:.0f} s to load the model: {advice}, or train on a Space with a dedicated GPU or on your "
         "own GPU"
     )
+
+
+def _train(run_dir, seconds: float) -> int:
+    """The training child's work (`lab.training.engine.main`), run in this process; `seconds` sizes the slot."""
+    from lab.training.engine import main  # loads models only when a run starts
+
+    return main(run_dir)
+
+
+train_in_slot = gpu(duration=lambda run_dir, seconds: seconds)(_train)  # decorated at import, as ZeroGPU requires

@@ -22,6 +22,7 @@ from lab import jobs
 from lab.config import TrainConfig
 from lab.errors import LabError, expected, user_message
 from lab.training.plan import PRESETS, apply_preset, cli_command, measured_throughput
+from lab.ui import spaces
 from lab.ui.common import READ_ONLY, fail
 from lab.ui.roles import require_teacher
 from lab.ui.train_form import (
@@ -267,7 +268,8 @@ def _rag_preview(ws, cache, *values):
 
 def _start(ws, cache, *values):
     try:
-        run_id = jobs.start(ws, form_config(*values), cache)
+        hooks = spaces.slot_training() if spaces.on_zero_gpu() else {}  # ZeroGPU: train inside a GPU slot
+        run_id = jobs.start(ws, form_config(*values), cache, **hooks)
     except Exception as exc:
         return "", fail(user_message(exc))
     gr.Info(f"run {run_id} started")
