@@ -149,6 +149,24 @@ def label(model: CatalogModel, max_length: int, batch_size: int) -> str:
     )
 
 
+def answer_mb(model: CatalogModel, batch_size: int = 8, tokens: int = 1024) -> float:
+    """Peak GPU memory (MB) of answering `batch_size` questions of up to `tokens` prompt + answer tokens each:
+    bf16 weights, the bf16 key/value cache, the last position's float32 logits, and the CUDA overhead."""
+    kv_cache = 2 * model.layers * model.kv_heads * model.head_dim * tokens * batch_size * 2
+    logits = batch_size * model.vocab * 4
+    return (model.params * 2.0 + kv_cache + logits) / 2**20 + CUDA_OVERHEAD_MB
+
+
+def arena_choices(batch_size: int = 8) -> list[tuple[str, str]]:
+    """(label, contestant id) pairs for the Arena: each catalog model as a `base:MODEL` contestant, with what
+    answering a batch of questions needs on a GPU and its licence."""
+    return [
+        (f"{m.name} · answering ~{_gb(answer_mb(m, batch_size))} (batch {batch_size}) · {m.licence}",
+         "base" if m.hub_id == EMBEDDED else f"base:{m.hub_id}")
+        for m in MODELS
+    ]  # fmt: skip
+
+
 def choices(max_length: int = 512, batch_size: int = 8) -> list[tuple[str, str]]:
     """(label, value) pairs for a gr.Dropdown (allow_custom_value=True keeps any hub id or folder usable)."""
     return [(label(m, max_length, batch_size), m.hub_id) for m in MODELS]

@@ -3,6 +3,8 @@ batch and method, every entry carries a licence note and a preset that exists.""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from lab import catalog
@@ -85,3 +87,13 @@ def test_find_accepts_ids_labels_and_the_embedded_alias_and_nothing_else():
     assert catalog.find("") is catalog.find("embedded") is catalog.MODELS[0]
     assert catalog.find("Qwen2.5-1.5B-Instruct").hub_id == "Qwen/Qwen2.5-1.5B-Instruct"
     assert catalog.find("/models/my-own-model") is None
+
+
+def test_arena_choices_are_base_contestants_with_an_answering_estimate():
+    pairs = catalog.arena_choices(batch_size=8)
+    assert [v for _, v in pairs][0] == "base" and all(v.startswith("base:") for _, v in pairs[1:])
+    assert {v.removeprefix("base:") for _, v in pairs[1:]} == {m.hub_id for m in catalog.MODELS[1:]}
+    small, big = catalog.find("Qwen/Qwen2.5-0.5B-Instruct"), catalog.find("microsoft/Phi-3-mini-4k-instruct")
+    assert catalog.answer_mb(big) > catalog.answer_mb(small) > small.params * 2 / 2**20  # weights and more
+    assert catalog.answer_mb(small, batch_size=16) > catalog.answer_mb(small, batch_size=1)  # the cache grows
+    assert all(re.search(r"answering ~\d+\.\d GB \(batch 8\)", label) for label, _ in pairs)

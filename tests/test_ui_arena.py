@@ -130,3 +130,20 @@ def test_browser_leaderboard_explains_the_rating(page):
     _open_arena(page, "Leaderboard")
     board = page.locator("#arena-leaderboard")
     assert board.get_by_text("1000 is the average").is_visible() and board.get_by_text("bootstrap").is_visible()
+
+
+def test_browser_a_catalog_model_joins_the_contestant_pickers(page, shot):
+    """The Arena's model picker adds a catalog model (with its GPU estimate) as a `base:MODEL` contestant."""
+    import re
+
+    _open_arena(page, "Side by side")
+    page.locator("#arena-add-model input").click()
+    option = page.get_by_role("option", name=re.compile(r"Qwen2\.5-0\.5B-Instruct · answering ~[\d.]+ GB"))
+    option.click()
+    page.locator("#arena-side-pick input").click()
+    page.get_by_role("option", name="base:Qwen/Qwen2.5-0.5B-Instruct").wait_for()
+    shot(page, "arena-add-model")
+    page.keyboard.press("Escape")
+    _open_arena(page, "Blind battle")
+    page.locator("#battle-pool input").click()
+    page.get_by_role("option", name="base:Qwen/Qwen2.5-0.5B-Instruct").wait_for()  # every picker, not just one

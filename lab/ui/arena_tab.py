@@ -15,6 +15,7 @@ import time
 
 import gradio as gr
 
+from lab import catalog
 from lab.arena import battles, contestants, live
 from lab.arena.leaderboard import leaderboard
 from lab.config import ConfigError
@@ -54,7 +55,18 @@ def _default_pick(choices: list[str]) -> list[str]:
 def build(ws, cache) -> None:
     gr.Markdown("## Arena\nCompare base, fine-tuned, RAG and fine-tuned + RAG on your own questions.")
     choices = _choices(ws)
-    refresh = gr.Button("Refresh contestant list", size="sm")
+    with gr.Row(equal_height=True):
+        refresh = gr.Button("Refresh contestant list", size="sm", scale=1)
+        extra = gr.Dropdown(
+            catalog.arena_choices(),
+            value=None,
+            allow_custom_value=True,
+            label="Add a base model as a contestant (or type a hub id or a local model folder)",
+            info="added to the pickers below; a model that is neither embedded nor on this machine needs the hub",
+            elem_id="arena-add-model",
+            scale=3,
+        )
+    added = gr.State([])
     trained = gr.Markdown(_marks(ws, choices), elem_id="arena-marks")
     with gr.Tab("Side by side", elem_id="arena-side"):
         pick = _build_side_by_side(ws, cache, choices)
@@ -68,11 +80,32 @@ def build(ws, cache) -> None:
         panel = teacher_tab.build(ws, cache)
     gr.context.Context.root_block.load(teacher_tab.visible_for, None, panel, api_name="teacher_visible", **READ_ONLY)
 
-    def reload():
+    def reload(more=()):
         c = _choices(ws)
+        c += [m for m in more if m not in c]
         return [gr.Dropdown(choices=c)] * 3 + [_marks(ws, c)]
 
-    refresh.click(reload, None, [pick, pool, eval_pick, trained], api_name="arena_contestants", **READ_ONLY)
+    def add(model, more):
+        spec = _as_base(model)
+        more = [*more, spec] if spec and spec not in more else list(more)
+        return [more, *reload(more)]
+
+    listed = [pick, pool, eval_pick, trained]
+    refresh.click(reload, added, listed, api_name="arena_contestants", **READ_ONLY)
+    extra.change(add, [extra, added], [added, *listed], api_name="arena_add_model", **READ_ONLY)
+
+
+def _as_base(model: str | None) -> str:
+    """A picked or typed model as a `base:MODEL` contestant id ("" for nothing, "base" for the embedded model)."""
+    model = (model or "").strip()
+    if not model:
+        return ""
+    spec = model if model == "base" or model.startswith("base:") else f"base:{model}"
+    try:
+        return contestants.parse(spec).id
+    except LabError as exc:
+        gr.Warning(user_message(exc))
+        return ""
 
 
 def _build_side_by_side(ws, cache, choices):
@@ -84,6 +117,7 @@ def _build_side_by_side(ws, cache, choices):
             multiselect=True,
             allow_custom_value=True,
             label=f"Contestants (1-{MAX_SIDE}): base, ft:RUN, rag:INDEX, ft+rag:RUN:INDEX",
+            elem_id="arena-side-pick",
             scale=3,
         )
         question = gr.Textbox(label="Question", scale=4)
