@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from lab import jobs
-from lab.arena import evaluation, showcase
+from lab.arena import evaluation, reference, showcase
 from lab.arena.evalset import EvalItem
 
 TINY = dict(
@@ -44,7 +44,7 @@ def test_examples_are_answered_by_everyone_one_per_group_first_disagreements_fir
     rows.append({"id": "q5", "system": "A", "group": "g4", "category": "w", "question": "q5", "answer": "x",
                  "prediction": "only A"})  # fmt: skip
     result = {"systems": [{"system": "A"}, {"system": "B"}], "questions": rows}
-    picked = showcase.examples(result, 3)
+    picked = reference.examples(result, 3)
     assert [p["id"] for p in picked] == ["q2", "q4", "q3"]  # q5 lacks B; q2 beats q1 in g1 (they disagree)
     assert picked[0]["answers"]["B"] == {"prediction": "B says q2", "category": "w"}
 
@@ -69,19 +69,19 @@ def test_the_shipped_reference_is_built_from_saved_evaluations_and_shown_until_a
     both = evaluation.run_evaluation(items, {"rag:sample": Fixed("blue"), "base": Fixed("red")}, GenConfig(),
                                      bootstrap=20)  # fmt: skip
     parts = [("base", "base", both), ("RAG", "rag:sample", both)]
-    ref = showcase.reference_from(parts, showcase.Inputs(questions=0, bootstrap=20), "Measured on a test.")
+    ref = reference.reference_from(parts, showcase.Inputs(questions=0, bootstrap=20), "Measured on a test.")
     assert [s["system"] for s in ref["systems"]] == ["base", "RAG"]
     rag = next(s for s in ref["systems"] if s["system"] == "RAG")
     assert rag["correct_rate"] == 1.0 and ref["showcase"]["contestants"] == {"base": "base", "RAG": "rag:sample"}
     assert all(set(p) == {"source", "score"} for r in ref["questions"] for p in r["passages"])  # texts dropped
     path = tmp_path / "reference.json"
     path.write_text(json.dumps(ref))
-    loaded = showcase.reference(path)
+    loaded = reference.reference(path)
     assert loaded["verdict"] and start_tab.heading_md(loaded).startswith("### Reference comparison")
     assert "7 questions" in start_tab.heading_md(loaded)
     with pytest.raises(showcase.ShowcaseError, match="no answers of 'ft:x'"):
-        showcase.reference_from([("ft", "ft:x", both)], showcase.Inputs(), "")
-    assert showcase.reference(tmp_path / "missing.json") is None
+        reference.reference_from([("ft", "ft:x", both)], showcase.Inputs(), "")
+    assert reference.reference(tmp_path / "missing.json") is None
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_on_a_cpu_the_default_comparison_leaves_training_for_rag_out_and_all_put
 
 
 def test_the_shipped_reference_holds_every_contestant_and_says_how_it_was_measured():
-    ref = showcase.reference()
+    ref = reference.reference()
     assert ref is not None and "Measured on" in ref["reference"]
     assert [s["system"] for s in ref["systems"]] == list(showcase.ALL_CONTESTANTS)
     assert ref["showcase"]["questions"] == 123 and "Fine-tuning for RAG" in ref["verdict"]

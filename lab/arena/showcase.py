@@ -6,10 +6,8 @@ its product is stored under a name derived from that key: a training run `start-
 `start-CONTESTANT-KEY` per contestant and the comparison `showcase-KEY`. A stage whose product already exists is
 reused, so a second run with the same inputs does no work; a cancelled run keeps every finished stage. Progress
 goes to one callback (`Update`: stage, its ETA, the overall ETA). Training extra kinds (e.g. for RAG) and extra
-contestants are one entry each in TRAININGS / CONTESTANTS. `reference()` is the comparison shipped with the app
-(data/showcase/reference.json, measured on the sample domain when this version was made; `reference_from` builds
-it from saved evaluations): the Start tab shows it, labelled as such, until this workspace has one of its own.
-No gradio here.
+contestants are one entry each in TRAININGS / CONTESTANTS. The comparison shipped with the app and the examples
+shown from a comparison are lab/arena/reference.py's. No gradio here.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lab import jobs
@@ -437,82 +434,3 @@ def latest(ws: Workspace) -> dict[str, Any] | None:
         except (OSError, ValueError):
             continue
     return None
-
-
-REFERENCE = Path(__file__).resolve().parents[2] / "data" / "showcase" / "reference.json"
-
-
-def reference(path: Path = REFERENCE) -> dict[str, Any] | None:
-    """The comparison shipped with the app (its `reference` field says how it was measured), or None."""
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return result if result.get("systems") and result.get("reference") else None
-
-
-def reference_from(parts: list[tuple[str, str, dict]], inputs: Inputs, note: str) -> dict[str, Any]:
-    """A comparison from saved evaluations, `(label, contestant id, evaluation result)` each (an evaluation may
-    hold several contestants; only that id's rows are taken), with `note` saying how it was measured. Passage
-    texts are dropped (sources and scores kept) so the file stays small."""
-    evals = {}
-    for label, spec, result in parts:
-        rows = [r | {"system": label, "passages": [_slim(p) for p in r.get("passages", [])]}
-                for r in result["questions"] if r["system"] == spec]  # fmt: skip
-        if not rows:
-            raise ShowcaseError(f"the evaluation has no answers of {spec!r}; it holds {_systems(result)}")
-        info = (result.get("contestants") or {}).get(spec)
-        evals[label] = {"spec": spec, "result": {"questions": rows, "gen": result.get("gen", {})}, "info": info}
-    composed = compose(evals, inputs, "finished")
-    composed["reference"] = note
-    composed["created_at"] = max(r.get("created_at") or 0 for _, _, r in parts) or time.time()
-    return composed
-
-
-KEEP = (
-    "id",
-    "question",
-    "answer",
-    "answerable",
-    "group",
-    "system",
-    "prediction",
-    "category",
-    "token_f1",
-    "retrieval_hit",
-    "latency_s",
-    "passages",
-)  # fmt: skip  (what the Start tab and the verdict read)
-
-
-def _slim(passage: dict) -> dict:
-    return {k: passage[k] for k in ("source", "score") if k in passage}
-
-
-def _systems(result: dict) -> str:
-    return ", ".join(sorted({r["system"] for r in result.get("questions", [])})) or "none"
-
-
-def examples(result: dict[str, Any], k: int = 3) -> list[dict[str, Any]]:
-    """`k` questions answered by every contestant, one per group first, preferring ones where they disagree."""
-    systems = [s["system"] for s in result.get("systems", [])]
-    by_id: dict[str, dict[str, dict]] = {}
-    for r in result.get("questions", []):
-        by_id.setdefault(r["id"], {})[r["system"]] = r
-    full = [(qid, rows) for qid, rows in by_id.items() if set(systems) <= set(rows)]
-    full.sort(key=lambda x: -len({r["category"] for r in x[1].values()}))  # stable: file order among equals
-    picked, groups = [], set()
-    for qid, rows in full:
-        group = next(iter(rows.values())).get("group")
-        if group not in groups:
-            picked.append(qid)
-            groups.add(group)
-    picked += [qid for qid, _ in full if qid not in picked]
-    out = []
-    for qid in picked[:k]:
-        rows = by_id[qid]
-        first = rows[systems[0]]
-        answers = {s: {"prediction": rows[s]["prediction"], "category": rows[s]["category"]} for s in systems}
-        out.append({"id": qid, "question": first["question"], "answer": first["answer"],
-                    "group": first.get("group"), "answers": answers})  # fmt: skip
-    return out

@@ -14,7 +14,7 @@ import time
 
 import gradio as gr
 
-from lab.arena import showcase
+from lab.arena import reference, showcase
 from lab.ui.common import BATCH, READ_ONLY, SessionFlags, generation, in_background
 
 QUESTION = """## Fine-tune, RAG, or both?
@@ -90,7 +90,7 @@ def _picker():
 def _on_load(ws):
     datasets = ws.list("datasets") or [showcase.SAMPLE]
     corpora = ws.list("corpora") or [showcase.SAMPLE]
-    shown = showcase.latest(ws) or showcase.reference()
+    shown = showcase.latest(ws) or reference.reference()
     return (*_show(shown), gr.Dropdown(choices=datasets), gr.Dropdown(choices=corpora))
 
 
@@ -222,7 +222,7 @@ def chart(result):
 
 def examples_html(result) -> str:
     """Three questions answered by every contestant, one column each, with the gold answer and a verdict."""
-    picked = showcase.examples(result, 3)
+    picked = reference.examples(result, 3)
     if not picked:
         return ""
     systems = [s["system"] for s in result["systems"]]

@@ -1,0 +1,78 @@
+"""The comparison shipped with the app, and the example questions shown from any comparison.
+
+`reference()` loads data/showcase/reference.json (measured on the sample domain when this version was made; its
+`reference` field says how); the Start tab shows it, labelled as such, until the workspace has a comparison of its
+own. `reference_from` builds it from saved evaluations (data/showcase/build.py). `examples` picks the questions
+the Start tab shows answered by every contestant. No gradio here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.arena.showcase import Inputs, ShowcaseError, compose
+
+REFERENCE = Path(__file__).resolve().parents[2] / "data" / "showcase" / "reference.json"
+
+
+def reference(path: Path = REFERENCE) -> dict[str, Any] | None:
+    """The comparison shipped with the app (its `reference` field says how it was measured), or None."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return result if result.get("systems") and result.get("reference") else None
+
+
+def reference_from(parts: list[tuple[str, str, dict]], inputs: Inputs, note: str) -> dict[str, Any]:
+    """A comparison from saved evaluations, `(label, contestant id, evaluation result)` each (an evaluation may
+    hold several contestants; only that id's rows are taken), with `note` saying how it was measured. Passage
+    texts are dropped (sources and scores kept) so the file stays small."""
+    evals = {}
+    for label, spec, result in parts:
+        rows = [r | {"system": label, "passages": [_slim(p) for p in r.get("passages", [])]}
+                for r in result["questions"] if r["system"] == spec]  # fmt: skip
+        if not rows:
+            raise ShowcaseError(f"the evaluation has no answers of {spec!r}; it holds {_systems(result)}")
+        info = (result.get("contestants") or {}).get(spec)
+        evals[label] = {"spec": spec, "result": {"questions": rows, "gen": result.get("gen", {})}, "info": info}
+    composed = compose(evals, inputs, "finished")
+    composed["reference"] = note
+    composed["created_at"] = max(r.get("created_at") or 0 for _, _, r in parts) or time.time()
+    return composed
+
+
+def _slim(passage: dict) -> dict:
+    return {k: passage[k] for k in ("source", "score") if k in passage}
+
+
+def _systems(result: dict) -> str:
+    return ", ".join(sorted({r["system"] for r in result.get("questions", [])})) or "none"
+
+
+def examples(result: dict[str, Any], k: int = 3) -> list[dict[str, Any]]:
+    """`k` questions answered by every contestant, one per group first, preferring ones where they disagree."""
+    systems = [s["system"] for s in result.get("systems", [])]
+    by_id: dict[str, dict[str, dict]] = {}
+    for r in result.get("questions", []):
+        by_id.setdefault(r["id"], {})[r["system"]] = r
+    full = [(qid, rows) for qid, rows in by_id.items() if set(systems) <= set(rows)]
+    full.sort(key=lambda x: -len({r["category"] for r in x[1].values()}))  # stable: file order among equals
+    picked, groups = [], set()
+    for qid, rows in full:
+        group = next(iter(rows.values())).get("group")
+        if group not in groups:
+            picked.append(qid)
+            groups.add(group)
+    picked += [qid for qid, _ in full if qid not in picked]
+    out = []
+    for qid in picked[:k]:
+        rows = by_id[qid]
+        first = rows[systems[0]]
+        answers = {s: {"prediction": rows[s]["prediction"], "category": rows[s]["category"]} for s in systems}
+        out.append({"id": qid, "question": first["question"], "answer": first["answer"],
+                    "group": first.get("group"), "answers": answers})  # fmt: skip
+    return out
