@@ -5,6 +5,7 @@ theirs alone (per-browser state: another session cannot vote on it)."""
 from __future__ import annotations
 
 import csv
+import re
 
 import pytest
 
@@ -104,3 +105,16 @@ def test_teachers_are_named_or_the_first_account_and_everyone_without_a_login(mo
     assert roles.teachers() == {"ann"}
     with pytest.raises(roles.NotAllowed, match="only a teacher account may reset"):
         roles.require_teacher(SimpleNamespace(username="zed"), "reset the votes")
+
+
+def test_browser_teacher_tab_exports_the_votes(page, shot):
+    """Without LAB_AUTH everyone is the teacher: the tab shows its controls and an export gives a CSV file."""
+    page.get_by_role("tab", name="Arena").click()
+    page.get_by_role("tab", name="Teacher").click()
+    panel = page.locator("#arena-teacher")
+    assert panel.get_by_text("Teacher controls").is_visible()
+    panel.get_by_role("button", name="Export all votes (CSV)").click()
+    panel.get_by_text("Exported").wait_for()
+    assert panel.get_by_role("link", name=re.compile(r"votes-\d{8}-\d{6}\.csv")).count() >= 1
+    assert panel.get_by_role("button", name="Reset votes").is_visible()
+    shot(page, "arena-teacher")
