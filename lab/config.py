@@ -213,6 +213,7 @@ class GenConfig(_Config):
     abstain_below: float = -1.0  # RAG answers "I don't know" when the best passage scores below this; -1 = off
     focus_sentences: int = 4  # RAG: keep only this many question-closest sentences of the passages; 0 = off
     support_below: float = 0.5  # RAG: "I don't know" when less of the answer's words are in the passages; 0 = off
+    idk_above: float = 0.5  # RAG: say "I don't know" iff the model gives its first token more than this; 0 = greedy
 
     def validate(self) -> None:
         _check(0 < self.max_new_tokens <= 4096, "max_new_tokens", self.max_new_tokens, "must be in 1..4096")
@@ -221,6 +222,7 @@ class GenConfig(_Config):
         _check(-1 <= self.abstain_below <= 1, "abstain_below", self.abstain_below, "must be in [-1, 1]; -1 = off")
         _check(self.focus_sentences >= 0, "focus_sentences", self.focus_sentences, "must be >= 0 (0 = off)")
         _check(0 <= self.support_below <= 1, "support_below", self.support_below, "must be in [0, 1]; 0 = off")
+        _check(0 <= self.idk_above < 1, "idk_above", self.idk_above, "must be in [0, 1); 0 = plain greedy decoding")
         _check(0 <= self.temperature <= 5, "temperature", self.temperature, "must be in [0, 5]; 0 = greedy")
         _check(0 < self.top_p <= 1, "top_p", self.top_p, "must be in (0, 1]")
         _check(self.batch_size > 0, "batch_size", self.batch_size, "must be a positive integer")

@@ -125,3 +125,31 @@ def test_support_check_turns_unsupported_rag_answers_into_idk(monkeypatch):
     assert rag.answer("What colour is the valve?", gen).text == "The valve is blue [1]."
     unsupported = rag.answer("What does the valve cost?", gen)
     assert unsupported.text == IDK + "." and unsupported.draft == "It costs 900 euro."
+
+
+def test_idk_decision_abstains_by_the_models_probability_not_by_argmax(cache):
+    """Row 0 gives "I" 40 % (the argmax: the answer's 60 % is spread over three tokens): it answers. Row 1 gives
+    "I" 70 %: it is forced to exactly "I don't know." and then ends. Greedy alone would abstain on both."""
+    import torch
+
+    from lab.generation.engine import idk_decision
+
+    tok = cache.tokenizer("embedded")
+    ids = tok(IDK + ".", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    answer = tok(" The", add_special_tokens=False)["input_ids"][0], 100, 200
+    probs = torch.full((2, len(tok)), 1e-9)
+    probs[0, ids[0]], probs[0, list(answer)] = 0.40, 0.20
+    probs[1, ids[0]], probs[1, answer[0]] = 0.70, 0.30
+    decide = idk_decision(tok, 0.5, begin=3)
+    prompt = torch.zeros((2, 3), dtype=torch.long)
+    first = decide(prompt, probs.log())
+    assert first[0].argmax() != ids[0] and first[0, ids[0]] == -float("inf")  # row 0 answers
+    assert first[1].argmax() == ids[0] and torch.isinf(first[1]).sum() == len(tok) - 1  # row 1 abstains
+    seq = torch.cat([prompt, first.argmax(-1, keepdim=True)], 1)
+    for step in range(1, len(ids)):  # the forced row spells the whole phrase, then end of sequence
+        scores = decide(seq, torch.zeros((2, len(tok))))
+        assert scores[1].argmax() == ids[step] and torch.equal(scores[0], torch.zeros(len(tok)))
+        seq = torch.cat([seq, scores.argmax(-1, keepdim=True)], 1)
+    assert tok.decode(seq[1, 3:], skip_special_tokens=True) == IDK + "."
+    off = idk_decision(tok, 0.8, begin=3)(prompt, probs.log())
+    assert (off[:, ids[0]] == -float("inf")).all()  # a higher bar: neither row is sure enough to abstain

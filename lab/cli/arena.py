@@ -33,6 +33,7 @@ GEN_FLAGS = (
     "abstain_below",
     "focus_sentences",
     "support_below",
+    "idk_above",
 )
 
 

@@ -28,6 +28,41 @@ def _gen_kwargs(tok, gen: GenConfig) -> dict[str, Any]:
     return kwargs
 
 
+def idk_decision(tok, threshold: float, begin: int):
+    """A logits processor that makes the first generated token decide between abstaining and answering by the
+    model's own probability: when the first token of "I don't know." gets more than `threshold` of it, the row is
+    forced to exactly "I don't know." and ends; otherwise that token is ruled out and the row answers. Greedy
+    decoding alone takes the argmax, so one abstention token beats an answer whose probability is spread over
+    many first tokens (a model trained with "I don't know" targets then abstains far more often than it believes
+    it should). `begin` is the prompt width (left-padded batches share it)."""
+    import torch
+    from transformers import LogitsProcessor
+
+    ids = tok(IDK + ".", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+
+    class IdkDecision(LogitsProcessor):
+        forced = None  # rows that abstain, decided at the first position
+
+        def __call__(self, input_ids, scores):
+            step = input_ids.shape[1] - begin
+            if step == 0:
+                self.forced = torch.softmax(scores.float(), -1)[:, ids[0]] > threshold
+                scores[~self.forced, ids[0]] = -float("inf")
+            if self.forced is None or step >= len(ids) or not bool(self.forced.any()):
+                return scores
+            scores[self.forced] = -float("inf")
+            scores[self.forced, ids[step]] = 0.0
+            return scores
+
+    return IdkDecision()
+
+
+def _decide(tok, gen: GenConfig, enc, decide_idk: bool) -> dict[str, Any]:
+    if not decide_idk or gen.idk_above <= 0:
+        return {}
+    return {"logits_processor": [idk_decision(tok, gen.idk_above, int(enc["input_ids"].shape[1]))]}
+
+
 def _prompt_text(tok, messages: list[dict[str, str]]) -> str:
     return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
@@ -38,11 +73,12 @@ def _encode(tok, texts: list[str], device):
 
 
 def generate_batch(
-    model, tok, conversations: list[list[dict[str, str]]], gen: GenConfig
+    model, tok, conversations: list[list[dict[str, str]]], gen: GenConfig, decide_idk: bool = False
 ) -> list[tuple[str, int, int]]:
     """Answer many conversations, `gen.batch_size` at a time; returns (text, prompt_tokens, completion_tokens).
 
-    Prompts are sorted by length so each batch pads little; results come back in the input order.
+    Prompts are sorted by length so each batch pads little; results come back in the input order. With
+    `decide_idk` and `gen.idk_above`, abstaining is decided by probability (`idk_decision`).
     """
     import torch
 
@@ -53,7 +89,7 @@ def generate_batch(
         idx = order[start : start + gen.batch_size]
         enc = _encode(tok, [texts[i] for i in idx], model.device)
         with torch.inference_mode():
-            out = model.generate(**enc, **_gen_kwargs(tok, gen))
+            out = model.generate(**enc, **_gen_kwargs(tok, gen), **_decide(tok, gen, enc, decide_idk))
         width = enc["input_ids"].shape[1]
         for row, i in enumerate(idx):
             new = out[row, width:]
@@ -69,7 +105,9 @@ def _until_eos(ids, tok):
     return ids[: int(hits[0])] if len(hits) else ids
 
 
-def stream_generate(model, tok, messages: list[dict[str, str]], gen: GenConfig) -> Iterator[tuple[str, int, int]]:
+def stream_generate(
+    model, tok, messages: list[dict[str, str]], gen: GenConfig, decide_idk: bool = False
+) -> Iterator[tuple[str, int, int]]:
     """Yield (text so far, prompt_tokens, completion_tokens) while one answer is generated."""
     import torch
     from transformers import TextIteratorStreamer
@@ -81,7 +119,7 @@ def stream_generate(model, tok, messages: list[dict[str, str]], gen: GenConfig) 
     def run() -> None:
         try:
             with torch.inference_mode():
-                model.generate(**enc, **_gen_kwargs(tok, gen), streamer=streamer)
+                model.generate(**enc, **_gen_kwargs(tok, gen), **_decide(tok, gen, enc, decide_idk), streamer=streamer)
         except BaseException as exc:  # surfaced in the caller's thread below
             errors.append(exc)
             streamer.end()
@@ -150,7 +188,7 @@ class ModelResponder:
             chunk = todo[begin : begin + gen.batch_size]
             t0 = time.perf_counter()
             convs = [self._messages(questions[i], all_passages[i], gen) for i in chunk]
-            outs = generate_batch(self.model, self.tok, convs, gen)
+            outs = generate_batch(self.model, self.tok, convs, gen, decide_idk=self.retriever is not None)
             per_q = (time.perf_counter() - t0) / len(chunk)  # amortised share of the batch's wall time
             for i, (text, n_in, n_out) in zip(chunk, outs, strict=True):
                 answer = Answer(text, all_passages[i], retrieval_s + per_q, n_in, n_out, self.name)
@@ -164,6 +202,7 @@ class ModelResponder:
             yield Answer(IDK + ".", passages, time.perf_counter() - start, system=self.name)
             return
         text, n_in, n_out = "", 0, 0
-        for text, n_in, n_out in stream_generate(self.model, self.tok, self._messages(question, passages, gen), gen):
+        messages, rag = self._messages(question, passages, gen), self.retriever is not None
+        for text, n_in, n_out in stream_generate(self.model, self.tok, messages, gen, decide_idk=rag):
             yield Answer(text, passages, time.perf_counter() - start, n_in, n_out, self.name, done=False)
         yield self._supported(Answer(text, passages, time.perf_counter() - start, n_in, n_out, self.name), gen)
