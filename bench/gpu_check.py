@@ -120,9 +120,9 @@ def generation(ws, cache, n: int) -> None:
 
 
 def evaluation(ws, cache, n: int) -> None:
-    from lab.arena.evalset import sample_evalset_path
     from lab.arena.evaluation import evaluate_in_workspace
     from lab.config import GenConfig
+    from lab.data.evalset import sample_evalset_path
     from lab.rag import ensure_sample_index
 
     ensure_sample_index(ws, cache)

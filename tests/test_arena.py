@@ -10,9 +10,9 @@ import random
 import pytest
 
 from lab.arena import battles, contestants, evaluation
-from lab.arena.evalset import EvalItem, EvalSetError, parse_evalset
 from lab.arena.leaderboard import leaderboard
 from lab.config import GenConfig
+from lab.data.evalset import EvalItem, EvalSetError, parse_evalset
 from lab.generation import Answer, Responder
 
 

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lab.arena import contestants
-from lab.arena.evalset import EvalSetError, parse_evalset
 from lab.config import ConfigError, DataConfig, GenConfig, RagConfig, TrainConfig
 from lab.corpus import CorpusError, html_to_text, read_document, save_corpus
 from lab.data import DataError, save_dataset, validate_bytes
+from lab.data.evalset import EvalSetError, parse_evalset
 from lab.workspace import Workspace, WorkspaceError
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

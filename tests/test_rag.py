@@ -271,6 +271,7 @@ QUESTIONS = [
 
 
 def test_hit_rate_and_mrr_dense_vs_hybrid(ws, docs, fake, tmp_path):
+    from lab.data.evalset import EvalSetError
     from lab.rag.evaluate import compare_modes, load_questions
 
     qa = tmp_path / "qa.jsonl"
@@ -283,8 +284,8 @@ def test_hit_rate_and_mrr_dense_vs_hybrid(ws, docs, fake, tmp_path):
     assert (dense["hit_rate"], dense["mrr"], dense["misses"]) == (0.6667, 0.6667, ["c"])
     assert (hybrid["hit_rate"], hybrid["mrr"], hybrid["misses"]) == (1.0, 1.0, [])
     (tmp_path / "bad.jsonl").write_text('{"question": "x", "source": "a"}\n{oops\n', encoding="utf-8")
-    with pytest.raises(RagError, match="bad.jsonl line 2: not JSON"):
-        load_questions(tmp_path / "bad.jsonl")
+    with pytest.raises(EvalSetError, match=r"bad.jsonl: 1 bad line\(s\): line 2: not valid JSON"):
+        load_questions(tmp_path / "bad.jsonl")  # the one question-file parser, the Arena's
 
 
 def test_chunk_size_sweep_builds_nothing_permanent(ws, docs, fake):

@@ -12,7 +12,7 @@ import pytest
 
 from lab import jobs
 from lab.arena import evaluation, reference, showcase
-from lab.arena.evalset import EvalItem
+from lab.data.evalset import EvalItem
 
 TINY = dict(
     questions=4,

@@ -10,8 +10,8 @@ import json
 import pytest
 
 from lab.arena import evaluation, showcase
-from lab.arena.evalset import read_evalset, sample_evalset_path
 from lab.config import GenConfig
+from lab.data.evalset import read_evalset, sample_evalset_path
 from lab.generation import Answer
 
 CONTESTANTS = {"base": "base", "fine-tuned": "ft:demo", "RAG": "rag:sample"}

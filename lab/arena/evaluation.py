@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from lab import db
-from lab.arena.evalset import EvalItem
 from lab.arena.scoring import add_similarity, question_row, summarize_all
 from lab.arena.verdict import verdict
 from lab.config import GenConfig
+from lab.data.evalset import EvalItem
 from lab.errors import LabError
 from lab.workspace import Workspace, check_name
 
@@ -197,7 +197,7 @@ def evaluate_in_workspace(
 ) -> dict[str, Any]:
     """Read the set, build the contestants (shared cached models), evaluate, and save; returns the result."""
     from lab.arena.contestants import describe, parse_many, responder
-    from lab.arena.evalset import read_evalset
+    from lab.data.evalset import read_evalset
 
     items = read_evalset(qa)
     items = items[:limit] if limit else items

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lab.arena.evalset import EvalItem
+from lab.data.evalset import EvalItem
 from lab.generation import Answer, passage_dict
 from lab.metrics import scoring as sc
 from lab.metrics.stats import bootstrap_ci, mean, percentile

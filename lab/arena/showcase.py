@@ -24,10 +24,10 @@ from typing import Any
 
 from lab import jobs
 from lab.arena import evaluation
-from lab.arena.evalset import EvalItem, read_evalset, sample_evalset_path
 from lab.arena.scoring import summarize_all
 from lab.arena.verdict import verdict
 from lab.config import GenConfig, RagConfig, TrainConfig
+from lab.data.evalset import EvalItem, read_evalset, sample_evalset_path
 from lab.errors import LabError
 from lab.training import ADAPTER
 from lab.training.plan import PRESETS, apply_preset

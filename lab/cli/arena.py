@@ -110,8 +110,8 @@ def print_table(result: dict) -> None:
 
 
 def cmd_eval(args) -> int:
-    from lab.arena.evalset import sample_evalset_path
     from lab.arena.evaluation import evaluate_in_workspace
+    from lab.data.evalset import sample_evalset_path
 
     ws, cache = _context()
     qa = args.qa or str(sample_evalset_path(ws))

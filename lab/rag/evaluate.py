@@ -8,35 +8,25 @@ a source are left out. No gradio here.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from lab.config import RagConfig
+from lab.data.evalset import read_evalset
 from lab.metrics.scoring import retrieval_rank
 from lab.rag.chunking import RagError, load_documents
 from lab.workspace import Workspace
 
 
 def load_questions(path: str | Path) -> list[dict]:
-    """Questions with a `source` (JSONL); a RagError names the file and line of a bad one."""
+    """Questions with a `source`, read by the one question-file parser (lab.data.evalset, `answer` optional here);
+    an EvalSetError names every bad line, a RagError a file without a question that names its document."""
     path = Path(path)
     if not path.is_file():
         raise RagError(f"question file {str(path)!r} does not exist; pass a JSONL file with question and source")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RagError(f"{path.name} line {n}: not JSON ({exc.msg})") from exc
-        if not isinstance(row, dict) or not isinstance(row.get("question"), str):
-            raise RagError(f"{path.name} line {n}: needs a string field 'question'")
-        if row.get("source"):
-            rows.append(row)
+    rows = [item.to_dict() for item in read_evalset(path, require_answer=False) if item.source]
     if not rows:
         raise RagError(f"{path.name}: no question has a 'source' field naming its document; nothing to measure")
     return rows

@@ -14,7 +14,7 @@ import time
 import gradio as gr
 
 from lab.arena import evaluation
-from lab.arena.evalset import read_evalset, sample_evalset_path
+from lab.data.evalset import read_evalset, sample_evalset_path
 from lab.errors import LabError, user_message
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view

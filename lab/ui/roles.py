@@ -24,18 +24,29 @@ def read_auth(value: str) -> list[tuple[str, str]]:
     value = value.strip()
     if not value:
         return []
-    path = Path(value).expanduser()
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
+    path = _file(value)
+    is_file = path is not None
+    lines = path.read_text(encoding="utf-8").splitlines() if is_file else [value]
     pairs = []
     for n, line in enumerate(lines, 1):
         user, sep, password = line.strip().partition(":")
         if not line.strip() or line.strip().startswith("#"):
             continue
         if not sep or not user or not password:
-            where = f"{path.name} line {n}" if path.is_file() else "its value"
+            where = f"{path.name} line {n}" if is_file else "its value"
             raise LabError(f"{AUTH_ENV}: {where} is not user:password (password not shown); fix it or unset it")
         pairs.append((user, password))
     return pairs
+
+
+def _file(value: str) -> Path | None:
+    """The file `value` names, or None (also for a value that cannot be a path at all: too long, a NUL byte, an
+    unknown ~user), which is then read as user:password."""
+    try:
+        path = Path(value).expanduser()
+        return path if path.is_file() else None
+    except (OSError, ValueError, RuntimeError):
+        return None
 
 
 def teachers() -> set[str]:

@@ -2,7 +2,8 @@
 
 Format per line: {"id", "question", "answer", "aliases": [...], "source": file name | null, "answerable": bool,
 "group": str}. Only `question` and `answer` are required: `answerable` defaults to true, `aliases` to [],
-`id` to "line-N"; without `group` there is no breakdown, without `source` no retrieval hit rate.
+`id` to "line-N"; without `group` there is no breakdown, without `source` no retrieval hit rate. A retrieval
+question set (the RAG tab's Measure) is the same format with `answer` optional. The one parser of question files.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ class EvalItem:
         return asdict(self)
 
 
-def _check(obj: Any, n: int) -> tuple[EvalItem | None, list[str]]:
+def _check(obj: Any, n: int, require_answer: bool = True) -> tuple[EvalItem | None, list[str]]:
     if not isinstance(obj, dict):
         return None, [f"line {n}: expected a JSON object, got {type(obj).__name__}"]
     errs = []
+    if not require_answer and obj.get("answer") is None:
+        obj = {**obj, "answer": "-"}  # a retrieval question: only the question and its source matter
     for key in ("question", "answer"):
         if not isinstance(obj.get(key), str) or not obj.get(key, "").strip():
             errs.append(f"line {n}: {key!r} must be a non-empty string, got {obj.get(key)!r}")
@@ -68,7 +71,7 @@ def _check(obj: Any, n: int) -> tuple[EvalItem | None, list[str]]:
     return item, []
 
 
-def parse_evalset(text: str, path: str = "evaluation set") -> list[EvalItem]:
+def parse_evalset(text: str, path: str = "evaluation set", require_answer: bool = True) -> list[EvalItem]:
     """Items of a JSONL text; raises EvalSetError listing every bad line (blank lines are skipped)."""
     items, errors, seen = [], [], set()
     for n, line in enumerate(text.splitlines(), 1):
@@ -79,7 +82,7 @@ def parse_evalset(text: str, path: str = "evaluation set") -> list[EvalItem]:
         except json.JSONDecodeError as exc:
             errors.append(f"line {n}: not valid JSON ({exc.msg} at column {exc.colno})")
             continue
-        item, errs = _check(obj, n)
+        item, errs = _check(obj, n, require_answer)
         errors += errs
         if item and item.id in seen:
             errors.append(f"line {n}: duplicate id {item.id!r}")
@@ -93,11 +96,11 @@ def parse_evalset(text: str, path: str = "evaluation set") -> list[EvalItem]:
     return items
 
 
-def read_evalset(path: str | Path) -> list[EvalItem]:
+def read_evalset(path: str | Path, require_answer: bool = True) -> list[EvalItem]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"evaluation file {str(path)!r} does not exist")
-    return parse_evalset(path.read_text(encoding="utf-8"), str(path))
+    return parse_evalset(path.read_text(encoding="utf-8"), str(path), require_answer)
 
 
 def sample_evalset_path(ws) -> Path:
