@@ -100,17 +100,26 @@ def battle_id_index(client) -> int:
     return next(i for i, r in enumerate(returns) if str(r.get("label", "")).startswith("Battle id"))
 
 
-def unqueued(client, api: str) -> bool:
-    """True when the app runs this endpoint outside the queue (`queue=False`), as a browser then calls it."""
-    name = api.lstrip("/")
-    return any(d.get("api_name") == name and d.get("queue") is False for d in client.config["dependencies"])
+_UNQUEUED: dict[str, dict[str, int]] = {}
+
+
+def unqueued(client, api: str) -> int | None:
+    """The number of inputs of an endpoint the app runs outside the queue (`queue=False`), which a browser calls
+    with a plain POST; None for a queued one. Read once per app from its config."""
+    if client.src not in _UNQUEUED:
+        deps = client.config["dependencies"]
+        _UNQUEUED[client.src] = {d["api_name"]: len(d.get("inputs", [])) for d in deps if d.get("queue") is False}
+    return _UNQUEUED[client.src].get(api.lstrip("/"))
 
 
 def call_cheap(client, api: str, *args) -> object:
-    """Call an event the way the browser does: a plain POST for unqueued events, the queue otherwise."""
-    if not unqueued(client, api):
+    """Call an event the way the browser does: a plain POST for unqueued events, the queue otherwise. Inputs not
+    given (session State) are sent as null, as the browser sends them; the server fills in the session's value."""
+    inputs = unqueued(client, api)
+    if inputs is None:
         return client.predict(*args, api_name=api)
-    body = json.dumps({"data": list(args), "session_hash": client.session_hash}).encode()
+    data = [*args, *[None] * (inputs - len(args))]
+    body = json.dumps({"data": data, "session_hash": client.session_hash}).encode()
     url = urllib.parse.urljoin(client.src, client.api_prefix) + "run" + api
     req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=120) as resp:

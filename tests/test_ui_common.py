@@ -69,8 +69,17 @@ def test_read_only_lists_skip_the_queue_and_answer_a_plain_post(client, app_url)
         assert deps[name]["queue"] is False, name
     for name in ("arena_side_by_side", "arena_battle", "arena_submit_vote", "train_start"):
         assert deps[name]["queue"] is not False, name
-    body = json.dumps({"data": [], "session_hash": "plain-post"}).encode()
-    req = urllib.request.Request(f"{app_url}/gradio_api/run/data_list", body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        table = json.loads(resp.read())["data"][0]
+
+    def post(name: str, data: list):
+        body = json.dumps({"data": data, "session_hash": "plain-post"}).encode()
+        url = f"{app_url}/gradio_api/run/{name}"
+        with urllib.request.urlopen(
+            urllib.request.Request(url, body, {"Content-Type": "application/json"}), timeout=60
+        ) as r:
+            return json.loads(r.read())["data"]
+
+    table = post("data_list", [])[0]
     assert any(row[0] == "sample" for row in table["data"]), table
+    # An event with a session State input: the browser sends null for it and the server fills in the session's.
+    assert len(deps["arena_contestants"]["inputs"]) == 1
+    assert "base" in json.dumps(post("arena_contestants", [None]))
