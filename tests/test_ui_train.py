@@ -19,6 +19,19 @@ def _settings(name: str, **extra) -> list:
     return form_values(TrainConfig(**values))
 
 
+def test_the_form_is_every_train_config_field_but_the_hidden_ones_typed_from_the_dataclass():
+    shown = set(train_form.FIELDS) | set(train_form.NOT_IN_FORM)
+    assert shown == set(TrainConfig().to_dict()) and not set(train_form.FIELDS) & set(train_form.NOT_IN_FORM)
+    config = TrainConfig(name="x", dataset="sample", rank=4, dropout=0.1, epochs=0.5, packing=True, rag_index="idx")
+    values = form_values(config)
+    assert train_form.form_config(*values) == config
+    # What the browser sends: numbers as floats or None (an emptied box), text with spaces, checkboxes as bools.
+    raw = dict(zip(train_form.FIELDS, values, strict=True)) | {"rank": 8.0, "max_steps": None, "name": "  y  "}
+    parsed = train_form.form_config(*raw.values())
+    assert (parsed.rank, parsed.max_steps, parsed.name, parsed.packing) == (8, 0, "y", True)
+    assert isinstance(parsed.rank, int) and isinstance(parsed.epochs, float)
+
+
 def _rows(plot) -> list:
     """The data rows of a chart output (a plot, or an update carrying the plot under "value")."""
     plot = plot or {}
@@ -34,7 +47,7 @@ def test_client_starts_a_run_and_sees_the_loss_chart_move(client):
     estimate = client.predict(*_settings("client-run"), api_name="/train_estimate")
     assert "memory" in estimate and "MB" in estimate
     bad = form_values(TrainConfig(dataset="sample", name="client-bad"))
-    bad[6] = 0  # rank
+    bad[train_form.FIELDS.index("rank")] = 0
     run_id, message = client.predict(*bad, api_name="/train_start")
     assert run_id == "" and "rank=0" in message
     run_id, message = client.predict(*_settings("client-run"), api_name="/train_start")

@@ -1,11 +1,14 @@
-"""The Train tab's form: the fields in FIELDS order (to and from a TrainConfig), the model picker over the curated
+"""The Train tab's form: one component per TrainConfig field (FIELDS: all but NOT_IN_FORM, in the dataclass's order;
+values typed from its field types, to and from a TrainConfig), the model picker over the curated
 catalog, the choices of datasets, indexes and parent runs, the "Train for retrieval (RAG) / continue from a run"
 accordion and the preview of the rewritten RAG training data. No event handlers beyond the form's own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import typing
 from pathlib import Path
 
 import gradio as gr
@@ -17,25 +20,26 @@ from lab.training import ADAPTER, CONFIG
 from lab.training.plan import TARGET_PRESETS
 from lab.workspace import SAMPLE
 
-# Form fields, in the order of the components passed to every event that builds a TrainConfig.
-FIELDS = ("base_model", "dataset", "method", "max_steps", "epochs", "name", "rank", "alpha", "dropout",
-          "target_modules", "learning_rate", "scheduler", "warmup_ratio", "batch_size", "grad_accum", "max_length",
-          "packing", "assistant_only_loss", "seed", "eval_steps", "early_stopping_patience", "merge",
-          "rag_index", "distractor_share", "near_miss_share", "from_run")  # fmt: skip
-INTS = {"max_steps", "rank", "alpha", "batch_size", "grad_accum", "max_length", "seed", "eval_steps",
-        "early_stopping_patience"}  # fmt: skip
-FLOATS = ("epochs", "dropout", "learning_rate", "warmup_ratio", "distractor_share", "near_miss_share")
+# TrainConfig fields the form does not show (set by presets, the CLI or the engine's own defaults).
+NOT_IN_FORM = ("logging_steps", "save_steps", "bnb_compute_dtype", "double_quant", "report_to",
+               "gradient_checkpointing", "bf16")  # fmt: skip
+# The form's fields, in TrainConfig's order: the order of the components passed to every event that builds one.
+FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in NOT_IN_FORM)
+TYPES = {name: kind for name, kind in typing.get_type_hints(TrainConfig).items() if name in FIELDS}
 PLAIN = ""  # the index choice meaning "plain fine-tuning" / the run choice meaning "start fresh"
 
 
+def _typed(kind: type, value):
+    """A form value as its TrainConfig field's type (an empty number box is 0, text is stripped)."""
+    if kind is bool:
+        return bool(value)
+    if kind in (int, float):
+        return kind(value or 0)
+    return (value or "").strip()
+
+
 def form_config(*values) -> TrainConfig:
-    settings = dict(zip(FIELDS, values, strict=True))
-    for key in INTS:
-        settings[key] = int(settings[key] or 0)
-    for key in FLOATS:
-        settings[key] = float(settings[key] or 0)
-    for key in ("name", "dataset", "rag_index", "from_run"):
-        settings[key] = (settings[key] or "").strip()
+    settings = {name: _typed(TYPES[name], v) for name, v in zip(FIELDS, values, strict=True)}
     return TrainConfig(**{**TrainConfig().to_dict(), **settings})
 
 
@@ -62,51 +66,63 @@ def index_choices(ws) -> list[str]:
 
 
 def _form(ws) -> tuple[list, list]:
-    """(the RAG preview button and its view, the form fields in FIELDS order)."""
-    d = TrainConfig()
+    """(the RAG preview button and its view, the form fields in FIELDS order). Each component is keyed by its
+    TrainConfig field, so the order of the list comes from FIELDS alone."""
+    d, c = TrainConfig(), {}
     with gr.Row():
-        base = gr.Dropdown(catalog.choices(d.max_length, d.batch_size), value=d.base_model, label="Base model",
-                           allow_custom_value=True, elem_id="train-base",
-                           info="a curated model (estimated GPU memory at this length and batch) or any hub id or "
-                                "local folder")  # fmt: skip
+        c["base_model"] = base = gr.Dropdown(
+            catalog.choices(d.max_length, d.batch_size), value=d.base_model, label="Base model",
+            allow_custom_value=True, elem_id="train-base",
+            info="a curated model (estimated GPU memory at this length and batch) or any hub id or local folder",
+        )  # fmt: skip
         names = dataset_choices(ws)
-        data = gr.Dropdown(names, value=SAMPLE if SAMPLE in names else None, label="Dataset",
-                           allow_custom_value=True, info="a saved dataset or a chat JSONL path")  # fmt: skip
+        c["dataset"] = data = gr.Dropdown(names, value=SAMPLE if SAMPLE in names else None, label="Dataset",
+                                          allow_custom_value=True,
+                                          info="a saved dataset or a chat JSONL path")  # fmt: skip
         data.focus(lambda: gr.Dropdown(choices=dataset_choices(ws)), None, data, api_name="train_datasets")
-        method = gr.Radio(list(TrainConfig.METHODS), value=d.method, label="Method", info="qlora = 4-bit NF4 base")
+        c["method"] = gr.Radio(list(TrainConfig.METHODS), value=d.method, label="Method",
+                               info="qlora = 4-bit NF4 base")  # fmt: skip
     with gr.Row():
-        steps = gr.Number(d.max_steps, label="Max steps (0 = use epochs)", precision=0)
-        epochs = gr.Number(d.epochs, label="Epochs")
-        name = gr.Textbox("", label="Run name", placeholder="auto: run-YYYYmmdd-HHMMSS")
+        c["max_steps"] = gr.Number(d.max_steps, label="Max steps (0 = use epochs)", precision=0)
+        c["epochs"] = gr.Number(d.epochs, label="Epochs")
+        c["name"] = gr.Textbox("", label="Run name", placeholder="auto: run-YYYYmmdd-HHMMSS")
     with gr.Accordion("Advanced settings", open=False):
-        with gr.Row():
-            rank = gr.Number(d.rank, label="LoRA rank", precision=0)
-            alpha = gr.Number(d.alpha, label="LoRA alpha", precision=0)
-            dropout = gr.Number(d.dropout, label="LoRA dropout")
-            targets = gr.Dropdown(list(TARGET_PRESETS), value=d.target_modules, label="Target modules",
-                                  allow_custom_value=True, info="a preset or names like q_proj,v_proj")  # fmt: skip
-        with gr.Row():
-            lr = gr.Number(d.learning_rate, label="Learning rate")
-            sched = gr.Dropdown(list(TrainConfig.SCHEDULERS), value=d.scheduler, label="Schedule")
-            warmup = gr.Number(d.warmup_ratio, label="Warmup ratio")
-            batch = gr.Number(d.batch_size, label="Batch size", precision=0)
-            accum = gr.Number(d.grad_accum, label="Gradient accumulation", precision=0)
-            max_len = gr.Number(d.max_length, label="Max length (tokens)", precision=0)
-        with gr.Row():
-            packing = gr.Checkbox(d.packing, label="Packing")
-            only = gr.Checkbox(d.assistant_only_loss, label="Loss on assistant tokens only")
-            seed = gr.Number(d.seed, label="Seed", precision=0)
-            eval_steps = gr.Number(d.eval_steps, label="Evaluate every N steps (0 = off)", precision=0)
-            patience = gr.Number(d.early_stopping_patience, label="Early stopping patience (0 = off)", precision=0)
-            merge = gr.Checkbox(d.merge, label="Also save a merged model")
+        _advanced(d, c)
     fit = gr.Markdown(model_note(d.base_model), elem_id="train-model-note")
     base.change(model_note, base, fit, api_name="train_model_note")
-    for size in (max_len, batch):
-        size.change(model_choices, [max_len, batch, base], base, api_name="train_models")
-    rag_index, share, near, from_run, *extras = _rag_and_lineage(ws, d, base)
-    fields = [base, data, method, steps, epochs, name, rank, alpha, dropout, targets, lr, sched, warmup, batch, accum,
-              max_len, packing, only, seed, eval_steps, patience, merge, rag_index, share, near, from_run]  # fmt: skip
-    return extras, fields
+    for size in (c["max_length"], c["batch_size"]):
+        size.change(model_choices, [c["max_length"], c["batch_size"], base], base, api_name="train_models")
+    extras = _rag_and_lineage(ws, d, c)
+    missing, extra = set(FIELDS) - set(c), set(c) - set(FIELDS)
+    if missing or extra:
+        raise RuntimeError(f"Train form out of step with TrainConfig: missing {missing or '-'}, extra {extra or '-'}")
+    return extras, [c[name] for name in FIELDS]
+
+
+def _advanced(d: TrainConfig, c: dict) -> None:
+    """The 'Advanced settings' accordion's fields, added to `c` by TrainConfig field name."""
+    with gr.Row():
+        c["rank"] = gr.Number(d.rank, label="LoRA rank", precision=0)
+        c["alpha"] = gr.Number(d.alpha, label="LoRA alpha", precision=0)
+        c["dropout"] = gr.Number(d.dropout, label="LoRA dropout")
+        c["target_modules"] = gr.Dropdown(list(TARGET_PRESETS), value=d.target_modules, label="Target modules",
+                                          allow_custom_value=True,
+                                          info="a preset or names like q_proj,v_proj")  # fmt: skip
+    with gr.Row():
+        c["learning_rate"] = gr.Number(d.learning_rate, label="Learning rate")
+        c["scheduler"] = gr.Dropdown(list(TrainConfig.SCHEDULERS), value=d.scheduler, label="Schedule")
+        c["warmup_ratio"] = gr.Number(d.warmup_ratio, label="Warmup ratio")
+        c["batch_size"] = gr.Number(d.batch_size, label="Batch size", precision=0)
+        c["grad_accum"] = gr.Number(d.grad_accum, label="Gradient accumulation", precision=0)
+        c["max_length"] = gr.Number(d.max_length, label="Max length (tokens)", precision=0)
+    with gr.Row():
+        c["packing"] = gr.Checkbox(d.packing, label="Packing")
+        c["assistant_only_loss"] = gr.Checkbox(d.assistant_only_loss, label="Loss on assistant tokens only")
+        c["seed"] = gr.Number(d.seed, label="Seed", precision=0)
+        c["eval_steps"] = gr.Number(d.eval_steps, label="Evaluate every N steps (0 = off)", precision=0)
+        c["early_stopping_patience"] = gr.Number(d.early_stopping_patience, precision=0,
+                                                 label="Early stopping patience (0 = off)")  # fmt: skip
+        c["merge"] = gr.Checkbox(d.merge, label="Also save a merged model")
 
 
 def model_choices(max_length, batch_size, current):
@@ -124,8 +140,9 @@ def model_note(spec: str) -> str:
     return f"**{model.name}**: {model.licence}.{note} Suggested preset: *{model.preset}*."
 
 
-def _rag_and_lineage(ws, d: TrainConfig, base):
-    """The 'Train for retrieval (RAG)' and 'Continue from run' settings (a preview button is added by build)."""
+def _rag_and_lineage(ws, d: TrainConfig, c: dict) -> list:
+    """The 'Train for retrieval (RAG)' and 'Continue from run' fields (added to `c`); returns the preview button
+    and its view."""
     with gr.Accordion("Train for retrieval (RAG) · continue from a run", open=False):
         gr.Markdown(
             "**Train for retrieval (RAG)**: each example's question is replaced by exactly the prompt the Arena's "
@@ -149,8 +166,11 @@ def _rag_and_lineage(ws, d: TrainConfig, base):
     rag_index.focus(lambda: gr.Dropdown(choices=index_choices(ws)), None, rag_index, api_name="train_indexes")
     from_run.focus(lambda: gr.Dropdown(choices=[PLAIN, *runs_with_adapter(ws)]), None, from_run,
                    api_name="train_parents")  # fmt: skip
-    from_run.change(lambda r, b: _parent_base(ws, r, b), [from_run, base], base, api_name="train_parent_base")
-    return rag_index, share, near, from_run, rag_btn, rag_view
+    from_run.change(
+        lambda r, b: _parent_base(ws, r, b), [from_run, c["base_model"]], c["base_model"], api_name="train_parent_base"
+    )
+    c.update(rag_index=rag_index, distractor_share=share, near_miss_share=near, from_run=from_run)
+    return [rag_btn, rag_view]
 
 
 def _parent_base(ws, run_id: str, current: str) -> str:
