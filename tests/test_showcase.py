@@ -12,7 +12,7 @@ import pytest
 
 from lab import jobs
 from lab.arena import evaluation, reference, showcase
-from lab.data.evalset import EvalItem
+from lab.data.evalset import EvalItem, stratified
 
 TINY = dict(
     questions=4,
@@ -27,12 +27,12 @@ def test_stratified_subset_keeps_every_group_in_proportion():
     items = [EvalItem(f"a{i}", "q", "a", group="g1") for i in range(60)]
     items += [EvalItem(f"b{i}", "q", "a", group="g2") for i in range(30)]
     items += [EvalItem(f"c{i}", "q", "I don't know", answerable=False) for i in range(3)]
-    picked = showcase.stratified(items, 20, seed=1)
+    picked = stratified(items, 20, seed=1)
     ids = [it.id[0] for it in picked]
     assert len(picked) == 20 and ids.count("c") >= 1 and ids.count("a") > ids.count("b") > ids.count("c")
     assert picked == [it for it in items if it in picked]  # file order kept
-    assert showcase.stratified(items, 20, seed=1) == picked  # seeded
-    assert showcase.stratified(items, 0) == items
+    assert stratified(items, 20, seed=1) == picked  # seeded
+    assert stratified(items, 0) == items
 
 
 def test_examples_are_answered_by_everyone_one_per_group_first_disagreements_first():

@@ -11,7 +11,7 @@ import pytest
 
 from lab.arena import evaluation, showcase
 from lab.config import GenConfig
-from lab.data.evalset import read_evalset, sample_evalset_path
+from lab.data.evalset import read_evalset, sample_evalset_path, stratified
 from lab.generation import Answer
 
 CONTESTANTS = {"base": "base", "fine-tuned": "ft:demo", "RAG": "rag:sample"}
@@ -39,7 +39,7 @@ def comparison(app_home, app_url):
     from lab.workspace import Workspace
 
     ws = Workspace.open(app_home)
-    items = showcase.stratified(read_evalset(sample_evalset_path(ws)), 12)
+    items = stratified(read_evalset(sample_evalset_path(ws)), 12)
     evals = {}
     for n, (label, spec) in enumerate(CONTESTANTS.items(), 1):
         result = evaluation.run_evaluation(items, {label: Scripted(items, n + 1)}, GenConfig(), bootstrap=50)

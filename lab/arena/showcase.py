@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from lab.arena import evaluation
 from lab.arena.scoring import summarize_all
 from lab.arena.verdict import verdict
 from lab.config import GenConfig, RagConfig, TrainConfig
-from lab.data.evalset import EvalItem, read_evalset, sample_evalset_path
+from lab.data.evalset import read_evalset, sample_evalset_path, stratified
 from lab.errors import LabError
 from lab.training import ADAPTER
 from lab.training.plan import PRESETS, apply_preset
@@ -98,22 +97,6 @@ def trainings() -> list[tuple[str, str, bool]]:
     """The training kinds this version can run (the RAG one once its preset and setting exist)."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     return [t for t in TRAININGS if t[1] in PRESETS and (not t[2] or "rag_index" in fields)]
-
-
-def stratified(items: list[EvalItem], n: int, seed: int = 0) -> list[EvalItem]:
-    """A seeded subset of about `n` items keeping every (group, answerable) stratum in proportion (>= 1 each)."""
-    if not n or n >= len(items):
-        return list(items)
-    strata: dict[tuple, list[int]] = {}
-    for i, it in enumerate(items):
-        strata.setdefault((it.group or "", it.answerable), []).append(i)
-    quota = {k: max(1, int(n * len(v) / len(items))) for k, v in strata.items()}
-    by_remainder = sorted(strata, key=lambda k: -(n * len(strata[k]) / len(items) - quota[k]))
-    for k in by_remainder[: max(0, n - sum(quota.values()))]:
-        quota[k] += 1
-    rng = random.Random(seed)
-    keep = {i for k, idx in strata.items() for i in rng.sample(idx, min(len(idx), quota[k]))}
-    return [it for i, it in enumerate(items) if i in keep]
 
 
 class _Run:

@@ -3,12 +3,14 @@
 Format per line: {"id", "question", "answer", "aliases": [...], "source": file name | null, "answerable": bool,
 "group": str}. Only `question` and `answer` are required: `answerable` defaults to true, `aliases` to [],
 `id` to "line-N"; without `group` there is no breakdown, without `source` no retrieval hit rate. A retrieval
-question set (the RAG tab's Measure) is the same format with `answer` optional. The one parser of question files.
+question set (the RAG tab's Measure) is the same format with `answer` optional. The one parser of question files,
+and `stratified`, the seeded subset that keeps every (group, answerable) stratum (the Start tab's questions).
 """
 
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,3 +112,19 @@ def sample_evalset_path(ws) -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("the sample evaluation set data/eval.jsonl is missing")
+
+
+def stratified(items: list[EvalItem], n: int, seed: int = 0) -> list[EvalItem]:
+    """A seeded subset of about `n` items keeping every (group, answerable) stratum in proportion (>= 1 each)."""
+    if not n or n >= len(items):
+        return list(items)
+    strata: dict[tuple, list[int]] = {}
+    for i, it in enumerate(items):
+        strata.setdefault((it.group or "", it.answerable), []).append(i)
+    quota = {k: max(1, int(n * len(v) / len(items))) for k, v in strata.items()}
+    by_remainder = sorted(strata, key=lambda k: -(n * len(strata[k]) / len(items) - quota[k]))
+    for k in by_remainder[: max(0, n - sum(quota.values()))]:
+        quota[k] += 1
+    rng = random.Random(seed)
+    keep = {i for k, idx in strata.items() for i in rng.sample(idx, min(len(idx), quota[k]))}
+    return [it for i, it in enumerate(items) if i in keep]

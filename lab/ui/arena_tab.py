@@ -124,33 +124,11 @@ def _build_side_by_side(ws, cache, choices):
         ask = gr.Button("Ask", variant="primary", scale=1)
     gen = gen_controls()
     status = gr.Markdown()
-    cols, mds, passages = [], [], []
-    with gr.Row(equal_height=False):
-        for i in range(MAX_SIDE):  # one column per chosen contestant; the others stay hidden
-            with gr.Column(visible=i < len(default), elem_classes="arena-side-col") as col:
-                mds.append(gr.Markdown(_side_title(default, i), min_height=60))
-                passages.append(gr.HTML(""))
-            cols.append(col)
+    cols, mds, passages = _side_columns(default)
 
     @gpu(duration=lambda names, *_: answers_duration(len(names or [])))
     def run(names, q, *settings):
-        try:
-            names, cfg = _check_side(names, q), gen_from(*settings)
-        except (ConfigError, ValueError) as exc:
-            msg = user_message(exc)
-            gr.Warning(msg)
-            yield f"**{msg}**", *[gr.skip()] * (2 * MAX_SIDE)
-            return
-        makers = [lambda n=n: contestants.responder(ws, cache, n) for n in names]
-        shown, rest = [None] * MAX_SIDE, [""] * (MAX_SIDE - len(names))
-        for answers, errors in live.stream_many(makers, q, cfg):
-            texts = [view.answer_md(n, a, e) for n, a, e in zip(names, answers, errors, strict=True)]
-            htmls = [view.passages_html(a.passages) if a else "" for a in answers] + rest
-            fresh = [h if h != old else gr.skip() for h, old in zip(htmls, shown, strict=True)]  # keeps open ones open
-            shown = htmls
-            done = sum(bool(e) or (a is not None and a.done) for a, e in zip(answers, errors, strict=True))
-            yield f"Generating: {done} of {len(names)} answers complete...", *texts, *rest, *fresh
-        yield "", *texts, *rest, *htmls  # the complete values (an API caller gets no skipped outputs)
+        yield from _side_answers(ws, cache, names, q, *settings)
 
     ask.click(
         run,
@@ -160,6 +138,45 @@ def _build_side_by_side(ws, cache, choices):
         **generation(),
         show_progress="hidden",  # the status line counts finished answers; no bars over the columns
     )
+    _follow_pick(ws, cache, pick, cols, mds, passages)
+    return pick
+
+
+def _side_columns(default: list[str]) -> tuple[list, list, list]:
+    """MAX_SIDE columns (title + answer, passages), the first len(default) visible: (columns, answers, passages)."""
+    cols, mds, passages = [], [], []
+    with gr.Row(equal_height=False):
+        for i in range(MAX_SIDE):  # one column per chosen contestant; the others stay hidden
+            with gr.Column(visible=i < len(default), elem_classes="arena-side-col") as col:
+                mds.append(gr.Markdown(_side_title(default, i), min_height=60))
+                passages.append(gr.HTML(""))
+            cols.append(col)
+    return cols, mds, passages
+
+
+def _side_answers(ws, cache, names, q, *settings):
+    """Stream every chosen contestant's answer into its column: (status, answers..., passages...) per update."""
+    try:
+        names, cfg = _check_side(names, q), gen_from(*settings)
+    except (ConfigError, ValueError) as exc:
+        msg = user_message(exc)
+        gr.Warning(msg)
+        yield f"**{msg}**", *[gr.skip()] * (2 * MAX_SIDE)
+        return
+    makers = [lambda n=n: contestants.responder(ws, cache, n) for n in names]
+    shown, rest = [None] * MAX_SIDE, [""] * (MAX_SIDE - len(names))
+    for answers, errors in live.stream_many(makers, q, cfg):
+        texts = [view.answer_md(n, a, e) for n, a, e in zip(names, answers, errors, strict=True)]
+        htmls = [view.passages_html(a.passages) if a else "" for a in answers] + rest
+        fresh = [h if h != old else gr.skip() for h, old in zip(htmls, shown, strict=True)]  # keeps open ones open
+        shown = htmls
+        done = sum(bool(e) or (a is not None and a.done) for a, e in zip(answers, errors, strict=True))
+        yield f"Generating: {done} of {len(names)} answers complete...", *texts, *rest, *fresh
+    yield "", *texts, *rest, *htmls  # the complete values (an API caller gets no skipped outputs)
+
+
+def _follow_pick(ws, cache, pick, cols, mds, passages) -> None:
+    """When the selection changes: free dropped fine-tuned contestants, show one column per chosen one."""
     previous = gr.State(list(pick.value or []))
 
     def dropped(before, now):
@@ -178,7 +195,6 @@ def _build_side_by_side(ws, cache, choices):
 
     pick.change(dropped, [previous, pick], previous, api_name="arena_release", queue=False)
     pick.change(columns, pick, [*cols, *mds, *passages], api_name=False, queue=False)
-    return pick
 
 
 def _side_title(names: list[str], i: int) -> str:
@@ -216,26 +232,7 @@ def _build_battle(ws, cache, choices):
         start = gr.Button("Start battle", variant="primary", scale=1)
     gen = gen_controls()
     status = gr.Markdown("Pick the pool, type a question and press **Start battle**.")
-    sides, infos = [], []
-    with gr.Row():
-        for s in "AB":  # the two sides are built identically: structure must not give a contestant away
-            sides.append(
-                gr.Textbox(
-                    label=f"Model {s}",
-                    placeholder=view.BATTLE_WAITING,
-                    lines=6,
-                    max_lines=30,
-                    interactive=False,
-                    elem_id=f"battle-answer-{s.lower()}",
-                    elem_classes="battle-answer",
-                )
-            )
-    with gr.Row():
-        buttons = [gr.Button(label, interactive=False) for label in battles.LABELS.values()]
-    reveal = gr.Markdown()
-    with gr.Row(equal_height=False):
-        for s in "AB":  # empty on both sides until the vote, then names, speed and passages
-            infos.append(gr.HTML("", elem_id=f"battle-reveal-{s.lower()}", elem_classes="battle-reveal"))
+    sides, buttons, reveal, infos = _battle_views()
     battle_id = gr.Textbox(visible=False, label="Battle id (vote with it through arena_submit_vote)")
     state = gr.State({})
 
@@ -261,6 +258,32 @@ def _build_battle(ws, cache, choices):
         )
     _submit_vote_api(ws)
     return pool
+
+
+def _battle_views() -> tuple[list, list, gr.Markdown, list]:
+    """The two answer boxes (built identically: structure must not give a contestant away), the vote buttons,
+    the reveal line and the two reveal panels (empty until the vote): (sides, buttons, reveal, infos)."""
+    sides, infos = [], []
+    with gr.Row():
+        for s in "AB":
+            sides.append(
+                gr.Textbox(
+                    label=f"Model {s}",
+                    placeholder=view.BATTLE_WAITING,
+                    lines=6,
+                    max_lines=30,
+                    interactive=False,
+                    elem_id=f"battle-answer-{s.lower()}",
+                    elem_classes="battle-answer",
+                )
+            )
+    with gr.Row():
+        buttons = [gr.Button(label, interactive=False) for label in battles.LABELS.values()]
+    reveal = gr.Markdown()
+    with gr.Row(equal_height=False):
+        for s in "AB":  # names, speed and passages after the vote
+            infos.append(gr.HTML("", elem_id=f"battle-reveal-{s.lower()}", elem_classes="battle-reveal"))
+    return sides, buttons, reveal, infos
 
 
 def _battle(ws, cache, pool, question, *settings):
