@@ -91,7 +91,8 @@ def tuned_trl(model_path: str, rows: list[dict], steps: int, out: Path, padding_
     args = SFTConfig(
         output_dir=str(out), max_steps=steps, per_device_train_batch_size=8, report_to=[], save_strategy="no",
         disable_tqdm=True, use_cpu=not torch.cuda.is_available(), bf16=bf16, gradient_checkpointing=False,
-        padding_free=padding_free, max_length=1024, remove_unused_columns=False,
+        padding_free=padding_free, max_length=None if padding_free else 1024,  # inputs cut at 1024 already
+        remove_unused_columns=False,
         model_init_kwargs={"dtype": torch.float32},
         **({} if padding_free else {"train_sampling_strategy": "group_by_length", "length_column_name": "length"}),
     )  # fmt: skip
