@@ -83,3 +83,18 @@ def test_read_only_lists_skip_the_queue_and_answer_a_plain_post(client, app_url)
     # An event with a session State input: the browser sends null for it and the server fills in the session's.
     assert len(deps["arena_contestants"]["inputs"]) == 1
     assert "base" in json.dumps(post("arena_contestants", [None]))
+
+
+def test_generation_controls_carry_every_setting_into_the_config_including_the_abstention_threshold():
+    import gradio as gr
+
+    from lab.config import GenConfig
+
+    with gr.Blocks():
+        controls = common.gen_controls()
+    defaults = common.gen_from(*[c.value for c in controls])
+    d = GenConfig()
+    assert (defaults.max_new_tokens, defaults.abstain_below, defaults.focus_sentences, defaults.idk_above) == (
+        d.max_new_tokens, d.abstain_below, d.focus_sentences, d.idk_above)  # fmt: skip
+    moved = common.gen_from(*[c.value for c in controls[:-1]], 0.85)
+    assert moved.idk_above == 0.85 and common.gen_from(32, 0, -1, 0).idk_above == d.idk_above  # API callers of 4

@@ -82,12 +82,20 @@ def gen_controls() -> list:
                 step=1,
                 label="RAG: keep the N sentences closest to the question (0 = off)",
             )
-    return [max_new, temp, abstain, focus]
+        idk = gr.Slider(
+            0,
+            0.95,
+            GenConfig.idk_above,
+            step=0.05,
+            label="RAG: say 'I don't know' when the model gives it more than this probability (0 = plain greedy); "
+            "higher = fewer abstentions, more answers and more made-up ones",
+        )
+    return [max_new, temp, abstain, focus, idk]
 
 
-def gen_from(max_new, temp, abstain, focus, **extra) -> GenConfig:
+def gen_from(max_new, temp, abstain, focus, idk=GenConfig.idk_above, **extra) -> GenConfig:
     values = {"max_new_tokens": int(max_new), "temperature": float(temp), "abstain_below": float(abstain)}
-    return GenConfig(**values, focus_sentences=int(focus), **extra)
+    return GenConfig(**values, focus_sentences=int(focus), idk_above=float(idk), **extra)
 
 
 def fail(message: str) -> str:
