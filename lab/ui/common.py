@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import typing
 from collections.abc import Callable
 
 import gradio as gr
@@ -61,41 +62,42 @@ def generation(group: str = INTERACTIVE) -> dict:
 READ_ONLY = {"queue": False}
 
 
+# GenConfig fields the shared generation controls set, in the order gen_controls returns them.
+GEN_FIELDS = ("max_new_tokens", "temperature", "abstain_below", "focus_sentences", "idk_above")
+
+
 def gen_controls() -> list:
-    """Generation settings shared by every sub-tab, in the argument order of `gen_from`."""
+    """Generation settings shared by every sub-tab: one slider per GEN_FIELDS entry, in that order."""
+    d, c = GenConfig(), {}
     with gr.Accordion("Generation settings", open=False):
         with gr.Row():
-            max_new = gr.Slider(8, 256, GenConfig.max_new_tokens, step=8, label="Max new tokens")
-            temp = gr.Slider(0, 1.5, 0.0, step=0.1, label="Temperature (0 = greedy, used for scoring)")
+            c["max_new_tokens"] = gr.Slider(8, 256, d.max_new_tokens, step=8, label="Max new tokens")
+            c["temperature"] = gr.Slider(0, 1.5, 0.0, step=0.1, label="Temperature (0 = greedy, used for scoring)")
         with gr.Row():
-            abstain = gr.Slider(
-                -1,
-                1,
-                GenConfig.abstain_below,
-                step=0.05,
-                label="RAG: say 'I don't know' below this top score (-1 = off)",
+            c["abstain_below"] = gr.Slider(
+                -1, 1, d.abstain_below, step=0.05, label="RAG: say 'I don't know' below this top score (-1 = off)"
             )
-            focus = gr.Slider(
-                0,
-                12,
-                GenConfig.focus_sentences,
-                step=1,
-                label="RAG: keep the N sentences closest to the question (0 = off)",
+            c["focus_sentences"] = gr.Slider(
+                0, 12, d.focus_sentences, step=1, label="RAG: keep the N sentences closest to the question (0 = off)"
             )
-        idk = gr.Slider(
+        c["idk_above"] = gr.Slider(
             0,
             0.95,
-            GenConfig.idk_above,
+            d.idk_above,
             step=0.05,
             label="RAG: say 'I don't know' when the model gives it more than this probability (0 = plain greedy); "
             "higher = fewer abstentions, more answers and more made-up ones",
         )
-    return [max_new, temp, abstain, focus, idk]
+    return [c[name] for name in GEN_FIELDS]
 
 
-def gen_from(max_new, temp, abstain, focus, idk=GenConfig.idk_above, **extra) -> GenConfig:
-    values = {"max_new_tokens": int(max_new), "temperature": float(temp), "abstain_below": float(abstain)}
-    return GenConfig(**values, focus_sentences=int(focus), idk_above=float(idk), **extra)
+def gen_from(*values, **extra) -> GenConfig:
+    """A GenConfig from the controls' values in GEN_FIELDS order (API callers may pass fewer: the rest default)."""
+    if len(values) > len(GEN_FIELDS):
+        raise LabError(f"{len(values)} generation settings given; expected at most {len(GEN_FIELDS)}: {GEN_FIELDS}")
+    kinds = typing.get_type_hints(GenConfig)
+    settings = {name: kinds[name](v) for name, v in zip(GEN_FIELDS, values, strict=False) if v is not None}
+    return GenConfig(**settings, **extra)
 
 
 def fail(message: str) -> str:
