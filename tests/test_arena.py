@@ -196,3 +196,39 @@ def test_cancel_stops_between_batches_and_keeps_partial_results():
     )
     assert result["status"] == "cancelled" and len(result["questions"]) == 4 and r.calls == 1
     assert "cancelled" in result["verdict"]
+
+
+def test_the_abstention_curve_re_decides_every_answer_from_its_recorded_probability(monkeypatch):
+    from lab.arena.scoring import idk_curve, question_row
+    from lab.generation import IDK as DONT_KNOW
+    from lab.generation import ModelResponder, engine
+
+    items = [EvalItem("a1", "Torque of bolt A?", "40 Nm"), EvalItem("a2", "Colour of valve B?", "red"),
+             EvalItem("u1", "Price of C?", "", answerable=False)]  # fmt: skip
+    texts = ["It is 40 Nm [1].", "It is blue [1].", "It costs 9 euro [1]."]  # correct, wrong, hallucination
+
+    def fake_generate(model, tok, convs, gen, decide_idk=False, idk_probs=None):
+        assert decide_idk and idk_probs is not None  # a passage reader records, never forces
+        idk_probs[:] = [0.3, 0.6, 0.8]
+        return [(t, 10, 4) for t in texts]
+
+    monkeypatch.setattr(engine, "generate_batch", fake_generate)
+
+    class Index:
+        def retrieve(self, question, top_k=None):
+            return [type("P", (), {"text": "bolt 40 Nm valve blue costs 9 euro", "source": "s.md", "score": 0.9})()]
+
+    rag = ModelResponder("rag:x", None, None, Index())
+    answers = rag.answer_many(
+        [it.question for it in items], GenConfig(idk_above=0.5, focus_sentences=0, support_below=0)
+    )
+    assert [a.text for a in answers] == [texts[0], DONT_KNOW + ".", DONT_KNOW + "."]  # 0.6 and 0.8 are over 0.5
+    assert answers[1].alt == texts[1] and answers[0].alt == "" and answers[2].p_idk == 0.8
+    rows = [question_row(it, a, "rag:x") for it, a in zip(items, answers, strict=True)]
+    assert [r["category"] for r in rows] == ["correct", "skipped", "idk"]
+    curve = {round(p["threshold"], 2): p for p in idk_curve(rows)}
+    assert (curve[0.95]["correct_rate"], curve[0.95]["hallucination_rate"]) == (0.5, 1.0)  # nobody abstains
+    assert (curve[0.5]["correct_rate"], curve[0.5]["hallucination_rate"]) == (0.5, 0.0)  # as evaluated
+    assert (curve[0.25]["correct_rate"], curve[0.25]["hallucination_rate"]) == (0.0, 0.0)  # everybody abstains
+    plain = [question_row(items[0], Answer("40 Nm", system="base"), "base")]
+    assert idk_curve(plain) == [] and "p_idk" not in plain[0]  # a contestant that does not read passages

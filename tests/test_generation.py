@@ -153,3 +153,25 @@ def test_idk_decision_abstains_by_the_models_probability_not_by_argmax(cache):
     assert tok.decode(seq[1, 3:], skip_special_tokens=True) == IDK + "."
     off = idk_decision(tok, 0.8, begin=3)(prompt, probs.log())
     assert (off[:, ids[0]] == -float("inf")).all()  # a higher bar: neither row is sure enough to abstain
+
+
+def test_recorded_abstention_probabilities_reproduce_the_live_decision_at_any_threshold(cache):
+    """Generating with abstaining ruled out and recording P("I don't know") gives, for a threshold t, exactly the
+    answers of deciding during generation at t: "I don't know." where P > t, the same text elsewhere."""
+    from lab.generation import RAG_SYSTEM
+    from lab.generation.engine import generate_batch
+
+    model, tok = cache.model("embedded"), cache.tokenizer("embedded")
+    questions = ["What colour is the sky?", "Who wrote the manual?", "What is the torque of bolt X-9?",
+                 "How many blades does the rotor have?", "What is 2 + 2?", "Which valve is red?"]  # fmt: skip
+    convs = [[{"role": "system", "content": RAG_SYSTEM}, {"role": "user", "content": q}] for q in questions]
+    gen = GenConfig(max_new_tokens=12, batch_size=4, idk_above=0.5)
+    probs: list = []
+    recorded = generate_batch(model, tok, convs, gen, decide_idk=True, idk_probs=probs)
+    assert len(probs) == len(questions) and all(0.0 <= p <= 1.0 for p in probs)
+    assert all(not text.startswith(IDK) for text, _, _ in recorded)  # nothing forced while recording
+    t = sorted(probs)[len(probs) // 2 - 1]  # a threshold with rows on both sides (ties stay below)
+    assert any(p > t for p in probs) and any(p <= t for p in probs)
+    live = generate_batch(model, tok, convs, GenConfig(max_new_tokens=12, batch_size=4, idk_above=t), decide_idk=True)
+    for p, (text, _, _), (live_text, _, _) in zip(probs, recorded, live, strict=True):
+        assert live_text == (IDK + "." if p > t else text)

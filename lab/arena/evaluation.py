@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import db
-from lab.arena.scoring import add_similarity, question_row, summarize_all
+from lab.arena.scoring import add_similarity, idk_curve, question_row, summarize_all
 from lab.arena.verdict import verdict
 from lab.config import GenConfig
 from lab.data.evalset import EvalItem
@@ -86,6 +86,8 @@ def run_evaluation(
         add_similarity(rows, similarity)
     systems = [s for s in responders if any(r["system"] == s for r in rows)]
     result = {"status": status, "gen": gen.to_dict(), "systems": summarize_all(rows, systems, bootstrap, seed)}
+    curves = {s: idk_curve([r for r in rows if r["system"] == s]) for s in systems}
+    result["idk_curve"] = {s: c for s, c in curves.items() if c}
     result["questions"] = rows
     result["verdict"] = verdict(result)
     return result

@@ -2,7 +2,9 @@
 
 A question row holds the answer, its category and every per-answer metric; a summary holds rates with seeded
 bootstrap 95% intervals beside them (`NAME` and `NAME_ci`), latency percentiles, tokens/s and a breakdown by the
-evaluation set's `group`. Pure functions of answers and items (the embedding similarity is passed in).
+evaluation set's `group`; and `idk_curve`, a passage-reading contestant's correct / hallucination rates re-decided
+for every abstention threshold from the probabilities its answers recorded. Pure functions of answers and items
+(the embedding similarity is passed in).
 """
 
 from __future__ import annotations
@@ -29,22 +31,67 @@ def question_row(item: EvalItem, answer: Answer, system: str) -> dict[str, Any]:
     refs = sc.golds(item.answer, item.aliases)
     passages = [passage_dict(p) for p in answer.passages]
     rank = sc.retrieval_rank(item.source, [p.get("source") for p in passages]) if passages else None
-    return item.to_dict() | {
-        "system": system,
-        "prediction": answer.text,
-        "category": sc.category(answer.text, item.answer, item.aliases, item.answerable),
-        "exact_match": sc.exact_match(answer.text, refs),
-        "token_f1": sc.token_f1(answer.text, refs),
-        "rouge_l": sc.rouge_l(answer.text, refs),
-        "similarity": None,
-        "groundedness": sc.groundedness(answer.text, [p.get("text") or "" for p in passages]),
-        "retrieval_hit": None if rank is None else float(rank > 0),
-        "retrieval_rr": None if rank is None else (1 / rank if rank else 0.0),
-        "latency_s": answer.latency_s,
-        "prompt_tokens": answer.prompt_tokens,
-        "completion_tokens": answer.completion_tokens,
-        "passages": passages,
+    return (
+        item.to_dict()
+        | {
+            "system": system,
+            "prediction": answer.text,
+            "category": sc.category(answer.text, item.answer, item.aliases, item.answerable),
+            "exact_match": sc.exact_match(answer.text, refs),
+            "token_f1": sc.token_f1(answer.text, refs),
+            "rouge_l": sc.rouge_l(answer.text, refs),
+            "similarity": None,
+            "groundedness": sc.groundedness(answer.text, [p.get("text") or "" for p in passages]),
+            "retrieval_hit": None if rank is None else float(rank > 0),
+            "retrieval_rr": None if rank is None else (1 / rank if rank else 0.0),
+            "latency_s": answer.latency_s,
+            "prompt_tokens": answer.prompt_tokens,
+            "completion_tokens": answer.completion_tokens,
+            "passages": passages,
+        }
+        | _decision(item, answer)
+    )
+
+
+def _decision(item: EvalItem, answer: Answer) -> dict[str, Any]:
+    """For an answer whose abstention was decided by probability: that probability and the category the answer
+    gets when it does not abstain (its own, or its `alt`'s when it abstained), so `idk_curve` can re-decide."""
+    if answer.p_idk is None:
+        return {}
+    answering = answer.alt or answer.text
+    return {
+        "p_idk": answer.p_idk,
+        "answer_category": sc.category(answering, item.answer, item.aliases, item.answerable),
     }
+
+
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 ... 0.95
+
+
+def idk_curve(rows: list[dict[str, Any]], thresholds: tuple[float, ...] = THRESHOLDS) -> list[dict[str, Any]]:
+    """One contestant's correct and hallucination rates for every abstention threshold, re-decided from each
+    row's `p_idk` (abstain when over the threshold, else its `answer_category`); rows without one keep their
+    category. Empty when no row has a probability (a contestant that does not read passages)."""
+    if not any(r.get("p_idk") is not None for r in rows):
+        return []
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+
+    def category_at(row: dict[str, Any], t: float) -> str:
+        if row.get("p_idk") is None:
+            return row["category"]
+        if row["p_idk"] > t:
+            return sc.SKIPPED if row["answerable"] else sc.IDK
+        return row["answer_category"]
+
+    def rate(pool: list[dict[str, Any]], cat: str, t: float) -> float | None:
+        return sum(category_at(r, t) == cat for r in pool) / len(pool) if pool else None
+
+    return [
+        {"threshold": t, "correct_rate": rate(answerable, sc.CORRECT, t),
+         "hallucination_rate": rate(unanswerable, sc.HALLUCINATION, t)}
+        for t in thresholds
+    ]  # fmt: skip
 
 
 def add_similarity(rows: list[dict[str, Any]], similarity: Callable[[list[str], list[str]], list[float]]) -> None:

@@ -132,6 +132,7 @@ def cmd_eval(args) -> int:
     )
     print(file=sys.stderr)
     print_table(result)
+    print_curves(result)
     print(result["verdict"])
     if result.get("id"):
         print(f"saved as evaluation {result['id']} in {ws.dir('evals', result['id'])}")
@@ -140,6 +141,20 @@ def cmd_eval(args) -> int:
             json.dump(result, fh, indent=1, default=str)
         print(f"wrote {args.out}")
     return 0
+
+
+def print_curves(result: dict) -> None:
+    """Each passage-reading contestant's correct / hallucination rates at other abstention thresholds."""
+    for system, curve in (result.get("idk_curve") or {}).items():
+        points = [p for p in curve if round(p["threshold"] * 20) % 2 == 0 or p["threshold"] >= 0.85]
+        cells = "  ".join(
+            f"{p['threshold']:.2f}: {_pct(p['correct_rate'])}/{_pct(p['hallucination_rate'])}" for p in points
+        )
+        print(f"{system} by abstention threshold (correct/hallucination %): {cells}")
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.0f}"
 
 
 def cmd_leaderboard(args) -> int:

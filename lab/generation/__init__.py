@@ -36,6 +36,8 @@ class Answer:
     system: str = ""
     done: bool = True  # False while an answer is still streaming in
     draft: str = ""  # the generated text when the support check replaced it with "I don't know"
+    p_idk: float | None = None  # the model's probability of abstaining (a passage-reading batch answer only)
+    alt: str = ""  # when it abstained by that probability: what it answers with abstaining ruled out (checked)
 
     @property
     def tokens_per_s(self) -> float:

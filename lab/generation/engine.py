@@ -28,13 +28,14 @@ def _gen_kwargs(tok, gen: GenConfig) -> dict[str, Any]:
     return kwargs
 
 
-def idk_decision(tok, threshold: float, begin: int):
+def idk_decision(tok, threshold: float, begin: int, record: list | None = None):
     """A logits processor that makes the first generated token decide between abstaining and answering by the
     model's own probability: when the first token of "I don't know." gets more than `threshold` of it, the row is
     forced to exactly "I don't know." and ends; otherwise that token is ruled out and the row answers. Greedy
     decoding alone takes the argmax, so one abstention token beats an answer whose probability is spread over
     many first tokens (a model trained with "I don't know" targets then abstains far more often than it believes
-    it should). `begin` is the prompt width (left-padded batches share it)."""
+    it should). `begin` is the prompt width (left-padded batches share it). With `record`, each row's
+    probability of that first token is appended to it (in batch order)."""
     import torch
     from transformers import LogitsProcessor
 
@@ -46,7 +47,10 @@ def idk_decision(tok, threshold: float, begin: int):
         def __call__(self, input_ids, scores):
             step = input_ids.shape[1] - begin
             if step == 0:
-                self.forced = torch.softmax(scores.float(), -1)[:, ids[0]] > threshold
+                p_idk = torch.softmax(scores.float(), -1)[:, ids[0]]
+                if record is not None:
+                    record.extend(float(x) for x in p_idk)
+                self.forced = p_idk > threshold
                 scores[~self.forced, ids[0]] = -float("inf")
             if self.forced is None or step >= len(ids) or not bool(self.forced.any()):
                 return scores
@@ -57,10 +61,13 @@ def idk_decision(tok, threshold: float, begin: int):
     return IdkDecision()
 
 
-def _decide(tok, gen: GenConfig, enc, decide_idk: bool) -> dict[str, Any]:
+def _decide(tok, gen: GenConfig, enc, decide_idk: bool, record: list | None = None) -> dict[str, Any]:
+    """The abstention decision for one generate call; with `record`, no row is forced (every row answers with
+    the abstention token ruled out) and the probabilities go to `record`: the caller decides afterwards."""
     if not decide_idk or gen.idk_above <= 0:
         return {}
-    return {"logits_processor": [idk_decision(tok, gen.idk_above, int(enc["input_ids"].shape[1]))]}
+    threshold = float("inf") if record is not None else gen.idk_above
+    return {"logits_processor": [idk_decision(tok, threshold, int(enc["input_ids"].shape[1]), record)]}
 
 
 def _prompt_text(tok, messages: list[dict[str, str]]) -> str:
@@ -73,29 +80,43 @@ def _encode(tok, texts: list[str], device):
 
 
 def generate_batch(
-    model, tok, conversations: list[list[dict[str, str]]], gen: GenConfig, decide_idk: bool = False
+    model,
+    tok,
+    conversations: list[list[dict[str, str]]],
+    gen: GenConfig,
+    decide_idk: bool = False,
+    idk_probs: list | None = None,
 ) -> list[tuple[str, int, int]]:
     """Answer many conversations, `gen.batch_size` at a time; returns (text, prompt_tokens, completion_tokens).
 
     Prompts are sorted by length so each batch pads little; results come back in the input order. With
-    `decide_idk` and `gen.idk_above`, abstaining is decided by probability (`idk_decision`).
+    `decide_idk` and `gen.idk_above`, abstaining is decided by probability (`idk_decision`). Given a list as
+    `idk_probs` (and `decide_idk`), nothing is forced: every row answers with "I don't know" ruled out and
+    `idk_probs` is filled, in input order, with each row's probability of abstaining, so the caller can decide
+    for any threshold (the answer of a row not over it is the same as with the decision inside).
     """
     import torch
 
     texts = [_prompt_text(tok, c) for c in conversations]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     results: list[tuple[str, int, int]] = [("", 0, 0)] * len(texts)
+    probs: list[float | None] = [None] * len(texts)
     for start in range(0, len(order), gen.batch_size):
         idx = order[start : start + gen.batch_size]
         enc = _encode(tok, [texts[i] for i in idx], model.device)
+        record = [] if idk_probs is not None else None
         with torch.inference_mode():
-            out = model.generate(**enc, **_gen_kwargs(tok, gen), **_decide(tok, gen, enc, decide_idk))
+            out = model.generate(**enc, **_gen_kwargs(tok, gen), **_decide(tok, gen, enc, decide_idk, record))
         width = enc["input_ids"].shape[1]
+        for row, p_idk in enumerate(record or []):
+            probs[idx[row]] = p_idk
         for row, i in enumerate(idx):
             new = out[row, width:]
             new = new[new != tok.pad_token_id] if tok.pad_token_id != tok.eos_token_id else _until_eos(new, tok)
             prompt_len = int(enc["attention_mask"][row].sum())
             results[i] = (tok.decode(new, skip_special_tokens=True).strip(), prompt_len, int(new.numel()))
+    if idk_probs is not None:
+        idk_probs[:] = probs
     return results
 
 
@@ -188,12 +209,27 @@ class ModelResponder:
             chunk = todo[begin : begin + gen.batch_size]
             t0 = time.perf_counter()
             convs = [self._messages(questions[i], all_passages[i], gen) for i in chunk]
-            outs = generate_batch(self.model, self.tok, convs, gen, decide_idk=self.retriever is not None)
+            probs: list = []
+            rag = self.retriever is not None
+            outs = generate_batch(self.model, self.tok, convs, gen, decide_idk=rag, idk_probs=probs if rag else None)
             per_q = (time.perf_counter() - t0) / len(chunk)  # amortised share of the batch's wall time
-            for i, (text, n_in, n_out) in zip(chunk, outs, strict=True):
-                answer = Answer(text, all_passages[i], retrieval_s + per_q, n_in, n_out, self.name)
-                answers[i] = self._supported(answer, gen)
+            for row, (i, (text, n_in, n_out)) in enumerate(zip(chunk, outs, strict=True)):
+                answer = self._supported(
+                    Answer(text, all_passages[i], retrieval_s + per_q, n_in, n_out, self.name), gen
+                )
+                answers[i] = self._decided(answer, probs[row] if probs else None, gen)
         return answers
+
+    @staticmethod
+    def _decided(answer: Answer, p_idk: float | None, gen: GenConfig) -> Answer:
+        """Apply the abstention decision to an answer generated with abstaining ruled out: "I don't know." when
+        `p_idk` is over `gen.idk_above` (the answer is kept as `alt`). The same text as deciding during
+        generation, and any other threshold can be applied later from `p_idk` and `alt` (`idk_curve`)."""
+        if p_idk is None:
+            return answer
+        if p_idk > gen.idk_above:
+            return replace(answer, text=IDK + ".", draft="", p_idk=p_idk, alt=answer.text)
+        return replace(answer, p_idk=p_idk)
 
     def stream(self, question: str, gen: GenConfig) -> Iterator[Answer]:
         start = time.perf_counter()

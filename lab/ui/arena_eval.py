@@ -60,8 +60,8 @@ def build(ws, cache, choices):
     outputs = [status, verdict, chart, summary, result, files]
 
     @gpu(duration=lambda upload, pick, limit, *_, **__: answers_duration((int(limit or 0) or 120) * len(pick or [])))
-    def start(upload, pick, limit, batch, max_new, temp, abstain, focus, request: gr.Request):
-        yield from _run(ws, cache, stops, upload, pick, limit, batch, max_new, temp, abstain, focus, request=request)
+    def start(upload, pick, limit, batch, *settings, request: gr.Request):
+        yield from _run(ws, cache, stops, upload, pick, limit, batch, *settings, request=request)
 
     run.click(start, inputs, outputs, api_name="arena_eval_run", **generation(BATCH))
 

@@ -184,14 +184,20 @@ def question_detail(result: dict[str, Any], qid: str, system: str) -> str:
 
 
 def bar_chart(result: dict[str, Any]):
-    """Grouped bar chart: one group per metric, one bar per contestant, with 95% interval whiskers."""
+    """Grouped bar chart: one group per metric, one bar per contestant, with 95% interval whiskers; beside it,
+    when passage-reading contestants recorded their abstention probabilities, the threshold's trade-off panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     systems = result.get("systems", [])
-    fig, ax = plt.subplots(figsize=(10, 3.6))
+    curves = result.get("idk_curve") or {}
+    if curves:  # a second panel: the abstention threshold's trade-off
+        fig, (ax, right) = plt.subplots(1, 2, figsize=(13, 3.8), width_ratios=[2.6, 1])
+        _curve_panel(right, systems, curves, (result.get("gen") or {}).get("idk_above"))
+    else:
+        fig, ax = plt.subplots(figsize=(10, 3.6))
     width = 0.8 / max(1, len(systems))
     for i, s in enumerate(systems):
         xs = [m + (i - (len(systems) - 1) / 2) * width for m in range(len(CHART_METRICS))]
@@ -205,6 +211,28 @@ def bar_chart(result: dict[str, Any]):
     ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1, 1), ncols=max(1, len(systems)), frameon=False)
     fig.tight_layout()
     return fig
+
+
+def _curve_panel(ax, systems: list[dict[str, Any]], curves: dict[str, list], chosen: float | None) -> None:
+    """Correct (answerable) against hallucination (unanswerable) rate: a line per passage-reading contestant as
+    its abstention threshold moves (the evaluated threshold ringed), a dot for every other contestant."""
+    for i, s in enumerate(systems):
+        color = f"C{i}"
+        curve = [p for p in curves.get(s["system"], []) if p["correct_rate"] is not None]
+        curve = [p for p in curve if p["hallucination_rate"] is not None]
+        if curve:
+            xs, ys = [100 * p["hallucination_rate"] for p in curve], [100 * p["correct_rate"] for p in curve]
+            ax.plot(xs, ys, "-", color=color, marker=".", markersize=4, linewidth=1)
+        if s.get("correct_rate") is not None and s.get("hallucination_rate") is not None:
+            x, y = 100 * s["hallucination_rate"], 100 * s["correct_rate"]
+            ax.plot([x], [y], "o", color=color, markersize=7, markerfacecolor="none" if curve else color)
+    ax.set_xlabel("hallucination % (unanswerable)")
+    ax.set_ylabel("correct % (answerable)")
+    ax.set_xlim(-3, 103)
+    ax.set_ylim(-3, 103)
+    note = f" (ring: {chosen:g}, as evaluated)" if chosen else ""
+    ax.set_title(f"Moving the abstention threshold 0.05-0.95{note}", loc="left", fontsize=9)
+    ax.grid(alpha=0.3)
 
 
 def _err(s: dict[str, Any], key: str) -> tuple[float, float]:
