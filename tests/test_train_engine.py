@@ -155,3 +155,18 @@ def test_cuda_run_uses_bf16_and_reports_cuda_memory(ws, tmp_path, method):
     assert status["state"] == "finished" and status["bf16"] == torch.cuda.is_bf16_supported()
     assert 0 < status["metrics"]["peak_memory_mb"] < torch.cuda.get_device_properties(0).total_memory / 2**20
     print(f"{method}: {status['metrics']['runtime_s'] / 4:.3f} s/step, peak {status['metrics']['peak_memory_mb']} MB")
+
+
+def test_peak_memory_is_this_process_own_not_the_launching_app_s():
+    """A training child started from a big process (the app, models loaded) reports its own peak: Linux carries
+    the parent's resident memory over exec into ru_maxrss, which made the Train tab show the app's size."""
+    import subprocess
+    import sys
+
+    big = bytearray(600 * 2**20)
+    for i in range(0, len(big), 4096):
+        big[i] = 1  # resident in this process
+    code = "from lab.training.plan import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 0 < child < 400, child  # the child imports a little; the parent holds over 600 MB
+    assert len(big) == 600 * 2**20

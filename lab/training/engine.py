@@ -9,7 +9,6 @@ files (see lab/training/__init__.py); a STOP file makes it save and stop. Must n
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import time
 import traceback
@@ -28,7 +27,7 @@ from lab.training import (
     write_status,
 )
 from lab.training.lineage import parent_adapter
-from lab.training.plan import cpu_has_bf16, linear_modules, target_names, weight_shapes
+from lab.training.plan import cpu_has_bf16, linear_modules, peak_rss_mb, target_names, weight_shapes
 from lab.training.prep import IGNORE, PadCollator, encode_all, pack
 from lab.training.ragdata import run_examples
 from lab.workspace import Workspace
@@ -49,7 +48,7 @@ def peak_memory_mb() -> float:
 
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mb()
 
 
 def build_model(config: TrainConfig, model_path: str, parent_adapter: Path | None = None):

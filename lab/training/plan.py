@@ -167,6 +167,21 @@ def estimate(
             "time_s_cpu": time_s}  # fmt: skip
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: VmHWM of /proc/self/status where there is one (Linux), which
+    starts again at exec. getrusage's ru_maxrss would also count the resident memory of the process this one was
+    started from (the app, with its models loaded), because Linux carries it over the exec."""
+    import resource
+
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU has native bf16 matrix instructions (avx512_bf16 or AMX), from /proc/cpuinfo."""
     try:
@@ -279,8 +294,6 @@ def calibrate(runs_dir: str | Path, config: TrainConfig, model_dir: str | Path, 
 
 def _calibration_child(job: dict, steps: int = 3) -> dict:
     """Run in the child: one warm-up and `steps` timed LoRA steps on random tokens of the data's shape."""
-    import resource
-
     import torch
     import torch.nn.functional as F
 
@@ -304,7 +317,7 @@ def _calibration_child(job: dict, steps: int = 3) -> dict:
         opt.step()
         opt.zero_grad()
         elapsed += (time.perf_counter() - started) if step else 0.0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     return {"tokens_per_s": steps * shape[0] * shape[1] / max(elapsed, 1e-9), "peak_mb": round(peak), "steps": steps}
 
 
