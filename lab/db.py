@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,15 +95,33 @@ def init(path: str | Path) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with connect(path) as conn:
-            conn.executescript(SCHEMA)
+        _create(path)
     except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc):
+            raise DatabaseError(
+                f"{path} stayed locked by another process for 40 s: close the other program using it or try again"
+            ) from None
         raise DatabaseError(
             f"{path} is not a usable SQLite database ({exc}): move it aside (for example to {path.name}.broken) "
             "and start again; a new empty database is created, saved datasets, runs and indexes are kept"
         ) from None
     _READY.add(_identity(path))
     return path
+
+
+def _create(path: Path, attempts: int = 40) -> None:
+    """The schema, retried while another process holds the file: two processes opening a new database at once
+    (the app and a CLI, two training children) can see "database is locked" from the switch to WAL, which does
+    not wait on the busy timeout. Only a locked file is retried; anything else is raised at once."""
+    for attempt in range(attempts):
+        try:
+            with connect(path) as conn:
+                conn.executescript(SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 @contextlib.contextmanager

@@ -325,3 +325,31 @@ def test_full_disk_during_a_save_is_a_clear_error_and_keeps_earlier_artefacts(sm
     assert {p.name: p.read_bytes() for p in ws.dir("datasets", "first").iterdir()} == kept
     assert len(load_split(ws, "first")) > 0
     assert not [p for kind in ("datasets", "corpora") for p in (ws.root / kind).iterdir() if p.name.startswith(".")]
+
+
+def test_a_new_database_locked_by_another_process_is_waited_for_not_called_corrupt(tmp_path, monkeypatch):
+    """Two processes creating lab.db at once: the switch to WAL can answer "database is locked" at once; init
+    retries that (a flake of the kill test above), while a real fault is still reported at once."""
+    real, calls = db.connect, []
+
+    def flaky(path):
+        calls.append(path)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return real(path)
+
+    monkeypatch.setattr(db, "connect", flaky)
+    path = db.init(tmp_path / "lab.db")
+    assert len(calls) == 3 and path.is_file()
+    with real(path) as conn:
+        assert conn.execute("SELECT count(*) FROM votes").fetchone()[0] == 0  # the schema is there
+
+    def broken(path):
+        calls.append(path)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(db, "connect", broken)
+    calls.clear()
+    with pytest.raises(db.DatabaseError, match="not a usable SQLite database"):
+        db.init(tmp_path / "other.db")
+    assert len(calls) == 1  # not retried

@@ -59,8 +59,9 @@ def build(ws, cache, choices):
     inputs = [upload, pick, limit, batch, *gen]
     outputs = [status, verdict, chart, summary, result, files]
 
-    @gpu(duration=lambda upload, pick, limit, *_, **__: answers_duration((int(limit or 0) or 120) * len(pick or [])))
-    def start(upload, pick, limit, batch, *settings, request: gr.Request):
+    # The request comes first: gradio passes it positionally, and the generation settings (GEN_FIELDS) follow.
+    @gpu(duration=lambda _, upload, pick, limit, *__: answers_duration((int(limit or 0) or 120) * len(pick or [])))
+    def start(request: gr.Request, upload, pick, limit, batch, *settings):
         yield from _run(ws, cache, stops, upload, pick, limit, batch, *settings, request=request)
 
     run.click(start, inputs, outputs, api_name="arena_eval_run", **generation(BATCH))
