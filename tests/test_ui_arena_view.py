@@ -54,3 +54,19 @@ def test_verdict_items_are_one_sentence_with_the_interval_after_it():
     for item in with_interval:
         sentence, note = item.split("\n")
         assert "CI" not in sentence and sentence.rstrip().endswith(".") and note.strip().startswith("<small>")
+
+
+def test_empty_summary_columns_are_dropped_and_the_threshold_panel_needs_both_kinds_of_question():
+    result = _result()
+    only_answerable = dict(
+        result, systems=[dict(s, hallucination_rate=None, idk_rate=None) for s in result["systems"]]
+    )
+    head, rows = view.summary_rows(only_answerable)
+    assert "hallucination" not in head and "I don't know" not in head and len(rows[0]) == len(head)
+    assert "hallucination" in view.summary_rows(result)[0]
+    curve = [{"threshold": 0.5, "correct_rate": 0.4, "hallucination_rate": 0.2}]
+    with_curve = dict(result, idk_curve={"rag:x": curve}, gen={"idk_above": 0.5})
+    fig = view.bar_chart(with_curve)
+    assert len(fig.axes) == 2 and fig.axes[1].get_xlabel().startswith("hallucination")
+    undrawable = dict(result, idk_curve={"rag:x": [dict(curve[0], hallucination_rate=None)]})
+    assert len(view.bar_chart(undrawable).axes) == 1  # no unanswerable question: no empty panel

@@ -153,12 +153,15 @@ def rate_cell(summary: dict[str, Any], key: str) -> str:
 
 
 def summary_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows: one per contestant, rates in % with 95% intervals, latency and tokens/s."""
-    head = ["contestant", "n", *(SUMMARY_HEADERS[k] for k in SUMMARY_COLUMNS), "p50 s", "p95 s", "tokens/s"]
+    """Header and rows: one per contestant, rates in % with 95% intervals, latency and tokens/s. A column no
+    contestant has a value for (e.g. hallucination when the set has no unanswerable question) is left out."""
+    systems = result.get("systems", [])
+    columns = [k for k in SUMMARY_COLUMNS if any(s.get(k) is not None for s in systems)]
+    head = ["contestant", "n", *(SUMMARY_HEADERS[k] for k in columns), "p50 s", "p95 s", "tokens/s"]
     rows = []
-    for s in result.get("systems", []):
+    for s in systems:
         speed = [round(s.get(k) or 0, 2) for k in ("latency_p50", "latency_p95", "tokens_per_s")]
-        rows.append([s["system"], s["n"], *(rate_cell(s, k) for k in SUMMARY_COLUMNS), *speed])
+        rows.append([s["system"], s["n"], *(rate_cell(s, k) for k in columns), *speed])
     return head, rows
 
 
@@ -193,7 +196,10 @@ def bar_chart(result: dict[str, Any]):
 
     systems = result.get("systems", [])
     curves = result.get("idk_curve") or {}
-    if curves:  # a second panel: the abstention threshold's trade-off
+    drawable = any(
+        p["correct_rate"] is not None and p["hallucination_rate"] is not None for c in curves.values() for p in c
+    )
+    if drawable:  # a second panel: the abstention threshold's trade-off (needs answerable and unanswerable questions)
         fig, (ax, right) = plt.subplots(1, 2, figsize=(13, 3.8), width_ratios=[2.6, 1])
         _curve_panel(right, systems, curves, (result.get("gen") or {}).get("idk_above"))
     else:
@@ -230,8 +236,8 @@ def _curve_panel(ax, systems: list[dict[str, Any]], curves: dict[str, list], cho
     ax.set_ylabel("correct % (answerable)")
     ax.set_xlim(-3, 103)
     ax.set_ylim(-3, 103)
-    note = f" (ring: {chosen:g}, as evaluated)" if chosen else ""
-    ax.set_title(f"Moving the abstention threshold 0.05-0.95{note}", loc="left", fontsize=9)
+    note = f"\n(ring: {chosen:g}, as evaluated; dot: no threshold)" if chosen else ""
+    ax.set_title(f"Abstention threshold 0.05 to 0.95{note}", loc="left", fontsize=9)
     ax.grid(alpha=0.3)
 
 
