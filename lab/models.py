@@ -140,6 +140,16 @@ def resolve_embedder(spec: str) -> ResolvedModel:
 
 
 _CONVERT_LOCK = threading.Lock()
+_IMPORT_LOCK = threading.Lock()
+
+
+def import_libraries() -> None:
+    """Import transformers' model classes and sentence-transformers once, from one thread. Their lazy modules are
+    not safe to initialise from two threads at once ("cannot import name 'AutoModelForCausalLM'"), which is what
+    two contestants loading side by side (a battle's first answers) did. Cheap once imported."""
+    with _IMPORT_LOCK:
+        import sentence_transformers  # noqa: F401
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
 
 def ensure_embedded_model(model_cache: Path) -> Path:

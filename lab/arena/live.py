@@ -14,6 +14,7 @@ from typing import Any
 from lab.config import GenConfig
 from lab.errors import user_message
 from lab.generation import Answer, stream_answer
+from lab.models import import_libraries
 
 
 def stream_many(
@@ -30,6 +31,7 @@ def stream_many(
         except Exception as exc:  # shown next to the answer; a worker thread must never die silently
             errors[i] = user_message(exc)
 
+    import_libraries()  # before the threads: two first imports of transformers at once can fail
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(makers))]
     for t in threads:
         t.start()

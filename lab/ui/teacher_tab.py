@@ -21,7 +21,7 @@ KINDS = ("run", "evaluation", "index")
 
 
 def build(ws, cache) -> gr.Column:
-    """The panel; returns its column (the caller's page-load event hides it from non-teachers)."""
+    """The panel, inside the caller's Teacher tab (whose page-load event hides the tab from non-teachers)."""
     with gr.Column() as panel:
         gr.Markdown("### Teacher controls\nOnly teacher accounts see this tab and may use it (see `LAB_TEACHERS`).")
         with gr.Row():
@@ -53,8 +53,8 @@ def build(ws, cache) -> gr.Column:
 
 
 def visible_for(request: gr.Request):
-    """Page load: show the panel to teachers only."""
-    return gr.Column(visible=is_teacher(request))
+    """Page load: show the Teacher tab (its label too) to teachers only."""
+    return gr.Tab(visible=is_teacher(request))
 
 
 def _names(ws, kind: str) -> list[str]:
