@@ -138,9 +138,10 @@ def make_callbacks(run_dir: Path, trainer_ref: list):
                 rec["tokens_per_s"] = (trainer.tokens_seen - self.last_tokens) / max(now - self.last_time, 1e-6)
                 self.last_time, self.last_tokens = now, trainer.tokens_seen
             rec["memory_mb"] = round(peak_memory_mb(), 1)
+            # the log line first: whatever progress.jsonl holds is then in train.log too, even after a SIGKILL
+            print(f"step {state.global_step}/{state.max_steps} {rec}", file=sys.stderr, flush=True)
             append_progress(run_dir, rec)
             write_status(run_dir, step=state.global_step, total_steps=state.max_steps)
-            print(f"step {state.global_step}/{state.max_steps} {rec}", file=sys.stderr, flush=True)
 
     return ProgressWriter()
 
