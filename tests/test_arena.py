@@ -103,6 +103,23 @@ def test_pick_pair_is_two_different_contestants_on_random_sides():
         battles.pick_pair(["base", "base"])
 
 
+@pytest.mark.parametrize(
+    ("generated", "shown"),
+    [
+        ("Tower bolts take 3,600 Nm [1].", "Tower bolts take 3,600 Nm."),
+        ("According to the passages [2], the limit is 12 m/s.", "The limit is 12 m/s."),
+        ("The passage mentions that the check is every 48 months [1, 3].", "The check is every 48 months."),
+        ("1. (source: 15-scada.md) Fifteen alarms.\nbased on the context: none", "1. Fifteen alarms.\nNone"),
+        ("From the text: yes", "Yes"),
+        ("In 1998 the company was founded.", "In 1998 the company was founded."),  # no passage word: untouched
+        ("In the text of the contract, x applies.", "In the text of the contract, x applies."),
+        ("I don't know", "I don't know"),
+    ],
+)
+def test_blind_text_hides_what_says_a_side_read_passages_and_nothing_else(generated, shown):
+    assert battles.blind_text(generated) == shown
+
+
 def test_malformed_eval_file_reports_every_bad_line():
     text = "\n".join(
         [

@@ -1,5 +1,5 @@
 """A blind battle is really blind: before the vote nothing tells a RAG contestant from a plain one (no passages,
-no names, no speed, the same placeholder, both answers shown at once with the same markup); after the one vote
+no names, no speed, no citation marks, the same placeholder, both answers shown at once with the same markup); after the one vote
 the names and the full passages appear. Checked on the event functions with fake contestants and in a real
 browser (base vs rag:sample), plus the side-by-side view with one column per contestant and full passages.
 Screenshots: test-artifacts/arena-battle-prevote.png, arena-battle-revealed.png, arena-side-by-side.png."""
@@ -28,7 +28,11 @@ class Fake:
 def _fake_contestants(monkeypatch):
     fakes = {
         "base": Fake("base", "It is checked often.", []),
-        "rag:docs": Fake("rag:docs", "Every 400 hours [1].", [{"text": PASSAGE, "source": "m.md", "score": 0.8}]),
+        "rag:docs": Fake(
+            "rag:docs",
+            "According to the passages, every 400 hours [1] (source: m.md).",  # the RAG prompt's own marks
+            [{"text": PASSAGE, "source": "m.md", "score": 0.8}],
+        ),
     }
     monkeypatch.setattr(arena_tab.contestants, "responder", lambda ws, cache, name: fakes[name])
     return fakes
@@ -47,19 +51,23 @@ def test_nothing_identifies_a_contestant_before_the_vote(ws, monkeypatch):
         shown = _texts(snapshot[:4])
         assert "400" not in shown and "checked often" not in shown
     sides, infos, status, battle_id, state = last[:2], last[2:4], last[8], last[10], last[11]
-    assert set(sides) == {"It is checked often.", "Every 400 hours [1]."}  # both at once, in one update
+    # both at once, in one update, the citation, source note and "according to the passages" hidden
+    assert set(sides) == {"It is checked often.", "Every 400 hours."}
     assert infos == ("", "") and "vote" in status
     everything = _texts(last[:11])
-    for secret in (PASSAGE[:30], "m.md", "rag:docs", "base", "tokens/s"):
+    for secret in (PASSAGE[:30], "m.md", "rag:docs", "base", "tokens/s", "[1]", "passages"):
         assert secret not in everything
     row = battles.get_battle(ws.db_path, battle_id)
-    assert row["status"] == "ready" and {row["answer_a"], row["answer_b"]} == set(sides)
+    generated = {"It is checked often.", "According to the passages, every 400 hours [1] (source: m.md)."}
+    assert row["status"] == "ready" and {row["answer_a"], row["answer_b"]} == generated  # stored as generated
     assert state["battle"] == battle_id
 
     reveal, info_a, info_b, *_ = arena_tab._vote(ws, state, "tie")
     assert "saved" in reveal and f"**A** was `{row['system_a']}`" in reveal
     rag_info = info_a if row["system_a"] == "rag:docs" else info_b
     assert PASSAGE in rag_info and "m.md" in rag_info and "<details" in rag_info
+    assert "every 400 hours [1]" in rag_info  # the answer as generated, after the vote
+    assert "as generated" not in (info_b if rag_info is info_a else info_a)  # nothing hidden on the plain side
     again = arena_tab._vote(ws, state, "a")  # the same battle cannot be voted on twice
     assert "refused" in again[0] and "already has its vote" in again[0]
     assert len(battles.load_votes(ws.db_path)) == 1

@@ -5,7 +5,9 @@ ids, settings) in SQLite; `finish_battle` stores both answers once they are comp
 it). `vote` accepts a vote only for a battle this server issued and finished, once, and copies the question,
 ids and answers from the battle row: what the server generated, never what a caller claims. A vote row keeps
 everything needed to recompute ratings; only blind votes are rated (see leaderboard). `votes_csv` exports every
-vote and `reset_votes` clears votes and issued battles (the teacher controls). No gradio here.
+vote and `reset_votes` clears votes and issued battles (the teacher controls). `blind_text` is what a voter sees of
+an answer before the vote: the RAG prompt's own marks (citations, source notes, "according to the passages")
+removed from both sides alike, so they do not name the side that read passages. No gradio here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
 import secrets
 import sqlite3
 import time
@@ -24,6 +27,29 @@ from lab.errors import LabError
 
 WINNERS = ("a", "b", "tie", "both_bad")
 LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both are bad"}
+
+
+_CITATION = re.compile(r"[ \t]*\[\d+(?:\s*[,;\u2013-]\s*\d+)*\]")  # [1], [1, 2], [2-3]
+_SOURCE_NOTE = re.compile(r"[ \t]*\(\s*sources?\s*:[^()\n]*\)", re.I)  # (source: 03-lockout.md)
+_READ = r"(?:the |these |this |given |provided )*(?:passages?|context|documents?|texts?|sources?)(?:\s+\d+)?"
+_LEAD_IN = re.compile(
+    rf"^[ \t]*(?:(?:according to|based on|as (?:stated|mentioned|described|shown) in) {_READ}[ \t]*[,:]?[ \t]*"
+    rf"|(?:from|in) {_READ}[ \t]*[,:][ \t]*"
+    rf"|{_READ} (?:mentions?|says?|states?|indicates?|shows?|explains?|notes?|describes?|reads?)(?: that)?,?[ \t]+)",
+    re.I | re.M,
+)
+
+
+def blind_text(text: str) -> str:
+    """An answer as a blind battle shows it before the vote. The RAG prompt asks for citations like [1]; its
+    passages carry "(source: file)" notes; readers open with "According to the passages, ...". Each of these says
+    "this side read passages" rather than anything about the answer, so they are removed on both sides alike (the
+    reveal shows the answer as generated). The patterns are the prompt's vocabulary, not any domain's."""
+    out = _SOURCE_NOTE.sub("", _CITATION.sub("", str(text or "")))
+    out = _LEAD_IN.sub("", out)
+    out = re.sub(r"[ \t]+([.,;:!?])", r"\1", out)
+    lines = [line[:1].upper() + line[1:] for line in out.splitlines()]
+    return "\n".join(lines).strip()
 
 
 class BattleError(LabError):

@@ -1,7 +1,8 @@
 """The Arena tab: side by side (1-4 named contestants, one column each), blind battles with votes, the leaderboard.
 
 A blind battle is issued by the server (lab.arena.battles, with an id), both answers are generated out of
-sight and shown together with identical markup; names, speed and passages come only after the one vote, which
+sight and shown together with identical markup and without the RAG prompt's citation marks
+(`battles.blind_text`); names, speed, passages and the answers as generated come only after the one vote, which
 must name that battle. The batch-evaluation sub-tab lives in lab.ui.arena_eval; formatting in lab.ui.arena_view;
 all work in lab.arena. Every event has an api_name (arena_contestants, arena_side_by_side, arena_release,
 arena_battle, arena_vote_a, arena_vote_b, arena_vote_tie, arena_vote_both_bad, arena_submit_vote (API only:
@@ -316,7 +317,7 @@ def _battle(ws, cache, pool, question, *settings):
         yield *blank, *off, f"**This battle is void** ({why}): start a new battle.", "", "", {}
         return
     battles.finish_battle(ws.db_path, battle, answers[0].text, answers[1].text)
-    texts = [x.text.strip() or "(empty answer)" for x in answers]
+    texts = [battles.blind_text(x.text) or "(empty answer)" for x in answers]  # no citation tells which side
     state = {"battle": battle, "sides": [_side_state(x) for x in answers]}
     ready = "Both answers are in: read them and vote below."
     yield *texts, "", "", *[gr.Button(interactive=True)] * 4, ready, "", battle, state
@@ -324,7 +325,12 @@ def _battle(ws, cache, pool, question, *settings):
 
 def _side_state(answer) -> dict:
     """What the reveal shows after the vote (kept server-side in gr.State until then)."""
-    return {"speed": view.speed(answer), "draft": answer.draft, "passages": [passage_dict(p) for p in answer.passages]}
+    return {
+        "speed": view.speed(answer),
+        "draft": answer.draft,
+        "generated": answer.text if battles.blind_text(answer.text) != answer.text.strip() else "",
+        "passages": [passage_dict(p) for p in answer.passages],
+    }
 
 
 def _vote(ws, state, winner):

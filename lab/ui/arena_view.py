@@ -113,13 +113,19 @@ def answer_md(title: str, answer: Answer | None, error: str = "") -> str:
 
 
 def battle_reveal_html(side: str, name: str, answer: dict[str, Any]) -> str:
-    """After the vote: who answered on this side, how fast, a withheld draft, and the passages it read."""
+    """After the vote: who answered on this side, how fast, a withheld draft, the answer as generated when the
+    blind view changed it, and the passages it read."""
     lines = [
         f"<p>Model {side} was <b>{html.escape(name)}</b> <small>({html.escape(answer.get('speed', ''))})</small></p>"
     ]
     if answer.get("draft"):
         lines.append(
             f"<p><small>draft not supported by the passages, withheld: {html.escape(answer['draft'])}</small></p>"
+        )
+    if answer.get("generated"):
+        lines.append(
+            f"<p><small>as generated, with the citations hidden before the vote: "
+            f"{html.escape(answer['generated'])}</small></p>"
         )
     lines.append(passages_html(answer.get("passages") or []))
     return "".join(lines)
