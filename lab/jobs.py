@@ -226,6 +226,8 @@ def poll(ws: Workspace, run_id: str) -> dict:
     """The run's state, progress and log tail; syncs its record and marks a silently dead child failed."""
     row = _record(ws, run_id)
     run_dir = Path(row["path"])
+    if row["status"] not in FINAL_STATES and not run_dir.is_dir():
+        return _folder_gone(ws, row, run_dir)
     status = read_status(run_dir)
     state = status.get("state", row["status"])
     if _orphaned(state, status) or (
@@ -246,6 +248,16 @@ def poll(ws: Workspace, run_id: str) -> dict:
                  status.get("error", ""), run_id),
             )  # fmt: skip
     return {"id": run_id, "state": state, "status": status, "run_dir": str(run_dir)}
+
+
+def _folder_gone(ws: Workspace, row: dict, run_dir: Path) -> dict:
+    """A queued or running record whose folder was deleted outside ExpertLab: marked failed in the database (there
+    is no folder to write a status into, and none is recreated)."""
+    error = f"its folder {run_dir} no longer exists (deleted outside ExpertLab); delete the run to tidy the list"
+    with db.connect(ws.db_path) as conn:
+        conn.execute("UPDATE runs SET status='failed', ended_at=?, error=? WHERE id=?", (time.time(), error, row["id"]))
+    status = {"state": "failed", "error": error}
+    return {"id": row["id"], "state": "failed", "status": status, "run_dir": str(run_dir)}
 
 
 def progress(ws: Workspace, run_id: str, log_lines: int = 30) -> dict:

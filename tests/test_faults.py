@@ -115,6 +115,29 @@ def test_a_run_left_queued_by_a_dead_starter_is_marked_failed(ws, tmp_path):
     assert jobs.list_runs(ws)[0]["status"] == "failed"
 
 
+def test_a_running_run_whose_folder_was_deleted_by_hand_is_marked_failed_and_blocks_nothing(ws, tmp_path):
+    """Found in stop 18: a training killed and its folder removed by hand left a 'running' record; every later start
+    polled it, wrote status.json into the missing folder and failed with FileNotFoundError."""
+    import shutil
+
+    run_dir = ws.dir("runs", "gone")
+    run_dir.mkdir(parents=True)
+    write_status(run_dir, state="running", pid=2**22 + 7)  # no such process
+    with db.connect(db.init(ws.db_path)) as conn:
+        conn.execute(
+            "INSERT INTO runs (id, name, status, method, base_model, dataset, config, created_at, path)"
+            " VALUES ('gone', 'gone', 'running', 'lora', 'embedded', 'd', '{}', ?, ?)",
+            (time.time(), str(run_dir)),
+        )
+    shutil.rmtree(run_dir)
+    assert jobs.active(ws) is None  # what every start asks first: no FileNotFoundError
+    assert not run_dir.exists()  # nothing is recreated
+    row = jobs.list_runs(ws)[0]
+    assert row["status"] == "failed" and str(run_dir) in row["error"] and "deleted" in row["error"]
+    assert jobs.reconcile(ws) == {}
+    assert jobs.delete(ws, "gone") == "deleted gone" and jobs.list_runs(ws) == []
+
+
 def test_two_users_starting_training_at_once_one_runs_the_other_is_told_which(ws, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
