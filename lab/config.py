@@ -135,6 +135,7 @@ class TrainConfig(_Config):
     distractor_share: float = 0.3  # RAG training: share of examples added again with unrelated passages -> IDK
     near_miss_share: float = 0.0  # RAG training: share of kept examples added again without the passages that
     # hold the answer (the next-closest passages of the same question) -> IDK
+    decision_weight: float = 1.0  # loss weight of each answer's first token (answer or "I don't know"); 1 = plain
     from_run: str = ""  # continue from this run's adapter (its base model is used)
 
     METHODS: ClassVar[tuple[str, ...]] = ("lora", "qlora")
@@ -173,6 +174,8 @@ class TrainConfig(_Config):
         _check(0 <= share <= 1, "distractor_share", share, "must be in [0, 1] (0 = no distractor copies)")
         near = self.near_miss_share
         _check(0 <= near <= 1, "near_miss_share", near, "must be in [0, 1] (0 = no near-miss copies)")
+        weight = self.decision_weight
+        _check(1 <= weight <= 100, "decision_weight", weight, "must be in [1, 100] (1 = every token weighs the same)")
 
 
 @dataclass

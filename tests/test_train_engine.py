@@ -170,3 +170,36 @@ def test_peak_memory_is_this_process_own_not_the_launching_app_s():
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert 0 < child < 400, child  # the child imports a little; the parent holds over 600 MB
     assert len(big) == 600 * 2**20
+
+
+def test_the_decision_weight_weighs_each_answer_s_first_token_and_is_what_the_trainer_uses(ws, tmp_path, monkeypatch):
+    """The answer-or-"I don't know" token of every labelled span (rows and packed spans alike) weighs w times in
+    a weighted mean; w = 1 is the plain mean; the engine hands the run's decision_weight to that loss."""
+    import torch
+    import torch.nn.functional as F
+
+    from lab.training import engine
+
+    keep = torch.tensor([[False, True, True, True, False, True, True], [False, False, False, True, True, False, False]])
+    assert engine.decision_starts(keep).int().tolist() == [[0, 1, 0, 0, 0, 1, 0], [0, 0, 0, 1, 0, 0, 0]]
+    torch.manual_seed(0)
+    targets = torch.randint(0, 11, keep.shape)
+    logits = torch.randn(int(keep.sum()), 11, requires_grad=True)
+    per = F.cross_entropy(logits, targets[keep], reduction="none").detach()
+    w = torch.tensor([5.0, 1, 1, 5, 1, 5, 1])  # the flattened labelled positions, starts weigh 5
+    assert torch.isclose(engine.token_loss(logits, targets, keep, 5.0), (per * w).sum() / w.sum())
+    assert torch.isclose(engine.token_loss(logits, targets, keep, 1.0), per.mean())
+    engine.token_loss(logits, targets, keep, 5.0).backward()
+    grads = logits.grad.norm(dim=1)
+    plain = torch.autograd.grad(F.cross_entropy(logits, targets[keep]), logits)[0].norm(dim=1)
+    ratio = (grads / plain).tolist()  # a start's gradient grows against the others' by the weight
+    assert abs(ratio[0] / ratio[1] - 5) < 1e-4 and abs(ratio[3] / ratio[2] - 5) < 1e-4
+
+    seen = []
+    real = engine.token_loss
+    monkeypatch.setattr(engine, "token_loss", lambda *a: seen.append(a[3]) or real(*a))
+    run_dir = new_run(ws, tmp_path, "weighted", max_steps=1, decision_weight=7.0)
+    assert engine.train(run_dir)["state"] == "finished"
+    assert seen and set(seen) == {7.0}
+    with pytest.raises(ValueError, match="decision_weight"):
+        TrainConfig(decision_weight=0.5).validate()

@@ -158,6 +158,9 @@ def _rag_and_lineage(ws, d: TrainConfig, c: dict) -> list:
             near = gr.Slider(0, 1, value=d.near_miss_share, step=0.05, label="Near-miss share",
                              info="kept examples again without the passages holding the answer, "
                                   "target \"I don't know\"")  # fmt: skip
+            weight = gr.Slider(1, 20, value=d.decision_weight, step=1, label="Decision weight",
+                               info="loss weight of each answer's first token (answer or \"I don't know\"); "
+                                    "1 = plain")  # fmt: skip
             from_run = gr.Dropdown([PLAIN, *runs_with_adapter(ws)], value=d.from_run, label="Continue from run",
                                    allow_custom_value=True,
                                    info="start from this run's adapter; its base model is used")  # fmt: skip
@@ -169,7 +172,8 @@ def _rag_and_lineage(ws, d: TrainConfig, c: dict) -> list:
     from_run.change(
         lambda r, b: _parent_base(ws, r, b), [from_run, c["base_model"]], c["base_model"], api_name="train_parent_base"
     )
-    c.update(rag_index=rag_index, distractor_share=share, near_miss_share=near, from_run=from_run)
+    c.update(rag_index=rag_index, distractor_share=share, near_miss_share=near, decision_weight=weight,
+             from_run=from_run)  # fmt: skip
     return [rag_btn, rag_view]
 
 
