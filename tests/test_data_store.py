@@ -129,3 +129,12 @@ def test_ensure_sample_domain_is_idempotent(ws):
     assert len(docs) >= 15 and all(d.endswith(".md") for d in docs)
     ensure_sample_domain(ws)
     assert dataset_meta(ws, "sample") == meta
+
+
+def test_the_sample_dataset_installs_on_first_use_outside_the_app(ws):
+    """`python -m lab train --data sample` on a fresh workspace (no app launched) finds the shipped sample."""
+    assert "sample" not in ws.list("datasets")
+    rows = load_split(ws, "sample", "train")
+    assert len(rows) == dataset_meta(ws, "sample")["counts"]["train"] > 0
+    with pytest.raises(DataError, match="no dataset named 'other'"):
+        load_split(ws, "other", "train")

@@ -117,6 +117,8 @@ def save_dataset(
 
 
 def _dataset_dir(ws: Workspace, name: str) -> Path:
+    if name == SAMPLE and not ws.exists("datasets", SAMPLE):
+        ensure_sample_domain(ws)  # the shipped sample installs on first use, from the CLI as from the app
     try:
         folder = ws.dir("datasets", name)
     except WorkspaceError:
