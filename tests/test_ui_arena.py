@@ -114,7 +114,7 @@ def test_browser_small_batch_evaluation(page, shot):
     ev.get_by_role("button", name="Run evaluation").click()
     ev.get_by_text(f"of {3 * contestants} answers").first.wait_for()  # questions x contestants, not 0/1
     page.get_by_text("finished:").wait_for(timeout=600_000)  # a shared, busy CPU
-    assert ev.get_by_text("Most correct answers on your data").is_visible()
+    assert ev.get_by_text("Most correct answers:").is_visible()
     table = ev.locator("#arena-eval-questions")
     table.get_by_role("gridcell", name="rag:sample").first.wait_for()  # the per-question table is filled
     assert ev.locator("#arena-eval-summary").is_visible()

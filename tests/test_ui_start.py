@@ -13,6 +13,7 @@ from lab.arena import evaluation, showcase
 from lab.config import GenConfig
 from lab.data.evalset import read_evalset, sample_evalset_path, stratified
 from lab.generation import Answer
+from lab.ui import start_tab
 
 CONTESTANTS = {"base": "base", "fine-tuned": "ft:demo", "RAG": "rag:sample"}
 
@@ -51,15 +52,26 @@ def comparison(app_home, app_url):
 
 
 def test_latest_comparison_through_the_api(client, comparison):
-    heading, verdict, chart, examples, table, *_ = client.predict(api_name="/start_latest")
+    heading, headline, verdict, chart, examples, table, view, *_ = client.predict(api_name="/start_latest")
     assert "Latest comparison" in heading and "12 questions" in heading and "3 contestants" in heading
     assert verdict == comparison["verdict"] and "**" in verdict
+    assert headline.startswith("### What the evidence says") and "answered the most correctly" in headline
+    assert view["value"] == start_tab.LATEST and view["visible"]  # the switch back to the reference is offered
     assert chart is not None
     for label in CONTESTANTS:
         assert f"<th>{label}</th>" in examples
     assert examples.count("<tr>") == 4  # header + three questions
     assert [row[0] for row in table["data"]] == list(CONTESTANTS)
-    assert [row[4] for row in table["data"]] == list(CONTESTANTS.values())
+    assert [row[3] for row in table["data"]] == list(CONTESTANTS.values())
+    n_answerable = comparison["systems"][0]["n_answerable"]
+    assert f"of {n_answerable} answerable" in table["headers"][1]  # the subset's answerable count, in the header
+
+
+def test_the_view_switch_shows_the_shipped_reference_and_back(client, comparison):
+    heading, *_ = client.predict(start_tab.REFERENCE, api_name="/start_view")
+    assert heading.startswith("### Reference comparison") and "123 questions" in heading
+    heading, *_ = client.predict(start_tab.LATEST, api_name="/start_view")
+    assert heading.startswith("### Latest comparison")
 
 
 def test_a_bad_evaluation_file_stops_with_the_line(client, tmp_path, comparison):
@@ -80,7 +92,9 @@ def test_start_tab_is_first_and_shows_the_last_result_on_load(page, shot, compar
     tabs = page.get_by_role("tab")
     assert tabs.first.inner_text().strip() == "Start"
     assert page.get_by_role("tab", name="Start").get_attribute("aria-selected") == "true"
-    page.get_by_text("Latest comparison").wait_for()
+    page.get_by_role("heading", name="Latest comparison").wait_for()
+    assert page.get_by_role("heading", name="What the evidence says").is_visible()
+    assert page.locator("#start-view").get_by_text(start_tab.REFERENCE).is_visible()  # the way back to the reference
     assert page.get_by_role("button", name="Run the whole comparison").is_visible()
     assert page.get_by_role("button", name="Cancel").first.is_visible()
     assert page.get_by_text("Fine-tune, RAG, or both?").is_visible()
@@ -90,3 +104,6 @@ def test_start_tab_is_first_and_shows_the_last_result_on_load(page, shot, compar
     shot(page, "start-tab")
     page.locator("#start-chart img").wait_for()
     shot(page, "start-tab")
+    page.locator("#start-view").get_by_text(start_tab.REFERENCE).click()
+    page.get_by_role("heading", name="Reference comparison, shipped with ExpertLab").wait_for()
+    shot(page, "start-tab-reference")

@@ -35,7 +35,7 @@ def _result():
 def test_best_is_compared_with_the_runner_up_only():
     text = verdict(_result())
     lines = text.splitlines()
-    assert "Most correct answers on your data: **ft+rag:ragrun:docs**: 100%" in lines[0]
+    assert "Most correct answers: **ft+rag:ragrun:docs**: 100%" in lines[0]
     assert "**ft+rag:ragrun:docs**" in lines[1] and "**ft:plain**" not in lines[1]  # runner-up is a half-right one
     assert "ft:plain" not in "\n".join(lines[:2])
     hallucination = [line for line in lines if "Fewest hallucinations" in line]
@@ -51,3 +51,24 @@ def test_one_sentence_says_what_fine_tuning_for_rag_changed():
     plain = _result()
     plain.pop("contestants")
     assert "Fine-tuning for RAG" not in verdict(plain)
+
+
+def test_the_headline_answers_the_question_in_plain_sentences():
+    from lab.arena.verdict import headline
+
+    lines = headline(_result()).split("\n\n")
+    assert lines[0].startswith("Fine-tune or RAG? **rag:docs** answered 50 points more questions correctly than")
+    assert "**ft:plain** (50% against 0%)" in lines[0]
+    assert lines[1].startswith("**ft+rag:ragrun:docs** answered the most correctly (100% of 8 answerable")
+    assert "50 points ahead of" in lines[1]  # the runner-up is a half-right contestant
+    assert (
+        lines[2].startswith("**ft+rag:ragrun:docs** made up the fewest answers")
+        and "(0% of 4 unanswerable" in lines[2]
+    )
+    assert lines[3].startswith("Fine-tuning for RAG")
+    plain = _result()
+    plain.pop("contestants")  # without knowing which contestant is which kind: no approach-level sentences
+    assert not any(
+        line.startswith(("Fine-tune or RAG?", "Fine-tuning for RAG")) for line in headline(plain).split("\n\n")
+    )
+    assert headline({"systems": []}) == ""

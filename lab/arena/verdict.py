@@ -4,7 +4,8 @@ The best contestant on correct answers and the best on hallucination are named, 
 runner-up; when the evaluation carries `contestants` metadata (which fine-tuned runs were trained for RAG), one
 sentence says what fine-tuning for RAG changed against plain fine-tuning. Differences between contestants are
 paired (same questions) and carry seeded bootstrap 95% intervals; a difference whose interval contains zero is
-reported as "cannot be told apart", never as a win. No canned
+reported as "cannot be told apart", never as a win. `headline` answers the lab's question for the evaluation in
+two to four plain sentences (the Start tab shows it first; `verdict` is the detailed list). No canned
 conclusions: every sentence is built from the rates, counts and intervals of this evaluation.
 """
 
@@ -111,7 +112,7 @@ def verdict(result: dict[str, Any]) -> str:
         "correct",
         False,
         (
-            "Most correct answers on your data:",
+            "Most correct answers:",
             "answers more questions correctly than",
             "answers fewer questions correctly than",
         ),
@@ -143,3 +144,60 @@ def _groups(systems) -> list[str]:
         if shown:
             out.append(f"**{s['system']}** answered correctly by question group: {shown}.")
     return out
+
+
+def _paired(result, a: str, b: str, answerable: bool, cat: str) -> tuple | None:
+    return paired_diff(_flags(result, a, answerable, cat), _flags(result, b, answerable, cat))
+
+
+def _lead(result, scored: list[dict], key: tuple[str, bool, str], what: str, than: str) -> str:
+    """The best contestant on a rate, and whether the paired evidence separates it from the runner-up."""
+    rate, answerable, cat = key
+    best, pool = scored[0], "answerable" if answerable else "unanswerable"
+    said = f"**{best['system']}** {what} ({_pct(best[rate])} of {best['n_' + pool]} {pool} questions)"
+    d = _paired(result, best["system"], scored[1]["system"], answerable, cat) if len(scored) > 1 else None
+    if d is None:
+        return said + "."
+    diff, lo, hi, _ = d
+    gap = f"{abs(100 * diff):.0f} points {than} **{scored[1]['system']}** ({_pct(scored[1][rate])})"
+    if lo > 0 or hi < 0:
+        return f"{said}, {gap}: a real difference (95% CI {_pts(lo)} to {_pts(hi)})."
+    return f"{said}, only {gap}, which could be chance (95% CI {_pts(lo)} to {_pts(hi)})."
+
+
+def _ft_vs_rag(result, systems) -> list[str]:
+    """Fine-tuning alone against RAG alone (the lab's first question), when both are in the evaluation."""
+    info = result.get("contestants") or {}
+    by_kind = {info.get(s["system"], {}).get("kind"): s for s in systems if s.get("correct_rate") is not None}
+    ft, rag = by_kind.get("ft"), by_kind.get("rag")
+    if not ft or not rag:
+        return []
+    d = _paired(result, rag["system"], ft["system"], True, "correct")
+    if d is None:
+        return []
+    diff, lo, hi, _ = d
+    first, second = (rag, ft) if diff >= 0 else (ft, rag)
+    sure = "a real difference" if lo > 0 or hi < 0 else "which could be chance"
+    return [
+        f"Fine-tune or RAG? **{first['system']}** answered {abs(100 * diff):.0f} points more questions correctly "
+        f"than **{second['system']}** ({_pct(first['correct_rate'])} against {_pct(second['correct_rate'])}), "
+        f"{sure} (95% CI {_pts(lo)} to {_pts(hi)})."
+    ]
+
+
+def headline(result: dict[str, Any]) -> str:
+    """The lab's question answered for this evaluation in plain sentences: fine-tuning alone against RAG alone,
+    who answers most questions correctly and whether that beats the next best beyond chance, who makes up fewest
+    answers when the documents lack one, and what fine-tuning for RAG changed (when both kinds are present)."""
+    systems = result.get("systems") or []
+    correct = sorted((s for s in systems if s.get("correct_rate") is not None), key=lambda s: -s["correct_rate"])
+    if not correct:
+        return ""
+    lines = _ft_vs_rag(result, systems)
+    lines.append(_lead(result, correct, ("correct_rate", True, "correct"), "answered the most correctly", "ahead of"))
+    made_up = sorted((s for s in systems if s.get("hallucination_rate") is not None),
+                     key=lambda s: s["hallucination_rate"])  # fmt: skip
+    if made_up:
+        what = "made up the fewest answers when the documents do not hold one"
+        lines.append(_lead(result, made_up, ("hallucination_rate", False, "hallucination"), what, "fewer than"))
+    return "\n\n".join(lines + _rag_training(result, systems))

@@ -15,15 +15,18 @@ import time
 import gradio as gr
 
 from lab.arena import reference, showcase
+from lab.arena.verdict import headline
 from lab.ui.common import BATCH, READ_ONLY, SessionFlags, generation, in_background
 
 QUESTION = """## Fine-tune, RAG, or both?
 To make a small language model an expert on your documents you can **fine-tune** it (train it on questions and
-answers from your domain), give it **RAG** (look up the relevant passages of your documents and hand them to it
-with each question), or do **both**. Which one answers more questions correctly, and which one makes things up
-when the documents do not have the answer? **Run the whole comparison** trains, indexes and tests all of them on
-the same held-out questions, and says what the evidence shows, with 95% intervals. It uses the sample domain (a
-fictional wind-turbine maker's service manual) unless you pick your own data below."""
+answers from your domain), give it **RAG** (look up the passages of your documents that match each question and
+hand them to it), do **both**, or **fine-tune it for RAG** (train it on the very prompts RAG sends, with "I don't
+know" as the answer when the passages lack it). Which one answers more questions correctly, and which one makes
+things up when the documents do not have the answer? Below is what the evidence says; each bar's black line is its
+95% interval (where the true rate probably lies). **Run the whole comparison** measures it again on this machine,
+on the sample domain (a fictional wind-turbine maker's service manual) or on your own data."""
+LATEST, REFERENCE = "Latest comparison on this workspace", "Shipped reference (all questions, every contestant)"
 CATEGORY_NOTE = {
     "correct": "correct",
     "wrong": "wrong",
@@ -37,25 +40,28 @@ GOOD = ("correct", "idk")
 def build(ws, cache) -> None:
     stops = SessionFlags()
     gr.Markdown(QUESTION)
+    heading = gr.Markdown("")
+    view = gr.Radio([LATEST, REFERENCE], value=LATEST, show_label=False, visible=False, elem_id="start-view")
+    headline = gr.Markdown("", elem_id="start-headline")
+    chart = gr.Plot(label="Correct answers and hallucinations (95% interval)", show_label=False, elem_id="start-chart")
     with gr.Row():
         run = gr.Button("Run the whole comparison", variant="primary", scale=3)
         cancel = gr.Button("Cancel", variant="stop", scale=1)
     progress = gr.Markdown("")
     picker = _picker()
-    heading = gr.Markdown("")
-    verdict = gr.Markdown("")
-    chart = gr.Plot(label="Correct answers and hallucinations (95% interval)", show_label=False, elem_id="start-chart")
     examples = gr.HTML("")
+    with gr.Accordion("Every comparison, with its 95% interval", open=False):
+        verdict = gr.Markdown("")
     table = gr.Dataframe(label="Summary", interactive=False, wrap=True)
-    shown = [heading, verdict, chart, examples, table]
-    pick_lists = picker[:2]
+    shown = [heading, headline, verdict, chart, examples, table]
     load = gr.context.Context.root_block.load
-    load(lambda: _on_load(ws), None, [*shown, *pick_lists], api_name="start_latest", **READ_ONLY)
+    load(lambda: _on_load(ws), None, [*shown, view, *picker[:2]], api_name="start_latest", **READ_ONLY)
+    view.input(lambda which: _show(_pick(ws, which)), view, shown, api_name="start_view", **READ_ONLY)
 
     def start(dataset, corpus, qa, questions, contestants, request: gr.Request):
         yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request)
 
-    run.click(start, list(picker), [progress, *shown], api_name="start_run", **generation(BATCH))
+    run.click(start, list(picker), [progress, *shown, view], api_name="start_run", **generation(BATCH))
 
     def stop(request: gr.Request):
         stops.cancel(request)
@@ -90,14 +96,21 @@ def _picker():
 def _on_load(ws):
     datasets = ws.list("datasets") or [showcase.SAMPLE]
     corpora = ws.list("corpora") or [showcase.SAMPLE]
-    shown = showcase.latest(ws) or reference.reference()
-    return (*_show(shown), gr.Dropdown(choices=datasets), gr.Dropdown(choices=corpora))
+    latest = showcase.latest(ws)
+    view = gr.Radio(value=LATEST, visible=latest is not None)
+    return (*_show(latest or reference.reference()), view, gr.Dropdown(choices=datasets), gr.Dropdown(choices=corpora))
+
+
+def _pick(ws, which: str):
+    """The comparison the view switch asks for: the shipped reference, or this workspace's latest (else the
+    reference)."""
+    return reference.reference() if which == REFERENCE else showcase.latest(ws) or reference.reference()
 
 
 def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request):
     if not contestants:
         gr.Warning("Tick at least one contestant.")
-        yield "**Nothing to compare:** tick at least one contestant.", *[gr.skip()] * 5
+        yield "**Nothing to compare:** tick at least one contestant.", *[gr.skip()] * 7
         return
     inputs = showcase.Inputs(dataset=dataset or showcase.SAMPLE, corpus=corpus or showcase.SAMPLE, qa=qa or "",
                              questions=int(questions or 0), contestants=list(contestants))  # fmt: skip
@@ -105,7 +118,7 @@ def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request)
     box: dict = {"update": None}
     work = lambda: showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set)  # noqa: E731
     thread = in_background(work, box, "showcase")
-    skip = [gr.skip()] * 5
+    skip = [gr.skip()] * 7
     while thread.is_alive():
         yield progress_md(box["update"]), *skip
         time.sleep(1.0)
@@ -114,7 +127,7 @@ def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request)
         yield f"**The comparison stopped:** {html.escape(box['error'])}", *skip
         return
     result = box["result"]
-    yield _done_line(result), *_show(result)
+    yield _done_line(result), *_show(result), gr.Radio(value=LATEST, visible=True)
 
 
 def _eta(seconds: float | None) -> str:
@@ -145,11 +158,13 @@ def _done_line(result) -> str:
 
 
 def _show(result):
-    """(heading, verdict, chart, examples, table) for a comparison, or an invitation when there is none."""
+    """(heading, headline, verdict, chart, examples, table) for a comparison, or an invitation when there is none."""
     if not result or not result.get("systems"):
         note = "No comparison on this workspace yet: press **Run the whole comparison** (about 5 minutes)."
-        return note, "", None, "", None
-    return heading_md(result), result.get("verdict", ""), chart(result), examples_html(result), summary(result)
+        return note, "", "", None, "", None
+    said = headline(result)
+    said = f"### What the evidence says\n\n{said}" if said else ""
+    return heading_md(result), said, result.get("verdict", ""), chart(result), examples_html(result), summary(result)
 
 
 def heading_md(result) -> str:
@@ -157,8 +172,8 @@ def heading_md(result) -> str:
         n = result.get("showcase", {}).get("questions") or 0
         return (
             f"### Reference comparison, shipped with ExpertLab\n{result['reference']} {n} questions, "
-            f"{len(result['systems'])} contestants. Press **Run the whole comparison** to measure it on this machine; "
-            "your own result replaces this one."
+            f"{len(result['systems'])} contestants. **Run the whole comparison** measures it on this machine; this "
+            "reference stays one click away."
         )
     sc = result.get("showcase", {})
     inputs = sc.get("inputs", {})
@@ -181,9 +196,13 @@ def _ci(s: dict, key: str) -> str:
 
 
 def summary(result) -> dict:
+    """One row per contestant: correct and made-up rates with their intervals, and its Arena / CLI name."""
     specs = result.get("showcase", {}).get("contestants", {})
-    head = ["contestant", "correct (answerable)", "hallucination (unanswerable)", "questions", "contestant id"]
-    rows = [[s["system"], _ci(s, "correct_rate"), _ci(s, "hallucination_rate"), s["n"], specs.get(s["system"], "")]
+    n_ans = max((s.get("n_answerable") or 0) for s in result["systems"])
+    n_un = max((s.get("n_unanswerable") or 0) for s in result["systems"])
+    head = ["contestant", f"correct, of {n_ans} answerable [95% interval]",
+            f"made up an answer, of {n_un} unanswerable [95% interval]", "name in the Arena and CLI"]  # fmt: skip
+    rows = [[s["system"], _ci(s, "correct_rate"), _ci(s, "hallucination_rate"), specs.get(s["system"], "")]
             for s in result["systems"]]  # fmt: skip
     return {"headers": head, "data": rows}
 
