@@ -70,3 +70,14 @@ def test_empty_summary_columns_are_dropped_and_the_threshold_panel_needs_both_ki
     assert len(fig.axes) == 2 and fig.axes[1].get_xlabel().startswith("hallucination")
     undrawable = dict(result, idk_curve={"rag:x": [dict(curve[0], hallucination_rate=None)]})
     assert len(view.bar_chart(undrawable).axes) == 1  # no unanswerable question: no empty panel
+
+
+def test_a_contestant_with_too_few_votes_shows_no_interval_and_is_named_in_a_warning():
+    from lab.arena.leaderboard import leaderboard
+
+    one = leaderboard([{"system_a": "x", "system_b": "y", "winner": "a"}], bootstrap=20, seed=0)
+    assert all(row[3].startswith("too few votes") for row in view.leaderboard_rows(one))  # one vote: no point "CI"
+    assert "Too few votes to rank yet" in view.few_votes(one) and "x, y" in view.few_votes(one)
+    many = [{"system_a": "x", "system_b": "y", "winner": "a" if i % 3 else "b"} for i in range(12)]
+    board = leaderboard(many, bootstrap=20, seed=0)
+    assert all(" to " in row[3] for row in view.leaderboard_rows(board)) and view.few_votes(board) == ""

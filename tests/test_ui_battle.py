@@ -1,18 +1,24 @@
 """A blind battle is really blind: before the vote nothing tells a RAG contestant from a plain one (no passages,
-no names, no speed, no citation marks, the same placeholder, both answers shown at once with the same markup); after the one vote
-the names and the full passages appear. Checked on the event functions with fake contestants and in a real
-browser (base vs rag:sample), plus the side-by-side view with one column per contestant and full passages.
+no names, no speed, no citation marks, the same placeholder, both answers shown at once with the same markup, no
+setting that acts on one side only); after the one vote the names and the full passages appear, and a vote on
+answers an earlier reveal already named is kept but not rated. Checked on the event functions with fake contestants
+and in a real browser (base vs rag:sample), plus the side-by-side view with one column per contestant and full
+passages.
 Screenshots: test-artifacts/arena-battle-prevote.png, arena-battle-revealed.png, arena-side-by-side.png."""
 
 from __future__ import annotations
 
+import random
+
 import gradio as gr
+import pytest
 
 from lab.arena import battles
 from lab.arena.contestants import ContestantError
 from lab.config import GenConfig
 from lab.generation import Answer
-from lab.ui import arena_tab
+from lab.ui import arena_battle
+from lab.ui.common import GEN_FIELDS
 
 PASSAGE = "The drive shaft coupling is inspected every 400 operating hours with gauge KX-7."
 
@@ -34,7 +40,7 @@ def _fake_contestants(monkeypatch):
             [{"text": PASSAGE, "source": "m.md", "score": 0.8}],
         ),
     }
-    monkeypatch.setattr(arena_tab.contestants, "responder", lambda ws, cache, name: fakes[name])
+    monkeypatch.setattr(arena_battle.contestants, "responder", lambda ws, cache, name: fakes[name])
     return fakes
 
 
@@ -44,7 +50,7 @@ def _texts(values) -> str:
 
 def test_nothing_identifies_a_contestant_before_the_vote(ws, monkeypatch):
     _fake_contestants(monkeypatch)
-    outs = list(arena_tab._battle(ws, None, ["base", "rag:docs"], "How often is the coupling checked?", 16, 0, -1, 0))
+    outs = list(arena_battle._battle(ws, None, ["base", "rag:docs"], "How often is the coupling checked?", 16, 0))
     first, last = outs[0], outs[-1]
     assert first[:4] == ("", "", "", "")  # both sides wait with the same (empty) value: the same placeholder
     for snapshot in outs[:-1]:  # while generating: no answer text, no passage, no name on either side
@@ -62,13 +68,13 @@ def test_nothing_identifies_a_contestant_before_the_vote(ws, monkeypatch):
     assert row["status"] == "ready" and {row["answer_a"], row["answer_b"]} == generated  # stored as generated
     assert state["battle"] == battle_id
 
-    reveal, info_a, info_b, *_ = arena_tab._vote(ws, state, "tie")
+    reveal, info_a, info_b, *_ = arena_battle._vote(ws, state, "tie")
     assert "saved" in reveal and f"**A** was `{row['system_a']}`" in reveal
     rag_info = info_a if row["system_a"] == "rag:docs" else info_b
     assert PASSAGE in rag_info and "m.md" in rag_info and "<details" in rag_info
     assert "every 400 hours [1]" in rag_info  # the answer as generated, after the vote
     assert "as generated" not in (info_b if rag_info is info_a else info_a)  # nothing hidden on the plain side
-    again = arena_tab._vote(ws, state, "a")  # the same battle cannot be voted on twice
+    again = arena_battle._vote(ws, state, "a")  # the same battle cannot be voted on twice
     assert "refused" in again[0] and "already has its vote" in again[0]
     assert len(battles.load_votes(ws.db_path)) == 1
 
@@ -80,11 +86,95 @@ def test_a_failed_contestant_voids_the_battle(ws, monkeypatch):
         raise ContestantError("index 'docs' cannot be opened")
 
     fakes["rag:docs"].answer = broken
-    last = list(arena_tab._battle(ws, None, ["base", "rag:docs"], "q?", 16, 0, -1, 0))[-1]
+    last = list(arena_battle._battle(ws, None, ["base", "rag:docs"], "q?", 16, 0))[-1]
     assert "void" in last[8] and "cannot be opened" in last[8] and "bug" not in last[8]
     assert last[11] == {} and last[:2] == ("", "")
     assert all(b.interactive is False for b in last[4:8] if isinstance(b, gr.Button))
-    assert "No finished battle" in arena_tab._vote(ws, {}, "a")[0]
+    assert "No finished battle" in arena_battle._vote(ws, {}, "a")[0]
+
+
+def test_a_battle_gives_the_voter_no_setting_that_acts_on_one_side_only(ws, monkeypatch):
+    """RAG-only settings would let a voter single out the side that reads passages (abstain_below=1: it answers
+    "I don't know" to everything), so a battle takes only max new tokens and temperature."""
+    fakes = _fake_contestants(monkeypatch)
+    asked = []
+    monkeypatch.setattr(Fake, "answer", lambda self, q, gen: asked.append(gen) or Answer(self.text, system=self.name))
+    with gr.Blocks() as demo:
+        arena_battle.build(ws, None, list(fakes))
+    (event,) = [fn for fn in demo.fns.values() if fn.api_name == "arena_battle"]
+    assert [c.label for c in event.inputs[2:]] == ["Max new tokens", "Temperature (0 = greedy, used for scoring)"]
+    assert not any("RAG" in str(c.label) for c in event.inputs)
+    last = list(arena_battle._battle(ws, None, list(fakes), "q?", 16, 0, 1.0))[-1]  # abstain_below=1 from the API
+    assert "max_new_tokens, temperature" in last[8] and last[11] == {}
+    assert asked == [] and battles.load_votes(ws.db_path, blind_only=False) == []
+    last = list(arena_battle._battle(ws, None, list(fakes), "q?", 16, 0))[-1]
+    defaults = GenConfig()
+    assert last[11] and len(asked) == 2 and asked[0] == asked[1]
+    assert all(getattr(g, f) == getattr(defaults, f) for g in asked for f in GEN_FIELDS[2:])
+
+
+@pytest.mark.parametrize(
+    ("generated", "sources", "shown"),
+    [
+        ("Every 400 hours [1].\n2. [2] (source: 03-lo", ["03-lockout.md"], "Every 400 hours."),  # cut by the limit
+        ("Every 400 hours.\n\n[2] (", [], "Every 400 hours."),
+        ("It is 3 [1, 2", [], "It is 3"),
+        ("The 03-lockout-tagout steps take 12 minutes.", ["docs/03-lockout-tagout.md"], "The steps take 12 minutes."),
+        ("See m.md for the 400 hours.", ["m.md"], "See for the 400 hours."),
+        ("Read the manual first (see table", ["manual.pdf"], "Read the manual first (see table"),  # plain words stay
+    ],
+)
+def test_blind_text_also_hides_cut_off_marks_and_the_answers_own_file_names(generated, sources, shown):
+    assert battles.blind_text(generated, sources) == shown
+
+
+def test_a_voter_sees_no_cut_off_source_note_or_file_name_before_the_vote(ws, monkeypatch):
+    fakes = _fake_contestants(monkeypatch)
+    fakes["rag:docs"].text = "Per m.md, every 400 hours [1].\n2. [2] (source: m."  # the token limit hit mid-note
+    last = list(arena_battle._battle(ws, None, ["base", "rag:docs"], "How often?", 16, 0))[-1]
+    assert set(last[:2]) == {"It is checked often.", "Per, every 400 hours."}
+    reveal = "".join(arena_battle._vote(ws, last[11], "tie")[1:3])
+    assert "(source: m." in reveal  # the answer as generated, after the vote
+
+
+def _battle_and_vote(ws, question: str, winner: str = "a") -> tuple:
+    last = list(arena_battle._battle(ws, None, ["base", "rag:docs"], question, 16, 0))[-1]
+    return arena_battle._vote(ws, last[11], winner)
+
+
+def test_a_vote_on_answers_already_revealed_for_that_question_is_not_rated(ws, monkeypatch):
+    """Greedy answers repeat: after one vote revealed who wrote which answer, the same question asked again shows
+    the same answers, and its voter knows the sides. Such a vote is kept but not rated; a new question is."""
+    _fake_contestants(monkeypatch)
+    first = _battle_and_vote(ws, "How often is the coupling checked?")
+    assert "saved" in first[0] and "Not rated" not in first[0]
+    again = _battle_and_vote(ws, "  how often is the COUPLING checked ")  # case, spacing, punctuation: the same
+    assert "saved" in again[0] and "Not rated" in again[0] and "already showed" in again[0]
+    fresh = _battle_and_vote(ws, "Which gauge is used for it?")
+    assert "saved" in fresh[0] and "Not rated" not in fresh[0]
+    rated = battles.load_votes(ws.db_path)
+    assert [v["question"] for v in rated] == ["How often is the coupling checked?", "Which gauge is used for it?"]
+    assert len(battles.load_votes(ws.db_path, blind_only=False)) == 3  # kept, for the teacher's export
+
+
+def test_only_a_revealed_answer_from_the_same_contestant_makes_a_vote_not_blind(ws):
+    def voted(a: str, b: str, text_a: str, text_b: str) -> dict:
+        bid = battles.start_battle(ws.db_path, "q?", a, b)
+        battles.finish_battle(ws.db_path, bid, text_a, text_b)
+        return battles.vote(ws.db_path, bid, "tie")
+
+    assert voted("base", "rag:x", "Four.", "Five.")["blind"]
+    assert voted("ft:r", "rag:y", "Four.", "Five.")["blind"]  # the same words from other contestants
+    assert voted("base", "ft:r", "Six.", "Six.")["blind"]  # identical answers: no side to tell apart
+    repeat = voted("ft:r", "rag:x", "Seven.", "Five.")  # rag:x's "Five." was named in the first vote's reveal
+    assert not repeat["blind"] and repeat["seen_in"] == 1
+    assert [v["blind"] for v in battles.load_votes(ws.db_path, blind_only=False)] == [1, 1, 1, 0]
+
+
+def test_sides_are_drawn_anew_for_every_battle():
+    orders = {battles.pick_pair(["base", "rag:x"]) for _ in range(64)}  # unseeded, as _battle calls it
+    assert orders == {("base", "rag:x"), ("rag:x", "base")}
+    assert len({battles.pick_pair(["base", "rag:x"], random.Random(7)) for _ in range(8)}) == 1  # seeds reproduce
 
 
 def _structure(page, selector: str) -> str:

@@ -4,10 +4,13 @@
 ids, settings) in SQLite; `finish_battle` stores both answers once they are complete (or `fail_battle` voids
 it). `vote` accepts a vote only for a battle this server issued and finished, once, and copies the question,
 ids and answers from the battle row: what the server generated, never what a caller claims. A vote row keeps
-everything needed to recompute ratings; only blind votes are rated (see leaderboard). `votes_csv` exports every
-vote and `reset_votes` clears votes and issued battles (the teacher controls). `blind_text` is what a voter sees of
-an answer before the vote: the RAG prompt's own marks (citations, source notes, "according to the passages")
-removed from both sides alike, so they do not name the side that read passages. No gradio here.
+everything needed to recompute ratings; only blind votes are rated (see leaderboard). A vote is stored as not
+blind when an earlier vote's reveal already showed one of its answers, to the same question, from the same
+contestant (`_seen_in`): greedy decoding repeats itself, so a revealed question asked again lets the voter tell
+the sides. `votes_csv` exports every vote and `reset_votes` clears votes and issued battles (the teacher
+controls). `blind_text` is what a voter sees of an answer before the vote: the RAG prompt's own marks (citations,
+source notes, "according to the passages") removed from both sides alike, so they do not name the side that read
+passages. No gradio here.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import re
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,11 @@ LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Bot
 
 _CITATION = re.compile(r"[ \t]*\[\d+(?:\s*[,;\u2013-]\s*\d+)*\]")  # [1], [1, 2], [2-3]
 _SOURCE_NOTE = re.compile(r"[ \t]*\(\s*sources?\s*:[^()\n]*\)", re.I)  # (source: 03-lockout.md)
+# a citation or source note the token limit cut off at the very end: "[2", "(", "(sour", "(source: 03-lo"
+_CUT_MARK = re.compile(
+    r"[ \t]*(?:\[[\d,; \t\u2013-]*|\((?:\s*s(?:o(?:u(?:r(?:c(?:es?)?)?)?)?)?(?:\s*:[^()\n]*)?)?)$", re.I
+)
+_BARE_ITEM = re.compile(r"^[ \t]*\d+[.)][ \t]*(?:\n|$)", re.M)  # a list number whose item was only a mark
 _READ = r"(?:the |these |this |given |provided )*(?:passages?|context|documents?|texts?|sources?)(?:\s+\d+)?"
 _LEAD_IN = re.compile(
     rf"^[ \t]*(?:(?:according to|based on|as (?:stated|mentioned|described|shown) in) {_READ}[ \t]*[,:]?[ \t]*"
@@ -40,16 +49,31 @@ _LEAD_IN = re.compile(
 )
 
 
-def blind_text(text: str) -> str:
+def blind_text(text: str, sources: Iterable[str] = ()) -> str:
     """An answer as a blind battle shows it before the vote. The RAG prompt asks for citations like [1]; its
     passages carry "(source: file)" notes; readers open with "According to the passages, ...". Each of these says
     "this side read passages" rather than anything about the answer, so they are removed on both sides alike (the
-    reveal shows the answer as generated). The patterns are the prompt's vocabulary, not any domain's."""
+    reveal shows the answer as generated), also when the token limit cut one off at the end, and so are the file
+    names of the answer's own `sources` (a reader echoes them). The patterns are the prompt's vocabulary, not any
+    domain's."""
     out = _SOURCE_NOTE.sub("", _CITATION.sub("", str(text or "")))
-    out = _LEAD_IN.sub("", out)
-    out = re.sub(r"[ \t]+([.,;:!?])", r"\1", out)
-    lines = [line[:1].upper() + line[1:] for line in out.splitlines()]
+    out = _CUT_MARK.sub("", out.rstrip())
+    out = _LEAD_IN.sub("", _source_names(sources).sub("", out))
+    out = re.sub(r"(?<=\S)[ \t]{2,}", " ", re.sub(r"[ \t]+([.,;:!?])", r"\1", out))
+    lines = [line[:1].upper() + line[1:] for line in _BARE_ITEM.sub("", out).splitlines()]
     return "\n".join(lines).strip()
+
+
+def _source_names(sources: Iterable[str]) -> re.Pattern:
+    """The file names of `sources` as whole words, and their stems too where a stem is no plain word
+    ("03-lockout-tagout", not "manual"); a pattern that matches nothing when there are none."""
+    names = set()
+    for source in sources:
+        name = Path(str(source or "")).name
+        stem = Path(name).stem
+        names |= {name, stem} if re.search(r"[^A-Za-z]", stem) else {name}
+    words = sorted((re.escape(n) for n in names if n), key=len, reverse=True)
+    return re.compile(rf"(?<![\w.-])(?:{'|'.join(words)})(?![\w-])" if words else r"(?!)", re.I)
 
 
 class BattleError(LabError):
@@ -102,7 +126,8 @@ def get_battle(db_path, battle_id: str) -> dict[str, Any] | None:
 
 
 def vote(db_path, battle_id: str, winner: str) -> dict[str, Any]:
-    """Store the one vote of a finished battle; returns the battle row with `vote_id` set.
+    """Store the one vote of a finished battle; returns the battle row with `vote_id`, `blind` and `seen_in` (the
+    earlier vote that revealed one of its answers, when it is not blind) set.
 
     Raises BattleError for an id this server never issued, an unfinished or failed battle, or a second vote;
     ValueError for a winner outside WINNERS. Check and insert happen in one write transaction, so two
@@ -120,15 +145,43 @@ def vote(db_path, battle_id: str, winner: str) -> dict[str, Any]:
             row = None
         battle = dict(row) if row else None
         _check_votable(battle_id, battle)
+        seen_in = _seen_in(conn, battle)
         cur = conn.execute(
             "INSERT INTO votes (created_at, question, system_a, system_b, answer_a, answer_b, winner, blind, settings)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (time.time(), *(battle[k] for k in ("question", "system_a", "system_b", "answer_a", "answer_b")), winner,
-             battle["settings"]),
+             int(seen_in is None), battle["settings"]),
         )  # fmt: skip
         vote_id = int(cur.lastrowid)
         conn.execute("UPDATE battles SET status = 'voted', vote_id = ? WHERE id = ?", (vote_id, battle_id))
-    return battle | {"status": "voted", "vote_id": vote_id, "winner": winner}
+    return battle | {"status": "voted", "vote_id": vote_id, "winner": winner, "blind": seen_in is None,
+                     "seen_in": seen_in}  # fmt: skip
+
+
+def _question_key(question: str) -> str:
+    """A question as compared for repeats: case, spacing and closing punctuation do not make it new."""
+    return " ".join(str(question or "").split()).casefold().rstrip("?!. ")
+
+
+def _seen_in(conn: sqlite3.Connection, battle: dict[str, Any]) -> int | None:
+    """The first earlier vote whose reveal named one of this battle's answers (the same text, to the same question,
+    from the same contestant), or None. Its voter can recognise that side, so the vote is not blind; two identical
+    answers tell no side apart."""
+    if battle["answer_a"] == battle["answer_b"]:
+        return None
+    mine = {(battle["system_a"], battle["answer_a"]), (battle["system_b"], battle["answer_b"])}
+    names = (battle["system_a"], battle["system_b"]) * 2
+    earlier = conn.execute(
+        "SELECT id, question, system_a, system_b, answer_a, answer_b FROM votes"
+        " WHERE system_a IN (?, ?) OR system_b IN (?, ?) ORDER BY id",
+        names,
+    ).fetchall()
+    key = _question_key(battle["question"])
+    for row in earlier:
+        shown = {(row["system_a"], row["answer_a"]), (row["system_b"], row["answer_b"])}
+        if mine & shown and _question_key(row["question"]) == key:
+            return int(row["id"])
+    return None
 
 
 def _check_votable(battle_id: str, battle: dict[str, Any] | None) -> None:

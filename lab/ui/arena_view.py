@@ -95,6 +95,9 @@ def passages_html(
     return f"<details class='arena-passages'><summary>{summary}</summary>{''.join(cards)}</details>"
 
 
+WITHHELD = 'most of its words are not in the passages it read, so it said "I don\'t know" instead of its draft'
+
+
 def speed(answer: Answer) -> str:
     return f"{answer.latency_s:.1f} s, {answer.completion_tokens} tokens, {answer.tokens_per_s:.1f} tokens/s"
 
@@ -108,7 +111,7 @@ def answer_md(title: str, answer: Answer | None, error: str = "") -> str:
     state = "" if answer.done else " *(generating...)*"
     body = answer.text or "*...*"
     if answer.draft:
-        body += f"\n\n<small>draft not supported by the passages, withheld: {answer.draft}</small>"
+        body += f"\n\n<small>{WITHHELD}: {answer.draft}</small>"
     return f"### {title}\n\n{body}{state}\n\n<small>{speed(answer)}</small>"
 
 
@@ -119,12 +122,10 @@ def battle_reveal_html(side: str, name: str, answer: dict[str, Any]) -> str:
         f"<p>Model {side} was <b>{html.escape(name)}</b> <small>({html.escape(answer.get('speed', ''))})</small></p>"
     ]
     if answer.get("draft"):
-        lines.append(
-            f"<p><small>draft not supported by the passages, withheld: {html.escape(answer['draft'])}</small></p>"
-        )
+        lines.append(f"<p><small>{html.escape(WITHHELD)}: {html.escape(answer['draft'])}</small></p>")
     if answer.get("generated"):
         lines.append(
-            f"<p><small>as generated, with the citations hidden before the vote: "
+            f"<p><small>as generated (its citations and source names were hidden before the vote): "
             f"{html.escape(answer['generated'])}</small></p>"
         )
     lines.append(passages_html(answer.get("passages") or []))
@@ -254,11 +255,30 @@ def _err(s: dict[str, Any], key: str) -> tuple[float, float]:
     return (100 * max(0.0, value - ci[0]), 100 * max(0.0, ci[1] - value))
 
 
+MIN_VOTES = 10  # below this a contestant's bootstrap interval is too narrow to mean anything
+
+
 def leaderboard_rows(board: dict[str, Any]) -> list[list[Any]]:
-    return [
-        [r["rank"], r["name"], r["rating"], f"{r['ci'][0]:.0f} to {r['ci'][1]:.0f}", r["votes"], r["wins"], r["ties"]]
-        for r in board["rows"]
-    ]
+    """Table rows; a contestant with fewer than MIN_VOTES votes shows "too few votes" instead of an interval (a
+    bootstrap over one or two votes gives a point, which would look certain)."""
+    return [[r["rank"], r["name"], r["rating"], _interval(r), r["votes"], r["wins"], r["ties"]] for r in board["rows"]]
+
+
+def _interval(row: dict[str, Any]) -> str:
+    if row["votes"] < MIN_VOTES:
+        return f"too few votes (< {MIN_VOTES})"
+    return f"{row['ci'][0]:.0f} to {row['ci'][1]:.0f}"
+
+
+def few_votes(board: dict[str, Any]) -> str:
+    """A warning naming the contestants with fewer than MIN_VOTES votes, or ""."""
+    few = [r["name"] for r in board["rows"] if r["votes"] < MIN_VOTES]
+    if not few:
+        return ""
+    return (
+        f" **Too few votes to rank yet** for {', '.join(few)} (under {MIN_VOTES} each): their ratings can move a "
+        "lot with the next votes."
+    )
 
 
 def heatmap(board: dict[str, Any]):

@@ -66,37 +66,43 @@ READ_ONLY = {"queue": False}
 GEN_FIELDS = ("max_new_tokens", "temperature", "abstain_below", "focus_sentences", "idk_above")
 
 
-def gen_controls() -> list:
-    """Generation settings shared by every sub-tab: one slider per GEN_FIELDS entry, in that order."""
+def gen_controls(fields: tuple[str, ...] = GEN_FIELDS) -> list:
+    """Generation settings: one slider per entry of `fields` (GEN_FIELDS, or a subset such as the blind battle's),
+    in that order."""
     d, c = GenConfig(), {}
     with gr.Accordion("Generation settings", open=False):
         with gr.Row():
             c["max_new_tokens"] = gr.Slider(8, 256, d.max_new_tokens, step=8, label="Max new tokens")
             c["temperature"] = gr.Slider(0, 1.5, 0.0, step=0.1, label="Temperature (0 = greedy, used for scoring)")
-        with gr.Row():
-            c["abstain_below"] = gr.Slider(
-                -1, 1, d.abstain_below, step=0.05, label="RAG: say 'I don't know' below this top score (-1 = off)"
-            )
-            c["focus_sentences"] = gr.Slider(
-                0, 12, d.focus_sentences, step=1, label="RAG: keep the N sentences closest to the question (0 = off)"
-            )
-        c["idk_above"] = gr.Slider(
-            0,
-            0.95,
-            d.idk_above,
-            step=0.05,
-            label="RAG: say 'I don't know' when the model gives it more than this probability (0 = plain greedy); "
-            "higher = fewer abstentions, more answers and more made-up ones",
+        if set(fields) - {"max_new_tokens", "temperature"}:
+            _rag_controls(c, d)
+    return [c[name] for name in fields]
+
+
+def _rag_controls(c: dict, d: GenConfig) -> None:
+    with gr.Row():
+        c["abstain_below"] = gr.Slider(
+            -1, 1, d.abstain_below, step=0.05, label="RAG: say 'I don't know' below this top score (-1 = off)"
         )
-    return [c[name] for name in GEN_FIELDS]
+        c["focus_sentences"] = gr.Slider(
+            0, 12, d.focus_sentences, step=1, label="RAG: keep the N sentences closest to the question (0 = off)"
+        )
+    c["idk_above"] = gr.Slider(
+        0,
+        0.95,
+        d.idk_above,
+        step=0.05,
+        label="RAG: say 'I don't know' when the model gives it more than this probability (0 = plain greedy); "
+        "higher = fewer abstentions, more answers and more made-up ones",
+    )
 
 
-def gen_from(*values, **extra) -> GenConfig:
-    """A GenConfig from the controls' values in GEN_FIELDS order (API callers may pass fewer: the rest default)."""
-    if len(values) > len(GEN_FIELDS):
-        raise LabError(f"{len(values)} generation settings given; expected at most {len(GEN_FIELDS)}: {GEN_FIELDS}")
+def gen_from(*values, fields: tuple[str, ...] = GEN_FIELDS, **extra) -> GenConfig:
+    """A GenConfig from the controls' values in `fields` order (API callers may pass fewer: the rest default)."""
+    if len(values) > len(fields):
+        raise LabError(f"{len(values)} generation settings given; expected at most {len(fields)}: {fields}")
     kinds = typing.get_type_hints(GenConfig)
-    settings = {name: kinds[name](v) for name, v in zip(GEN_FIELDS, values, strict=False) if v is not None}
+    settings = {name: kinds[name](v) for name, v in zip(fields, values, strict=False) if v is not None}
     return GenConfig(**settings, **extra)
 
 

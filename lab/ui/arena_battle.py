@@ -1,0 +1,207 @@
+"""The Arena's blind battle: two contestants drawn at random answer one question on random sides; one vote each.
+
+A battle is issued by the server (lab.arena.battles, with an id), both answers are generated out of sight and shown
+together with identical markup and without the RAG prompt's citation marks or the answer's source names
+(`battles.blind_text`); names, speed, passages and the answers as generated come only after the one vote, which
+must name that battle. The voter sets only the generation settings that act on both sides alike (BATTLE_FIELDS);
+the passage readers' own settings stay at their defaults, or a voter could make the RAG side recognisable.
+Events: arena_battle, arena_vote_a, arena_vote_b, arena_vote_tie, arena_vote_both_bad, arena_submit_vote (API
+only: battle id, winner). Errors become a status line and a toast, never a traceback.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from lab.arena import battles, contestants, live
+from lab.config import GenConfig
+from lab.errors import LabError, user_message
+from lab.generation import passage_dict
+from lab.ui import arena_view as view
+from lab.ui.common import GEN_FIELDS, gen_controls, gen_from, generation
+from lab.ui.spaces import answers_duration, gpu
+
+BATTLE_FIELDS = GEN_FIELDS[:2]  # max_new_tokens, temperature: they act on every contestant alike
+
+
+def build(ws, cache, choices):
+    """The Blind battle sub-tab; returns its contestant pool (the Arena refreshes its choices)."""
+    gr.Markdown(
+        "Two contestants drawn at random answer on random sides. Both answers appear together, once both are "
+        "complete, with nothing that tells them apart; names, speed and passages are shown after you vote. "
+        "Only these blind votes count for the leaderboard."
+    )
+    with gr.Row():
+        pool = gr.Dropdown(
+            choices,
+            value=choices,
+            multiselect=True,
+            allow_custom_value=True,
+            label="Contestant pool (at least 2)",
+            scale=3,
+            elem_id="battle-pool",
+        )
+        question = gr.Textbox(label="Question", scale=4)
+        start = gr.Button("Start battle", variant="primary", scale=1)
+    gen = gen_controls(BATTLE_FIELDS)
+    status = gr.Markdown("Pick the pool, type a question and press **Start battle**.")
+    sides, buttons, reveal, infos = _battle_views()
+    battle_id = gr.Textbox(visible=False, label="Battle id (vote with it through arena_submit_vote)")
+    state = gr.State({})
+
+    @gpu(duration=lambda *_: answers_duration(2))
+    def battle(*args):
+        yield from _battle(ws, cache, *args)
+
+    start.click(
+        battle,
+        [pool, question, *gen],
+        [*sides, *infos, *buttons, status, reveal, battle_id, state],
+        api_name="arena_battle",
+        **generation(),
+        show_progress_on=sides,
+    )
+    for winner, button in zip(battles.WINNERS, buttons, strict=True):
+        button.click(
+            lambda s, w=winner: _vote(ws, s, w),
+            state,
+            [reveal, *infos, *buttons, state],
+            api_name=f"arena_vote_{winner}",
+            concurrency_limit=None,
+        )
+    _submit_vote_api(ws)
+    return pool
+
+
+def _battle_config(*values) -> GenConfig:
+    """A battle's GenConfig from BATTLE_FIELDS values. The RAG-only settings (abstention, focus) are refused: set by
+    the voter, they act on one side only (abstain_below=1 makes the side that reads passages answer "I don't know"
+    to everything), which would tell the sides apart; they stay at their defaults."""
+    if len(values) > len(BATTLE_FIELDS):
+        raise LabError(
+            f"a battle takes {len(BATTLE_FIELDS)} generation settings ({', '.join(BATTLE_FIELDS)}), got {len(values)}:"
+            " the RAG settings stay at their defaults, so that no side can be singled out"
+        )
+    return gen_from(*values, fields=BATTLE_FIELDS)
+
+
+def _battle_views() -> tuple[list, list, gr.Markdown, list]:
+    """The two answer boxes (built identically: structure must not give a contestant away), the vote buttons,
+    the reveal line and the two reveal panels (empty until the vote): (sides, buttons, reveal, infos)."""
+    sides, infos = [], []
+    with gr.Row():
+        for s in "AB":
+            sides.append(
+                gr.Textbox(
+                    label=f"Model {s}",
+                    placeholder=view.BATTLE_WAITING,
+                    lines=6,
+                    max_lines=30,
+                    interactive=False,
+                    elem_id=f"battle-answer-{s.lower()}",
+                    elem_classes="battle-answer",
+                )
+            )
+    with gr.Row():
+        buttons = [gr.Button(label, interactive=False) for label in battles.LABELS.values()]
+    reveal = gr.Markdown()
+    with gr.Row(equal_height=False):
+        for s in "AB":  # names, speed and passages after the vote
+            infos.append(gr.HTML("", elem_id=f"battle-reveal-{s.lower()}", elem_classes="battle-reveal"))
+    return sides, buttons, reveal, infos
+
+
+def _battle(ws, cache, pool, question, *settings):
+    """Issue a battle, generate both answers out of sight, then show both at once (or void the battle)."""
+    off, blank = [gr.Button(interactive=False)] * 4, [""] * 4
+    try:
+        a, b = battles.pick_pair([p for p in pool or [] if p])
+        cfg = _battle_config(*settings)
+        if not (question or "").strip():
+            raise LabError("type a question first")
+        for name in (a, b):
+            contestants.parse(name)
+        battle = battles.start_battle(ws.db_path, question, a, b, cfg.to_dict())
+    except Exception as exc:
+        msg = user_message(exc)
+        gr.Warning(msg)
+        yield *blank, *off, f"**{msg}**", "", "", {}
+        return
+    wait = "Generating both answers: they appear together when both are complete"
+    yield *blank, *off, f"{wait}...", "", "", {}
+    makers = [lambda n=n: contestants.responder(ws, cache, n) for n in (a, b)]
+    began, answers, errors = time.monotonic(), [None, None], ["", ""]
+    for snapshot in live.stream_many(makers, question, cfg, poll_s=1.0):
+        answers, errors = snapshot  # only the elapsed time is shown meanwhile: a side would give itself away
+        yield *[gr.skip()] * 8, f"{wait} ({time.monotonic() - began:.0f} s)...", *[gr.skip()] * 3
+    if any(errors) or not live.all_done(answers, errors):
+        battles.fail_battle(ws.db_path, battle)
+        why = "; ".join(f"side {s}: {e}" for s, e in zip("AB", errors, strict=True) if e) or "an answer stopped"
+        gr.Warning(f"battle void: {why}")
+        yield *blank, *off, f"**This battle is void** ({why}): start a new battle.", "", "", {}
+        return
+    battles.finish_battle(ws.db_path, battle, answers[0].text, answers[1].text)
+    texts = [_blind(x) or "(empty answer)" for x in answers]  # no citation or source name tells which side
+    state = {"battle": battle, "sides": [_side_state(x) for x in answers]}
+    ready = "Both answers are in: read them and vote below."
+    yield *texts, "", "", *[gr.Button(interactive=True)] * 4, ready, "", battle, state
+
+
+def _blind(answer) -> str:
+    """The answer's text as the voter sees it before the vote (battles.blind_text, with its passages' sources)."""
+    return battles.blind_text(answer.text, [passage_dict(p).get("source") for p in answer.passages])
+
+
+def _side_state(answer) -> dict:
+    """What the reveal shows after the vote (kept server-side in gr.State until then)."""
+    return {
+        "speed": view.speed(answer),
+        "draft": answer.draft,
+        "generated": answer.text if _blind(answer) != answer.text.strip() else "",
+        "passages": [passage_dict(p) for p in answer.passages],
+    }
+
+
+def _vote(ws, state, winner):
+    off, keep = [gr.Button(interactive=False)] * 4, [gr.skip(), gr.skip()]
+    if not state or not state.get("battle"):
+        gr.Warning("no finished battle to vote on: start a battle first")
+        return "No finished battle to vote on: start a battle first.", *keep, *off, {}
+    try:
+        row = battles.vote(ws.db_path, state["battle"], winner)
+    except battles.BattleError as exc:
+        msg = user_message(exc)
+        gr.Warning(msg)
+        return f"**Vote refused:** {msg}", *keep, *off, {}
+    except Exception as exc:
+        msg = user_message(exc)
+        gr.Warning(msg)
+        return f"**Vote not saved:** {msg}", *keep, *[gr.Button(interactive=True)] * 4, state
+    names = [row["system_a"], row["system_b"]]
+    infos = [view.battle_reveal_html(s, n, x) for s, n, x in zip("AB", names, state["sides"], strict=True)]
+    reveal = (
+        f"Vote #{row['vote_id']} saved ({battles.LABELS[winner]}). **A** was `{names[0]}`, **B** was `{names[1]}`."
+    )
+    if not row["blind"]:
+        reveal += (
+            f" Not rated: vote #{row['seen_in']} already showed one of these answers to this question with its"
+            " contestant's name, so this battle was not blind. Ask a new question for a rated vote."
+        )
+    return reveal, *infos, *off, {}
+
+
+def _submit_vote_api(ws) -> None:
+    """An API-only endpoint for scripted arenas: vote on a battle this server issued (the battle id that
+    arena_battle returned) with a, b, tie or both_bad; returns the vote id. The stored vote holds the battle's
+    question, contestants and answers as the server generated them; an unknown id or a second vote is refused, and a
+    vote on answers an earlier reveal already named is stored but not rated (battles.vote)."""
+
+    def submit(battle_id: str, winner: str) -> int:
+        try:
+            return int(battles.vote(ws.db_path, battle_id, winner)["vote_id"])
+        except Exception as exc:
+            raise gr.Error(f"vote refused: {user_message(exc)}") from None
+
+    gr.api(submit, api_name="arena_submit_vote", concurrency_limit=None)
