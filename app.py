@@ -8,6 +8,7 @@ A workspace that cannot be opened (unwritable folder, damaged lab.db) stops the 
 """
 
 import argparse
+import os
 import sys
 import threading
 
@@ -47,6 +48,8 @@ if __name__ == "__main__":
     parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; 0.0.0.0 = all)")
     parser.add_argument("--port", type=int, default=None, help="port (default 7860 or GRADIO_SERVER_PORT)")
     args = parser.parse_args()
+    if args.host:
+        os.environ["GRADIO_SERVER_NAME"] = args.host  # the teacher role reads where the lab can be reached
     cache.resolve("embedded")  # convert the embedded model once, before the first request needs it
     threading.Thread(target=ensure_sample_index, args=(ws, cache), name="sample-index", daemon=True).start()
     try:

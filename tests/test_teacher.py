@@ -107,6 +107,26 @@ def test_teachers_are_named_or_the_first_account_and_everyone_without_a_login(mo
         roles.require_teacher(SimpleNamespace(username="zed"), "reset the votes")
 
 
+@pytest.mark.parametrize("env", [{"SPACE_ID": "someone/expertlab"}, {"GRADIO_SERVER_NAME": "0.0.0.0"}])
+def test_a_lab_others_can_reach_without_a_login_has_no_teacher(monkeypatch, env):
+    from types import SimpleNamespace
+
+    from lab.ui import roles
+
+    monkeypatch.delenv("LAB_AUTH", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    visitor = SimpleNamespace(username=None)
+    assert roles.is_teacher(visitor)  # this computer only: its one user
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert not roles.is_teacher(visitor)  # a Space visitor may not read others' votes or delete shared work
+    with pytest.raises(roles.NotAllowed, match="nobody may export the votes .* set LAB_AUTH"):
+        roles.require_teacher(visitor, "export the votes")
+    monkeypatch.setenv("LAB_AUTH", "ann:1")  # a login brings the teacher account back
+    assert roles.is_teacher(SimpleNamespace(username="ann"))
+
+
 def test_browser_teacher_tab_exports_the_votes(page, shot):
     """Without LAB_AUTH everyone is the teacher: the tab shows its controls and an export gives a CSV file."""
     page.get_by_role("tab", name="Arena").click()

@@ -14,13 +14,12 @@ import gradio as gr
 from lab.models import ModelCache
 from lab.ui import arena_tab, data_tab, rag_tab, start_tab, train_tab
 from lab.ui.common import apply_gen_threads
-from lab.ui.roles import AUTH_ENV, read_auth
+from lab.ui.roles import AUTH_ENV, LOOPBACK, read_auth
 from lab.workspace import Workspace
 
 TABS = (("Start", start_tab), ("Data", data_tab), ("Train", train_tab), ("RAG", rag_tab), ("Arena", arena_tab))
 MAX_FILE_SIZE = "200mb"
 LOCALHOST = "127.0.0.1"
-LOOPBACK = (LOCALHOST, "localhost", "::1")
 PRIVATE = ("lab.db", "lab.db-wal", "lab.db-shm", "datasets", "corpora", "runs", "indexes", "evals", "models", "tmp")
 
 INTRO = (

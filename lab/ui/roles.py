@@ -1,7 +1,9 @@
 """Who may do what. With LAB_AUTH set (a login), only teacher accounts may reset the Arena's votes, export them
 and delete runs, evaluations and indexes: the users named in LAB_TEACHERS (comma-separated), else the first user
-of LAB_AUTH. Without LAB_AUTH the lab has a single user (it binds to localhost unless asked), who may do all of
-it. The check runs in the event handlers (the real guard); the teacher panel is also hidden from other accounts.
+of LAB_AUTH. Without LAB_AUTH a lab bound to this computer (loopback) has a single user, who may do all of it; a
+lab without a login that others can reach (a Hugging Face Space, SPACE_ID set, or bound beyond loopback) has no
+teacher at all: visitors cannot read each other's votes or delete shared work. The check runs in the event
+handlers (the real guard); the teacher panel is also hidden from other accounts.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from lab.errors import LabError
 
 AUTH_ENV = "LAB_AUTH"
 TEACHERS_ENV = "LAB_TEACHERS"
+SPACE_ENV = "SPACE_ID"  # set by Hugging Face on every Space
+HOST_ENV = "GRADIO_SERVER_NAME"  # the bound address (app.py sets it from --host)
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class NotAllowed(LabError):
@@ -56,15 +61,28 @@ def teachers() -> set[str]:
     return named or set(users[:1])
 
 
+def public_without_login() -> bool:
+    """True when the lab has no login and others can reach it: on a Space, or bound beyond loopback."""
+    if os.environ.get(AUTH_ENV, "").strip():
+        return False
+    return bool(os.environ.get(SPACE_ENV)) or (os.environ.get(HOST_ENV) or LOOPBACK[0]) not in LOOPBACK
+
+
 def is_teacher(request) -> bool:
-    """True without a login (one user), else when the signed-in account is a teacher account."""
+    """Without a login: True on this computer (one user), False when others can reach the lab; with a login: when
+    the signed-in account is a teacher account."""
     if not os.environ.get(AUTH_ENV, "").strip():
-        return True
+        return not public_without_login()
     return (getattr(request, "username", None) or "") in teachers()
 
 
 def require_teacher(request, action: str) -> None:
     """Raise NotAllowed naming `action` unless `is_teacher(request)`."""
+    if public_without_login():
+        raise NotAllowed(
+            f"nobody may {action} on a lab that others can reach without a login (a Space or a public address): "
+            f"set {AUTH_ENV} (a secret) and {TEACHERS_ENV} to name a teacher account"
+        )
     if not is_teacher(request):
         who = getattr(request, "username", None) or "this account"
         raise NotAllowed(f"only a teacher account may {action} ({who} is not one; teachers: {TEACHERS_ENV})")

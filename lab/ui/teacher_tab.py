@@ -23,7 +23,11 @@ KINDS = ("run", "evaluation", "index")
 def build(ws, cache) -> gr.Column:
     """The panel, inside the caller's Teacher tab (whose page-load event hides the tab from non-teachers)."""
     with gr.Column() as panel:
-        gr.Markdown("### Teacher controls\nOnly teacher accounts see this tab and may use it (see `LAB_TEACHERS`).")
+        gr.Markdown(
+            "### Teacher controls\nWith a login (`LAB_AUTH`) only teacher accounts (`LAB_TEACHERS`) see this tab and "
+            "may use it; without one, the person at this computer is the teacher, and on a lab others can reach "
+            "(a Space) nobody is."
+        )
         with gr.Row():
             export = gr.Button("Export all votes (CSV)")
             csv_file = gr.File(label="votes.csv", interactive=False)
