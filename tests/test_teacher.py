@@ -140,3 +140,18 @@ def test_browser_teacher_tab_exports_the_votes(page, shot):
     expect(panel).to_contain_text(re.compile(r"votes-\d{8}-\d{6}\s*\.csv"))  # name, extension: two spans
     assert panel.get_by_role("button", name="Reset votes").is_visible()
     shot(page, "arena-teacher")
+
+
+def test_a_public_lab_without_a_login_warns_that_uploads_are_shared(monkeypatch, tmp_path, cache):
+    from lab.ui.app import PUBLIC_NOTE, build_app
+
+    monkeypatch.delenv("LAB_AUTH", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    ws = Workspace.open(tmp_path / "home")
+
+    def notes(demo) -> list[str]:
+        return [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "public-note"]
+
+    assert notes(build_app(ws, cache)) == []  # this computer only: nothing to warn about
+    monkeypatch.setenv("SPACE_ID", "someone/expertlab")
+    assert notes(build_app(ws, cache)) == [PUBLIC_NOTE]

@@ -14,7 +14,7 @@ import gradio as gr
 from lab.models import ModelCache
 from lab.ui import arena_tab, data_tab, rag_tab, start_tab, train_tab
 from lab.ui.common import apply_gen_threads
-from lab.ui.roles import AUTH_ENV, LOOPBACK, read_auth
+from lab.ui.roles import AUTH_ENV, LOOPBACK, public_without_login, read_auth
 from lab.workspace import Workspace
 
 TABS = (("Start", start_tab), ("Data", data_tab), ("Train", train_tab), ("RAG", rag_tab), ("Arena", arena_tab))
@@ -29,11 +29,18 @@ INTRO = (
     "**Data**, fine-tune in **Train**, index documents in **RAG**, and compare the approaches with blind votes "
     "and scores in **Arena**."
 )
+PUBLIC_NOTE = (
+    "**A shared, public lab without logins:** every visitor sees the datasets, documents, runs, indexes and "
+    "evaluations stored here, so do not upload anything private. For your own data, run ExpertLab on your machine "
+    "(two commands, see the README) or set `LAB_AUTH` for a login."
+)
 
 
 def build_app(ws: Workspace, cache: ModelCache) -> gr.Blocks:
     with gr.Blocks(title="ExpertLab") as demo:
         gr.Markdown(INTRO)
+        if public_without_login():
+            gr.Markdown(PUBLIC_NOTE, elem_id="public-note")
         with gr.Tabs(selected=TABS[0][0].lower()):
             for label, module in TABS:
                 with gr.Tab(label, id=label.lower()):
