@@ -255,7 +255,9 @@ def _folder_gone(ws: Workspace, row: dict, run_dir: Path) -> dict:
     is no folder to write a status into, and none is recreated)."""
     error = f"its folder {run_dir} no longer exists (deleted outside ExpertLab); delete the run to tidy the list"
     with db.connect(ws.db_path) as conn:
-        conn.execute("UPDATE runs SET status='failed', ended_at=?, error=? WHERE id=?", (time.time(), error, row["id"]))
+        conn.execute(
+            "UPDATE runs SET status='failed', ended_at=?, error=? WHERE id=?", (time.time(), error, row["id"])
+        )
     status = {"state": "failed", "error": error}
     return {"id": row["id"], "state": "failed", "status": status, "run_dir": str(run_dir)}
 

@@ -180,7 +180,9 @@ def test_the_decision_weight_weighs_each_answer_s_first_token_and_is_what_the_tr
 
     from lab.training import engine
 
-    keep = torch.tensor([[False, True, True, True, False, True, True], [False, False, False, True, True, False, False]])
+    keep = torch.tensor(
+        [[False, True, True, True, False, True, True], [False, False, False, True, True, False, False]]
+    )
     assert engine.decision_starts(keep).int().tolist() == [[0, 1, 0, 0, 0, 1, 0], [0, 0, 0, 1, 0, 0, 0]]
     torch.manual_seed(0)
     targets = torch.randint(0, 11, keep.shape)

@@ -60,7 +60,8 @@ def test_client_starts_a_run_and_sees_the_loss_chart_move(client):
             seen = [row for row in _rows(out[2]) if "loss" == row[2]]
             time.sleep(1)
         assert len(seen) >= 2, out[1]
-        assert [row[0] for row in seen[:2]] == [1, 2] and out[4] and "python -m lab train" in out[6]
+        assert [row[0] for row in seen[:2]] == [1, 2] and out[4]
+        assert out[6]["visible"] and "python -m lab train" in out[6]["value"]  # shown once a run is chosen
     finally:
         final = _cancel(client, run_id)
     assert "cancelled" in final

@@ -72,15 +72,15 @@ def _form(ws) -> tuple[list, list]:
     with gr.Row():
         c["base_model"] = base = gr.Dropdown(
             catalog.choices(d.max_length, d.batch_size), value=d.base_model, label="Base model",
-            allow_custom_value=True, elem_id="train-base",
+            allow_custom_value=True, elem_id="train-base", scale=3,
             info="a curated model (estimated GPU memory at this length and batch) or any hub id or local folder",
         )  # fmt: skip
         names = dataset_choices(ws)
         c["dataset"] = data = gr.Dropdown(names, value=SAMPLE if SAMPLE in names else None, label="Dataset",
-                                          allow_custom_value=True,
+                                          allow_custom_value=True, scale=2,
                                           info="a saved dataset or a chat JSONL path")  # fmt: skip
         data.focus(lambda: gr.Dropdown(choices=dataset_choices(ws)), None, data, api_name="train_datasets")
-        c["method"] = gr.Radio(list(TrainConfig.METHODS), value=d.method, label="Method",
+        c["method"] = gr.Radio(list(TrainConfig.METHODS), value=d.method, label="Method", scale=1,
                                info="qlora = 4-bit NF4 base")  # fmt: skip
     with gr.Row():
         c["max_steps"] = gr.Number(d.max_steps, label="Max steps (0 = use epochs)", precision=0)

@@ -152,10 +152,12 @@ def step_axis(total_steps: int) -> list[int]:
 
 def _plots(records: list[dict], label: str = "", total_steps: int = 0) -> list:
     """Chart frames, or no update while a frame is empty: a colour-split LinePlot that first receives an empty
-    frame never draws its lines afterwards (seen with gradio 6.31), so an empty chart is left untouched."""
+    frame never draws its lines afterwards (seen with gradio 6.31), so an empty chart is left untouched (and stays
+    hidden until its first point: a fresh Train tab shows no empty boxes)."""
     last = max([int(r.get("step", 0)) for r in records] + [total_steps or 0])
     x_lim = step_axis(last)
-    return [gr.LinePlot(frame, x_lim=x_lim) if len(frame) else gr.skip() for frame in chart_frames(records, label)]
+    frames = chart_frames(records, label)
+    return [gr.LinePlot(frame, x_lim=x_lim, visible=True) if len(frame) else gr.skip() for frame in frames]
 
 
 def refresh(ws, run_id: str):
@@ -173,7 +175,7 @@ def refresh(ws, run_id: str):
     lineage = lineage_md(ws, run_id, config)
     text = text + ("\n\n" + lineage if lineage else "")
     plots = _plots(info["progress"], total_steps=info["status"].get("total_steps") or 0)
-    return run_id, text, *plots, log_html("\n".join(info["log"].splitlines()[-40:])), command
+    return run_id, text, *plots, log_html("\n".join(info["log"].splitlines()[-40:])), gr.Code(command, visible=True)
 
 
 ROUNDING = (("train_loss", 3), ("eval_loss", 3), ("tokens_per_s", 0), ("peak_memory_mb", 0))
@@ -298,12 +300,12 @@ def _preset(preset: str, *values):
 
 def _live():
     with gr.Row():
-        loss = gr.LinePlot(x="step", y="value", color="series", title="Loss (train / eval)", height=260)
-        lr = gr.LinePlot(x="step", y="value", color="series", title="Learning rate", height=260)
-        gn = gr.LinePlot(x="step", y="value", color="series", title="Grad norm", height=260)
+        loss = gr.LinePlot(x="step", y="value", color="series", title="Loss (train / eval)", height=260, visible=False)
+        lr = gr.LinePlot(x="step", y="value", color="series", title="Learning rate", height=260, visible=False)
+        gn = gr.LinePlot(x="step", y="value", color="series", title="Grad norm", height=260, visible=False)
     gr.Markdown("**Log** (newest line at the bottom; library warnings hidden, all in the run's train.log)")
     log = gr.HTML(log_html(""))
-    command = gr.Code(label="Reproduce from a shell", language="shell")
+    command = gr.Code(label="Reproduce from a shell", language="shell", visible=False)
     return [loss, lr, gn, log, command]
 
 
