@@ -17,7 +17,7 @@ from lab.config import ConfigError
 from lab.errors import LabError, expected, user_message
 from lab.ui import arena_battle, arena_eval, teacher_tab
 from lab.ui import arena_view as view
-from lab.ui.common import READ_ONLY, gen_controls, gen_from, generation
+from lab.ui.common import QUESTION_HINT, READ_ONLY, gen_controls, gen_from, generation
 from lab.ui.spaces import answers_duration, gpu
 
 MAX_SIDE = 4
@@ -118,7 +118,7 @@ def _build_side_by_side(ws, cache, choices):
             elem_id="arena-side-pick",
             scale=3,
         )
-        question = gr.Textbox(label="Question", scale=4)
+        question = gr.Textbox(label="Question", scale=4, placeholder=QUESTION_HINT)
         ask = gr.Button("Ask", variant="primary", scale=1)
     gen = gen_controls()
     status = gr.Markdown()

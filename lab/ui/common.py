@@ -60,6 +60,7 @@ def generation(group: str = INTERACTIVE) -> dict:
 # Read-only listing events (lists, leaderboard, page-load views, the run view's timer) run outside the queue:
 # a browser POSTs them directly, so they never wait behind queued work or the queue's own bookkeeping.
 READ_ONLY = {"queue": False}
+QUESTION_HINT = "a question your documents answer (or one they do not, to see who admits it)"
 
 
 # GenConfig fields the shared generation controls set, in the order gen_controls returns them.

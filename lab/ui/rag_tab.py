@@ -21,7 +21,7 @@ from lab.corpus import list_corpora
 from lab.errors import user_message
 from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
 from lab.rag.retrieve import terms
-from lab.ui.common import READ_ONLY, fail
+from lab.ui.common import QUESTION_HINT, READ_ONLY, fail
 from lab.ui.roles import require_teacher
 from lab.workspace import SAMPLE
 
@@ -200,7 +200,7 @@ def _inspect_and_measure(ws, cache, index) -> gr.Checkbox:
     """The Inspect and Measure sub-tabs; returns the Inspect hybrid checkbox (it follows the chosen index)."""
     with gr.Tab("Inspect"):
         with gr.Row():
-            question = gr.Textbox(label="Question", scale=4)
+            question = gr.Textbox(label="Question", scale=4, placeholder=QUESTION_HINT)
             k = gr.Slider(1, 20, value=5, step=1, label="Top k", scale=1)
             hybrid = gr.Checkbox(False, label="Hybrid (dense + BM25)", scale=1)
             cutoff = gr.Slider(0, 1, value=0, step=0.05, label="Similarity cutoff", scale=1)
