@@ -140,7 +140,14 @@ class TrainConfig(_Config):
 
     METHODS: ClassVar[tuple[str, ...]] = ("lora", "qlora")
     REPORT_TO: ClassVar[tuple[str, ...]] = ("none", "tensorboard", "wandb", "trackio")
-    SCHEDULERS: ClassVar[tuple[str, ...]] = ("constant", "linear", "cosine", "constant_with_warmup")
+    # cosine_with_restarts: one cosine cycle per epoch (the learning rate climbs back at each epoch's start)
+    SCHEDULERS: ClassVar[tuple[str, ...]] = (
+        "constant",
+        "linear",
+        "cosine",
+        "constant_with_warmup",
+        "cosine_with_restarts",
+    )
 
     def validate(self) -> None:
         _check(self.method in self.METHODS, "method", self.method, "use lora or qlora")

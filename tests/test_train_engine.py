@@ -205,3 +205,24 @@ def test_the_decision_weight_weighs_each_answer_s_first_token_and_is_what_the_tr
     assert seen and set(seen) == {7.0}
     with pytest.raises(ValueError, match="decision_weight"):
         TrainConfig(decision_weight=0.5).validate()
+
+
+def test_cosine_with_restarts_climbs_back_to_the_top_at_each_epoch(tmp_path):
+    import torch
+    from transformers import get_scheduler
+
+    from lab.training.engine import training_args
+
+    config = TrainConfig(dataset="sample", scheduler="cosine_with_restarts", epochs=2.0, warmup_ratio=0.0)
+    args = training_args(config, tmp_path, has_eval=False, bf16=False)
+    assert args.lr_scheduler_kwargs == {"num_cycles": 2}
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = get_scheduler(args.lr_scheduler_type, opt, num_warmup_steps=0, num_training_steps=20,
+                          scheduler_specific_kwargs=args.lr_scheduler_kwargs)  # fmt: skip
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == 1.0 and lrs[9] < 0.1 and lrs[10] == 1.0  # the second epoch starts again at the top
+    assert training_args(TrainConfig(dataset="sample"), tmp_path, False, False).lr_scheduler_kwargs == {}

@@ -8,6 +8,7 @@ files (see lab/training/__init__.py); a STOP file makes it save and stop. Must n
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -169,6 +170,13 @@ def make_callbacks(run_dir: Path, trainer_ref: list):
     return ProgressWriter()
 
 
+def scheduler_kwargs(config: TrainConfig) -> dict:
+    """cosine_with_restarts runs one cosine cycle per (whole) epoch; the other schedules take no arguments."""
+    if config.scheduler != "cosine_with_restarts":
+        return {}
+    return {"num_cycles": max(1, math.ceil(config.epochs))}
+
+
 def training_args(config: TrainConfig, run_dir: Path, has_eval: bool, bf16: bool):
     import torch
     from transformers import TrainingArguments
@@ -182,6 +190,7 @@ def training_args(config: TrainConfig, run_dir: Path, has_eval: bool, bf16: bool
         gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.scheduler,
+        lr_scheduler_kwargs=scheduler_kwargs(config),
         warmup_steps=config.warmup_ratio,
         num_train_epochs=config.epochs,
         max_steps=config.max_steps if config.max_steps > 0 else -1,
