@@ -72,3 +72,13 @@ def test_the_headline_answers_the_question_in_plain_sentences():
         line.startswith(("Fine-tune or RAG?", "Fine-tuning for RAG")) for line in headline(plain).split("\n\n")
     )
     assert headline({"systems": []}) == ""
+
+
+def test_the_headline_calls_a_tie_a_tie():
+    from lab.arena.verdict import headline
+
+    answers = {"rag:a": HALF, "rag:b": HALF}
+    result = evaluation.run_evaluation(_items(), {n: Scripted(n, a) for n, a in answers.items()}, GenConfig(),
+                                       bootstrap=50)  # fmt: skip
+    first = headline(result).split("\n\n")[0]
+    assert "level with **rag:" in first and "0 points" not in first

@@ -159,7 +159,10 @@ def _lead(result, scored: list[dict], key: tuple[str, bool, str], what: str, tha
     if d is None:
         return said + "."
     diff, lo, hi, _ = d
-    gap = f"{abs(100 * diff):.0f} points {than} **{scored[1]['system']}** ({_pct(scored[1][rate])})"
+    other = f"**{scored[1]['system']}** ({_pct(scored[1][rate])})"
+    if round(100 * diff) == 0:
+        return f"{said}, level with {other} (95% CI {_pts(lo)} to {_pts(hi)})."
+    gap = f"{abs(100 * diff):.0f} points {than} {other}"
     if lo > 0 or hi < 0:
         return f"{said}, {gap}: a real difference (95% CI {_pts(lo)} to {_pts(hi)})."
     return f"{said}, only {gap}, which could be chance (95% CI {_pts(lo)} to {_pts(hi)})."
