@@ -172,3 +172,17 @@ def test_the_shipped_reference_holds_every_contestant_and_says_how_it_was_measur
     assert ref is not None and "Measured on" in ref["reference"]
     assert [s["system"] for s in ref["systems"]] == list(showcase.ALL_CONTESTANTS)
     assert ref["showcase"]["questions"] == 123 and "Fine-tuning for RAG" in ref["verdict"]
+
+
+def test_the_showcase_shortens_plain_fine_tuning_but_training_for_rag_keeps_its_presets_epochs():
+    from lab.training.plan import PRESETS
+
+    inputs = showcase.Inputs()
+    plain = showcase._train_config(inputs, "quick CPU demo", False)
+    rag = showcase._train_config(inputs, "quick CPU demo (RAG)", True)
+    assert plain.epochs == showcase.SHOWCASE_TRAIN["epochs"] < PRESETS["quick CPU demo"]["epochs"]
+    assert rag.epochs == PRESETS["quick CPU demo (RAG)"]["epochs"] and rag.eval_steps == 0
+    short = showcase._train_config(
+        showcase.Inputs(train={"epochs": 1.0, "max_steps": 3}), "quick CPU demo (RAG)", True
+    )
+    assert short.max_steps == 3  # a step budget still applies to both

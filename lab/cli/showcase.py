@@ -20,7 +20,12 @@ def register(sub) -> None:
     p.add_argument("--qa", default=d.qa, help="evaluation JSONL (default: the sample domain's held-out set)")
     p.add_argument("--questions", type=int, default=d.questions, help="stratified subset size, 0 = all questions")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
-    p.add_argument("--epochs", type=float, default=SHOWCASE_TRAIN["epochs"], help="training epochs")
+    p.add_argument(
+        "--epochs",
+        type=float,
+        default=SHOWCASE_TRAIN["epochs"],
+        help="epochs of the plain fine-tuning (training for RAG keeps its preset's)",
+    )
     p.add_argument("--max-steps", type=int, default=0, help="training steps (> 0 overrides --epochs)")
     p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="bootstrap resamples for 95%% intervals")
     p.add_argument(
