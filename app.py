@@ -38,18 +38,25 @@ def open_workspace() -> Workspace:
         sys.exit(f"ExpertLab cannot start: {user_message(exc)}")
 
 
+def parse_args() -> argparse.Namespace:
+    """--host and --port; read before the app is built, since a lab others can reach shows a notice and has no
+    teacher without a login (lab.ui.roles). Unknown arguments are left alone (a host that imports app.py)."""
+    parser = argparse.ArgumentParser(description="ExpertLab app")
+    parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; 0.0.0.0 = all)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 7860 or GRADIO_SERVER_PORT)")
+    args = parser.parse_known_args()[0]
+    if args.host:
+        os.environ["GRADIO_SERVER_NAME"] = args.host
+    return args
+
+
+args = parse_args()
 ws = open_workspace()
 ensure_sample_domain(ws)
 cache = ModelCache(ws.model_cache)
 demo = build_app(ws, cache)
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="ExpertLab app")
-    parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; 0.0.0.0 = all)")
-    parser.add_argument("--port", type=int, default=None, help="port (default 7860 or GRADIO_SERVER_PORT)")
-    args = parser.parse_args()
-    if args.host:
-        os.environ["GRADIO_SERVER_NAME"] = args.host  # the teacher role reads where the lab can be reached
     cache.resolve("embedded")  # convert the embedded model once, before the first request needs it
     threading.Thread(target=ensure_sample_index, args=(ws, cache), name="sample-index", daemon=True).start()
     try:

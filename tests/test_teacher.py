@@ -155,3 +155,14 @@ def test_a_public_lab_without_a_login_warns_that_uploads_are_shared(monkeypatch,
     assert notes(build_app(ws, cache)) == []  # this computer only: nothing to warn about
     monkeypatch.setenv("SPACE_ID", "someone/expertlab")
     assert notes(build_app(ws, cache)) == [PUBLIC_NOTE]
+
+
+def test_a_share_link_or_a_public_launch_also_leaves_the_lab_without_a_teacher(monkeypatch):
+    from types import SimpleNamespace
+
+    from lab.ui import roles
+
+    for key in ("LAB_AUTH", "SPACE_ID", "GRADIO_SERVER_NAME", "GRADIO_SHARE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("GRADIO_SHARE", "True")  # gradio's own switch for a public share link
+    assert roles.public_without_login() and not roles.is_teacher(SimpleNamespace(username=None))

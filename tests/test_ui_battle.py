@@ -255,3 +255,16 @@ def test_browser_side_by_side_one_column_per_contestant_with_full_passages(page,
     side.locator("details.arena-passages summary").click()
     assert first.is_visible() and len(first.inner_text().split()) > 5
     shot(page, "arena-side-by-side")
+
+
+def test_blind_text_keeps_the_answers_own_numbers_and_words_that_merely_look_like_a_source():
+    assert battles.blind_text("3.") == "3."  # a bare number that was the answer stays
+    assert battles.blind_text("The answer is:\n3.") == "The answer is:\n3."
+    assert battles.blind_text("1. [1]\n2. The valve [2]") == "2. The valve"  # only the item a citation emptied goes
+    assert (
+        battles.blind_text("Follow the safety manual first.", ["Safety Manual.pdf"])
+        == "Follow the safety manual first."
+    )
+    assert battles.blind_text("The 2 bolts.", ["2.md"]) == "The 2 bolts."
+    assert battles.blind_text("Use X-200.", ["X-200.pdf"]) == "Use X-200."
+    assert "03-lockout-tagout" not in battles.blind_text("See 03-lockout-tagout first.", ["03-lockout-tagout.md"])

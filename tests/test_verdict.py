@@ -82,3 +82,24 @@ def test_the_headline_calls_a_tie_a_tie():
                                        bootstrap=50)  # fmt: skip
     first = headline(result).split("\n\n")[0]
     assert "level with **rag:" in first and "0 points" not in first
+
+
+def test_the_headline_claims_no_real_difference_on_few_questions_and_says_when_a_run_was_cancelled():
+    from lab.arena.verdict import MIN_PAIRED, headline
+
+    result = _result()  # 8 answerable questions: a bootstrap interval that excludes 0 is still too thin
+    text = headline(result)
+    assert "a real difference" not in text and "too few questions (8) to tell" in text
+    result["status"] = "cancelled"
+    assert headline(result).endswith("cover only the questions answered before that.")
+    assert MIN_PAIRED > 8
+
+
+def test_a_lone_contestant_gets_its_rates_not_a_contest():
+    from lab.arena.verdict import headline
+
+    result = evaluation.run_evaluation(_items(), {"ft:plain": Scripted("ft:plain", NONE | MADE_UP)}, GenConfig(),
+                                       bootstrap=50)  # fmt: skip
+    text = headline(result)
+    assert "**ft:plain** answered correctly 0% of 8 answerable questions." in text
+    assert "**ft:plain** made up an answer to 100% of 4 unanswerable questions." in text and "most" not in text

@@ -39,7 +39,8 @@ _SOURCE_NOTE = re.compile(r"[ \t]*\(\s*sources?\s*:[^()\n]*\)", re.I)  # (source
 _CUT_MARK = re.compile(
     r"[ \t]*(?:\[[\d,; \t\u2013-]*|\((?:\s*s(?:o(?:u(?:r(?:c(?:es?)?)?)?)?)?(?:\s*:[^()\n]*)?)?)$", re.I
 )
-_BARE_ITEM = re.compile(r"^[ \t]*\d+[.)][ \t]*(?:\n|$)", re.M)  # a list number whose item was only a mark
+_BARE_ITEM = re.compile(r"[ \t]*\d+[.)][ \t]*")  # a line that is only a list number
+_FILE_STEM = re.compile(r"\w+(?:[-_]\w+){2,}")  # a file-name stem no sentence would contain
 _READ = r"(?:the |these |this |given |provided )*(?:passages?|context|documents?|texts?|sources?)(?:\s+\d+)?"
 _LEAD_IN = re.compile(
     rf"^[ \t]*(?:(?:according to|based on|as (?:stated|mentioned|described|shown) in) {_READ}[ \t]*[,:]?[ \t]*"
@@ -56,22 +57,31 @@ def blind_text(text: str, sources: Iterable[str] = ()) -> str:
     reveal shows the answer as generated), also when the token limit cut one off at the end, and so are the file
     names of the answer's own `sources` (a reader echoes them). The patterns are the prompt's vocabulary, not any
     domain's."""
-    out = _SOURCE_NOTE.sub("", _CITATION.sub("", str(text or "")))
+    text = str(text or "")
+    out = _SOURCE_NOTE.sub("", _CITATION.sub("", text))
     out = _CUT_MARK.sub("", out.rstrip())
     out = _LEAD_IN.sub("", _source_names(sources).sub("", out))
     out = re.sub(r"(?<=\S)[ \t]{2,}", " ", re.sub(r"[ \t]+([.,;:!?])", r"\1", out))
-    lines = [line[:1].upper() + line[1:] for line in _BARE_ITEM.sub("", out).splitlines()]
+    lines = [line[:1].upper() + line[1:] for line in _without_emptied_items(text, out)]
     return "\n".join(lines).strip()
 
 
+def _without_emptied_items(before: str, after: str) -> list[str]:
+    """The lines of `after`, less the list numbers whose item was only a mark (the removals keep the line count);
+    a line that was a bare number in `before` already is the answer's own and stays."""
+    bare = {i for i, line in enumerate(before.splitlines()) if _BARE_ITEM.fullmatch(line)}
+    return [line for i, line in enumerate(after.splitlines()) if i in bare or not _BARE_ITEM.fullmatch(line)]
+
+
 def _source_names(sources: Iterable[str]) -> re.Pattern:
-    """The file names of `sources` as whole words, and their stems too where a stem is no plain word
-    ("03-lockout-tagout", not "manual"); a pattern that matches nothing when there are none."""
+    """The file names of `sources` as whole words, and their stems too where a stem cannot be ordinary text: three or
+    more parts joined by "-" or "_" without spaces ("03-lockout-tagout", not "manual", "X-200" or "Safety Manual");
+    a pattern that matches nothing when there are none."""
     names = set()
     for source in sources:
         name = Path(str(source or "")).name
         stem = Path(name).stem
-        names |= {name, stem} if re.search(r"[^A-Za-z]", stem) else {name}
+        names |= {name, stem} if _FILE_STEM.fullmatch(stem) else {name}
     words = sorted((re.escape(n) for n in names if n), key=len, reverse=True)
     return re.compile(rf"(?<![\w.-])(?:{'|'.join(words)})(?![\w-])" if words else r"(?!)", re.I)
 

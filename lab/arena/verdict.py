@@ -16,6 +16,7 @@ from typing import Any
 from lab.metrics.stats import bootstrap_ci
 
 SMALL_N = 30
+MIN_PAIRED = 10  # below this many paired questions a bootstrap interval can collapse to a point: no claim
 
 
 def _flags(result: dict[str, Any], system: str, answerable: bool, category: str) -> dict[str, float]:
@@ -150,22 +151,32 @@ def _paired(result, a: str, b: str, answerable: bool, cat: str) -> tuple | None:
     return paired_diff(_flags(result, a, answerable, cat), _flags(result, b, answerable, cat))
 
 
-def _lead(result, scored: list[dict], key: tuple[str, bool, str], what: str, than: str) -> str:
-    """The best contestant on a rate, and whether the paired evidence separates it from the runner-up."""
-    rate, answerable, cat = key
+def _sure(lo: float, hi: float, n: int) -> str:
+    """How sure a paired difference is: real only when its interval excludes zero and it rests on MIN_PAIRED or
+    more questions (on fewer, a bootstrap interval can collapse to a point)."""
+    ci = f"95% CI {_pts(lo)} to {_pts(hi)}"
+    if n < MIN_PAIRED:
+        return f"too few questions ({n}) to tell ({ci})"
+    return f"a real difference ({ci})" if lo > 0 or hi < 0 else f"possibly chance ({ci})"
+
+
+def _lead(result, scored: list[dict], key: tuple[str, bool, str], words: tuple[str, str, str]) -> str:
+    """The best contestant on a rate, and whether the paired evidence separates it from the runner-up; a lone
+    contestant gets its rate alone. `words`: (what the best did, what a lone one did, the gap's preposition)."""
+    (rate, answerable, cat), (what, alone, than) = key, words
     best, pool = scored[0], "answerable" if answerable else "unanswerable"
-    said = f"**{best['system']}** {what} ({_pct(best[rate])} of {best['n_' + pool]} {pool} questions)"
-    d = _paired(result, best["system"], scored[1]["system"], answerable, cat) if len(scored) > 1 else None
+    share = f"{_pct(best[rate])} of {best['n_' + pool]} {pool} questions"
+    if len(scored) == 1:
+        return f"**{best['system']}** {alone} {share}."
+    d = _paired(result, best["system"], scored[1]["system"], answerable, cat)
     if d is None:
-        return said + "."
-    diff, lo, hi, _ = d
+        return f"**{best['system']}** {what} ({share})."
+    diff, lo, hi, n = d
     other = f"**{scored[1]['system']}** ({_pct(scored[1][rate])})"
     if round(100 * diff) == 0:
-        return f"{said}, level with {other} (95% CI {_pts(lo)} to {_pts(hi)})."
+        return f"**{best['system']}** {what} ({share}), level with {other} (95% CI {_pts(lo)} to {_pts(hi)})."
     gap = f"{abs(100 * diff):.0f} points {than} {other}"
-    if lo > 0 or hi < 0:
-        return f"{said}, {gap}: a real difference (95% CI {_pts(lo)} to {_pts(hi)})."
-    return f"{said}, only {gap}, which could be chance (95% CI {_pts(lo)} to {_pts(hi)})."
+    return f"**{best['system']}** {what} ({share}), {gap}: {_sure(lo, hi, n)}."
 
 
 def _ft_vs_rag(result, systems) -> list[str]:
@@ -173,18 +184,19 @@ def _ft_vs_rag(result, systems) -> list[str]:
     info = result.get("contestants") or {}
     by_kind = {info.get(s["system"], {}).get("kind"): s for s in systems if s.get("correct_rate") is not None}
     ft, rag = by_kind.get("ft"), by_kind.get("rag")
-    if not ft or not rag:
-        return []
-    d = _paired(result, rag["system"], ft["system"], True, "correct")
+    d = _paired(result, rag["system"], ft["system"], True, "correct") if ft and rag else None
     if d is None:
         return []
-    diff, lo, hi, _ = d
-    first, second = (rag, ft) if diff >= 0 else (ft, rag)
-    sure = "a real difference" if lo > 0 or hi < 0 else "which could be chance"
+    diff, lo, hi, n = d
+    rates = f"({_pct(rag['correct_rate'])} against {_pct(ft['correct_rate'])})"
+    if round(100 * diff) == 0:
+        return [f"Fine-tune or RAG? **{rag['system']}** and **{ft['system']}** answered as many questions correctly "
+                f"{rates} (95% CI {_pts(lo)} to {_pts(hi)})."]  # fmt: skip
+    first, second = (rag, ft) if diff > 0 else (ft, rag)
     return [
         f"Fine-tune or RAG? **{first['system']}** answered {abs(100 * diff):.0f} points more questions correctly "
         f"than **{second['system']}** ({_pct(first['correct_rate'])} against {_pct(second['correct_rate'])}), "
-        f"{sure} (95% CI {_pts(lo)} to {_pts(hi)})."
+        f"{_sure(lo, hi, n)}."
     ]
 
 
@@ -197,10 +209,14 @@ def headline(result: dict[str, Any]) -> str:
     if not correct:
         return ""
     lines = _ft_vs_rag(result, systems)
-    lines.append(_lead(result, correct, ("correct_rate", True, "correct"), "answered the most correctly", "ahead of"))
+    words = ("answered the most correctly", "answered correctly", "ahead of")
+    lines.append(_lead(result, correct, ("correct_rate", True, "correct"), words))
     made_up = sorted((s for s in systems if s.get("hallucination_rate") is not None),
                      key=lambda s: s["hallucination_rate"])  # fmt: skip
     if made_up:
-        what = "made up the fewest answers when the documents do not hold one"
-        lines.append(_lead(result, made_up, ("hallucination_rate", False, "hallucination"), what, "fewer than"))
-    return "\n\n".join(lines + _rag_training(result, systems))
+        words = ("made up the fewest answers when the documents do not hold one", "made up an answer to", "fewer than")
+        lines.append(_lead(result, made_up, ("hallucination_rate", False, "hallucination"), words))
+    lines += _rag_training(result, systems)
+    if result.get("status") == "cancelled":
+        lines.append("The run was cancelled: these numbers cover only the questions answered before that.")
+    return "\n\n".join(lines)

@@ -14,7 +14,7 @@ import gradio as gr
 from lab.models import ModelCache
 from lab.ui import arena_tab, data_tab, rag_tab, start_tab, train_tab
 from lab.ui.common import apply_gen_threads
-from lab.ui.roles import AUTH_ENV, LOOPBACK, public_without_login, read_auth
+from lab.ui.roles import AUTH_ENV, HOST_ENV, LOOPBACK, SHARE_ENV, public_without_login, read_auth
 from lab.workspace import Workspace
 
 TABS = (("Start", start_tab), ("Data", data_tab), ("Train", train_tab), ("RAG", rag_tab), ("Arena", arena_tab))
@@ -55,7 +55,10 @@ def launch(demo: gr.Blocks, ws: Workspace, **kwargs) -> tuple:
     """
     apply_gen_threads()
     demo.queue(default_concurrency_limit=4)
-    host = kwargs.pop("server_name", None) or os.environ.get("GRADIO_SERVER_NAME") or LOCALHOST
+    host = kwargs.pop("server_name", None) or os.environ.get(HOST_ENV) or LOCALHOST
+    os.environ[HOST_ENV] = host  # the teacher role reads where the lab can be reached (roles.public_without_login)
+    if kwargs.get("share"):
+        os.environ[SHARE_ENV] = "true"
     auth = kwargs.pop("auth", None) or read_auth(os.environ.get(AUTH_ENV, ""))
     if host not in LOOPBACK and not auth:
         warnings.warn(

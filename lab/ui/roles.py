@@ -1,9 +1,9 @@
 """Who may do what. With LAB_AUTH set (a login), only teacher accounts may reset the Arena's votes, export them
 and delete runs, evaluations and indexes: the users named in LAB_TEACHERS (comma-separated), else the first user
 of LAB_AUTH. Without LAB_AUTH a lab bound to this computer (loopback) has a single user, who may do all of it; a
-lab without a login that others can reach (a Hugging Face Space, SPACE_ID set, or bound beyond loopback) has no
-teacher at all: visitors cannot read each other's votes or delete shared work. The check runs in the event
-handlers (the real guard); the teacher panel is also hidden from other accounts.
+lab without a login that others can reach (a Hugging Face Space, SPACE_ID set, a share link, or bound beyond
+loopback) has no teacher at all: visitors cannot read each other's votes or delete shared work. The check runs in
+the event handlers (the real guard); the teacher panel is also hidden from other accounts.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from lab.errors import LabError
 AUTH_ENV = "LAB_AUTH"
 TEACHERS_ENV = "LAB_TEACHERS"
 SPACE_ENV = "SPACE_ID"  # set by Hugging Face on every Space
-HOST_ENV = "GRADIO_SERVER_NAME"  # the bound address (app.py sets it from --host)
+HOST_ENV = "GRADIO_SERVER_NAME"  # the bound address (app.py and launch() set it from --host / server_name)
+SHARE_ENV = "GRADIO_SHARE"  # a public share link (launch(share=True) sets it too)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -62,10 +63,12 @@ def teachers() -> set[str]:
 
 
 def public_without_login() -> bool:
-    """True when the lab has no login and others can reach it: on a Space, or bound beyond loopback."""
+    """True when the lab has no login and others can reach it: on a Space, through a share link, or bound beyond
+    loopback."""
     if os.environ.get(AUTH_ENV, "").strip():
         return False
-    return bool(os.environ.get(SPACE_ENV)) or (os.environ.get(HOST_ENV) or LOOPBACK[0]) not in LOOPBACK
+    shared = os.environ.get(SHARE_ENV, "").strip().lower() in ("1", "true", "yes")
+    return bool(os.environ.get(SPACE_ENV)) or shared or (os.environ.get(HOST_ENV) or LOOPBACK[0]) not in LOOPBACK
 
 
 def is_teacher(request) -> bool:
