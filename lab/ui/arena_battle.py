@@ -20,7 +20,7 @@ from lab.config import GenConfig
 from lab.errors import LabError, user_message
 from lab.generation import passage_dict
 from lab.ui import arena_view as view
-from lab.ui.common import GEN_FIELDS, QUESTION_HINT, gen_controls, gen_from, generation
+from lab.ui.common import GEN_FIELDS, ask_row, gen_controls, gen_from, generation
 from lab.ui.spaces import answers_duration, gpu
 
 BATTLE_FIELDS = GEN_FIELDS[:2]  # max_new_tokens, temperature: they act on every contestant alike
@@ -33,18 +33,7 @@ def build(ws, cache, choices):
         "complete, with nothing that tells them apart; names, speed and passages are shown after you vote. "
         "Only these blind votes count for the leaderboard."
     )
-    with gr.Row():
-        pool = gr.Dropdown(
-            choices,
-            value=choices,
-            multiselect=True,
-            allow_custom_value=True,
-            label="Contestant pool (at least 2)",
-            scale=3,
-            elem_id="battle-pool",
-        )
-        question = gr.Textbox(label="Question", scale=4, placeholder=QUESTION_HINT)
-        start = gr.Button("Start battle", variant="primary", scale=1)
+    pool, question, start = ask_row(choices, choices, "Contestant pool (at least 2)", "battle-pool", "Start battle")
     gen = gen_controls(BATTLE_FIELDS)
     status = gr.Markdown("Pick the pool, type a question and press **Start battle**.")
     sides, buttons, reveal, infos = _battle_views()

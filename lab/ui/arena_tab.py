@@ -17,7 +17,7 @@ from lab.config import ConfigError
 from lab.errors import LabError, expected, user_message
 from lab.ui import arena_battle, arena_eval, teacher_tab
 from lab.ui import arena_view as view
-from lab.ui.common import QUESTION_HINT, READ_ONLY, gen_controls, gen_from, generation
+from lab.ui.common import READ_ONLY, ask_row, gen_controls, gen_from, generation
 from lab.ui.spaces import answers_duration, gpu
 
 MAX_SIDE = 4
@@ -108,18 +108,8 @@ def _as_base(model: str | None) -> str:
 
 def _build_side_by_side(ws, cache, choices):
     default = _default_pick(choices)
-    with gr.Row():
-        pick = gr.Dropdown(
-            choices,
-            value=default,
-            multiselect=True,
-            allow_custom_value=True,
-            label=f"Contestants (1-{MAX_SIDE}): base, ft:RUN, rag:INDEX, ft+rag:RUN:INDEX",
-            elem_id="arena-side-pick",
-            scale=3,
-        )
-        question = gr.Textbox(label="Question", scale=4, placeholder=QUESTION_HINT)
-        ask = gr.Button("Ask", variant="primary", scale=1)
+    label = f"Contestants (1-{MAX_SIDE}): base, ft:RUN, rag:INDEX, ft+rag:RUN:INDEX"
+    pick, question, ask = ask_row(choices, default, label, "arena-side-pick", "Ask")
     gen = gen_controls()
     status = gr.Markdown()
     cols, mds, passages = _side_columns(default)

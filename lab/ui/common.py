@@ -67,6 +67,16 @@ QUESTION_HINT = "a question your documents answer (or one they do not, to see wh
 GEN_FIELDS = ("max_new_tokens", "temperature", "abstain_below", "focus_sentences", "idk_above")
 
 
+def ask_row(choices: list[str], value: list[str], label: str, elem_id: str, action: str) -> tuple:
+    """A row with a contestant multi-picker, a question box and the action button: (picker, question, button)."""
+    with gr.Row():
+        pick = gr.Dropdown(choices, value=value, multiselect=True, allow_custom_value=True, label=label,
+                           elem_id=elem_id, scale=3)  # fmt: skip
+        question = gr.Textbox(label="Question", scale=4, placeholder=QUESTION_HINT)
+        button = gr.Button(action, variant="primary", scale=1)
+    return pick, question, button
+
+
 def gen_controls(fields: tuple[str, ...] = GEN_FIELDS) -> list:
     """Generation settings: one slider per entry of `fields` (GEN_FIELDS, or a subset such as the blind battle's),
     in that order."""
