@@ -42,7 +42,7 @@ def build(ws, cache) -> None:
     gr.Markdown(QUESTION)
     heading = gr.Markdown("")
     view = gr.Radio([LATEST, REFERENCE], value=LATEST, show_label=False, visible=False, elem_id="start-view")
-    headline = gr.Markdown("", elem_id="start-headline")
+    evidence = gr.Markdown("", elem_id="start-headline")
     chart = gr.Plot(label="Correct answers and hallucinations (95% interval)", show_label=False, elem_id="start-chart")
     with gr.Row():
         run = gr.Button("Run the whole comparison", variant="primary", scale=3)
@@ -53,7 +53,7 @@ def build(ws, cache) -> None:
     with gr.Accordion("Every comparison, with its 95% interval", open=False):
         verdict = gr.Markdown("")
     table = gr.Dataframe(label="Summary", interactive=False, wrap=True)
-    shown = [heading, headline, verdict, chart, examples, table]
+    shown = [heading, evidence, verdict, chart, examples, table]
     load = gr.context.Context.root_block.load
     load(lambda: _on_load(ws), None, [*shown, view, *picker[:2]], api_name="start_latest", **READ_ONLY)
     view.input(lambda which: _show(_pick(ws, which)), view, shown, api_name="start_view", **READ_ONLY)
