@@ -14,9 +14,9 @@ import threading
 
 import lab.ui.spaces  # noqa: F401  (ZeroGPU: `spaces` must be imported before anything touches CUDA)
 from lab import db, jobs
+from lab.cache import ModelCache
 from lab.data import ensure_sample_domain
 from lab.errors import setup_logging, user_message
-from lab.models import ModelCache
 from lab.rag import ensure_sample_index
 from lab.ui.app import build_app, launch
 from lab.workspace import Workspace

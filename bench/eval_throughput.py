@@ -33,9 +33,9 @@ QUESTIONS = [
 
 
 def main() -> int:
+    from lab.cache import ModelCache
     from lab.config import GenConfig
     from lab.generation import ModelResponder
-    from lab.models import ModelCache
     from lab.workspace import Workspace
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 16

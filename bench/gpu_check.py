@@ -170,8 +170,8 @@ def main() -> int:
 
 def run_checks(home: Path, args, tflops: float | None, started: float) -> int:
     from lab import db
+    from lab.cache import ModelCache
     from lab.data import ensure_sample_domain
-    from lab.models import ModelCache
     from lab.workspace import Workspace
 
     ws = Workspace.open(home)

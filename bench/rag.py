@@ -28,8 +28,8 @@ def pct(values: list[float]) -> tuple[float, float]:
 
 
 def bench_build(tmp: Path) -> None:
+    from lab.cache import ModelCache
     from lab.config import RagConfig
-    from lab.models import ModelCache
     from lab.rag import build_index, open_index
     from lab.rag.embed import load_embedder
     from lab.rag.index import sample_corpus

@@ -56,8 +56,8 @@ def main() -> int:
     args = parser.parse_args()
     home = args.home or tempfile.mkdtemp(prefix="showcase-bench-")
     os.environ["LAB_HOME"] = home
+    from lab.cache import ModelCache
     from lab.data import ensure_sample_domain
-    from lab.models import ModelCache
     from lab.workspace import Workspace
 
     ws = Workspace.open(home)

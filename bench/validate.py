@@ -18,8 +18,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lab.cache import ModelCache  # noqa: E402
 from lab.data import validate_file  # noqa: E402
-from lab.models import ModelCache  # noqa: E402
 from lab.workspace import Workspace  # noqa: E402
 
 WORDS = (

@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 
 from lab import db
+from lab.cache import ModelCache
 from lab.config import TrainConfig
 from lab.errors import LabError
-from lab.models import ModelCache, load_tokenizer, resolve_model
+from lab.models import load_tokenizer, resolve_model
 from lab.training import (
     CHECKPOINTS,
     CONFIG,

@@ -253,70 +253,10 @@ def _torch_dtype(dtype: str, dev: str):
     return getattr(torch, dtype)
 
 
-class ModelCache:
-    """Loaded models, tokenizers and embedders shared by every tab; created once at app start.
+def __getattr__(name: str):
+    """`ModelCache` moved to lab/cache.py; the old import path keeps working."""
+    if name == "ModelCache":
+        from lab.cache import ModelCache
 
-    Keys are (kind, path, variant). `release` drops one entry so its memory can be reclaimed.
-    Thread-safe: gradio runs events in worker threads.
-    """
-
-    def __init__(self, model_cache_dir: Path):
-        self.model_cache_dir = Path(model_cache_dir)
-        self._items: dict[tuple[str, str, str], Any] = {}
-        self._lock = threading.RLock()
-
-    def _get(self, key: tuple[str, str, str], make):
-        with self._lock:
-            if key not in self._items:
-                self._items[key] = make()
-            return self._items[key]
-
-    def resolve(self, spec: str) -> ResolvedModel:
-        return resolve_model(spec, self.model_cache_dir)
-
-    def tokenizer(self, spec: str):
-        path = self.resolve(spec).path
-        return self._get(("tokenizer", path, ""), lambda: load_tokenizer(path))
-
-    def model(self, spec: str, quant: str = "none"):
-        path = self.resolve(spec).path
-        return self._get(("model", path, quant), lambda: load_causal_lm(path, quant).eval())
-
-    def embedder(self, spec: str = "embedded"):
-        """A sentence-transformers model for the embedder spec."""
-        path = resolve_embedder(spec).path
-
-        def make():
-            from sentence_transformers import SentenceTransformer
-
-            _check_safetensors(path)
-            return SentenceTransformer(
-                path, device=device(), trust_remote_code=trust_remote_code(), model_kwargs={"use_safetensors": True}
-            )
-
-        return self._get(("embedder", path, ""), make)
-
-    def put(self, key: tuple[str, str, str], value: Any) -> Any:
-        with self._lock:
-            self._items[key] = value
-            return value
-
-    def get(self, key: tuple[str, str, str], make):
-        """Generic memoisation for other layers (e.g. a PEFT model over a cached base)."""
-        return self._get(key, make)
-
-    def release(self, key_prefix: tuple[str, ...]) -> int:
-        """Drop every entry whose key starts with `key_prefix`; returns how many were dropped."""
-        with self._lock:
-            keys = [k for k in self._items if k[: len(key_prefix)] == key_prefix]
-            for k in keys:
-                del self._items[k]
-        if keys:
-            import gc
-
-            gc.collect()
-        return len(keys)
-
-    def keys(self) -> list[tuple[str, str, str]]:
-        with self._lock:
-            return list(self._items)
+        return ModelCache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -50,7 +50,7 @@ def model_cache_dir() -> Path:
 @pytest.fixture(scope="session")
 def cache(model_cache_dir):
     """One ModelCache for the whole session: the embedded model is converted and loaded once."""
-    from lab.models import ModelCache
+    from lab.cache import ModelCache
 
     return ModelCache(model_cache_dir)
 

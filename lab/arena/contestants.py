@@ -1,9 +1,10 @@
 """Contestants: parse a contestant id into a Responder over models shared through the ModelCache.
 
 Ids: `base` (the embedded model) or `base:MODEL`; `ft:RUN` (a trained adapter over its run's base model);
-`rag:INDEX` (the base model reading passages retrieved from INDEX); `ft+rag:RUN:INDEX`. A PEFT adapter wraps
-its own copy of the base weights (PEFT injects layers in place, which must not change the shared base model),
-cached under ("peft", adapter path) and released by `release`. Errors name the id and what to do.
+`rag:INDEX` (the base model reading passages retrieved from INDEX); `ft+rag:RUN:INDEX`. Every contestant on
+one base model shares that model's weights (`ModelCache.generator`): a run's adapter is loaded into the base's
+one PEFT model under its own name, each answer names its adapter per row ("__base__" for the base), and
+`release` unloads the adapter. Errors name the id and what to do.
 """
 
 from __future__ import annotations
@@ -131,18 +132,6 @@ def _adapter(ws: Workspace, run: str) -> tuple[Path, str]:
     return adapter, base
 
 
-def _peft_model(cache, adapter: Path, base: str):
-    def make():
-        from peft import PeftModel
-
-        from lab.models import load_causal_lm
-
-        fresh = load_causal_lm(cache.resolve(base).path)  # own copy: PEFT edits the model in place
-        return PeftModel.from_pretrained(fresh, str(adapter)).eval()
-
-    return cache.get(("peft", str(adapter), ""), make)
-
-
 def _index(ws: Workspace, cache, name: str):
     from lab.rag import open_index
 
@@ -162,7 +151,7 @@ def responder(ws: Workspace, cache, spec: str | Contestant) -> ModelResponder:
     c = parse(spec) if isinstance(spec, str) else spec
     adapter, base = _adapter(ws, c.run) if c.run else (None, c.model)  # cheap checks first: fail fast
     retriever = _index(ws, cache, c.index) if c.index else None
-    model = _peft_model(cache, adapter, base) if adapter else cache.model(base)
+    model = cache.generator(base, adapter)  # one base in memory: adapters are named inside it
     tok = cache.tokenizer(base)
     return ModelResponder(c.id, model, tok, retriever)
 
@@ -172,4 +161,4 @@ def release(ws: Workspace, cache, spec: str, still_used: list[str] = ()) -> int:
     c = parse(spec)
     if not c.run or any(parse(o).run == c.run for o in still_used if o != spec):
         return 0
-    return cache.release(("peft", str(ws.dir("runs", c.run) / ADAPTER)))
+    return cache.release(("adapter", str(ws.dir("runs", c.run) / ADAPTER)))

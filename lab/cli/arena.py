@@ -69,7 +69,7 @@ def _gen(args) -> GenConfig:
 
 
 def _context():
-    from lab.models import ModelCache
+    from lab.cache import ModelCache
     from lab.workspace import Workspace
 
     ws = Workspace.from_env()

@@ -73,7 +73,7 @@ def _workspace():
 
 
 def _tokenizer(ws, model: str):
-    from lab.models import ModelCache
+    from lab.cache import ModelCache
 
     return ModelCache(ws.model_cache).tokenizer(model)
 

@@ -59,7 +59,7 @@ def argparse_bool():
 
 
 def _context():
-    from lab.models import ModelCache
+    from lab.cache import ModelCache
     from lab.workspace import Workspace
 
     ws = Workspace.from_env()

@@ -67,8 +67,8 @@ def _printer():
 
 def cmd_showcase(args) -> int:
     from lab.arena.showcase import run_showcase
+    from lab.cache import ModelCache
     from lab.cli.arena import print_table
-    from lab.models import ModelCache
     from lab.workspace import Workspace
 
     ws = Workspace.from_env()

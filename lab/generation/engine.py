@@ -88,6 +88,7 @@ def generate_batch(
     gen: GenConfig,
     decide_idk: bool = False,
     idk_probs: list | None = None,
+    adapter_names: list[str] | None = None,
 ) -> list[tuple[str, int, int]]:
     """Answer many conversations, `gen.batch_size` at a time; returns (text, prompt_tokens, completion_tokens).
 
@@ -95,7 +96,9 @@ def generate_batch(
     `decide_idk` and `gen.idk_above`, abstaining is decided by probability (`idk_decision`). Given a list as
     `idk_probs` (and `decide_idk`), nothing is forced: every row answers with "I don't know" ruled out and
     `idk_probs` is filled, in input order, with each row's probability of abstaining, so the caller can decide
-    for any threshold (the answer of a row not over it is the same as with the decision inside).
+    for any threshold (the answer of a row not over it is the same as with the decision inside). With
+    `adapter_names` (one per conversation, "__base__" for none) and a model over a shared base
+    (`lab.cache.SharedBase` or `Generator`), each row answers with its own adapter in the same batch.
     """
     import torch
 
@@ -107,8 +110,9 @@ def generate_batch(
         idx = order[start : start + gen.batch_size]
         enc = _encode(tok, [texts[i] for i in idx], model.device)
         record = [] if idk_probs is not None else None
+        rows = {"adapter_names": [adapter_names[i] for i in idx]} if adapter_names else {}
         with torch.inference_mode():
-            out = model.generate(**enc, **_gen_kwargs(tok, gen), **_decide(tok, gen, enc, decide_idk, record))
+            out = model.generate(**enc, **_gen_kwargs(tok, gen), **_decide(tok, gen, enc, decide_idk, record), **rows)
         width = enc["input_ids"].shape[1]
         for row, p_idk in enumerate(record or []):
             probs[idx[row]] = p_idk

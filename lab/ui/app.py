@@ -11,7 +11,7 @@ import warnings
 
 import gradio as gr
 
-from lab.models import ModelCache
+from lab.cache import ModelCache
 from lab.ui import arena_tab, data_tab, rag_tab, start_tab, train_tab
 from lab.ui.common import apply_gen_threads
 from lab.ui.roles import AUTH_ENV, HOST_ENV, LOOPBACK, SHARE_ENV, public_without_login, read_auth

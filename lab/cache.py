@@ -1,0 +1,455 @@
+"""`ModelCache`: the one place loaded models, tokenizers and embedders live (created at app start, passed down).
+
+Boundary: this module decides what stays in memory and who shares it; how a model is found and loaded is
+lab/models.py's business (`resolve_model`, `load_causal_lm`, `load_tokenizer`). No module state.
+
+- Keys carry the device the entry was loaded on (`lab.models.device()`, asked per call, never cached), so an
+  entry made on the CPU is never handed to a caller that runs on the GPU, or the other way round.
+- Each key has its own "ready" event; the cache's lock guards only the dictionary and is never held while a
+  model loads. Two threads asking for different keys load in parallel; two asking for the same key load it
+  once (the second waits on that key's event only). A forked child (a ZeroGPU worker is forked from the
+  threaded app) gets fresh locks and drops loads that were in flight in other threads at fork time.
+- One base model per (path, quant, device): fine-tuned contestants load their adapters into one PEFT model
+  over that base, each under its own name, and generate with a per-row adapter name ("__base__" for the
+  base). The per-row names reach the LoRA layers through thread-local state read by a forward hook, so
+  concurrent answers from different contestants never switch a shared "active adapter".
+- An LRU bounded by free memory: before a model loads, least-recently-used generators are dropped while free
+  memory (a parameter, `free_bytes(device)`) is under the model's size plus a margin. Releasing runs the
+  garbage collector and empties the CUDA cache.
+torch, transformers and peft are imported inside functions so `import lab` stays fast.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import itertools
+import logging
+import os
+import re
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lab import models
+from lab.models import ModelError, ResolvedModel, load_causal_lm, load_tokenizer, resolve_embedder, resolve_model
+
+BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+GENERATORS = ("model", "adapter")  # entry kinds that hold generator weights (evictable, grouped by base)
+DEFAULT_MARGIN = 1 << 30  # free memory kept beyond a model's own size before it loads
+log = logging.getLogger(__name__)
+
+
+def free_memory(dev: str) -> int:
+    """Bytes a new model could use on `dev`: free CUDA memory (driver-free plus what torch's allocator holds
+    unused) or the RAM the OS reports available."""
+    if dev.startswith("cuda"):
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return int(free + torch.cuda.memory_reserved() - torch.cuda.memory_allocated())
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def empty_device_caches() -> None:
+    """Collect garbage and hand CUDA's cached blocks back to the driver (only where CUDA is already initialised)."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def weights_bytes(path: str, quant: str = "none") -> int:
+    """Rough size of a model folder's weights once loaded (0 when the path is not a folder)."""
+    folder = Path(path)
+    size = sum(f.stat().st_size for f in folder.glob("*.safetensors")) if folder.is_dir() else 0
+    return size // 3 if quant == "4bit" else size
+
+
+class _Slot:
+    """One cache entry: its value once `ready` is set, the base group it belongs to, and when it was last used."""
+
+    __slots__ = ("value", "ready", "failed", "group", "used")
+
+    def __init__(self, group: tuple | None, used: int):
+        self.value: Any = None
+        self.ready = threading.Event()
+        self.failed = False
+        self.group = group
+        self.used = used
+
+
+class _ReadWrite:
+    """Many generations at once (read), or one adapter load into the shared model (write)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writing = False
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing or self._readers:
+                self._cond.wait()
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
+def adapter_name(adapter: str | Path) -> str:
+    """A PEFT adapter name for an adapter folder: the run's name (letters, digits, _) plus a short hash."""
+    path = Path(adapter)
+    stem = re.sub(r"\W", "_", path.parent.name if path.name == "adapter" else path.name)[:40] or "adapter"
+    return f"{stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+
+
+def _rows_hook(rows: threading.local):
+    """A forward pre-hook for LoRA layers: inject this thread's per-row adapter names (all "__base__" when none)."""
+
+    def hook(module, args, kwargs):
+        x = args[0] if args else next(iter(kwargs.values()))
+        n = len(x)
+        names = getattr(rows, "names", None) or [BASE]
+        if len(names) != n:
+            if n % len(names):
+                raise ModelError(f"{len(names)} adapter names for a batch of {n} rows: give one name per row")
+            names = [name for name in names for _ in range(n // len(names))]  # beams repeat each row
+        kwargs["adapter_names"] = list(names)
+        return args, kwargs
+
+    return hook
+
+
+class SharedBase:
+    """One loaded base model and, once an adapter is added, the PEFT model over it holding every adapter by name.
+
+    `generate(adapter_names=[...], **kwargs)` runs the base model's own `generate` with one adapter name per row;
+    the LoRA layers read the names from this thread's state, so concurrent calls never interfere. Adding or
+    removing an adapter waits for running generations (and they for it)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.peft = None
+        self.rows = threading.local()
+        self.lock = _ReadWrite()
+
+    @property
+    def device(self):
+        return self.model.device
+
+    def names(self) -> list[str]:
+        return [] if self.peft is None else [n for n in self.peft.peft_config if n != BASE]
+
+    def add(self, name: str, adapter: str | Path) -> None:
+        """Load the adapter folder under `name` (a no-op when it is already loaded)."""
+        with self.lock.write():
+            if name in self.names():
+                return
+            _check_mixable(adapter)
+            if self.peft is None:
+                from peft import PeftModel
+
+                self.peft = PeftModel.from_pretrained(self.model, str(adapter), adapter_name=name).eval()
+            else:
+                self.peft.load_adapter(str(adapter), adapter_name=name)
+                self.peft.eval()
+            self._hook_layers()
+
+    def remove(self, name: str) -> bool:
+        """Delete one adapter; the last one out unloads PEFT's layers, leaving the plain base model."""
+        with self.lock.write():
+            if name not in self.names():
+                return False
+            if len(self.names()) == 1:
+                self.model = self.peft.unload()
+                self.peft = None
+            else:
+                self.peft.delete_adapter(name)
+            return True
+
+    def _hook_layers(self) -> None:
+        from peft.tuners.lora import LoraLayer
+        from peft.utils.other import AuxiliaryTrainingWrapper
+
+        for module in self.model.modules():
+            if isinstance(module, (LoraLayer, AuxiliaryTrainingWrapper)) and not hasattr(module, "_lab_rows"):
+                module._lab_rows = module.register_forward_pre_hook(_rows_hook(self.rows), with_kwargs=True)
+
+    @contextmanager
+    def using(self, names: list[str]) -> Iterator[None]:
+        """Within this block, this thread's forward passes use one adapter name per row."""
+        unknown = sorted({n for n in names if n != BASE} - set(self.names()))
+        if unknown:
+            raise ModelError(f"adapter(s) {', '.join(unknown)} are not loaded on this base: load them first")
+        with self.lock.read():
+            self.rows.names = list(names)
+            try:
+                yield
+            finally:
+                self.rows.names = None
+
+    def generate(self, *args, adapter_names: list[str] | None = None, **kwargs):
+        """The base model's `generate`, each row with its adapter (all "__base__" without `adapter_names`)."""
+        batch = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
+        with self.using(list(adapter_names) if adapter_names else [BASE] * len(batch)):
+            return self.model.generate(*args, **kwargs)
+
+    def _after_fork(self) -> None:
+        self.lock = _ReadWrite()
+
+
+def _check_mixable(adapter: str | Path) -> None:
+    """Only plain LoRA adapters (no DoRA) can share a base with per-row names; say so for anything else."""
+    from peft import PeftConfig
+
+    config = PeftConfig.from_pretrained(str(adapter))
+    dora = " with DoRA" if getattr(config, "use_dora", False) else ""
+    kind = f"{getattr(config.peft_type, 'value', config.peft_type)}{dora}"
+    if kind != "LORA":
+        raise ModelError(
+            f"adapter {str(adapter)!r} is {kind}: only plain LoRA adapters can answer in the Arena; "
+            "retrain it with method lora or qlora"
+        )
+
+
+class Generator:
+    """What a responder generates with: a shared base seen through one adapter name ("__base__" for the base).
+
+    Has the two things generation needs from a model: `device` and `generate(**kwargs)`; `adapter_names` may
+    override the name per row (a batch mixing contestants of one base)."""
+
+    def __init__(self, shared: SharedBase, name: str = BASE):
+        self.shared, self.name = shared, name
+
+    @property
+    def device(self):
+        return self.shared.device
+
+    def generate(self, *args, adapter_names: list[str] | None = None, **kwargs):
+        batch = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
+        return self.shared.generate(*args, adapter_names=adapter_names or [self.name] * len(batch), **kwargs)
+
+
+class ModelCache:
+    """Loaded models, tokenizers and embedders shared by every tab; created once at app start.
+
+    Keys are tuples whose first item is the kind ("tokenizer", "model", "adapter", "embedder", or another
+    layer's own kinds through `get`/`put`); model, adapter and embedder keys end with the device. `release`
+    drops entries by key prefix. `free_bytes(device)` and `margin_bytes` bound the generators kept (LRU).
+    Thread-safe: gradio runs events in worker threads; fork-safe: a forked child gets fresh locks.
+    """
+
+    def __init__(
+        self,
+        model_cache_dir: Path,
+        free_bytes: Callable[[str], int] | None = None,
+        margin_bytes: int = DEFAULT_MARGIN,
+    ):
+        self.model_cache_dir = Path(model_cache_dir)
+        self.free_bytes = free_bytes or free_memory
+        self.margin_bytes = margin_bytes
+        self._slots: dict[tuple, _Slot] = {}
+        self._clock = itertools.count()
+        self._lock = threading.Lock()
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (cache := me()) is not None and cache._after_fork())
+
+    # -- the per-key loading protocol -------------------------------------------------------------------------
+
+    def _get(self, key: tuple, make: Callable[[], Any], group: tuple | None = None) -> Any:
+        while True:
+            with self._lock:
+                slot = self._slots.get(key)
+                owner = slot is None
+                if owner:
+                    slot = self._slots[key] = _Slot(group, next(self._clock))
+                else:
+                    slot.used = next(self._clock)
+            if owner:
+                return self._load(key, slot, make)
+            slot.ready.wait()
+            if not slot.failed:
+                return slot.value
+            # the loading thread failed (and removed the slot): try again, which raises our own error
+
+    def _load(self, key: tuple, slot: _Slot, make: Callable[[], Any]) -> Any:
+        try:
+            value = make()
+        except BaseException:
+            with self._lock:
+                if self._slots.get(key) is slot:
+                    del self._slots[key]
+            slot.failed = True
+            slot.ready.set()
+            raise
+        slot.value = value
+        slot.ready.set()
+        return value
+
+    def _after_fork(self) -> None:
+        """In a forked child: new locks, and no entry waits for a load that ran in a thread the child lacks."""
+        self._lock = threading.Lock()
+        for key, slot in list(self._slots.items()):
+            if not slot.ready.is_set():
+                del self._slots[key]
+                continue
+            slot.ready = threading.Event()
+            slot.ready.set()
+            if hasattr(slot.value, "_after_fork"):
+                slot.value._after_fork()
+
+    # -- models, tokenizers, embedders ---------------------------------------------------------------------------
+
+    def resolve(self, spec: str) -> ResolvedModel:
+        return resolve_model(spec, self.model_cache_dir)
+
+    def tokenizer(self, spec: str):
+        path = self.resolve(spec).path
+        return self._get(("tokenizer", path, ""), lambda: load_tokenizer(path))
+
+    def shared(self, spec: str, quant: str = "none") -> SharedBase:
+        """The one base model for `spec` on this call's device, with the adapters loaded into it so far."""
+        path, dev = self.resolve(spec).path, models.device()
+        group = (path, quant, dev)
+
+        def make() -> SharedBase:
+            self.make_room(weights_bytes(path, quant), dev, keep=group)
+            return SharedBase(load_causal_lm(path, quant).eval())
+
+        return self._get(("model", path, quant, dev), make, group)
+
+    def model(self, spec: str, quant: str = "none"):
+        """The base model itself (shared: adapters loaded over it act only on rows that name them)."""
+        return self.shared(spec, quant).model
+
+    def generator(self, spec: str, adapter: str | Path | None = None, quant: str = "none") -> Generator:
+        """The base model `spec`, seen through the adapter folder `adapter` (loaded into the shared base once)."""
+        shared = self.shared(spec, quant)
+        if adapter is None:
+            return Generator(shared)
+        path, dev = self.resolve(spec).path, models.device()
+        name = adapter_name(adapter)
+
+        def make() -> Generator:
+            shared.add(name, adapter)
+            return Generator(shared, name)
+
+        return self._get(("adapter", str(adapter), path, quant, dev), make, (path, quant, dev))
+
+    def embedder(self, spec: str = "embedded"):
+        """A sentence-transformers model for the embedder spec, on this call's device."""
+        path, dev = resolve_embedder(spec).path, models.device()
+
+        def make():
+            from sentence_transformers import SentenceTransformer
+
+            models._check_safetensors(path)
+            return SentenceTransformer(
+                path, device=dev, trust_remote_code=models.trust_remote_code(), model_kwargs={"use_safetensors": True}
+            )
+
+        return self._get(("embedder", path, "", dev), make)
+
+    # -- generic entries for other layers ------------------------------------------------------------------------
+
+    def put(self, key: tuple, value: Any) -> Any:
+        slot = _Slot(None, next(self._clock))
+        slot.value = value
+        slot.ready.set()
+        with self._lock:
+            self._slots[key] = slot
+        return value
+
+    def get(self, key: tuple, make: Callable[[], Any]):
+        """Generic memoisation for other layers (e.g. an index over a cached embedder); `make` runs once per key."""
+        return self._get(key, make)
+
+    def keys(self) -> list[tuple]:
+        with self._lock:
+            return list(self._slots)
+
+    # -- freeing memory ------------------------------------------------------------------------------------------
+
+    def release(self, key_prefix: tuple) -> int:
+        """Drop every entry whose key starts with `key_prefix`; returns how many were dropped.
+
+        Dropping a base model drops its adapters too (they live inside it); dropping one adapter entry unloads
+        that adapter from the shared base."""
+        with self._lock:
+            hit = {k: s for k, s in self._slots.items() if k[: len(key_prefix)] == key_prefix}
+            whole = {s.group for k, s in hit.items() if k[0] == "model" and s.group is not None}
+            hit |= {k: s for k, s in self._slots.items() if s.group in whole}
+            for k in hit:
+                del self._slots[k]
+        for key, slot in hit.items():
+            if key[0] == "adapter" and slot.group not in whole and slot.ready.is_set() and not slot.failed:
+                slot.value.shared.remove(slot.value.name)
+        if hit:
+            empty_device_caches()
+        return len(hit)
+
+    def _groups(self, dev: str | None = None, keep: tuple | None = None) -> list[tuple]:
+        """Generator groups (path, quant, device), least recently used first, loaded and not being loaded."""
+        last: dict[tuple, int] = {}
+        busy = set()
+        with self._lock:
+            for key, slot in self._slots.items():
+                if slot.group is None or key[0] not in GENERATORS or (dev and slot.group[2] != dev):
+                    continue
+                last[slot.group] = max(last.get(slot.group, -1), slot.used)
+                if not slot.ready.is_set():
+                    busy.add(slot.group)
+        return sorted((g for g in last if g not in busy and g != keep), key=last.__getitem__)
+
+    def _drop_group(self, group: tuple) -> int:
+        with self._lock:
+            keys = [k for k, s in self._slots.items() if s.group == group]
+            for k in keys:
+                del self._slots[k]
+        return len(keys)
+
+    def make_room(self, need_bytes: int, dev: str | None = None, keep: tuple | None = None) -> list[tuple]:
+        """Drop least-recently-used generators on `dev` while free memory is under `need_bytes` plus the margin;
+        returns the (path, quant, device) groups dropped. Models a responder still holds are freed when it ends."""
+        dev = dev or models.device()
+        dropped = []
+        for group in self._groups(dev, keep):
+            if self.free_bytes(dev) >= need_bytes + self.margin_bytes:
+                break
+            self._drop_group(group)
+            dropped.append(group)
+            empty_device_caches()
+        if dropped:
+            log.info("freed generators %s to make room for %d MB on %s", dropped, need_bytes >> 20, dev)
+        return dropped
+
+    def release_generators(self) -> int:
+        """Drop every generator (base models and their adapters) so a training child gets the memory."""
+        groups = self._groups()
+        count = sum(self._drop_group(g) for g in groups)
+        empty_device_caches()
+        return count
