@@ -1,5 +1,5 @@
 """Generation on the embedded model: batched (left-padded) greedy output equals one-at-a-time output; the RAG
-prompt; a fine-tuned contestant from a tiny random LoRA adapter shares nothing mutable with the base model."""
+prompt; a fine-tuned contestant from a tiny random LoRA adapter is named inside the shared base model."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_rag_abstains_below_the_score_threshold_without_generating(cache):
     assert isinstance(answer, Answer) and answer.text == IDK + "." and answer.passages[0].score == 0.2
 
 
-def test_finetuned_contestant_loads_its_adapter_over_its_own_copy(ws, cache):
+def test_finetuned_contestant_loads_its_adapter_into_the_shared_base(ws, cache):
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -80,7 +80,7 @@ def test_finetuned_contestant_loads_its_adapter_over_its_own_copy(ws, cache):
     TrainConfig(name="tiny", dataset="x").save(run / "config.json")
     ft = contestants.responder(ws, cache, "ft:tiny")
     assert ft.answer("2+2=?", GenConfig(max_new_tokens=4)).completion_tokens > 0
-    assert not hasattr(cache.model("embedded"), "peft_config")  # the shared base model was not wrapped
+    assert ft.model.shared.model is cache.model("embedded")  # one base in memory, the adapter named inside it
     assert contestants.responder(ws, cache, "ft:tiny").model is ft.model  # cached, shared by ft and ft+rag
     assert contestants.release(ws, cache, "ft:tiny") == 1
     assert contestants.release(ws, cache, "ft:tiny") == 0

@@ -271,6 +271,7 @@ def _rag_preview(ws, cache, *values):
 def _start(ws, cache, *values):
     try:
         hooks = spaces.slot_training() if spaces.on_zero_gpu() else {}  # ZeroGPU: train inside a GPU slot
+        cache.release_generators()  # the training child gets the memory the app's generators held
         run_id = jobs.start(ws, form_config(*values), cache, **hooks)
     except Exception as exc:
         return "", fail(user_message(exc))
