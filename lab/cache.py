@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import models
-from lab.models import ModelError, ResolvedModel, load_causal_lm, load_tokenizer, resolve_embedder, resolve_model
+from lab.models import ModelError, ResolvedModel
 
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 GENERATORS = ("model", "adapter")  # entry kinds that hold generator weights (evictable, grouped by base)
@@ -325,11 +325,11 @@ class ModelCache:
     # -- models, tokenizers, embedders ---------------------------------------------------------------------------
 
     def resolve(self, spec: str) -> ResolvedModel:
-        return resolve_model(spec, self.model_cache_dir)
+        return models.resolve_model(spec, self.model_cache_dir)
 
     def tokenizer(self, spec: str):
         path = self.resolve(spec).path
-        return self._get(("tokenizer", path, ""), lambda: load_tokenizer(path))
+        return self._get(("tokenizer", path, ""), lambda: models.load_tokenizer(path))
 
     def shared(self, spec: str, quant: str = "none") -> SharedBase:
         """The one base model for `spec` on this call's device, with the adapters loaded into it so far."""
@@ -338,7 +338,7 @@ class ModelCache:
 
         def make() -> SharedBase:
             self.make_room(weights_bytes(path, quant), dev, keep=group)
-            return SharedBase(load_causal_lm(path, quant).eval())
+            return SharedBase(models.load_causal_lm(path, quant).eval())
 
         return self._get(("model", path, quant, dev), make, group)
 
@@ -362,7 +362,7 @@ class ModelCache:
 
     def embedder(self, spec: str = "embedded"):
         """A sentence-transformers model for the embedder spec, on this call's device."""
-        path, dev = resolve_embedder(spec).path, models.device()
+        path, dev = models.resolve_embedder(spec).path, models.device()
 
         def make():
             from sentence_transformers import SentenceTransformer
