@@ -238,6 +238,7 @@ def test_two_finetuned_contestants_share_one_base_and_answer_exactly_as_before(
     for name, responder in (("alpha", alpha), ("beta", beta), ("base", base)):
         assert [a.text for a in responder.answer_many(QUESTIONS, GEN)] == separate_answers[name], name
     assert separate_answers["alpha"] != separate_answers["base"] != separate_answers["beta"]  # adapters matter
+    assert list(beta.stream(QUESTIONS[2], GEN))[-1].text == separate_answers["beta"][2]  # generated in a thread
     one_copy = _storage_bytes(cache.model("embedded"))
     shared = _storage_bytes(_model_of(base), _model_of(alpha), _model_of(beta))
     separate = separate_answers["alpha_bytes"] + separate_answers["beta_bytes"]
@@ -308,3 +309,15 @@ def test_release_unloads_one_adapter_and_the_last_one_restores_the_plain_base(
     assert not any("lora" in type(m).__name__.lower() for m in shared.model.modules())
     base = contestants.responder(ft_ws, cache, "base")
     assert [a.text for a in base.answer_many(QUESTIONS, GEN)] == separate_answers["base"]
+
+
+@pytest.mark.integration
+def test_starting_a_training_run_frees_the_apps_generators_first(ws, model_cache_dir):
+    from lab.ui import train_tab
+    from lab.ui.train_form import form_values
+
+    cache = ModelCache(model_cache_dir)
+    model = weakref.ref(cache.model("embedded"))
+    run_id, message = train_tab._start(ws, cache, *form_values(TrainConfig(name="x", dataset="no-such-data")))
+    assert run_id == "" and "no-such-data" in message  # refused, yet the memory was handed back first
+    assert model() is None and not [k for k in cache.keys() if k[0] == "model"]
