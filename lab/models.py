@@ -148,10 +148,10 @@ def _download_snapshot(repo_id: str, what: str, fix: str) -> Path:
     cache = hub_cache_dir()
     if hub_offline():
         raise ModelError(
-            f"{what} {repo_id!r} is not a local folder and its config and safetensors weights are not in the Hugging "
-            f"Face cache at {str(cache)!r}, and "
-            f"HF_HUB_OFFLINE=1 stops a download: download it once where the Hub can be reached "
-            f"(hf download {repo_id}), point HF_HOME at a cache that holds it, or {fix}"
+            f"{what} {repo_id!r} is not a local folder, its config and safetensors weights are not in the Hugging "
+            f"Face cache at {str(cache)!r}, and the Hub cannot be reached for it (HF_HUB_OFFLINE=1 stops a "
+            f"download): download it once where the Hub can be reached (hf download {repo_id}), point HF_HOME at a "
+            f"cache that holds it, or {fix}"
         )
     try:
         folder = Path(snapshot_download(repo_id, cache_dir=cache, allow_patterns=HUB_PATTERNS,

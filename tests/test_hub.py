@@ -85,7 +85,7 @@ def test_offline_a_hub_id_not_in_the_cache_is_one_sentence_naming_it_and_the_fix
 def test_offline_a_cached_snapshot_without_weights_is_refused_not_returned(tmp_path, offline_home):
     """A cache that holds only some files (a tokenizer fetched alone) is not a model."""
     lay_model(offline_home, "Org/tokenizer-only", tiny_source(tmp_path), files=["tokenizer.json"], tree=False)
-    with pytest.raises(ModelError, match="'Org/tokenizer-only' is not a local folder and its config and safetensors"):
+    with pytest.raises(ModelError, match="'Org/tokenizer-only' is not a local folder, its config and safetensors"):
         resolve_model("Org/tokenizer-only", tmp_path / "models")
 
 
