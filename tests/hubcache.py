@@ -3,7 +3,7 @@ use hub ids with no network.
 
 Layout (HF_HOME/hub/models--ORG--NAME/):
   blobs/<sha256>  for large (LFS) files such as safetensors, blobs/<git sha1> for the others;
-  snapshots/<40-hex commit>/<file>  relative symlinks to ../../blobs/<id>;
+  snapshots/<40-hex commit>/<path>  relative symlinks to ../../blobs/<id> (one more .. per subfolder);
   refs/main  the commit;
   trees/<commit>.json  the file listing `snapshot_download` caches (it checks a snapshot is complete against it).
 Blobs are hard links to the source files where the file system allows (no copy of the weights), else copies.
@@ -46,10 +46,11 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def lay_model(hf_home: Path, repo_id: str, source: Path, files: list[str] | None = None, tree: bool = True) -> Path:
-    """Put the files of `source` (all, or `files`) into HF_HOME's hub cache under `repo_id`; return the snapshot
-    folder. The commit is derived from the contents, so laying the same folder twice gives the same snapshot."""
+    """Put the files of `source` (all, subfolders too, or the relative paths in `files`) into HF_HOME's hub cache
+    under `repo_id`; return the snapshot folder. The commit is derived from the contents, so laying the same folder
+    twice gives the same snapshot."""
     source = Path(source)
-    names = files or sorted(p.name for p in source.iterdir() if p.is_file())
+    names = files or sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file())
     entries: dict[str, dict] = {}
     for name in names:
         path = source / name
@@ -69,8 +70,9 @@ def lay_model(hf_home: Path, repo_id: str, source: Path, files: list[str] | None
     for name, entry in entries.items():
         _link_or_copy(source / name, root / "blobs" / entry["blob"])
         link = snapshot / name
-        if not link.is_symlink():
-            link.symlink_to(Path("..") / ".." / "blobs" / entry["blob"])
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():  # relative, as huggingface_hub makes them: up to the repo folder, then blobs/
+            link.symlink_to(Path(*[".."] * (name.count("/") + 2)) / "blobs" / entry["blob"])
     (root / "refs" / "main").write_text(commit)  # no newline, as huggingface_hub writes it
     if tree:
         listing = {name: {k: v for k, v in e.items() if k != "blob"} for name, e in entries.items()}

@@ -110,6 +110,19 @@ def test_space_embedded_resolves_to_the_cached_hub_copy_when_the_wheel_is_absent
     assert resolve_model("embedded", tmp_path / "models") == models.ResolvedModel("embedded", "hub", str(snapshot))
 
 
+@pytest.mark.integration
+def test_offline_an_embedder_hub_id_loads_from_the_cache_with_its_module_folders(tmp_path, offline_home):
+    """A sentence-transformers repository keeps module settings in subfolders (1_Pooling/config.json)."""
+    from lab.models import ModelCache, embedded_embedder_dir, resolve_embedder
+
+    snapshot = lay_model(offline_home, "Org/minilm", embedded_embedder_dir())
+    assert os.readlink(snapshot / "1_Pooling" / "config.json").startswith("../../../blobs/")
+    assert resolve_embedder("Org/minilm") == models.ResolvedModel("Org/minilm", "hub", str(snapshot))
+    by_id = ModelCache(tmp_path / "models").embedder("Org/minilm").encode(["the Frell pump"])
+    by_folder = ModelCache(tmp_path / "models").embedder("embedded").encode(["the Frell pump"])
+    assert by_id.shape == by_folder.shape and abs(by_id - by_folder).max() < 1e-6
+
+
 # --- online: a loopback stand-in for the hub, in a subprocess -----------------------------------------------------
 
 
