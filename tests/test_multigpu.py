@@ -124,3 +124,36 @@ def test_two_gpus_train_qlora_each_rank_on_its_own_card(ws, tmp_path, embedded_p
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert read_status(run_dir)["state"] == "finished"
     assert sorted(re.findall(r"rank (\d) of 2 on (\S+),", done.stderr)) == [("0", "cuda:0"), ("1", "cuda:1")]
+
+
+def test_the_loss_through_the_ddp_wrapper_equals_the_single_process_loss(tmp_path):
+    """Under DistributedDataParallel the loss is the run's own (labelled positions only, each answer's first token
+    weighted by decision_weight, packed examples apart), computed through the wrapper so gradients are averaged:
+    a one-process gloo world shows it equals the unwrapped loss."""
+    import socket
+
+    import torch
+    import torch.distributed as dist
+    from peft import LoraConfig, get_peft_model
+    from transformers import TrainingArguments
+
+    from lab.training.engine import make_trainer_class
+    from lab.training.prep import PadCollator, pack
+    from tests.test_precision import _rows, _tiny_llama
+
+    model = get_peft_model(_tiny_llama(), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], remove_unused_columns=False)
+    trainer = make_trainer_class()(model=model, args=args, decision_weight=5.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        wrapped = torch.nn.parallel.DistributedDataParallel(model)
+        for batch in (PadCollator(0)(_rows()), PadCollator(0)(pack(_rows(), max_length=64))):
+            with torch.no_grad():
+                alone = trainer.compute_loss(model, dict(batch))
+                through = trainer.compute_loss(wrapped, dict(batch))
+            assert torch.allclose(alone, through, atol=1e-5), (alone, through)
+    finally:
+        dist.destroy_process_group()

@@ -122,6 +122,8 @@ def test_a_packed_segment_sees_only_itself():
 
 
 def test_the_trainer_loss_on_packed_examples_equals_the_loss_on_them_apart(tmp_path):
+    """End to end through LabTrainer.compute_loss. (transformers 5.23's Trainer also sets the model's
+    config.use_cache to TrainingArguments.use_cache, False by default; the loss no longer depends on that.)"""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import TrainingArguments
@@ -186,9 +188,9 @@ def _cuda():
 
 @pytest.mark.gpu
 def test_cuda_native_bf16_is_read_without_emulation():
+    torch = _cuda()
     from lab.catalog import device_facts
 
-    torch = _cuda()
     facts = device_facts()
     assert facts.native_bf16 == (torch.cuda.get_device_capability()[0] >= 8)
     assert precision(facts) == ("bf16" if facts.native_bf16 else "fp16")
@@ -196,10 +198,10 @@ def test_cuda_native_bf16_is_read_without_emulation():
 
 @pytest.mark.gpu
 def test_cuda_peak_resets_at_the_start_of_a_measurement():
+    torch = _cuda()
     from lab.catalog import device_facts
     from lab.training.engine import reset_peak_memory
 
-    torch = _cuda()
     big = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda")
     del big
     assert torch.cuda.max_memory_allocated() >= 256 * 2**20
@@ -209,10 +211,10 @@ def test_cuda_peak_resets_at_the_start_of_a_measurement():
 
 @pytest.mark.gpu
 def test_cuda_fp16_run_trains_with_a_grad_scaler(ws, tmp_path, embedded_path):
+    _cuda()
     from lab.training import engine, read_status
     from tests.test_train_engine import new_run
 
-    _cuda()
     seen = {}
     make = engine.make_trainer_class
 
@@ -239,5 +241,5 @@ def test_cuda_fp16_run_trains_with_a_grad_scaler(ws, tmp_path, embedded_path):
 @pytest.mark.gpu
 @pytest.mark.integration
 def test_cuda_calibration_reports_cuda_memory(embedded_path):
-    test_calibration_reports_its_precision_and_which_memory_it_measured(embedded_path)
     _cuda()
+    test_calibration_reports_its_precision_and_which_memory_it_measured(embedded_path)
