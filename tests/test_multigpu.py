@@ -55,12 +55,12 @@ def test_two_processes_train_one_run_with_one_writer(ws, tmp_path, embedded_path
     run_dir = _run(ws, tmp_path, f"ddp-{method}", method=method)
     done = _torchrun(ws, run_dir)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    status = read_status(run_dir)
-    assert status["state"] == "finished" and status["world_size"] == 2 and status["metrics"]["steps"] == 3
     # the ranks share the data: each step takes 2 ranks x 2 examples of 16, a quarter epoch (one process: an eighth)
     logged = [r for r in read_progress(run_dir) if "loss" in r]
     assert [r["step"] for r in logged] == [1, 2, 3]  # one writer: no line twice
     assert [r["epoch"] for r in logged] == [0.25, 0.5, 0.75]
+    status = read_status(run_dir)
+    assert status["state"] == "finished" and status["world_size"] == 2 and status["metrics"]["steps"] == 3
     assert (run_dir / ADAPTER / "adapter_model.safetensors").is_file() and (run_dir / "README.md").is_file()
     assert not list(run_dir.glob(".status.json.*"))  # no half-written status from a second writer
     ranks = sorted(re.findall(r"rank (\d) of 2 on (\S+),", done.stderr))
