@@ -197,7 +197,7 @@ FP16_CAPABILITY = (7, 0)  # fp16 tensor cores (V100, T4); older cards train in f
 
 
 def precision(facts: DeviceFacts, setting: str = "auto", method: str = "lora") -> str:
-    """ "bf16", "fp16" or "fp32": the compute precision of a training run. `setting` is TrainConfig.bf16.
+    """The compute precision of a training run, "bf16", "fp16" or "fp32"; `setting` is TrainConfig.bf16.
 
     auto: bf16 only where it is native (CUDA capability 8.0+, or a CPU with bf16 instructions for LoRA: 4-bit
     kernels on a CPU are float32); fp16 with loss scaling on fp16-only cards (T4, V100); float32 elsewhere.
