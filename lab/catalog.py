@@ -10,12 +10,18 @@ lab/training/plan.py's `estimate` needs a model folder (it reads safetensors hea
 (its libraries, float32 weights, eager float32 activations), so this module has its own small formula: bf16 (LoRA)
 or NF4 (QLoRA) weights, LoRA + Adam in float32, plan.py's logits coefficient (tests/test_catalog.py keeps the two in
 step), and the bf16 tensors each layer keeps for backward with SDPA attention. Not yet measured on a GPU:
-bench/gpu_check.py prints the measured peak beside it. Models layer: no heavy imports, nothing loaded.
+bench/gpu_check.py prints the measured peak beside it.
+
+Device facts: `DeviceFacts` names what the precision, device and memory choices depend on (CUDA or not, how many
+devices, compute capability, native bf16); `device_facts()` reads them from torch, and the choices are pure functions
+of them (`precision`, `cuda_device`), so a test names a T4 or a two-GPU box without one. Models layer: torch is
+imported only inside `device_facts`, nothing is loaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from lab.errors import LabError
 
@@ -112,27 +118,125 @@ def memory_mb(
 ) -> dict[str, float]:
     """Peak GPU memory (MB) of training `model` with LoRA (bf16 weights) or QLoRA (NF4 weights), part by part,
     for the worst batch: `batch_size` examples of `max_length` tokens."""  # fmt: skip
+    sizes = {"hidden": model.hidden, "intermediate": model.intermediate, "layers": model.layers, "vocab": model.vocab}
+    return gpu_training_mb(method, sizes, model.params, model.linear_params, model.lora_params(rank),
+                           batch_size * max_length, assistant_only_loss, gradient_checkpointing)  # fmt: skip
+
+
+def gpu_training_mb(
+    method: str,
+    sizes: dict,
+    params: int,
+    linear: int,
+    lora: int,
+    tokens: float,
+    assistant_only_loss: bool = True,
+    gradient_checkpointing: bool = False,
+) -> dict[str, float]:
+    """The GPU formula from sizes alone: `sizes` has hidden, intermediate, layers and vocab; `params` all weights,
+    `linear` the projection weights, `lora` the adapter weights; `tokens` the longest batch's token count. Shared
+    with lab/training/plan.py, which counts the same numbers from a model folder."""
     if method not in ("lora", "qlora"):
         raise LabError(f"method={method!r} is not one of lora, qlora")
-    tokens = batch_size * max_length
-    other = model.params - model.linear_params  # embeddings, norms: bf16 (LoRA) or float32 (prepared for k-bit)
+    other = params - linear  # embeddings, norms: bf16 (LoRA) or float32 (prepared for k-bit)
     if method == "lora":
-        weights = model.params * 2.0
+        weights = params * 2.0
     else:
-        weights = model.linear_params * NF4_BYTES + other * 4.0
-    per_token_layer = ACT_BYTES * (ACT_HIDDEN * model.hidden + ACT_INTERMEDIATE * model.intermediate)
+        weights = linear * NF4_BYTES + other * 4.0
+    per_token_layer = ACT_BYTES * (ACT_HIDDEN * sizes["hidden"] + ACT_INTERMEDIATE * sizes["intermediate"])
     trained = tokens * (TRAINED_SHARE if assistant_only_loss else 1.0)
     mb = {
         "weights": weights / 2**20,
-        "LoRA + optimiser": model.lora_params(rank) * 16 / 2**20,  # float32 weight, gradient, two Adam moments
-        "logits": trained * model.vocab * LOGIT_BYTES / 2**20,
-        "activations": tokens * model.layers * per_token_layer / 2**20,
+        "LoRA + optimiser": lora * 16 / 2**20,  # float32 weight, gradient, two Adam moments
+        "logits": trained * sizes["vocab"] * LOGIT_BYTES / 2**20,
+        "activations": tokens * sizes["layers"] * per_token_layer / 2**20,
         "CUDA overhead": CUDA_OVERHEAD_MB,
     }
     if gradient_checkpointing:
-        mb["activations"] /= max(model.layers, 1) ** 0.5
+        mb["activations"] /= max(sizes["layers"], 1) ** 0.5
     mb["total"] = sum(mb.values())
     return mb
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """The facts of the machine a process trains or answers on: read by `device_facts`, or named in a test."""
+
+    cuda: bool = False
+    count: int = 0  # CUDA devices this process sees
+    capability: tuple[int, int] = (0, 0)  # compute capability of the device in use
+    native_bf16: bool = False  # bf16 tensor cores (capability 8.0+); emulated bf16 on a T4 or V100 does not count
+    cpu_bf16: bool = False  # a CPU with native bf16 matrix instructions (avx512_bf16 or AMX)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 matrix instructions (avx512_bf16 or AMX), from /proc/cpuinfo."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def device_facts() -> DeviceFacts:
+    """This machine's facts. On CUDA this initialises CUDA (call it where the model is about to go there)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return DeviceFacts(cpu_bf16=cpu_has_bf16())
+    return DeviceFacts(
+        cuda=True,
+        count=torch.cuda.device_count(),
+        capability=tuple(torch.cuda.get_device_capability()),
+        native_bf16=torch.cuda.is_bf16_supported(including_emulation=False),
+        cpu_bf16=cpu_has_bf16(),
+    )
+
+
+FP16_CAPABILITY = (7, 0)  # fp16 tensor cores (V100, T4); older cards train in float32
+
+
+def precision(facts: DeviceFacts, setting: str = "auto", method: str = "lora") -> str:
+    """The compute precision of a training run, "bf16", "fp16" or "fp32"; `setting` is TrainConfig.bf16.
+
+    auto: bf16 only where it is native (CUDA capability 8.0+, or a CPU with bf16 instructions for LoRA: 4-bit
+    kernels on a CPU are float32); fp16 with loss scaling on fp16-only cards (T4, V100); float32 elsewhere.
+    on: bf16 (even emulated); off: no bf16 (fp16 with loss scaling on an fp16 card, else float32)."""
+    fp16_card = facts.cuda and tuple(facts.capability) >= FP16_CAPABILITY
+    if setting == "on":
+        return "bf16"
+    if setting == "off":
+        return "fp16" if fp16_card else "fp32"
+    if facts.cuda:
+        return "bf16" if facts.native_bf16 else "fp16" if fp16_card else "fp32"
+    return "bf16" if method == "lora" and facts.cpu_bf16 else "fp32"
+
+
+def weight_dtype(facts: DeviceFacts, chosen: str) -> str:
+    """The torch dtype name model weights load in for a precision from `precision`: on CUDA the compute
+    precision itself; on a CPU float32 (bf16 there is an autocast over float32 weights)."""
+    if not facts.cuda:
+        return "float32"
+    return {"bf16": "bfloat16", "fp16": "float16"}.get(chosen, "float32")
+
+
+def cuda_device(env: dict, count: int | None = None) -> int:
+    """The CUDA device index of this process: its LOCAL_RANK under torchrun or `accelerate launch` (one process
+    per GPU), else 0. With `count` known, a rank past the visible devices is refused."""
+    rank = int(env.get("LOCAL_RANK") or 0)
+    if count is not None and count > 0 and rank >= count:
+        raise LabError(f"LOCAL_RANK={rank} but this process sees {count} CUDA device(s): start at most {count} ranks")
+    return rank
+
+
+def child_gpu_env(env: dict, facts: DeviceFacts) -> dict:
+    """Environment changes for a training child the app starts: on a machine with several GPUs and no
+    CUDA_VISIBLE_DEVICES of the user's, the child sees one GPU, the last (the app's own models sit on cuda:0).
+    With several visible GPUs in one process the Trainer would wrap the model in nn.DataParallel, which bypasses
+    the run's own loss and multiplies the batch; several GPUs train together through torchrun instead."""
+    if not facts.cuda or facts.count < 2 or env.get("CUDA_VISIBLE_DEVICES"):
+        return {}
+    return {"CUDA_VISIBLE_DEVICES": str(facts.count - 1)}
 
 
 def _gb(mb: float) -> str:

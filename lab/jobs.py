@@ -114,9 +114,18 @@ def _refuse_if_busy(ws: Workspace) -> None:
         )
 
 
-def _spawn(ws: Workspace, run_dir: Path) -> int:
+def _spawn(ws: Workspace, run_dir: Path, facts=None) -> int:
+    """Start the training child; on a machine with several GPUs it sees one (`facts`: lab.catalog.DeviceFacts,
+    read from torch when not given; see `child_gpu_env`)."""
+    from lab.catalog import DeviceFacts, child_gpu_env
+
     env = {**os.environ, "LAB_HOME": str(ws.root), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    if facts is None:
+        import torch  # counts devices without initialising CUDA where NVML is available
+
+        facts = DeviceFacts(cuda=torch.cuda.is_available(), count=torch.cuda.device_count())
+    env.update(child_gpu_env(env, facts))
     with (run_dir / LOG).open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lab.training", str(run_dir)],

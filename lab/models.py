@@ -299,13 +299,19 @@ def load_tokenizer(path: str):
 
 
 def load_causal_lm(path: str, quant: str = "none", dtype: str = "auto", double_quant: bool = True):
-    """Load a causal LM for inference or training. quant: none | 4bit (bitsandbytes NF4, double quant unless off)."""
+    """Load a causal LM for inference or training. quant: none | 4bit (bitsandbytes NF4, double quant unless off).
+
+    On CUDA the model goes to this process's own device: cuda:LOCAL_RANK under torchrun or `accelerate launch`
+    (one process per GPU), else cuda:0."""
     from transformers import AutoModelForCausalLM
+
+    from lab.catalog import cuda_device
 
     dev = device()
     torch_dtype = _torch_dtype(dtype, dev)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "use_safetensors": True, "trust_remote_code": trust_remote_code()}
     _check_safetensors(path)
+    index = cuda_device(os.environ) if dev == "cuda" else None
     if quant == "4bit":
         from transformers import BitsAndBytesConfig
 
@@ -315,7 +321,7 @@ def load_causal_lm(path: str, quant: str = "none", dtype: str = "auto", double_q
             bnb_4bit_use_double_quant=double_quant,
             bnb_4bit_compute_dtype=torch_dtype,
         )
-        kwargs["device_map"] = {"": dev if dev == "cpu" else 0}
+        kwargs["device_map"] = {"": "cpu" if index is None else index}
     elif quant != "none":
         raise ModelError(f"quant={quant!r} is not supported: use none or 4bit")
     try:
@@ -323,17 +329,23 @@ def load_causal_lm(path: str, quant: str = "none", dtype: str = "auto", double_q
     except OSError as exc:
         raise ModelError(f"could not load model from {path!r}: {str(exc).splitlines()[0]}") from exc
     if quant == "none":
-        model.to(dev)
+        model.to("cpu" if index is None else f"cuda:{index}")
     return model
 
 
 def _torch_dtype(dtype: str, dev: str):
+    """With dtype "auto": on CUDA the card's native half precision (bf16 from capability 8.0, else fp16;
+    emulated bf16 on a T4 or V100 does not count), float32 on a CPU."""
     import torch
 
+    from lab.catalog import DeviceFacts, device_facts, precision, weight_dtype
+
     if dtype == "auto":
-        if dev == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+        facts = device_facts() if dev == "cuda" else DeviceFacts()
+        chosen = precision(facts) if facts.cuda else "fp32"
+        if facts.cuda and chosen == "fp32":  # an old card: fp16 storage still halves memory for inference
+            chosen = "fp16"
+        return getattr(torch, weight_dtype(facts, chosen))
     return getattr(torch, dtype)
 
 

@@ -76,7 +76,7 @@ def test_cli_command_reproduces_the_config():
 
 def test_accelerate_command_is_built_for_several_gpus(tmp_path):
     cmd = accelerate_command(tmp_path / "runs" / "r1", 4)
-    assert cmd == ["accelerate", "launch", "--num_processes", "4", "--multi_gpu", "--mixed_precision", "bf16",
+    assert cmd == ["accelerate", "launch", "--num_processes", "4", "--multi_gpu", "--mixed_precision", "no",
                    "-m", "lab.training", str(tmp_path / "runs" / "r1")]  # fmt: skip
     assert "--multi_gpu" not in accelerate_command("r", 1)
     with pytest.raises(ValueError, match="num_processes=0"):

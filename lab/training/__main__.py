@@ -1,4 +1,5 @@
-"""`python -m lab.training RUN_DIR`: the training child process (started by lab/jobs.py, or `accelerate launch`)."""
+"""`python -m lab.training RUN_DIR`: the training child process (started by lab/jobs.py, by `torchrun`
+or by `accelerate launch`: one process per GPU)."""
 
 import sys
 

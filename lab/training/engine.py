@@ -1,9 +1,16 @@
 """The training loop of one run: load model and data, wrap with LoRA, train with transformers' Trainer, save.
 
 Speed on small models (see bench/train_throughput.py): length-grouped batches padded only to the batch's
-longest example, no gradient checkpointing unless asked, bf16 autocast where the device supports it, and the
-output head (vocabulary-sized) computed only at positions that carry a label. Writes progress and status
-files (see lab/training/__init__.py); a STOP file makes it save and stop. Must not touch the database or UI.
+longest example, no gradient checkpointing unless asked, bf16 autocast where the device has it natively (fp16 with
+loss scaling on fp16-only cards: `lab.catalog.precision`), the output head (vocabulary-sized) computed only at
+positions that carry a label, and trained tokens counted by the collator (no device sync per micro-step). Writes
+progress and status files (see lab/training/__init__.py); a STOP file makes it save and stop. Must not touch the
+database or UI.
+
+Several processes (`torchrun --nproc_per_node N -m lab.training RUN_DIR`, or `accelerate launch`): each rank loads
+the model onto its own device (cuda:LOCAL_RANK, or the CPU under gloo), the Trainer wraps it in
+DistributedDataParallel and the loss goes through that wrapper (gradients are averaged); only rank 0 writes
+status.json, progress.jsonl, the adapter and the card; rank 0's reading of the STOP file is sent to every rank.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
+from lab.catalog import DeviceFacts, cuda_device, device_facts, precision, weight_dtype
 from lab.config import TrainConfig
 from lab.models import load_causal_lm, load_tokenizer, resolve_model
 from lab.training import (
@@ -28,20 +36,75 @@ from lab.training import (
     write_status,
 )
 from lab.training.lineage import parent_adapter
-from lab.training.plan import cpu_has_bf16, linear_modules, peak_rss_mb, target_names, weight_shapes
+from lab.training.plan import linear_modules, peak_rss_mb, target_names, weight_shapes
 from lab.training.prep import IGNORE, PadCollator, encode_all, pack
 from lab.training.ragdata import run_examples
 from lab.workspace import Workspace
 
 
-def use_bf16(config: TrainConfig) -> bool:
+def run_precision(config: TrainConfig, facts: DeviceFacts | None = None) -> str:
+    """The precision of this run on this machine: bf16, fp16 or fp32 (see lab.catalog.precision)."""
+    return precision(facts or device_facts(), config.bf16, config.method)
+
+
+def use_bf16(config: TrainConfig, facts: DeviceFacts | None = None) -> bool:
+    return run_precision(config, facts) == "bf16"
+
+
+def autocast_dtype(chosen: str):
+    """The torch dtype of the loss's autocast for a precision, or None (float32: no autocast)."""
     import torch
 
-    if config.bf16 != "auto":
-        return config.bf16 == "on"
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return config.method == "lora" and cpu_has_bf16()
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(chosen)
+
+
+def precision_args(chosen: str, facts: DeviceFacts) -> dict:
+    """TrainingArguments for a precision. The autocast is LabTrainer's own; on fp16 the Trainer's fp16 mode adds
+    loss scaling (a GradScaler: fp16 gradients underflow without it). `use_cpu` on a CPU machine makes the
+    Trainer join a gloo world when started by torchrun (without it, each rank would train alone)."""
+    return {"bf16": False, "fp16": chosen == "fp16" and facts.cuda, "use_cpu": not facts.cuda}
+
+
+def rank(env=None) -> int:
+    """This process's global rank (0 when not started by torchrun or accelerate)."""
+    return int((os.environ if env is None else env).get("RANK") or 0)
+
+
+def world_size(env=None) -> int:
+    return int((os.environ if env is None else env).get("WORLD_SIZE") or 1)
+
+
+def agree(flag: bool) -> bool:
+    """Rank 0's `flag` on every rank (one tiny broadcast when several processes train together)."""
+    import torch.distributed as dist
+
+    if world_size() == 1 or not (dist.is_available() and dist.is_initialized()):
+        return flag
+    box = [flag]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
+
+
+def pin_rank_device() -> None:
+    """Under torchrun or `accelerate launch` on CUDA, make this rank's own GPU the current device before anything
+    touches CUDA (otherwise every rank would open a context on cuda:0 and the device facts would be cuda:0's)."""
+    import torch
+
+    if "LOCAL_RANK" in os.environ and torch.cuda.is_available():
+        torch.cuda.set_device(cuda_device(os.environ, torch.cuda.device_count()))
+
+
+def reset_peak_memory(facts: DeviceFacts, reset=None) -> bool:
+    """Start this run's CUDA peak from now (a reused process would otherwise report an earlier run's peak); `reset`
+    defaults to torch.cuda.reset_peak_memory_stats. Returns whether there was a CUDA peak to reset."""
+    if not facts.cuda:
+        return False
+    if reset is None:
+        import torch
+
+        reset = torch.cuda.reset_peak_memory_stats
+    reset()
+    return True
 
 
 def peak_memory_mb() -> float:
@@ -52,13 +115,17 @@ def peak_memory_mb() -> float:
     return peak_rss_mb()
 
 
-def build_model(config: TrainConfig, model_path: str, parent_adapter: Path | None = None):
+def build_model(config: TrainConfig, model_path: str, parent_adapter: Path | None = None, facts=None):
     """The base model (float or 4-bit NF4) wrapped with LoRA adapters on the chosen modules, or with the parent
-    run's adapter (trainable, its own LoRA settings) when the run continues from another."""
+    run's adapter (trainable, its own LoRA settings) when the run continues from another. Weights load in the
+    run's precision on CUDA (bf16, fp16 or float32), float32 on a CPU."""
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
+    facts = facts or device_facts()
     quant = "4bit" if config.method == "qlora" else "none"
-    dtype = config.bnb_compute_dtype if quant == "4bit" else "auto"
+    dtype = weight_dtype(facts, run_precision(config, facts))
+    if quant == "4bit" and config.bnb_compute_dtype != "auto":
+        dtype = config.bnb_compute_dtype
     model = load_causal_lm(model_path, quant=quant, dtype=dtype, double_quant=config.double_quant)
     if quant == "4bit":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
@@ -105,61 +172,77 @@ def make_trainer_class():
     from transformers import Trainer
 
     class LabTrainer(Trainer):
-        def __init__(self, *args, autocast_bf16: bool = False, decision_weight: float = 1.0, **kwargs):
+        def __init__(self, *args, autocast_dtype=None, decision_weight: float = 1.0, **kwargs):
             super().__init__(*args, **kwargs)
             self.model_accepts_loss_kwargs = False  # our loss is a per-token mean: let Trainer scale for accum
-            self.autocast_bf16 = autocast_bf16
+            self.autocast_dtype = autocast_dtype
             self.decision_weight = decision_weight
             self.tokens_seen = 0
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            counted = inputs.pop("n_tokens", 0)  # counted by PadCollator on the host: no device sync here
             if model.training:
-                self.tokens_seen += int(inputs["attention_mask"].sum())
-            if not isinstance(model, PeftModel):  # wrapped (DDP/FSDP): plain path, gradient sync, no decision weight
+                self.tokens_seen += int(counted)
+            ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
+            if not (isinstance(model, PeftModel) or ddp):  # other wrappers: the library's own loss
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            lm = model.get_base_model()
             dev = inputs["input_ids"].device.type
-            with torch.autocast(dev, dtype=torch.bfloat16, enabled=self.autocast_bf16):
-                if "position_ids" in inputs:  # packed: the mask comes from the restarting position ids
-                    feed = {"input_ids": inputs["input_ids"], "position_ids": inputs["position_ids"]}
-                else:
-                    feed = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
-                hidden = lm.get_decoder()(**feed).last_hidden_state
+            with torch.autocast(
+                dev, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
+            ):
+                feed = decoder_inputs(inputs)
                 targets = inputs["labels"][:, 1:]
                 keep = targets != IGNORE
-                logits = lm.get_output_embeddings()(hidden[:, :-1][keep])
+                if ddp:  # through the wrapper, which averages gradients across ranks; the head at labelled columns
+                    cols = keep.any(0).nonzero().squeeze(1)
+                    logits = model(**feed, logits_to_keep=cols).logits[keep[:, cols]]
+                else:
+                    lm = model.get_base_model()
+                    hidden = lm.get_decoder()(**feed).last_hidden_state
+                    logits = lm.get_output_embeddings()(hidden[:, :-1][keep])
             loss = token_loss(logits, targets, keep, self.decision_weight)
             return (loss, {}) if return_outputs else loss  # a dict: Trainer's evaluation takes no logits from it
 
     return LabTrainer
 
 
+def decoder_inputs(inputs: dict) -> dict:
+    """What the decoder is called with. `use_cache=False` always: with a cache object (the config's default when
+    checkpointing is off) transformers builds no per-example mask from packed position ids, and attention
+    would cross example boundaries."""
+    if "position_ids" in inputs:  # packed: the mask comes from the restarting position ids
+        return {"input_ids": inputs["input_ids"], "position_ids": inputs["position_ids"], "use_cache": False}
+    return {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"], "use_cache": False}
+
+
 def make_callbacks(run_dir: Path, trainer_ref: list):
     from transformers import TrainerCallback
 
     class ProgressWriter(TrainerCallback):
-        """One progress line per log; honours the STOP file (save a checkpoint, then stop)."""
+        """One progress line per log, written by rank 0 only; honours the STOP file (save a checkpoint, then
+        stop), read by rank 0 and sent to every rank so that all stop at the same step."""
 
         def __init__(self):
             self.last_time = time.time()
             self.last_tokens = 0
 
         def on_step_end(self, args, state, control, **kwargs):
-            if (run_dir / STOP).exists():
+            if agree((run_dir / STOP).exists() if state.is_world_process_zero else False):
                 control.should_training_stop = True
                 control.should_save = True
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
-            if "loss" not in logs and "eval_loss" not in logs:
-                return  # the end-of-training summary; the final metrics go to status.json
+            if not state.is_world_process_zero or ("loss" not in logs and "eval_loss" not in logs):
+                return  # another rank, or the end-of-training summary (the final metrics go to status.json)
             now, trainer = time.time(), trainer_ref[0]
             rec = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), "time": now}
             for key in ("loss", "eval_loss", "learning_rate", "grad_norm"):
                 if logs.get(key) is not None:
                     rec[key] = float(logs[key])
             if "loss" in rec:
-                rec["tokens_per_s"] = (trainer.tokens_seen - self.last_tokens) / max(now - self.last_time, 1e-6)
+                seen = (trainer.tokens_seen - self.last_tokens) * world_size()  # every rank trains a share alike
+                rec["tokens_per_s"] = seen / max(now - self.last_time, 1e-6)
                 self.last_time, self.last_tokens = now, trainer.tokens_seen
             rec["memory_mb"] = round(peak_memory_mb(), 1)
             # the log line first: whatever progress.jsonl holds is then in train.log too, even after a SIGKILL
@@ -177,9 +260,14 @@ def scheduler_kwargs(config: TrainConfig) -> dict:
     return {"num_cycles": max(1, math.ceil(config.epochs))}
 
 
-def training_args(config: TrainConfig, run_dir: Path, has_eval: bool, bf16: bool):
-    import torch
+def training_args(
+    config: TrainConfig, run_dir: Path, has_eval: bool, bf16: bool = False, facts=None, chosen: str = ""
+):
+    """The Trainer's arguments; the precision is `chosen` ("bf16", "fp16", "fp32"), else bf16 or float32."""
     from transformers import TrainingArguments
+
+    facts = facts or device_facts()
+    chosen = chosen or ("bf16" if bf16 else "fp32")
 
     evaluate = has_eval and config.eval_steps > 0
     early = evaluate and config.early_stopping_patience > 0
@@ -201,7 +289,7 @@ def training_args(config: TrainConfig, run_dir: Path, has_eval: bool, bf16: bool
         eval_steps=config.eval_steps if evaluate else None,
         load_best_model_at_end=early,
         metric_for_best_model="eval_loss" if early else None,
-        bf16=False,  # autocast is applied inside LabTrainer.compute_loss
+        **precision_args(chosen, facts),  # autocast is applied inside LabTrainer.compute_loss
         gradient_checkpointing=config.gradient_checkpointing,
         seed=config.seed,
         report_to=[] if config.report_to == "none" else [config.report_to],
@@ -210,7 +298,7 @@ def training_args(config: TrainConfig, run_dir: Path, has_eval: bool, bf16: bool
         remove_unused_columns=False,
         prediction_loss_only=True,
         dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        dataloader_pin_memory=facts.cuda,
         disable_tqdm=True,
     )
 
@@ -228,7 +316,12 @@ def train(run_dir: str | Path) -> dict:
     run_dir = Path(run_dir).resolve()
     config = TrainConfig.load(run_dir / CONFIG)
     ws = Workspace.open(run_dir.parent.parent)
-    (run_dir / STOP).unlink(missing_ok=True)
+    lead = rank() == 0
+    if lead:
+        (run_dir / STOP).unlink(missing_ok=True)
+    pin_rank_device()
+    facts = device_facts()
+    reset_peak_memory(facts)
     set_seed(config.seed)
     model_path = resolve_model(config.base_model, ws.model_cache).path
     tok = load_tokenizer(model_path)
@@ -239,40 +332,60 @@ def train(run_dir: str | Path) -> dict:
     if config.packing:
         train_rows = pack(train_rows, config.max_length)
     model = build_model(config, model_path, parent_adapter(ws, config.from_run) if config.from_run else None)
-    bf16 = use_bf16(config)
+    chosen = run_precision(config, facts)
     ref: list = []
     callbacks = [make_callbacks(run_dir, ref)]
     if config.early_stopping_patience and val_rows and config.eval_steps:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    args = training_args(config, run_dir, bool(val_rows), facts=facts, chosen=chosen)
+    if args.n_gpu > 1:  # one process seeing several GPUs: nn.DataParallel would bypass LabTrainer's loss
+        args._n_gpu = 1
     trainer = make_trainer_class()(
         model=model,
-        args=training_args(config, run_dir, bool(val_rows), bf16),
+        args=args,
         train_dataset=_dataset(train_rows),
         eval_dataset=_dataset(val_rows),
         data_collator=PadCollator(tok.pad_token_id),
         processing_class=tok,
         callbacks=callbacks,
-        autocast_bf16=bf16,
+        autocast_dtype=autocast_dtype(chosen),
         decision_weight=config.decision_weight,
     )
     ref.append(trainer)
     resume = last_checkpoint(run_dir)
-    write_status(run_dir, state="running", pid=os.getpid(), bf16=bf16, resumed_from=str(resume or ""),
-                 n_train=len(train_rows), n_val=len(val_rows))  # fmt: skip
+    where = next(model.parameters()).device
+    print(f"rank {rank()} of {world_size()} on {where}, precision {chosen}", file=sys.stderr, flush=True)
+    if lead:
+        write_status(run_dir, state="running", pid=os.getpid(), bf16=chosen == "bf16", precision=chosen,
+                     resumed_from=str(resume or ""), n_train=len(train_rows), n_val=len(val_rows),
+                     world_size=world_size(), device=str(where))  # fmt: skip
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return finish(trainer, config, run_dir, model_path, tok, result, time.time() - started, bool(val_rows))
 
 
+def all_tokens(trainer) -> int:
+    """Tokens trained by every rank together (this rank's count when it trains alone)."""
+    if world_size() == 1:
+        return trainer.tokens_seen
+    import torch
+
+    count = torch.tensor([trainer.tokens_seen], device=trainer.args.device)
+    return int(trainer.accelerator.reduce(count, reduction="sum").item())
+
+
 def finish(trainer, config, run_dir: Path, model_path: str, tok, result, runtime: float, has_val: bool) -> dict:
+    """Evaluate (every rank takes part), then rank 0 alone saves the adapter, the metrics and the card."""
     stopped = (run_dir / STOP).exists()
-    trainer.model.save_pretrained(run_dir / ADAPTER)
-    tok.save_pretrained(run_dir / ADAPTER)
     metrics = {"train_loss": result.training_loss, "runtime_s": round(runtime, 1), "steps": trainer.state.global_step}
     if has_val:
         metrics["eval_loss"] = trainer.evaluate()["eval_loss"]
-    metrics["tokens_per_s"] = round(trainer.tokens_seen / max(runtime, 1e-6), 1)
+    metrics["tokens_per_s"] = round(all_tokens(trainer) / max(runtime, 1e-6), 1)
     metrics["peak_memory_mb"] = round(peak_memory_mb(), 1)
+    if not trainer.is_world_process_zero():
+        return read_status(run_dir)
+    trainer.model.save_pretrained(run_dir / ADAPTER)
+    tok.save_pretrained(run_dir / ADAPTER)
     if config.merge and not stopped:
         merge_adapter(model_path, run_dir)
     state = "stopped" if stopped else "finished"
@@ -306,8 +419,11 @@ def advice(exc: BaseException, config: TrainConfig | None) -> str:
 
 
 def main(run_dir: str | Path) -> int:
+    """Train; every failure reaches status.json (written by rank 0, or by whichever rank failed)."""
     run_dir = Path(run_dir)
-    write_status(run_dir, state="running", pid=os.getpid(), started=read_status(run_dir).get("started") or time.time())
+    if rank() == 0:
+        started = read_status(run_dir).get("started") or time.time()
+        write_status(run_dir, state="running", pid=os.getpid(), started=started)
     try:
         train(run_dir)
         return 0

@@ -4,7 +4,8 @@ Owns: presets, LoRA target-module detection from the model's own weight names (r
 headers, no torch), memory and time estimates, and the exact commands that reproduce a run (`python -m lab
 train ...`, `accelerate launch ...`). The memory estimate models the training process's resident memory on a CPU
 (libraries, float32 weights, bf16 autocast copies, LoRA + optimiser, the logits of trained positions, activations of
-the longest batch), with coefficients measured on this stack. The time estimate uses this machine's measured
+the longest batch), with coefficients measured on this stack; on a CUDA machine it is lab.catalog's GPU formula (CUDA
+memory allocated, what the run reports as its peak there). The time estimate uses this machine's measured
 throughput: the last finished runs of the same base model and method, else `calibrate` (a few real training steps
 timed in a child process, `python -m lab.training.plan calibrate ...`, remembered in runs/.calibration.json); the
 model-size formula is only the last resort. Nothing here imports torch at module level.
@@ -22,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from lab.catalog import cpu_has_bf16
 from lab.config import TrainConfig
 from lab.errors import LabError
 from lab.training import CONFIG, read_status
@@ -143,8 +145,10 @@ def estimate(
     max_tokens: float | None = None,
     tokens_per_s: float | None = None,
     time_source: str = "",
+    gpu: bool | None = None,
 ) -> dict:
-    """Memory (MB, resident memory of the training process on a CPU) and time (s) before a run.
+    """Memory (MB: CUDA memory allocated on a GPU machine, with lab.catalog's GPU formula; resident memory of the
+    training process on a CPU) and time (s) before a run. `gpu` defaults to whether this machine has CUDA.
 
     The peak comes from the longest batch: `max_tokens` (the longest example) when known, else `mean_tokens`
     (the callers' character-based guess runs about a third above the true chat-template token count, which
@@ -157,7 +161,7 @@ def estimate(
     targets = set(target_names(mods, config.target_modules))
     lora = sum(config.rank * (i + o) for m, (i, o) in mods.items() if m.rsplit(".", 1)[-1] in targets)
     linear = sum(i * o for i, o in mods.values())
-    mb = memory_mb(config, lim, total, linear, lora, max_tokens or mean_tokens)
+    mb = memory_mb(config, lim, total, linear, lora, max_tokens or mean_tokens, _on_cuda() if gpu is None else gpu)
     steps = planned_steps(config, n_examples)
     tokens_total = steps * config.batch_size * config.grad_accum * min(config.max_length, max(mean_tokens, 1.0))
     rough = 2.0e10 / (6 * total) * (0.6 if config.method == "qlora" else 1.0)
@@ -183,15 +187,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has native bf16 matrix instructions (avx512_bf16 or AMX), from /proc/cpuinfo."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
 def _bf16_autocast(config: TrainConfig) -> bool:
     """Whether the child will train under bf16 autocast on this CPU (mirrors engine.use_bf16 without torch)."""
     if config.bf16 != "auto":
@@ -199,9 +194,23 @@ def _bf16_autocast(config: TrainConfig) -> bool:
     return config.method == "lora" and cpu_has_bf16()
 
 
-def memory_mb(config: TrainConfig, lim: dict, params: int, linear: int, lora: int, longest: float) -> dict:
-    """The parts of a training process's peak resident memory (MB) on a CPU, and their total."""
+def _on_cuda() -> bool:
+    from lab.models import device
+
+    return device() == "cuda"
+
+
+def memory_mb(
+    config: TrainConfig, lim: dict, params: int, linear: int, lora: int, longest: float, gpu: bool = False
+) -> dict:
+    """The parts of a training process's peak memory (MB), and their total: on a GPU, CUDA memory allocated
+    (lab.catalog.gpu_training_mb); on a CPU, resident memory (the model below)."""
     tokens = config.batch_size * min(config.max_length, max(longest, 1.0))
+    if gpu:
+        from lab.catalog import gpu_training_mb
+
+        return gpu_training_mb(config.method, lim, params, linear, lora, tokens, config.assistant_only_loss,
+                               config.gradient_checkpointing)  # fmt: skip
     width = lim["hidden"] + lim.get("intermediate", 4 * lim["hidden"]) / 4
     trained = tokens * (0.3 if config.assistant_only_loss else 1.0)  # positions that carry a label
     weight_bytes = 4.0 if config.method == "lora" else 0.56  # float32, or NF4 + double-quant scales
@@ -293,33 +302,57 @@ def calibrate(runs_dir: str | Path, config: TrainConfig, model_dir: str | Path, 
     return {"tokens_per_s": result["tokens_per_s"], "source": "calibrated just now on this machine", **result}
 
 
-def _calibration_child(job: dict, steps: int = 3) -> dict:
-    """Run in the child: one warm-up and `steps` timed LoRA steps on random tokens of the data's shape."""
+def _calibration_child(job: dict, steps: int = 3, facts=None) -> dict:
+    """Run in the child: one warm-up and `steps` timed LoRA steps on random tokens of the data's shape, in the
+    run's own precision (fp16 steps with loss scaling). On CUDA the clock is read after a device synchronise (kernels
+    run asynchronously: without it the launches are timed, not the work) and the peak is CUDA memory allocated
+    from the first timed step on; on a CPU it is the process's resident memory."""
     import torch
     import torch.nn.functional as F
 
-    from lab.training.engine import build_model, use_bf16
+    from lab.catalog import device_facts
+    from lab.training.engine import autocast_dtype, build_model, reset_peak_memory, run_precision
 
     config = TrainConfig(**job["config"])
+    facts = facts or device_facts()
     torch.manual_seed(0)
-    model = build_model(config, job["model_dir"]).train()
-    lm, bf16 = model.get_base_model(), use_bf16(config)
+    model = build_model(config, job["model_dir"], facts=facts).train()
+    lm, chosen = model.get_base_model(), run_precision(config, facts)
+    half = autocast_dtype(chosen)
+    scaler = torch.amp.GradScaler("cuda", enabled=chosen == "fp16" and facts.cuda)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     shape = (config.batch_size, job["seq"])
     keep = max(1, int(job["seq"] * 0.3)) if config.assistant_only_loss else job["seq"]
     elapsed = 0.0
     for step in range(steps + 1):
         ids = torch.randint(0, lm.config.vocab_size, shape, device=lm.device)
-        started = time.perf_counter()
-        with torch.autocast(lm.device.type, dtype=torch.bfloat16, enabled=bf16):
-            hidden = lm.get_decoder()(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+        if step == 1:
+            reset_peak_memory(facts)
+        started = _clock(facts)
+        with torch.autocast(lm.device.type, dtype=half or torch.bfloat16, enabled=half is not None):
+            feed = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "use_cache": False}
+            hidden = lm.get_decoder()(**feed).last_hidden_state
             logits = lm.get_output_embeddings()(hidden[:, -keep - 1 : -1].reshape(-1, hidden.shape[-1]))
-        F.cross_entropy(logits.float(), ids[:, -keep:].reshape(-1)).backward()
-        opt.step()
+        scaler.scale(F.cross_entropy(logits.float(), ids[:, -keep:].reshape(-1))).backward()
+        scaler.step(opt)
+        scaler.update()
         opt.zero_grad()
-        elapsed += (time.perf_counter() - started) if step else 0.0
-    peak = peak_rss_mb()
-    return {"tokens_per_s": steps * shape[0] * shape[1] / max(elapsed, 1e-9), "peak_mb": round(peak), "steps": steps}
+        elapsed += (_clock(facts) - started) if step else 0.0
+    peak = torch.cuda.max_memory_allocated() / 2**20 if facts.cuda else peak_rss_mb()
+    return {"tokens_per_s": steps * shape[0] * shape[1] / max(elapsed, 1e-9), "peak_mb": round(peak), "steps": steps,
+            "precision": chosen, "memory": "CUDA allocated" if facts.cuda else "resident"}  # fmt: skip
+
+
+def _clock(facts, synchronize=None) -> float:
+    """perf_counter after the device's queued work is done (CUDA runs kernels asynchronously); `synchronize`
+    defaults to torch.cuda.synchronize."""
+    if facts.cuda:
+        if synchronize is None:
+            import torch
+
+            synchronize = torch.cuda.synchronize
+        synchronize()
+    return time.perf_counter()
 
 
 def _numel(shape: list[int]) -> int:
@@ -351,8 +384,10 @@ def cli_command(config: TrainConfig) -> list[str]:
     return cmd
 
 
-def accelerate_command(run_dir: str | Path, num_processes: int, mixed_precision: str = "bf16") -> list[str]:
-    """The multi-GPU launch of the same training module (data parallel, one process per GPU)."""
+def accelerate_command(run_dir: str | Path, num_processes: int, mixed_precision: str = "no") -> list[str]:
+    """The multi-GPU launch of the same training module (data parallel, one process per GPU). Mixed precision is
+    "no" by default: the training module picks bf16, fp16 with loss scaling, or float32 from each card itself
+    (lab.catalog.precision), and accelerate's own setting would override that choice (bf16 on a T4)."""
     if num_processes < 1:
         raise LabError(f"num_processes={num_processes}: must be at least 1")
     cmd = ["accelerate", "launch", "--num_processes", str(num_processes)]

@@ -22,14 +22,45 @@ def load_examples(ws, dataset: str, split: str = "train") -> list[dict]:
 
 def _render(tok, messages: list[dict], generation_prompt: bool = False) -> str:
     clean = [{"role": m["role"], "content": m.get("content") or ""} for m in messages]
-    return tok.apply_chat_template(clean, tokenize=False, add_generation_prompt=generation_prompt)
+    try:
+        return tok.apply_chat_template(clean, tokenize=False, add_generation_prompt=generation_prompt)
+    except Exception as exc:  # noqa: BLE001 - jinja's TemplateError (raise_exception in the template), and others
+        folded = _fold_system(clean)
+        if folded is None:
+            raise LabError(f"the model's chat template refuses this conversation: {exc}; check the roles") from exc
+    try:
+        return tok.apply_chat_template(folded, tokenize=False, add_generation_prompt=generation_prompt)
+    except Exception as again:  # noqa: BLE001
+        raise LabError(f"the model's chat template refuses this conversation: {again}; check the roles") from again
+
+
+def _fold_system(messages: list[dict]) -> list[dict] | None:
+    """The conversation with its system message put at the start of the first user turn (for templates with no
+    system role, such as Gemma's), or None when there is no system message to fold."""
+    if not messages or messages[0]["role"] != "system":
+        return None
+    system, rest = messages[0]["content"], messages[1:]
+    if rest and rest[0]["role"] == "user":
+        return [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
+    return rest
+
+
+def _prefix_of(tok, through: str, text: str) -> str:
+    """`through` (a conversation rendered up to a turn), less a trailing eos token when only that keeps it a prefix
+    of `text`: templates such as Phi-3's end a conversation rendered without a generation prompt with eos, which the
+    whole conversation has only at its very end. An eos that is the end-of-turn token itself (Llama-3) stays."""
+    eos = tok.eos_token or ""
+    if eos and not text.startswith(through) and through.endswith(eos):
+        return through[: -len(eos)]
+    return through
 
 
 def assistant_spans(tok, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
     """The rendered text and the (start, end) character spans of trainable assistant turns.
 
     A span runs from the end of the generation prompt before an assistant turn to the end of that turn (its
-    end-of-turn token included, so the model learns to stop). Turns with `weight: 0` are skipped.
+    end-of-turn token included, so the model learns to stop; after the last turn, also the eos that templates such
+    as Phi-3's close a conversation with). Turns with `weight: 0` are skipped.
     """
     text = _render(tok, messages)
     spans = []
@@ -37,7 +68,7 @@ def assistant_spans(tok, messages: list[dict]) -> tuple[str, list[tuple[int, int
         if msg.get("role") != "assistant" or msg.get("weight", 1) == 0:
             continue
         before = _render(tok, messages[:i], generation_prompt=True) if i else ""
-        through = _render(tok, messages[: i + 1])
+        through = _prefix_of(tok, _render(tok, messages[: i + 1]), text)
         if not (text.startswith(before) and text.startswith(through)):
             raise LabError("the chat template does not render turns as prefixes; use assistant_only_loss=False")
         spans.append((len(before), len(through)))
@@ -85,7 +116,8 @@ def pack(rows: list[dict], max_length: int) -> list[dict]:
 
 
 class PadCollator:
-    """Pads a batch to its own longest example (rounded up to a multiple of 8) on the right."""
+    """Pads a batch to its own longest example (rounded up to a multiple of 8) on the right; `n_tokens` is the
+    batch's count of real (unpadded) tokens, a plain int."""
 
     def __init__(self, pad_id: int, multiple: int = 8):
         self.pad_id = pad_id
@@ -109,6 +141,13 @@ class PadCollator:
             if packed:  # padding becomes one more (ignored) segment
                 positions[i, :n] = torch.tensor(r["position_ids"])
                 positions[i, n:] = torch.arange(width - n)
+        # n_tokens: the batch's real tokens, counted here on the host so the trainer needs no device sync for it
+        out = {
+            "input_ids": ids,
+            "labels": labels,
+            "attention_mask": mask,
+            "n_tokens": sum(len(r["input_ids"]) for r in rows),
+        }
         if packed:
-            return {"input_ids": ids, "labels": labels, "position_ids": positions, "attention_mask": mask}
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+            out["position_ids"] = positions
+        return out
