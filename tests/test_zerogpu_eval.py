@@ -1,0 +1,210 @@
+"""ZeroGPU batch work, on a CPU: Cancel reaches an evaluation running in a forked worker (a flag file), answers are
+saved batch by batch so a killed or cancelled evaluation continues where it stopped, an evaluation longer than a slot
+is answered in slot-sized chunks or refused naming how many questions fit, resume and the Start tab train through
+the ZeroGPU hooks, and a whole comparison that cannot fit the visitor's quota is refused before it starts.
+
+Evaluations run with the scripted contestants of tests/test_arena.py in real forked processes (os.fork through
+multiprocessing), as a ZeroGPU slot's worker is; the ZeroGPU hooks are recorded stand-ins of our own functions."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from lab.arena import evaluation
+from lab.config import GenConfig
+from lab.ui import common
+from lab.ui import spaces as zg
+from lab.ui import zerogpu_budget as budget
+from tests.test_arena import Scripted, _items
+
+FORK = multiprocessing.get_context("fork")
+ZERO = {"SPACES_ZERO_GPU": "true"}
+GOOD = {f"colour {i}?": "It is blue [1]." for i in range(8)}
+BAD = {f"colour {i}?": "red" for i in range(8)} | {"price 0?": "100 euro"}
+
+
+def same_length(preds: list[str], golds: list[str]) -> list[float]:
+    """A deterministic stand-in for the embedding similarity (its value only has to be reproducible)."""
+    return [1.0 / (1 + abs(len(p) - len(g))) for p, g in zip(preds, golds, strict=True)]
+
+
+class Slow(Scripted):
+    """A scripted contestant that takes a while per batch, so a cancel lands between batches."""
+
+    def answer_many(self, questions, gen):
+        time.sleep(0.3)
+        return super().answer_many(questions, gen)
+
+
+class Dying(Scripted):
+    """A scripted contestant whose process is SIGKILLed on its `die_on`-th batch (a slot that runs out)."""
+
+    def __init__(self, name, answers, die_on: int):
+        super().__init__(name, answers)
+        self.die_on = die_on
+
+    def answer_many(self, questions, gen):
+        if self.calls + 1 == self.die_on:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().answer_many(questions, gen)
+
+
+def plain(result: dict) -> dict:
+    return json.loads(json.dumps(result, default=str))
+
+
+def saved_rows(path, items, systems, gen) -> dict:
+    return evaluation.read_checkpoint(path, evaluation.checkpoint_key(items, systems, gen))
+
+
+def wait_until(predicate, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+# --- Cancel across processes ----------------------------------------------------------------------------------
+
+
+def test_cancel_in_the_parent_stops_an_evaluation_in_a_forked_worker_and_keeps_its_answers(tmp_path):
+    flags = common.SessionFlags(tmp_path / "flags")  # made before the fork, as the tab is built before launch
+    visitor, other = SimpleNamespace(session_hash="visitor"), SimpleNamespace(session_hash="other")
+    checkpoint, gen, items = tmp_path / "answers.jsonl", GenConfig(batch_size=2), _items()
+    results = FORK.Queue()
+
+    def worker():  # a GPU slot's worker: the flag is made fresh there, as the handler does in the slot
+        flag = flags.fresh(visitor)
+        responders = {"x": Slow("x", GOOD)}
+        results.put(evaluation.run_evaluation(items, responders, gen, should_stop=flag.is_set, bootstrap=20,
+                                              checkpoint=checkpoint))  # fmt: skip
+
+    child = FORK.Process(target=worker)
+    child.start()
+    wait_until(lambda: len(saved_rows(checkpoint, items, ["x"], gen)) >= 2)  # one batch answered
+    assert not flags.cancel(other)  # another visitor's Cancel has no work to stop
+    assert flags.cancel(visitor)
+    result = results.get(timeout=30)
+    child.join(30)
+    assert child.exitcode == 0
+    answered = len(result["questions"])
+    assert result["status"] == "cancelled" and 2 <= answered <= 6 < len(items)  # stopped at the next batch
+    kept = saved_rows(checkpoint, items, ["x"], gen)
+    assert sorted(kept) == sorted(("x", r["id"]) for r in result["questions"])  # what was answered is kept
+    assert not flags.fresh(visitor).is_set()  # the next run starts with the flag cleared
+
+
+def test_a_file_flag_is_seen_by_a_process_forked_before_it_was_raised(tmp_path):
+    flag = common.FileFlag(tmp_path / "stop")
+    seen = FORK.Queue()
+    child = FORK.Process(target=lambda: (wait_until(flag.is_set), seen.put(True)))
+    child.start()
+    flag.set()
+    assert seen.get(timeout=30) is True
+    child.join(30)
+
+
+# --- per-batch checkpoints: a killed evaluation continues -----------------------------------------------------
+
+
+def test_a_killed_evaluation_keeps_its_batches_and_a_rerun_answers_only_the_rest(tmp_path):
+    items, gen, checkpoint = _items(), GenConfig(batch_size=5), tmp_path / "answers.jsonl"
+
+    def worker():  # killed on the second contestant's second batch, as a slot that runs out of time
+        responders = {"rag:x": Scripted("rag:x", GOOD), "base": Dying("base", BAD, die_on=2)}
+        evaluation.run_evaluation(items, responders, gen, same_length, bootstrap=50, checkpoint=checkpoint)
+
+    child = FORK.Process(target=worker)
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    kept = saved_rows(checkpoint, items, ["rag:x", "base"], gen)
+    assert len(kept) == 12 + 5  # every batch of the first contestant, one batch of the second
+
+    good, bad = Scripted("rag:x", GOOD), Scripted("base", BAD)
+    resumed = evaluation.run_evaluation(items, {"rag:x": good, "base": bad}, gen, same_length, bootstrap=50,
+                                        checkpoint=checkpoint)  # fmt: skip
+    assert (good.calls, bad.calls) == (0, 2)  # only the 7 answers left, in batches of 5
+    whole = evaluation.run_evaluation(items, {"rag:x": Scripted("rag:x", GOOD), "base": Scripted("base", BAD)},
+                                      gen, same_length, bootstrap=50)  # fmt: skip
+    assert resumed["status"] == "finished" and plain(resumed) == plain(whole)
+
+
+def test_budgeted_calls_answer_slot_sized_chunks_and_add_up_to_the_whole_evaluation(tmp_path):
+    items, gen, checkpoint = _items(), GenConfig(batch_size=4), tmp_path / "answers.jsonl"
+    good, bad = Scripted("rag:x", GOOD), Scripted("base", BAD)
+    statuses, sizes = [], []
+    while not statuses or statuses[-1] == "partial":
+        before = good.calls + bad.calls
+        rows, status = evaluation.answer_items(items, {"rag:x": good, "base": bad}, gen, same_length,
+                                               checkpoint=checkpoint, budget=8)  # fmt: skip
+        statuses.append(status)
+        sizes.append(good.calls + bad.calls - before)
+    assert statuses == ["partial", "partial", "finished"] and sizes == [2, 2, 2]  # 24 answers, 8 per call
+    whole = evaluation.run_evaluation(items, {"rag:x": Scripted("rag:x", GOOD), "base": Scripted("base", BAD)},
+                                      gen, same_length, bootstrap=50)  # fmt: skip
+    chunked = evaluation.summarize_rows(rows, ["rag:x", "base"], gen, "finished", bootstrap=50)
+    assert plain(chunked) == plain(whole)
+
+
+def test_a_torn_last_line_is_dropped_and_other_settings_start_over(tmp_path):
+    items, gen, checkpoint = _items(), GenConfig(batch_size=4), tmp_path / "answers.jsonl"
+    evaluation.answer_items(items, {"x": Scripted("x", GOOD)}, gen, checkpoint=checkpoint, budget=4)
+    with checkpoint.open("a") as fh:
+        fh.write('{"system": "x", "id": "q4", "predic')  # killed while writing a line
+    assert len(saved_rows(checkpoint, items, ["x"], gen)) == 4
+    responder = Scripted("x", GOOD)
+    evaluation.answer_items(items, {"x": responder}, gen, checkpoint=checkpoint)
+    assert responder.calls == 2 and len(saved_rows(checkpoint, items, ["x"], gen)) == 12
+    other = GenConfig(batch_size=4, max_new_tokens=7)
+    assert saved_rows(checkpoint, items, ["x"], other) == {}  # other settings: nothing reused
+
+
+# --- chunk arithmetic and the quota -----------------------------------------------------------------------------
+
+
+def test_on_zero_gpu_an_evaluation_splits_into_chunks_that_each_fit_one_slot():
+    per = budget.answers_per_slot(8, ZERO)
+    slot = zg.slot_seconds(ZERO)
+    assert per % 8 == 0 and zg.answers_duration(per) <= slot < zg.answers_duration(per + 8)
+    chunks = budget.answer_chunks(120 * 4, 8, ZERO)  # the default set, four contestants
+    assert sum(chunks) == 480 and len(chunks) == -(-480 // per) and all(0 < c <= per for c in chunks)
+    assert budget.chunks_seconds(chunks, ZERO) <= len(chunks) * slot
+    assert budget.answer_chunks(480, 8, {}) == [480]  # off ZeroGPU: one call with everything
+    assert budget.answer_chunks(0, 8, ZERO) == []
+    longer = {**ZERO, "LAB_ZEROGPU_SLOT_S": str(2 * slot)}
+    assert budget.answers_per_slot(8, longer) > per
+
+
+def test_a_batch_that_cannot_fit_one_slot_is_refused_with_the_batch_size_that_fits():
+    tight = {**ZERO, "LAB_ZEROGPU_SLOT_S": "30"}
+    fits = budget.answers_per_slot(1, tight)
+    with pytest.raises(zg.ZeroGpuError, match=f"batch size to {fits} or less"):
+        budget.answers_per_slot(fits + 1, tight)
+
+
+def test_an_evaluation_over_the_quota_is_refused_naming_how_many_questions_fit():
+    env = {**ZERO, "LAB_ZEROGPU_QUOTA_S": "240"}
+    with pytest.raises(zg.ZeroGpuError) as err:
+        budget.refuse_long_evaluation(120, 4, 8, env=env)
+    message = str(err.value)
+    fits = int(message.split("at most ")[1].split()[0])
+    assert "120 questions x 4 contestants" in message and "LAB_ZEROGPU_QUOTA_S" in message and "\n" not in message
+    assert budget.chunks_seconds(budget.answer_chunks(fits * 4, 8, env), env) <= 240
+    assert budget.chunks_seconds(budget.answer_chunks((fits + 1) * 4, 8, env), env) > 240
+    assert budget.refuse_long_evaluation(fits, 4, 8, env=env) == budget.answer_chunks(fits * 4, 8, env)
+    assert budget.refuse_long_evaluation(120, 4, 8, saved=480 - fits * 4, env=env)  # what is saved costs nothing
+    assert budget.refuse_long_evaluation(120, 4, 8, env={}) == [480]  # off ZeroGPU nothing is refused
+
+
+def test_the_quota_defaults_to_a_free_accounts_and_reads_its_variable():
+    assert budget.quota_seconds({}) == budget.DEFAULT_QUOTA_S == 300
+    assert budget.quota_seconds({"LAB_ZEROGPU_QUOTA_S": "1500"}) == 1500
+    assert budget.quota_seconds({"LAB_ZEROGPU_QUOTA_S": "lots"}) == budget.DEFAULT_QUOTA_S
