@@ -208,3 +208,147 @@ def test_the_quota_defaults_to_a_free_accounts_and_reads_its_variable():
     assert budget.quota_seconds({}) == budget.DEFAULT_QUOTA_S == 300
     assert budget.quota_seconds({"LAB_ZEROGPU_QUOTA_S": "1500"}) == 1500
     assert budget.quota_seconds({"LAB_ZEROGPU_QUOTA_S": "lots"}) == budget.DEFAULT_QUOTA_S
+
+
+def test_a_comparison_over_the_quota_is_refused_saying_what_fits():
+    env = {**ZERO, "LAB_ZEROGPU_QUOTA_S": "300"}
+    training = {"plain": 100.0}
+
+    def fits(trained: dict, contestants: int) -> int:
+        cost = lambda q: budget.comparison_seconds(trained, q, contestants, 8, env)  # noqa: E731
+        return max((q for q in range(1, 41) if cost(q) <= 300), default=0)
+
+    assert budget.comparison_seconds(training, 40, 5, 8, env) > 300
+    with pytest.raises(zg.ZeroGpuError) as err:
+        budget.refuse_long_comparison(training, 40, 5, 8, n_untrained=2, env=env)
+    message = str(err.value)
+    assert f"ask {fits(training, 5)} questions or fewer" in message and fits(training, 5) < 40
+    assert f"skip the contestants that need training ({fits({}, 2)} questions fit then)" in message
+    assert "plain ~100 s" in message and "LAB_ZEROGPU_QUOTA_S" in message and "\n" not in message
+    assert budget.refuse_long_comparison(training, fits(training, 5), 5, 8, n_untrained=2, env=env) is None
+    assert budget.refuse_long_comparison(training, 40, 5, 8, n_untrained=2, env={}) is None  # off ZeroGPU
+
+
+# --- resume and the Start tab's training go through the ZeroGPU hooks -------------------------------------------
+
+
+class RecordingHooks:
+    """Stand-ins for lab.ui.spaces.slot_training's hooks that record their calls; `finish` makes the inline
+    "training" end at once as finished, with an empty adapter (nothing is trained)."""
+
+    def __init__(self, finish: bool = False):
+        self.admitted, self.inline, self.finish = [], [], finish
+
+    def __call__(self) -> dict:
+        return {"admit": lambda config, plan: self.admitted.append((config, dict(plan))), "run_inline": self.run}
+
+    def run(self, run_dir) -> None:
+        from lab.training import write_status
+
+        self.inline.append(run_dir)
+        if self.finish:
+            (run_dir / "adapter").mkdir()
+            (run_dir / "adapter" / "adapter_config.json").write_text("{}")
+            write_status(run_dir, state="finished", step=3, ended=time.time())
+
+
+def _failed_with_checkpoint(ws, run_id: str, step: int, **estimate) -> None:
+    """The state a run is left in when its slot was killed after saving checkpoint-STEP."""
+    from lab import jobs
+    from lab.training import CHECKPOINTS, read_status, write_status
+
+    run_dir = ws.dir("runs", run_id)
+    (run_dir / CHECKPOINTS / f"checkpoint-{step}").mkdir(parents=True)
+    (run_dir / CHECKPOINTS / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    write_status(run_dir, state="failed", error="slot ended", estimate=read_status(run_dir)["estimate"] | estimate)
+    assert jobs.poll(ws, run_id)["state"] == "failed"
+
+
+@pytest.mark.integration
+def test_resume_on_zero_gpu_trains_through_the_slot_hooks_not_a_child_process(ws, tmp_path):
+    from lab import jobs
+    from tests.test_jobs import settings
+
+    first = RecordingHooks()
+    run_id = jobs.start(ws, settings(tmp_path, "slot-resume", max_steps=6), **first())
+    run_dir = ws.dir("runs", run_id)
+    assert first.inline == [run_dir]
+    _failed_with_checkpoint(ws, run_id, 2, steps=6, time_s=60.0)
+
+    again = RecordingHooks()
+    assert jobs.resume(ws, run_id, **again()) == f"resumed {run_id} from checkpoint-2"
+    assert again.inline == [run_dir] and len(again.admitted) == 1
+    config, plan = again.admitted[0]
+    assert config.name == run_id and plan["steps"] == 4 and plan["time_s"] == pytest.approx(40.0)
+    status = jobs.poll(ws, run_id)["status"]
+    assert status["inline"] is True and status["pid"] == os.getpid()  # this process: no child was started
+
+
+@pytest.mark.integration
+def test_resume_longer_than_a_slot_is_refused_and_leaves_the_run_as_it_was(ws, tmp_path):
+    from lab import jobs
+    from tests.test_jobs import settings
+
+    run_id = jobs.start(ws, settings(tmp_path, "slot-long", max_steps=6), **RecordingHooks()())
+    _failed_with_checkpoint(ws, run_id, 2, steps=300, time_s=900.0)
+    with pytest.raises(zg.ZeroGpuError, match="298 steps"):
+        jobs.resume(ws, run_id, **zg.slot_training({"SPACES_ZERO_GPU": "true"}))
+    assert jobs.poll(ws, run_id)["state"] == "failed"
+
+
+def _plain_training_stage(ws, cache, hooks, should_stop=None):
+    """The Start tab's plain fine-tuning stage, after its validation stage (no index needed for it)."""
+    from lab.arena import showcase
+
+    inputs = showcase.Inputs(questions=4, contestants=["fine-tuned"], train={"epochs": 1.0, "max_steps": 3})
+    run = showcase._Run(ws, cache, inputs, None, should_stop, hooks)
+    run.number = 1
+    showcase._validate(run)
+    run.ctx["index_key"] = ""
+    return run, showcase._train("plain")(run)
+
+
+@pytest.mark.integration
+def test_the_start_tabs_training_goes_through_the_hooks_it_is_given(ws, cache):
+    from lab import jobs
+    from lab.arena import showcase
+    from lab.ui import start_tab
+
+    hooks = RecordingHooks(finish=True)
+    run, info = _plain_training_stage(ws, cache, hooks)
+    run_id = run.ctx["runs"]["plain"]
+    assert info == {"reused": False, "run": run_id, "steps": 3}
+    assert hooks.inline == [ws.dir("runs", run_id)] and [c.name for c, _ in hooks.admitted] == [run_id]
+    assert jobs.poll(ws, run_id)["status"]["pid"] == os.getpid()
+    factory = start_tab.training_hooks(ZERO)  # what the tab passes on ZeroGPU: a fresh slot_training per run
+    assert factory is not None and set(factory()) == {"admit", "run_inline"} and factory() is not factory()
+    assert start_tab.training_hooks({}) is None
+    assert showcase.work_plan(ws, run.inputs)["training_s"] == {}  # that run is finished: no training to cost
+
+
+@pytest.mark.integration
+def test_cancelling_a_comparison_marks_its_inline_training_cut_short(ws, cache):
+    from lab.arena import showcase
+    from lab.training import STOP
+
+    run, info = _plain_training_stage(ws, cache, RecordingHooks(finish=False), should_stop=lambda: True)
+    run_dir = ws.dir("runs", run.ctx["runs"]["plain"])
+    assert info == {"cancelled": True} and (run_dir / STOP).exists() and (run_dir / showcase.CUT_SHORT).exists()
+    (run_dir / "adapter").mkdir()
+    (run_dir / "adapter" / "adapter_config.json").write_text("{}")  # the adapter of the steps before Cancel
+    assert not showcase._finished_run(ws, run_dir.name)  # so the next comparison trains it again
+
+
+@pytest.mark.integration
+def test_the_start_tab_refuses_a_comparison_over_the_quota_before_it_starts(ws):
+    from lab.arena import showcase
+    from lab.ui import start_tab
+
+    inputs = showcase.Inputs(questions=40, contestants=["base", "fine-tuned"])
+    with pytest.raises(zg.ZeroGpuError, match="ZeroGPU time"):
+        start_tab.refuse_over_quota(ws, inputs, {**ZERO, "LAB_ZEROGPU_QUOTA_S": "30"})
+    assert start_tab.refuse_over_quota(ws, inputs, {**ZERO, "LAB_ZEROGPU_QUOTA_S": "100000"}) is None
+    assert not ws.list("runs") and not evaluation.list_evaluations(ws)  # nothing was started
+    plan = showcase.work_plan(ws, inputs)
+    assert plan["questions"] == 40 and plan["contestants"] == 2 and plan["untrained"] == 1
+    assert set(plan["training_s"]) == {"plain"} and plan["training_s"]["plain"] > 0

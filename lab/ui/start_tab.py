@@ -3,7 +3,9 @@ a correct / hallucination chart with intervals, three example questions answered
 side, a summary table), and one button that runs the whole comparison with one progress view and Cancel.
 
 The work is lab.arena.showcase.run_showcase, in a worker thread so Cancel can stop it between steps (finished
-stages are kept and reused). The latest comparison is read from disk on page load: a visitor sees it at once.
+stages are kept and reused). On ZeroGPU its trainings run inside a GPU slot (lab.ui.spaces.slot_training, as in the
+Train tab), and a comparison that needs more GPU time than a visitor's quota is refused before it starts, saying
+what would fit. The latest comparison is read from disk on page load: a visitor sees it at once.
 Events: start_latest (page load), start_run, start_cancel.
 """
 
@@ -16,6 +18,10 @@ import gradio as gr
 
 from lab.arena import reference, showcase
 from lab.arena.verdict import headline
+from lab.config import GenConfig
+from lab.errors import user_message
+from lab.ui import spaces
+from lab.ui import zerogpu_budget as budget
 from lab.ui.common import BATCH, READ_ONLY, SessionFlags, generation, in_background
 
 QUESTION = """## Fine-tune, RAG, or both?
@@ -38,7 +44,7 @@ GOOD = ("correct", "idk")
 
 
 def build(ws, cache) -> None:
-    stops = SessionFlags()
+    stops = SessionFlags(ws.tmp / "cancel" / "start")
     gr.Markdown(QUESTION)
     heading = gr.Markdown("")
     view = gr.Radio([LATEST, REFERENCE], value=LATEST, show_label=False, visible=False, elem_id="start-view")
@@ -114,9 +120,20 @@ def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request)
         return
     inputs = showcase.Inputs(dataset=dataset or showcase.SAMPLE, corpus=corpus or showcase.SAMPLE, qa=qa or "",
                              questions=int(questions or 0), contestants=list(contestants))  # fmt: skip
+    try:
+        refuse_over_quota(ws, inputs)
+    except Exception as exc:
+        message = user_message(exc)
+        gr.Warning(message)
+        yield f"**The comparison did not start:** {html.escape(message)}", *[gr.skip()] * 7
+        return
     flag = stops.fresh(request)
     box: dict = {"update": None}
-    work = lambda: showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set)  # noqa: E731
+    hooks = training_hooks()
+
+    def work():
+        return showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set, hooks)
+
     thread = in_background(work, box, "showcase")
     skip = [gr.skip()] * 7
     while thread.is_alive():
@@ -128,6 +145,22 @@ def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request)
         return
     result = box["result"]
     yield _done_line(result), *_show(result), gr.Radio(value=LATEST, visible=True)
+
+
+def training_hooks(env=None):
+    """On ZeroGPU, the comparison's trainings run inside a GPU slot (`slot_training`, a fresh set per training),
+    as the Train tab's do; elsewhere None (a background training process)."""
+    return (lambda: spaces.slot_training(env)) if spaces.on_zero_gpu(env) else None
+
+
+def refuse_over_quota(ws, inputs, env=None) -> None:
+    """On ZeroGPU, refuse before anything starts a comparison whose trainings and answers need more GPU time than
+    a visitor's quota (lab.ui.zerogpu_budget); the message says what would fit. Elsewhere nothing is read."""
+    if not spaces.on_zero_gpu(env):
+        return
+    plan = showcase.work_plan(ws, inputs)
+    budget.refuse_long_comparison(plan["training_s"], plan["questions"], plan["contestants"], GenConfig().batch_size,
+                                  plan["untrained"], env)  # fmt: skip
 
 
 def _eta(seconds: float | None) -> str:
