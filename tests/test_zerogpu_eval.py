@@ -352,3 +352,74 @@ def test_the_start_tab_refuses_a_comparison_over_the_quota_before_it_starts(ws):
     plan = showcase.work_plan(ws, inputs)
     assert plan["questions"] == 40 and plan["contestants"] == 2 and plan["untrained"] == 1
     assert set(plan["training_s"]) == {"plain"} and plan["training_s"]["plain"] > 0
+
+
+# --- the Arena's evaluation handler on ZeroGPU: chunks, real question count, cancel -----------------------------
+
+
+def _upload(tmp_path, n: int = 12):
+    path = tmp_path / "upload.jsonl"
+    path.write_text("".join(json.dumps(it.to_dict()) + "\n" for it in _items()[:n]), encoding="utf-8")
+    return str(path)
+
+
+def _drive(ws, chunk, upload, pick, limit=0, batch=2, visitor="v"):
+    from lab.ui import arena_eval
+
+    stops = common.SessionFlags(ws.tmp / "flags")
+    request = SimpleNamespace(session_hash=visitor)
+    return list(arena_eval._run(ws, stops, chunk, upload, pick, limit, batch, 4, 0.0, request=request))
+
+
+def test_the_arena_costs_an_upload_by_its_own_questions_and_answers_it_in_slot_chunks(ws, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    monkeypatch.setenv("LAB_ZEROGPU_SLOT_S", "30")  # a slot of a few answers
+    monkeypatch.setenv("LAB_ZEROGPU_QUOTA_S", "200")  # 120 questions x 2 would not fit; this upload's 12 do
+    calls = []
+    finished = evaluation.run_evaluation(_items(), {"base": Scripted("base", GOOD)}, GenConfig(), bootstrap=20)
+
+    def chunk(qa, systems, limit, gen, per, flag):  # records what each GPU call is asked, then says how far it got
+        calls.append(per)
+        done = min(24, per * len(calls))
+        yield "progress", (done, 24, "x")
+        yield "result", {"status": "partial", "done": done, "total": 24} if done < 24 else finished
+
+    with pytest.raises(zg.ZeroGpuError):
+        budget.refuse_long_evaluation(120, 2, 2)
+    per = budget.answers_per_slot(2)
+    shown = _drive(ws, chunk, _upload(tmp_path), ["base", "rag:sample"])
+    assert calls == [per] * -(-24 // per) and len(calls) > 1  # each chunk one GPU call of one slot's answers
+    assert "Running: 0 of 24 answers" in shown[0][0]
+
+    calls.clear()
+    monkeypatch.setenv("LAB_ZEROGPU_QUOTA_S", "40")
+    refused = _drive(ws, chunk, _upload(tmp_path), ["base", "rag:sample"])
+    assert calls == [] and "questions fit" in refused[0][0] and "12 questions x 2 contestants" in refused[0][0]
+
+
+@pytest.mark.integration
+def test_an_arena_evaluation_in_slot_chunks_equals_one_in_a_single_call(ws, cache, tmp_path, monkeypatch):
+    """The real chunk (`_chunk`: the embedded base model answers, the embedder scores) called as ZeroGPU would,
+    once per slot-sized chunk; the result is the one a single call gives."""
+    from lab.ui import arena_eval
+
+    calls = []
+
+    def chunk(qa, systems, limit, gen, per, flag):
+        calls.append(per)
+        yield from arena_eval._chunk(ws, cache, qa, systems, limit, gen, per, common.FileFlag(flag))
+
+    upload = _upload(tmp_path, 2)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    monkeypatch.setenv("LAB_ZEROGPU_SLOT_S", str(int(zg.answers_duration(1))))  # one answer a slot
+    assert budget.answers_per_slot(1) == 1
+    chunked = _drive(ws, chunk, upload, ["base"], batch=1)[-1][4]
+    assert calls == [1, 1] and chunked["status"] == "finished" and len(chunked["questions"]) == 2
+    monkeypatch.delenv("SPACES_ZERO_GPU")
+    calls.clear()
+    whole = _drive(ws, chunk, upload, ["base"], batch=1)[-1][4]
+    assert calls == [None]
+    keep = ("id", "system", "prediction", "category", "similarity")
+    assert [{k: r[k] for k in keep} for r in chunked["questions"]] == [
+        {k: r[k] for k in keep} for r in whole["questions"]
+    ]
