@@ -9,6 +9,7 @@ multiprocessing), as a ZeroGPU slot's worker is; the ZeroGPU hooks are recorded 
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -188,6 +189,8 @@ def test_a_batch_that_cannot_fit_one_slot_is_refused_with_the_batch_size_that_fi
     fits = budget.answers_per_slot(1, tight)
     with pytest.raises(zg.ZeroGpuError, match=f"batch size to {fits} or less"):
         budget.answers_per_slot(fits + 1, tight)
+    with pytest.raises(zg.ZeroGpuError, match="LAB_ZEROGPU_SLOT_S higher"):
+        budget.answers_per_slot(1, {**ZERO, "LAB_ZEROGPU_SLOT_S": str(int(zg.answers_duration(0)))})
 
 
 def test_an_evaluation_over_the_quota_is_refused_naming_how_many_questions_fit():
@@ -409,12 +412,12 @@ def test_an_arena_evaluation_in_slot_chunks_equals_one_in_a_single_call(ws, cach
         calls.append(per)
         yield from arena_eval._chunk(ws, cache, qa, systems, limit, gen, per, common.FileFlag(flag))
 
-    upload = _upload(tmp_path, 2)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    monkeypatch.setenv("LAB_ZEROGPU_SLOT_S", str(int(zg.answers_duration(1))))  # one answer a slot
-    assert budget.answers_per_slot(1) == 1
+    monkeypatch.setenv("LAB_ZEROGPU_SLOT_S", str(math.ceil(zg.answers_duration(1))))  # the shortest useful slot
+    per = budget.answers_per_slot(1)
+    upload = _upload(tmp_path, per + 1)
     chunked = _drive(ws, chunk, upload, ["base"], batch=1)[-1][4]
-    assert calls == [1, 1] and chunked["status"] == "finished" and len(chunked["questions"]) == 2
+    assert calls == [per, per] and chunked["status"] == "finished" and len(chunked["questions"]) == per + 1
     monkeypatch.delenv("SPACES_ZERO_GPU")
     calls.clear()
     whole = _drive(ws, chunk, upload, ["base"], batch=1)[-1][4]

@@ -37,6 +37,11 @@ def answers_per_slot(batch_size: int, env: Mapping[str, str] | None = None) -> i
     rate = answers_duration(1) - answers_duration(0)
     room = int((slot_seconds(env) - answers_duration(0)) / rate) if rate > 0 else 0
     fits = room // max(1, batch_size) * max(1, batch_size)
+    if room < 1:
+        raise ZeroGpuError(
+            f"not one answer fits a ZeroGPU slot of {slot_seconds(env)} s (loading the model takes about "
+            f"{answers_duration(0):.0f} s): set LAB_ZEROGPU_SLOT_S higher"
+        )
     if fits < 1:
         raise ZeroGpuError(
             f"a batch of {batch_size} answers does not fit one ZeroGPU slot of {slot_seconds(env)} s: "
