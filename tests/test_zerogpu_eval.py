@@ -12,6 +12,7 @@ import json
 import math
 import multiprocessing
 import os
+import pickle
 import signal
 import time
 from types import SimpleNamespace
@@ -375,14 +376,19 @@ def _drive(ws, chunk, upload, pick, limit=0, batch=2, visitor="v"):
 
 
 def test_the_arena_costs_an_upload_by_its_own_questions_and_answers_it_in_slot_chunks(ws, tmp_path, monkeypatch):
+    from lab.ui import arena_eval
+
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     monkeypatch.setenv("LAB_ZEROGPU_SLOT_S", "30")  # a slot of a few answers
     monkeypatch.setenv("LAB_ZEROGPU_QUOTA_S", "200")  # 120 questions x 2 would not fit; this upload's 12 do
     calls = []
     finished = evaluation.run_evaluation(_items(), {"base": Scripted("base", GOOD)}, GenConfig(), bootstrap=20)
 
-    def chunk(qa, systems, limit, gen, per, flag):  # records what each GPU call is asked, then says how far it got
+    def chunk(*args):  # records what each GPU call is asked, then says how far it got
+        qa, systems, limit, gen, per, flag = args
         calls.append(per)
+        assert pickle.loads(pickle.dumps(args)) == args  # ZeroGPU pickles them to its worker
+        assert arena_eval.chunk_seconds(*args) == zg.answers_duration(per) <= zg.slot_seconds()  # fits unclamped
         done = min(24, per * len(calls))
         yield "progress", (done, 24, "x")
         yield "result", {"status": "partial", "done": done, "total": 24} if done < 24 else finished

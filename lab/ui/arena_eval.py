@@ -62,9 +62,9 @@ def build(ws, cache, choices):
 
     # On ZeroGPU each chunk of answers is its own GPU call, sized to one slot (zerogpu_budget.answer_chunks); the
     # handler itself runs in the app's process, where Cancel's flag file and the checkpoint are read.
-    @gpu(duration=lambda qa, systems, limit, gen, budget, flag: answers_duration(budget or 0))
-    def chunk(qa, systems, limit, gen, budget, flag):
-        yield from _chunk(ws, cache, qa, systems, limit, gen, budget, FileFlag(flag))
+    @gpu(duration=chunk_seconds)
+    def chunk(qa, systems, limit, gen, per, flag):
+        yield from _chunk(ws, cache, qa, systems, limit, gen, per, FileFlag(flag))
 
     def start(request: gr.Request, upload, pick, limit, batch, *settings):
         yield from _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request=request)
@@ -117,6 +117,11 @@ def _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request: gr.Re
         if box.get("result", {}).get("status") != "partial":
             break
     yield _show(box["result"])
+
+
+def chunk_seconds(qa, systems, limit, gen, per, flag) -> float:
+    """The GPU seconds a chunk asks for, from the chunk's own arguments (`per` answers; None only off ZeroGPU)."""
+    return answers_duration(per or 0)
 
 
 def _chunk(ws, cache, qa, systems, limit, gen, per, flag):
