@@ -432,3 +432,57 @@ def test_an_arena_evaluation_in_slot_chunks_equals_one_in_a_single_call(ws, cach
     assert [{k: r[k] for k in keep} for r in chunked["questions"]] == [
         {k: r[k] for k in keep} for r in whole["questions"]
     ]
+
+
+# --- the Start tab's answers on ZeroGPU: slot-sized GPU calls ---------------------------------------------------
+
+
+def test_the_start_tab_answers_a_contestant_in_slot_sized_calls_that_add_up(ws):
+    from lab.ui import start_tab
+
+    env = {**ZERO, "LAB_ZEROGPU_SLOT_S": str(math.ceil(zg.answers_duration(4)))}  # one batch of 4 a slot
+    items, gen, calls, seen = _items(), GenConfig(batch_size=4), [], []
+
+    def answer_slot(spec, label, items, gen, per, should_stop):  # a GPU call: what answer_to_checkpoint does
+        calls.append((spec, per))
+        path = evaluation.checkpoint_path(ws, items, [label], gen)
+        return evaluation.answer_items(items, {label: Scripted(label, GOOD)}, gen, same_length, None, should_stop,
+                                       path, per)[1]  # fmt: skip
+
+    answer = start_tab.slot_answers(answer_slot, env)
+    assert answer("rag:x", "RAG", items, gen, lambda: False, lambda d, t, m: seen.append(d)) == "finished"
+    per = budget.answers_per_slot(4, env)
+    assert calls == [("rag:x", per)] * -(-12 // per) and seen == list(range(per, 12, per))
+    rows = evaluation.saved_rows(ws, items, ["RAG"], gen)
+    whole = evaluation.run_evaluation(items, {"RAG": Scripted("RAG", GOOD)}, gen, same_length, bootstrap=50)
+    assert plain(evaluation.summarize_rows(rows, ["RAG"], gen, "finished", 50)) == plain(whole)
+    assert start_tab.slot_seconds_for("rag:x", "RAG", items, gen, per, None) == zg.answers_duration(per)
+    calls.clear()
+    stopped = evaluation.checkpoint_path(ws, items, ["other"], gen)
+    assert answer("base", "other", items, gen, lambda: True, lambda *a: None) == "cancelled" and not stopped.exists()
+
+
+@pytest.mark.integration
+def test_a_comparison_stage_answers_through_the_hook_it_is_given(ws, cache):
+    """The showcase's evaluation stage with an `answer` hook: no model is loaded here, the rows come back through
+    the checkpoint, and the stage's result is saved as usual."""
+    from lab.arena import showcase
+
+    inputs = showcase.Inputs(questions=4, contestants=["base"])
+    calls = []
+
+    def answer(spec, label, items, gen, should_stop, progress):
+        calls.append((spec, label, len(items)))
+        path = evaluation.checkpoint_path(ws, items, [label], gen)
+        return evaluation.answer_items(items, {label: Scripted(label, {})}, gen, None, progress, should_stop,
+                                       path)[1]  # fmt: skip
+
+    run = showcase._Run(ws, cache, inputs, None, None, None, answer)
+    run.number = 1
+    showcase._validate(run)
+    run.ctx.update(index="sample", index_key="")
+    info = showcase._evaluate("base", "base")(run)
+    assert calls == [("base", "base", 4)] and info["reused"] is False and info["answers"] == 4
+    saved = evaluation.load_evaluation(ws, info["evaluation"])
+    assert len(saved["questions"]) == 4 and saved["systems"][0]["system"] == "base"
+    assert not evaluation.checkpoint_path(ws, run.ctx["items"], ["base"], GenConfig(max_new_tokens=32)).exists()

@@ -331,6 +331,34 @@ def saved_answers(ws: Workspace, items: list[EvalItem], systems: list[str], gen:
     return len(read_checkpoint(checkpoint_path(ws, items, names, gen), checkpoint_key(items, names, gen)))
 
 
+def answer_to_checkpoint(
+    ws: Workspace,
+    cache,
+    spec: str,
+    label: str,
+    items: list[EvalItem],
+    gen: GenConfig,
+    budget: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
+) -> str:
+    """Answer `items` as contestant `spec` (its rows named `label`) into its checkpoint (`checkpoint_path(ws,
+    items, [label], gen)`), at most `budget` answers in this call; returns answer_items' status. Everything
+    crosses a process boundary by value (a ZeroGPU slot runs it); the rows are read back with `saved_rows`."""
+    from lab.arena.contestants import responder
+
+    responders = {label: responder(ws, cache, spec)}
+    similarity = embedding_similarity(cache.embedder("embedded"))
+    path = checkpoint_path(ws, items, [label], gen)
+    return answer_items(items, responders, gen, similarity, progress, should_stop, path, budget)[1]
+
+
+def saved_rows(ws: Workspace, items: list[EvalItem], names: list[str], gen: GenConfig) -> list[dict[str, Any]]:
+    """The rows of this evaluation saved in its checkpoint, contestant by contestant in item order."""
+    path, key = checkpoint_path(ws, items, names, gen), checkpoint_key(items, names, gen)
+    return _in_order(read_checkpoint(path, key), items, dict.fromkeys(names))
+
+
 def read_items(qa: str, limit: int = 0) -> list[EvalItem]:
     """The evaluation set's items, the first `limit` of them when it is set (0 = all)."""
     from lab.data.evalset import read_evalset

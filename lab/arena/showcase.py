@@ -104,9 +104,9 @@ def trainings() -> list[tuple[str, str, bool]]:
 class _Run:
     """One pass over the stages; `ctx` collects what later stages need (run ids, index name, keys)."""
 
-    def __init__(self, ws: Workspace, cache, inputs: Inputs, progress, should_stop, train_hooks=None):
+    def __init__(self, ws: Workspace, cache, inputs: Inputs, progress, should_stop, train_hooks=None, answer=None):
         self.ws, self.cache, self.inputs = ws, cache, inputs
-        self.train_hooks = train_hooks or (lambda: {})
+        self.train_hooks, self.answer = train_hooks or (lambda: {}), answer
         self.progress, self.should_stop = progress or (lambda u: None), should_stop or (lambda: False)
         self.ctx: dict[str, Any] = {}
         self.records: list[dict[str, Any]] = []
@@ -303,7 +303,7 @@ def _watch_training(run: _Run, run_id: str, own: bool = True) -> dict:
 
 def _evaluate(label: str, template: str) -> Callable[[_Run], dict]:
     def work(run: _Run) -> dict:
-        from lab.arena.contestants import describe, responder
+        from lab.arena.contestants import describe
 
         ws, spec = run.ws, template.format(index=run.ctx["index"], **run.ctx.get("runs", {}))
         gen = GenConfig(max_new_tokens=run.inputs.max_new_tokens)
@@ -317,21 +317,24 @@ def _evaluate(label: str, template: str) -> Callable[[_Run], dict]:
             run.ctx["evals"][label]["result"] = evaluation.load_evaluation(ws, eval_id)
             return {"reused": True, "evaluation": eval_id}
         run.report(0.0, f"loading {spec}")
-        responders = {label: responder(ws, run.cache, spec)}
         items, t0 = run.ctx["items"], time.time()
 
         def tick(done: int, total: int, message: str) -> None:
             eta = (time.time() - t0) / done * (total - done) if done else None
             run.report(done / max(total, 1), f"{spec}: {done}/{total} answers", eta)
 
-        sim = evaluation.embedding_similarity(run.cache.embedder("embedded"))
-        saved = evaluation.checkpoint_path(ws, items, [label], gen)  # a cancelled or killed stage continues
-        result = evaluation.run_evaluation(items, responders, gen, sim, tick, run.should_stop, run.inputs.bootstrap,
-                                           checkpoint=saved)  # fmt: skip
-        if result["status"] == "cancelled":
+        def here(spec, label, items, gen, should_stop, progress) -> str:
+            return evaluation.answer_to_checkpoint(ws, run.cache, spec, label, items, gen, None, should_stop, progress)
+
+        # Answers go to a checkpoint batch by batch (a cancelled or killed stage continues), here or through the
+        # caller's `answer` (a ZeroGPU Space answers in GPU slots).
+        status = (run.answer or here)(spec, label, items, gen, run.should_stop, tick)
+        if status == "cancelled":
             return {"cancelled": True}
+        rows = evaluation.saved_rows(ws, items, [label], gen)
+        result = evaluation.summarize_rows(rows, [label], gen, "finished", run.inputs.bootstrap)
         evaluation.save_evaluation(ws, result | {"showcase_stage": spec}, run.ctx["qa"], eval_id)
-        saved.unlink(missing_ok=True)
+        evaluation.checkpoint_path(ws, items, [label], gen).unlink(missing_ok=True)
         run.ctx["evals"][label]["result"] = result
         return {"reused": False, "evaluation": eval_id, "answers": len(items)}
 
@@ -422,11 +425,15 @@ def run_showcase(
     progress: Callable[[Update], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     train_hooks: Callable[[], dict[str, Callable]] | None = None,
+    answer: Callable[..., str] | None = None,
 ) -> dict[str, Any]:
     """Run (or reuse) every stage; returns the comparison (an evaluation result + `showcase` and `run`).
-    `train_hooks()` gives each training's `jobs.start` hooks (`admit`, `run_inline`: a ZeroGPU Space trains
-    inside a GPU slot; the UI passes lab.ui.spaces.slot_training, which this layer cannot import)."""
-    return _Run(ws, cache, inputs or Inputs(), progress, should_stop, train_hooks).go()
+
+    For a ZeroGPU Space the UI passes what this layer cannot import (lab.ui.spaces): `train_hooks()` gives each
+    training's `jobs.start` hooks (`admit`, `run_inline`: it trains inside a GPU slot), and `answer(spec, label,
+    items, gen, should_stop, progress)` answers one contestant's questions into its checkpoint
+    (`evaluation.answer_to_checkpoint`, in GPU slots) and returns "finished" or "cancelled"."""
+    return _Run(ws, cache, inputs or Inputs(), progress, should_stop, train_hooks, answer).go()
 
 
 def work_plan(ws: Workspace, inputs: Inputs | None = None) -> dict[str, Any]:

@@ -4,8 +4,9 @@ side, a summary table), and one button that runs the whole comparison with one p
 
 The work is lab.arena.showcase.run_showcase, in a worker thread so Cancel can stop it between steps (finished
 stages are kept and reused). On ZeroGPU its trainings run inside a GPU slot (lab.ui.spaces.slot_training, as in the
-Train tab), and a comparison that needs more GPU time than a visitor's quota is refused before it starts, saying
-what would fit. The latest comparison is read from disk on page load: a visitor sees it at once.
+Train tab), each contestant's answers in slot-sized GPU calls (`slot_answers`), and a comparison that needs more
+GPU time than a visitor's quota is refused before it starts, saying what would fit. The latest comparison is read
+from disk on page load: a visitor sees it at once.
 Events: start_latest (page load), start_run, start_cancel.
 """
 
@@ -16,7 +17,7 @@ import time
 
 import gradio as gr
 
-from lab.arena import reference, showcase
+from lab.arena import evaluation, reference, showcase
 from lab.arena.verdict import headline
 from lab.config import GenConfig
 from lab.errors import user_message
@@ -64,8 +65,14 @@ def build(ws, cache) -> None:
     load(lambda: _on_load(ws), None, [*shown, view, *picker[:2]], api_name="start_latest", **READ_ONLY)
     view.input(lambda which: _show(_pick(ws, which)), view, shown, api_name="start_view", **READ_ONLY)
 
+    @spaces.gpu(duration=slot_seconds_for)  # one contestant's chunk of answers in one ZeroGPU slot
+    def answer_slot(spec, label, items, gen, per, should_stop):
+        return evaluation.answer_to_checkpoint(ws, cache, spec, label, items, gen, per, should_stop)
+
+    answer = slot_answers(answer_slot) if spaces.on_zero_gpu() else None
+
     def start(dataset, corpus, qa, questions, contestants, request: gr.Request):
-        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request)
+        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer)
 
     run.click(start, list(picker), [progress, *shown, view], api_name="start_run", **generation(BATCH))
 
@@ -113,7 +120,7 @@ def _pick(ws, which: str):
     return reference.reference() if which == REFERENCE else showcase.latest(ws) or reference.reference()
 
 
-def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request):
+def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer=None):
     if not contestants:
         gr.Warning("Tick at least one contestant.")
         yield "**Nothing to compare:** tick at least one contestant.", *[gr.skip()] * 7
@@ -132,7 +139,7 @@ def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request)
     hooks = training_hooks()
 
     def work():
-        return showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set, hooks)
+        return showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set, hooks, answer)
 
     thread = in_background(work, box, "showcase")
     skip = [gr.skip()] * 7
@@ -151,6 +158,30 @@ def training_hooks(env=None):
     """On ZeroGPU, the comparison's trainings run inside a GPU slot (`slot_training`, a fresh set per training),
     as the Train tab's do; elsewhere None (a background training process)."""
     return (lambda: spaces.slot_training(env)) if spaces.on_zero_gpu(env) else None
+
+
+def slot_seconds_for(spec, label, items, gen, per, should_stop) -> float:
+    """The GPU seconds one chunk of a contestant's answers asks for (`per` answers), from the call's arguments."""
+    return spaces.answers_duration(per or len(items))
+
+
+def slot_answers(answer_slot, env=None):
+    """The comparison's `answer` hook on ZeroGPU: a contestant's questions in slot-sized chunks, each one call of
+    `answer_slot(spec, label, items, gen, per, should_stop)` (a GPU slot that appends to the checkpoint), until
+    they are all answered or Cancel is pressed; progress is reported per chunk."""
+
+    def answer(spec, label, items, gen, should_stop, progress) -> str:
+        chunks = budget.answer_chunks(len(items), gen.batch_size, env)
+        per, status, done = (chunks[0] if chunks else None), "partial", 0
+        for size in [*chunks, 0]:  # one more call: a resumed checkpoint may need one chunk fewer or none
+            status = answer_slot(spec, label, items, gen, per, should_stop)
+            if status != "partial":
+                return status
+            done = min(len(items), done + size)
+            progress(done, len(items), "")
+        return status
+
+    return answer
 
 
 def refuse_over_quota(ws, inputs, env=None) -> None:
