@@ -116,6 +116,11 @@ def _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request: gr.Re
             return
         if box.get("result", {}).get("status") != "partial":
             break
+    if box.get("result", {}).get("status") in (None, "partial"):  # the chunks ran out before the last answer
+        message = "the evaluation stopped before its last answer (the answers so far are saved: run it again)"
+        gr.Warning(message)
+        yield f"**Evaluation failed:** {message}", "", *_hidden(), {}, None
+        return
     yield _show(box["result"])
 
 
