@@ -205,8 +205,14 @@ def _create(ws: Workspace, config: TrainConfig, plan: dict) -> None:
         )  # fmt: skip
 
 
-def _launch(ws: Workspace, run_id: str, run_dir: Path) -> None:
-    _mark_running(ws, run_id, _spawn(ws, run_dir))
+def _launch(ws: Workspace, run_id: str, run_dir: Path, run_inline=None) -> None:
+    """Start the child process; with `run_inline` only mark the run as training in this process (the caller then
+    calls `run_inline(run_dir)` outside the start lock)."""
+    if run_inline is None:
+        _mark_running(ws, run_id, _spawn(ws, run_dir))
+        return
+    _mark_running(ws, run_id, os.getpid())
+    write_status(run_dir, state="starting", pid=os.getpid(), inline=True, started=time.time())
 
 
 def _mark_running(ws: Workspace, run_id: str, pid: int) -> None:
@@ -306,21 +312,41 @@ def cancel(ws: Workspace, run_id: str) -> str:
     return f"cancelled {run_id}"
 
 
-def resume(ws: Workspace, run_id: str) -> str:
-    """Continue a stopped, failed or cancelled run from its last checkpoint (the step count continues)."""
+def resume(ws: Workspace, run_id: str, admit=None, run_inline=None) -> str:
+    """Continue a stopped, failed or cancelled run from its last checkpoint (the step count continues).
+
+    `admit` and `run_inline` are `start`'s hooks (a ZeroGPU Space trains inside a GPU slot): `admit(config, plan)`
+    sees the plan of the steps left (the saved estimate scaled to them) and may refuse; with `run_inline` the run
+    continues in this process instead of a child."""
     info = poll(ws, run_id)
     run_dir = Path(info["run_dir"])
     if info["state"] not in ("stopped", "failed", "cancelled"):
         raise JobError(f"run {run_id!r} is {info['state']}: only stopped, failed or cancelled runs resume")
     _drop_incomplete_checkpoints(run_dir)
-    if last_checkpoint(run_dir) is None:
+    checkpoint = last_checkpoint(run_dir)
+    if checkpoint is None:
         raise JobError(f"run {run_id!r} has no checkpoint to resume from: start a new run instead")
+    if admit is not None:
+        admit(TrainConfig.load(run_dir / CONFIG), remaining_plan(info["status"], checkpoint))
     with _start_lock(ws):
         _refuse_if_busy(ws)
         (run_dir / STOP).unlink(missing_ok=True)
         write_status(run_dir, state="queued", error="", metrics={}, inline=False)
-        _launch(ws, run_id, run_dir)
-    return f"resumed {run_id} from {last_checkpoint(run_dir).name}"
+        _launch(ws, run_id, run_dir, run_inline)
+    if run_inline is not None:
+        run_inline(run_dir)
+    return f"resumed {run_id} from {checkpoint.name}"
+
+
+def remaining_plan(status: dict, checkpoint: Path) -> dict:
+    """The run's saved estimate for the steps after `checkpoint` (checkpoint-STEP): `steps` and `time_s` scaled."""
+    plan = dict(status.get("estimate") or {})
+    total = int(plan.get("steps") or status.get("total_steps") or 0)
+    done = int(checkpoint.name.rsplit("-", 1)[-1]) if checkpoint.name.rsplit("-", 1)[-1].isdigit() else 0
+    left = max(0, total - done)
+    if total and plan.get("time_s") is not None:
+        plan["time_s"] = float(plan["time_s"]) * left / total
+    return plan | {"steps": left}
 
 
 def reconcile(ws: Workspace) -> dict[str, str]:

@@ -33,6 +33,7 @@ from lab.training.plan import PRESETS, apply_preset
 from lab.workspace import SAMPLE, Workspace, slugify
 
 PREFIX = "showcase-"
+CUT_SHORT = "cut-short"  # in a run folder: a cancelled comparison stopped this run early; it is trained again
 # Training kinds: (kind, preset, whether it trains on the index's passages). A kind whose preset (or, for RAG,
 # the TrainConfig.rag_index setting) is not in this version is left out.
 TRAININGS = (("plain", "quick CPU demo", False), ("rag", "quick CPU demo (RAG)", True))
@@ -103,8 +104,9 @@ def trainings() -> list[tuple[str, str, bool]]:
 class _Run:
     """One pass over the stages; `ctx` collects what later stages need (run ids, index name, keys)."""
 
-    def __init__(self, ws: Workspace, cache, inputs: Inputs, progress, should_stop):
+    def __init__(self, ws: Workspace, cache, inputs: Inputs, progress, should_stop, train_hooks=None, answer=None):
         self.ws, self.cache, self.inputs = ws, cache, inputs
+        self.train_hooks, self.answer = train_hooks or (lambda: {}), answer
         self.progress, self.should_stop = progress or (lambda u: None), should_stop or (lambda: False)
         self.ctx: dict[str, Any] = {}
         self.records: list[dict[str, Any]] = []
@@ -247,12 +249,18 @@ def _config(run: _Run, kind: str) -> TrainConfig:
 def _run_name(run: _Run, kind: str) -> str:
     """`start-KIND-KEY`, KEY from the data hash, the config and (training for RAG) the index key."""
     index_key = run.ctx["index_key"] if _for_rag(kind) else ""
-    key = digest([run.ctx["data_hash"], _config(run, kind).to_dict(), index_key])
-    return f"start-{kind}-{key[:10]}"
+    return _name_for(kind, run.ctx["data_hash"], _config(run, kind), index_key)
+
+
+def _name_for(kind: str, data_hash: str, config: TrainConfig, index_key: str = "") -> str:
+    return f"start-{kind}-{digest([data_hash, config.to_dict(), index_key])[:10]}"
 
 
 def _finished_run(ws: Workspace, run_id: str) -> bool:
-    return ws.exists("runs", run_id) and (ws.dir("runs", run_id) / ADAPTER / "adapter_config.json").is_file()
+    """The run has its adapter, and it was not cut short by a cancelled comparison (a run trained inside the app,
+    on ZeroGPU, cannot be killed: Cancel stops it early, and it saves an adapter of the steps so far)."""
+    folder = ws.dir("runs", run_id)
+    return (folder / ADAPTER / "adapter_config.json").is_file() and not (folder / CUT_SHORT).exists()
 
 
 def _train(kind: str) -> Callable[[_Run], dict]:
@@ -265,7 +273,7 @@ def _train(kind: str) -> Callable[[_Run], dict]:
             return _watch_training(run, run_id, own=False)  # started by another comparison: wait for it
         if ws.exists("runs", run_id):
             jobs.delete(ws, run_id)  # an unfinished earlier attempt (cancelled or failed): start again
-        jobs.start(ws, _config(run, kind).replace(name=run_id))
+        jobs.start(ws, _config(run, kind).replace(name=run_id), **run.train_hooks())  # ZeroGPU: inside a slot
         return _watch_training(run, run_id)
 
     return work
@@ -283,6 +291,8 @@ def _watch_training(run: _Run, run_id: str, own: bool = True) -> dict:
             raise ShowcaseError(f"training {run_id} {info['state']}: {status.get('error') or 'see its train.log'}")
         if run.should_stop():
             if own:
+                if status.get("inline"):  # it stops after its step and saves an adapter that is not the run's
+                    (run.ws.dir("runs", run_id) / CUT_SHORT).touch()
                 jobs.cancel(run.ws, run_id)
             return {"cancelled": True}
         step, total = status.get("step") or 0, status.get("total_steps") or run.ctx.get("steps") or 0
@@ -293,7 +303,7 @@ def _watch_training(run: _Run, run_id: str, own: bool = True) -> dict:
 
 def _evaluate(label: str, template: str) -> Callable[[_Run], dict]:
     def work(run: _Run) -> dict:
-        from lab.arena.contestants import describe, responder
+        from lab.arena.contestants import describe
 
         ws, spec = run.ws, template.format(index=run.ctx["index"], **run.ctx.get("runs", {}))
         gen = GenConfig(max_new_tokens=run.inputs.max_new_tokens)
@@ -307,18 +317,24 @@ def _evaluate(label: str, template: str) -> Callable[[_Run], dict]:
             run.ctx["evals"][label]["result"] = evaluation.load_evaluation(ws, eval_id)
             return {"reused": True, "evaluation": eval_id}
         run.report(0.0, f"loading {spec}")
-        responders = {label: responder(ws, run.cache, spec)}
         items, t0 = run.ctx["items"], time.time()
 
         def tick(done: int, total: int, message: str) -> None:
             eta = (time.time() - t0) / done * (total - done) if done else None
             run.report(done / max(total, 1), f"{spec}: {done}/{total} answers", eta)
 
-        sim = evaluation.embedding_similarity(run.cache.embedder("embedded"))
-        result = evaluation.run_evaluation(items, responders, gen, sim, tick, run.should_stop, run.inputs.bootstrap)
-        if result["status"] == "cancelled":
+        def here(spec, label, items, gen, should_stop, progress) -> str:
+            return evaluation.answer_to_checkpoint(ws, run.cache, spec, label, items, gen, None, should_stop, progress)
+
+        # Answers go to a checkpoint batch by batch (a cancelled or killed stage continues), here or through the
+        # caller's `answer` (a ZeroGPU Space answers in GPU slots).
+        status = (run.answer or here)(spec, label, items, gen, run.should_stop, tick)
+        if status == "cancelled":
             return {"cancelled": True}
+        rows = evaluation.saved_rows(ws, items, [label], gen)
+        result = evaluation.summarize_rows(rows, [label], gen, "finished", run.inputs.bootstrap)
         evaluation.save_evaluation(ws, result | {"showcase_stage": spec}, run.ctx["qa"], eval_id)
+        evaluation.checkpoint_path(ws, items, [label], gen).unlink(missing_ok=True)
         run.ctx["evals"][label]["result"] = result
         return {"reused": False, "evaluation": eval_id, "answers": len(items)}
 
@@ -365,12 +381,7 @@ def default_contestants() -> tuple[str, ...]:
 
 def _stage_list(only: list[str]) -> list[tuple[str, str, Callable]]:
     """validate, index, the trainings the chosen contestants need, one evaluation per contestant, verdict."""
-    only = list(ALL_CONTESTANTS) if only == ["all"] else (only or list(default_contestants()))
-    unknown = sorted(set(only) - {c[0] for c in CONTESTANTS})
-    if unknown:
-        raise ShowcaseError(f"contestant(s) {', '.join(unknown)} unknown; use {', '.join(c[0] for c in CONTESTANTS)}")
-    available = {kind for kind, _, _ in trainings()}
-    chosen = [c for c in CONTESTANTS if c[0] in only and set(c[2]) <= available]
+    chosen = _chosen(only)
     kinds = {kind for c in chosen for kind in c[2]}
     stages = [("validate", "Checking the data, questions and model", _validate),
               ("index", "Building the retrieval index", _index)]  # fmt: skip
@@ -380,6 +391,17 @@ def _stage_list(only: list[str]) -> list[tuple[str, str, Callable]]:
     for label, template, _ in chosen:
         stages.append((f"eval:{label}", f"Evaluating {label}", _evaluate(label, template)))
     return stages + [("verdict", "Writing the verdict", _verdict)]
+
+
+def _chosen(only: list[str]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The CONTESTANTS entries picked by label (["all"] = every one, empty = the defaults) that this version can
+    train for; ShowcaseError for an unknown label."""
+    only = list(ALL_CONTESTANTS) if only == ["all"] else (only or list(default_contestants()))
+    unknown = sorted(set(only) - {c[0] for c in CONTESTANTS})
+    if unknown:
+        raise ShowcaseError(f"contestant(s) {', '.join(unknown)} unknown; use {', '.join(c[0] for c in CONTESTANTS)}")
+    available = {kind for kind, _, _ in trainings()}
+    return [c for c in CONTESTANTS if c[0] in only and set(c[2]) <= available]
 
 
 def _order(kind: str) -> int:
@@ -402,9 +424,38 @@ def run_showcase(
     inputs: Inputs | None = None,
     progress: Callable[[Update], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    train_hooks: Callable[[], dict[str, Callable]] | None = None,
+    answer: Callable[..., str] | None = None,
 ) -> dict[str, Any]:
-    """Run (or reuse) every stage; returns the comparison (an evaluation result + `showcase` and `run`)."""
-    return _Run(ws, cache, inputs or Inputs(), progress, should_stop).go()
+    """Run (or reuse) every stage; returns the comparison (an evaluation result + `showcase` and `run`).
+
+    For a ZeroGPU Space the UI passes what this layer cannot import (lab.ui.spaces): `train_hooks()` gives each
+    training's `jobs.start` hooks (`admit`, `run_inline`: it trains inside a GPU slot), and `answer(spec, label,
+    items, gen, should_stop, progress)` answers one contestant's questions into its checkpoint
+    (`evaluation.answer_to_checkpoint`, in GPU slots) and returns "finished" or "cancelled"."""
+    return _Run(ws, cache, inputs or Inputs(), progress, should_stop, train_hooks, answer).go()
+
+
+def work_plan(ws: Workspace, inputs: Inputs | None = None) -> dict[str, Any]:
+    """What a comparison will do, read before it starts (for a quota check): `training_s`, the estimated seconds
+    of each training still to run (jobs.check's estimate; training for RAG is estimated on the dataset's own rows,
+    and a finished plain run is left out), `questions`, `contestants`, and `untrained`, the contestants that need
+    no training. Raises what the comparison's first stage would (a bad dataset, question set or contestant)."""
+    from lab.data import dataset_hash, ensure_sample_domain
+
+    inp = inputs or Inputs()
+    if SAMPLE in (inp.dataset, inp.corpus):
+        ensure_sample_domain(ws)
+    items = stratified(read_evalset(inp.qa or str(sample_evalset_path(ws))), inp.questions, inp.seed)
+    chosen = _chosen(inp.contestants)
+    kinds = {kind for c in chosen for kind in c[2]}
+    data_hash, training = dataset_hash(ws, inp.dataset), {}
+    for kind, preset, rag in trainings():
+        config = _train_config(inp, preset, rag)
+        if kind in kinds and (rag or not _finished_run(ws, _name_for(kind, data_hash, config))):
+            training[kind] = float(jobs.check(ws, config).get("time_s") or 0.0)
+    untrained = sum(not c[2] for c in chosen)
+    return {"training_s": training, "questions": len(items), "contestants": len(chosen), "untrained": untrained}
 
 
 def list_showcases(ws: Workspace) -> list[dict[str, Any]]:

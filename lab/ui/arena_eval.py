@@ -2,28 +2,29 @@
 cancel button, then show the verdict, a grouped bar chart, the summary with intervals, a filterable per-question
 table with passages, saved evaluations (load, compare) and CSV/JSON downloads.
 
-Work is in lab.arena.evaluation (run in a worker thread so Cancel can stop it between batches); formatting in
-lab.ui.arena_view. Events: arena_eval_run, arena_eval_cancel, arena_eval_filter, arena_eval_detail,
+Work is in lab.arena.evaluation (run in a worker thread so Cancel can stop it between batches, through a flag file
+that also reaches a forked ZeroGPU worker); answers are saved per batch, and on ZeroGPU the evaluation is split into
+chunks of one GPU slot each, or refused up front when it needs more than a visitor's quota (lab.ui.zerogpu_budget).
+Formatting in lab.ui.arena_view. Events: arena_eval_run, arena_eval_cancel, arena_eval_filter, arena_eval_detail,
 arena_eval_list, arena_eval_load, arena_eval_compare.
 """
 
 from __future__ import annotations
 
-import time
-
 import gradio as gr
 
 from lab.arena import evaluation
-from lab.data.evalset import read_evalset, sample_evalset_path
+from lab.data.evalset import sample_evalset_path
 from lab.errors import LabError, user_message
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
-from lab.ui.common import BATCH, SessionFlags, gen_controls, gen_from, generation, in_background
+from lab.ui import zerogpu_budget as budget
+from lab.ui.common import BATCH, FileFlag, SessionFlags, gen_controls, gen_from, generation, in_background
 from lab.ui.spaces import answers_duration, gpu
 
 
 def build(ws, cache, choices):
-    stops = SessionFlags()
+    stops = SessionFlags(ws.tmp / "cancel" / "arena-eval")
     with gr.Row():
         with gr.Column(scale=1):
             upload = gr.File(label="Evaluation JSONL (empty = the sample domain's held-out set)", type="filepath")
@@ -59,10 +60,14 @@ def build(ws, cache, choices):
     inputs = [upload, pick, limit, batch, *gen]
     outputs = [status, verdict, chart, summary, result, files]
 
-    # The request comes first: gradio passes it positionally, and the generation settings (GEN_FIELDS) follow.
-    @gpu(duration=lambda _, upload, pick, limit, *__: answers_duration((int(limit or 0) or 120) * len(pick or [])))
+    # On ZeroGPU each chunk of answers is its own GPU call, sized to one slot (zerogpu_budget.answer_chunks); the
+    # handler itself runs in the app's process, where Cancel's flag file and the checkpoint are read.
+    @gpu(duration=chunk_seconds)
+    def chunk(qa, systems, limit, gen, per, flag):
+        yield from _chunk(ws, cache, qa, systems, limit, gen, per, FileFlag(flag))
+
     def start(request: gr.Request, upload, pick, limit, batch, *settings):
-        yield from _run(ws, cache, stops, upload, pick, limit, batch, *settings, request=request)
+        yield from _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request=request)
 
     run.click(start, inputs, outputs, api_name="arena_eval_run", **generation(BATCH))
 
@@ -74,42 +79,71 @@ def build(ws, cache, choices):
     return pick
 
 
-def _run(ws, cache, stops, upload, pick, limit, batch, *settings, request: gr.Request | None = None):
-
+def _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request: gr.Request | None = None):
+    """Check the inputs, refuse on ZeroGPU what cannot fit the quota, then answer chunk by chunk (one chunk off
+    ZeroGPU) until the evaluation is finished or cancelled; answers are saved per batch, so a run stopped by a
+    killed slot continues where it stopped when started again."""
     try:
         gen = gen_from(*settings, batch_size=int(batch or 8))
         qa = upload or str(sample_evalset_path(ws))
         systems = list(dict.fromkeys(p for p in pick or [] if p))
         if not systems:
             raise LabError("pick at least one contestant")
-        n_items = len(read_evalset(qa))
-        n_items = min(n_items, int(limit)) if limit else n_items
+        items = evaluation.read_items(qa, int(limit or 0))  # an upload is costed by its own question count
+        saved = evaluation.saved_answers(ws, items, systems, gen)
+        chunks = budget.refuse_long_evaluation(len(items), len(systems), gen.batch_size, saved)
     except Exception as exc:
         msg = user_message(exc)
         gr.Warning(msg)
         yield f"**{msg}**", "", *_hidden(), {}, None
         return
     flag = stops.fresh(request)
-    total = n_items * len(systems)  # every contestant answers every question
-    box: dict = {"progress": (0, total, f"{n_items} questions x {len(systems)} contestants; loading models...")}
+    total = len(items) * len(systems)  # every contestant answers every question
+    box: dict = {"progress": (saved, total, f"{len(items)} questions x {len(systems)} contestants; loading...")}
+    yield _progress(box), "", *_hidden(), {}, None  # clear the previous results once
+    per = chunks[0] if len(chunks) > 1 else None  # None: everything in one call
+    for _ in range(len(chunks) + 1):
+        try:
+            for kind, value in chunk(qa, systems, int(limit or 0), gen, per, str(flag.path)):
+                box[kind] = value
+                if kind == "progress":
+                    yield _progress(box), *[gr.skip()] * 5
+        except Exception as exc:  # e.g. the GPU slot was refused or ran out: the answers so far are saved
+            box["error"] = f"{user_message(exc)} (the answers so far are saved: run it again to continue)"
+        if "error" in box:
+            gr.Warning(box["error"])
+            yield f"**Evaluation failed:** {box['error']}", "", *_hidden(), {}, None
+            return
+        if box.get("result", {}).get("status") != "partial":
+            break
+    if box.get("result", {}).get("status") in (None, "partial"):  # the chunks ran out before the last answer
+        message = "the evaluation stopped before its last answer (the answers so far are saved: run it again)"
+        gr.Warning(message)
+        yield f"**Evaluation failed:** {message}", "", *_hidden(), {}, None
+        return
+    yield _show(box["result"])
+
+
+def chunk_seconds(qa, systems, limit, gen, per, flag) -> float:
+    """The GPU seconds a chunk asks for, from the chunk's own arguments (`per` answers; None only off ZeroGPU)."""
+    return answers_duration(per or 0)
+
+
+def _chunk(ws, cache, qa, systems, limit, gen, per, flag):
+    """Answer up to `per` answers (None = all) in a worker thread, yielding ("progress", (done, total, message))
+    every second, then ("result", the result) or ("error", a message)."""
+    box: dict = {}
 
     def work():
         tick = lambda d, t, m: box.update(progress=(d, t, m))  # noqa: E731
-        return evaluation.evaluate_in_workspace(ws, cache, qa, systems, gen, int(limit or 0), tick, flag.is_set)
+        return evaluation.evaluate_in_workspace(ws, cache, qa, systems, gen, limit, tick, flag.is_set, budget=per)
 
-    yield from _watch(in_background(work, box, "evaluation"), box)
-
-
-def _watch(thread, box):
-    yield _progress(box), "", *_hidden(), {}, None  # clear the previous results once
+    thread = in_background(work, box, "evaluation")
     while thread.is_alive():
-        time.sleep(1.0)
-        yield _progress(box), *[gr.skip()] * 5
-    if "error" in box:
-        gr.Warning(box["error"])
-        yield f"**Evaluation failed:** {box['error']}", "", *_hidden(), {}, None
-        return
-    yield _show(box["result"])
+        thread.join(1.0)
+        if "progress" in box:
+            yield "progress", box["progress"]
+    yield ("error", box["error"]) if "error" in box else ("result", box["result"])
 
 
 def _progress(box) -> str:

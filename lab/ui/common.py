@@ -1,6 +1,7 @@
 """Plumbing shared by the tabs: how generation events are scheduled, the generation settings controls, the
 one way an action's failure is shown (a toast and a heading), and long work in a worker thread with a cancel
-flag per browser session (the Start tab's comparison, the Arena's batch evaluation).
+flag per browser session (the Start tab's comparison, the Arena's batch evaluation), kept as a file so that it also
+reaches work in a forked ZeroGPU worker.
 
 Interactive answers (side by side, battles) share one concurrency group and batch work (evaluations, the Start
 tab's comparison) another, each `gen_limit()` wide: on a CPU one generation at a time per group (more only
@@ -10,10 +11,14 @@ two. `LAB_GEN_CONCURRENCY` overrides it. Cheap read-only events use `concurrency
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
 import os
+import tempfile
 import threading
 import typing
 from collections.abc import Callable
+from pathlib import Path
 
 import gradio as gr
 
@@ -123,28 +128,51 @@ def fail(message: str) -> str:
     return f"### ✗ {message}"
 
 
+class FileFlag:
+    """A cancel flag kept as a file, so a process forked after it was made (a ZeroGPU GPU slot's worker) sees the
+    main process raise it: `is_set` is checked between batches; the Event-like API of threading.Event."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def is_set(self) -> bool:
+        return self.path.exists()
+
+    def set(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 class SessionFlags:
-    """One cancel flag per browser session (by gr.Request.session_hash): Cancel in one tab stops only its work."""
+    """One cancel flag per browser session (by gr.Request.session_hash): Cancel in one tab stops only its work.
+    The flags are files under `folder` (by default a fresh temporary folder), so Cancel reaches work running in
+    a forked process as well as in a thread."""
 
-    def __init__(self) -> None:
-        self._flags: dict[str, threading.Event] = {}
+    def __init__(self, folder: str | Path | None = None) -> None:
+        self.folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="lab-cancel-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
 
-    @staticmethod
-    def _key(request) -> str:
-        return getattr(request, "session_hash", "") or ""
+    def _flag(self, request) -> FileFlag:
+        session = getattr(request, "session_hash", "") or ""
+        return FileFlag(self.folder / f"{hashlib.sha256(session.encode()).hexdigest()[:24]}.stop")
 
-    def fresh(self, request) -> threading.Event:
+    def fresh(self, request) -> FileFlag:
         """This session's flag, cleared (work is starting)."""
-        flag = self._flags.setdefault(self._key(request), threading.Event())
+        flag = self._flag(request)
         flag.clear()
+        flag.path.with_suffix(".started").touch()
         return flag
 
     def cancel(self, request) -> bool:
         """Raise this session's flag; False when it has no work to cancel."""
-        flag = self._flags.get(self._key(request))
-        if flag:
-            flag.set()
-        return flag is not None
+        flag = self._flag(request)
+        if not flag.path.with_suffix(".started").exists():
+            return False
+        flag.set()
+        return True
 
 
 def in_background(work: Callable[[], object], box: dict, name: str) -> threading.Thread:
@@ -158,6 +186,7 @@ def in_background(work: Callable[[], object], box: dict, name: str) -> threading
         except Exception as exc:
             box["error"] = user_message(exc)
 
-    thread = threading.Thread(target=run, daemon=True, name=name)
+    # The caller's context goes along: ZeroGPU reads the visitor (and so the quota) of a GPU call from it.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True, name=name)
     thread.start()
     return thread

@@ -3,7 +3,10 @@ a correct / hallucination chart with intervals, three example questions answered
 side, a summary table), and one button that runs the whole comparison with one progress view and Cancel.
 
 The work is lab.arena.showcase.run_showcase, in a worker thread so Cancel can stop it between steps (finished
-stages are kept and reused). The latest comparison is read from disk on page load: a visitor sees it at once.
+stages are kept and reused). On ZeroGPU its trainings run inside a GPU slot (lab.ui.spaces.slot_training, as in the
+Train tab), each contestant's answers in slot-sized GPU calls (`slot_answers`), and a comparison that needs more
+GPU time than a visitor's quota is refused before it starts, saying what would fit. The latest comparison is read
+from disk on page load: a visitor sees it at once.
 Events: start_latest (page load), start_run, start_cancel.
 """
 
@@ -14,8 +17,12 @@ import time
 
 import gradio as gr
 
-from lab.arena import reference, showcase
+from lab.arena import evaluation, reference, showcase
 from lab.arena.verdict import headline
+from lab.config import GenConfig
+from lab.errors import user_message
+from lab.ui import spaces
+from lab.ui import zerogpu_budget as budget
 from lab.ui.common import BATCH, READ_ONLY, SessionFlags, generation, in_background
 
 QUESTION = """## Fine-tune, RAG, or both?
@@ -38,7 +45,7 @@ GOOD = ("correct", "idk")
 
 
 def build(ws, cache) -> None:
-    stops = SessionFlags()
+    stops = SessionFlags(ws.tmp / "cancel" / "start")
     gr.Markdown(QUESTION)
     heading = gr.Markdown("")
     view = gr.Radio([LATEST, REFERENCE], value=LATEST, show_label=False, visible=False, elem_id="start-view")
@@ -58,8 +65,14 @@ def build(ws, cache) -> None:
     load(lambda: _on_load(ws), None, [*shown, view, *picker[:2]], api_name="start_latest", **READ_ONLY)
     view.input(lambda which: _show(_pick(ws, which)), view, shown, api_name="start_view", **READ_ONLY)
 
+    @spaces.gpu(duration=slot_seconds_for)  # one contestant's chunk of answers in one ZeroGPU slot
+    def answer_slot(spec, label, items, gen, per, should_stop):
+        return evaluation.answer_to_checkpoint(ws, cache, spec, label, items, gen, per, should_stop)
+
+    answer = slot_answers(answer_slot) if spaces.on_zero_gpu() else None
+
     def start(dataset, corpus, qa, questions, contestants, request: gr.Request):
-        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request)
+        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer)
 
     run.click(start, list(picker), [progress, *shown, view], api_name="start_run", **generation(BATCH))
 
@@ -107,16 +120,27 @@ def _pick(ws, which: str):
     return reference.reference() if which == REFERENCE else showcase.latest(ws) or reference.reference()
 
 
-def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request):
+def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer=None):
     if not contestants:
         gr.Warning("Tick at least one contestant.")
         yield "**Nothing to compare:** tick at least one contestant.", *[gr.skip()] * 7
         return
     inputs = showcase.Inputs(dataset=dataset or showcase.SAMPLE, corpus=corpus or showcase.SAMPLE, qa=qa or "",
                              questions=int(questions or 0), contestants=list(contestants))  # fmt: skip
+    try:
+        refuse_over_quota(ws, inputs)
+    except Exception as exc:
+        message = user_message(exc)
+        gr.Warning(message)
+        yield f"**The comparison did not start:** {html.escape(message)}", *[gr.skip()] * 7
+        return
     flag = stops.fresh(request)
     box: dict = {"update": None}
-    work = lambda: showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set)  # noqa: E731
+    hooks = training_hooks()
+
+    def work():
+        return showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set, hooks, answer)
+
     thread = in_background(work, box, "showcase")
     skip = [gr.skip()] * 7
     while thread.is_alive():
@@ -128,6 +152,46 @@ def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request)
         return
     result = box["result"]
     yield _done_line(result), *_show(result), gr.Radio(value=LATEST, visible=True)
+
+
+def training_hooks(env=None):
+    """On ZeroGPU, the comparison's trainings run inside a GPU slot (`slot_training`, a fresh set per training),
+    as the Train tab's do; elsewhere None (a background training process)."""
+    return (lambda: spaces.slot_training(env)) if spaces.on_zero_gpu(env) else None
+
+
+def slot_seconds_for(spec, label, items, gen, per, should_stop) -> float:
+    """The GPU seconds one chunk of a contestant's answers asks for (`per` answers), from the call's arguments."""
+    return spaces.answers_duration(per or len(items))
+
+
+def slot_answers(answer_slot, env=None):
+    """The comparison's `answer` hook on ZeroGPU: a contestant's questions in slot-sized chunks, each one call of
+    `answer_slot(spec, label, items, gen, per, should_stop)` (a GPU slot that appends to the checkpoint), until
+    they are all answered or Cancel is pressed; progress is reported per chunk."""
+
+    def answer(spec, label, items, gen, should_stop, progress) -> str:
+        chunks = budget.answer_chunks(len(items), gen.batch_size, env)
+        per, status, done = (chunks[0] if chunks else None), "partial", 0
+        for size in [*chunks, 0]:  # one more call: a resumed checkpoint may need one chunk fewer or none
+            status = answer_slot(spec, label, items, gen, per, should_stop)
+            if status != "partial":
+                return status
+            done = min(len(items), done + size)
+            progress(done, len(items), "")
+        return status
+
+    return answer
+
+
+def refuse_over_quota(ws, inputs, env=None) -> None:
+    """On ZeroGPU, refuse before anything starts a comparison whose trainings and answers need more GPU time than
+    a visitor's quota (lab.ui.zerogpu_budget); the message says what would fit. Elsewhere nothing is read."""
+    if not spaces.on_zero_gpu(env):
+        return
+    plan = showcase.work_plan(ws, inputs)
+    budget.refuse_long_comparison(plan["training_s"], plan["questions"], plan["contestants"], GenConfig().batch_size,
+                                  plan["untrained"], env)  # fmt: skip
 
 
 def _eta(seconds: float | None) -> str:

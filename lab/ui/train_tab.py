@@ -283,7 +283,8 @@ def _act(ws, action: str, run_id: str) -> str:
     try:
         if not run_id:
             raise jobs.JobError("no run selected: start one or pick one in the runs table")
-        message = getattr(jobs, action)(ws, run_id)
+        hooks = spaces.slot_training() if action == "resume" and spaces.on_zero_gpu() else {}  # in a GPU slot
+        message = getattr(jobs, action)(ws, run_id, **hooks)
     except Exception as exc:
         return fail(user_message(exc))
     if action == "stop":
