@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: app test setup browser lint bench clean
+.PHONY: app test setup browser lint bench gpu-pack clean
 
 app: setup
 	$(BIN)/python app.py
@@ -34,6 +34,11 @@ lint: setup
 
 bench: setup
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+# What bench/gpu_check.py needs on a bare CUDA machine (no network, none of our wheels), in an ignored folder of
+# at most 60 MiB: configs and tokenizers of the embedded models (no weights) and the small pinned wheels it lacks.
+gpu-pack: setup
+	$(BIN)/python bench/gpu_twins.py pack .gpu-pack
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
