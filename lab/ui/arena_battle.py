@@ -1,10 +1,12 @@
 """The Arena's blind battle: two contestants drawn at random answer one question on random sides; one vote each.
 
 A battle is issued by the server (lab.arena.battles, with an id), both answers are generated out of sight and shown
-together with identical markup and without the RAG prompt's citation marks or the answer's source names
-(`battles.blind_text`); names, speed, passages and the answers as generated come only after the one vote, which
-must name that battle. The voter sets only the generation settings that act on both sides alike (BATTLE_FIELDS);
-the passage readers' own settings stay at their defaults, or a voter could make the RAG side recognisable.
+together with identical markup, both through one normaliser (`battles.battle_text`: no citation marks or source
+names, Markdown as plain text, cut at the last full sentence within the same budget); names, speed, passages and the
+answers as generated come only after the one vote, which must name that battle. The voter sets only the generation
+settings that act on both sides alike (BATTLE_FIELDS); the passage readers' own settings stay at their defaults, or a
+voter could make the RAG side recognisable. The pool's default (`lab.arena.pool`) is read again when the page or the
+Blind battle tab opens.
 Events: arena_battle, arena_vote_a, arena_vote_b, arena_vote_tie, arena_vote_both_bad, arena_submit_vote (API
 only: battle id, winner). Errors become a status line and a toast, never a traceback.
 """
@@ -132,23 +134,25 @@ def _battle(ws, cache, pool, question, *settings):
         yield *blank, *off, f"**This battle is void** ({why}): start a new battle.", "", "", {}
         return
     battles.finish_battle(ws.db_path, battle, answers[0].text, answers[1].text)
-    texts = [_blind(x) or "(empty answer)" for x in answers]  # no citation or source name tells which side
-    state = {"battle": battle, "sides": [_side_state(x) for x in answers]}
+    texts = [_blind(x, cfg) or "(empty answer)" for x in answers]  # one normaliser: no style tells which side
+    state = {"battle": battle, "sides": [_side_state(x, cfg) for x in answers]}
     ready = "Both answers are in: read them and vote below."
     yield *texts, "", "", *[gr.Button(interactive=True)] * 4, ready, "", battle, state
 
 
-def _blind(answer) -> str:
-    """The answer's text as the voter sees it before the vote (battles.blind_text, with its passages' sources)."""
-    return battles.blind_text(answer.text, [passage_dict(p).get("source") for p in answer.passages])
+def _blind(answer, cfg: GenConfig) -> str:
+    """The answer's text as the voter sees it before the vote (battles.battle_text, with its passages' sources;
+    an answer that used every token it was allowed was stopped by the limit)."""
+    sources = [passage_dict(p).get("source") for p in answer.passages]
+    return battles.battle_text(answer.text, sources, cut=answer.completion_tokens >= cfg.max_new_tokens)
 
 
-def _side_state(answer) -> dict:
+def _side_state(answer, cfg: GenConfig) -> dict:
     """What the reveal shows after the vote (kept server-side in gr.State until then)."""
     return {
         "speed": view.speed(answer),
         "draft": answer.draft,
-        "generated": answer.text if _blind(answer) != answer.text.strip() else "",
+        "generated": answer.text if _blind(answer, cfg) != answer.text.strip() else "",
         "passages": [passage_dict(p) for p in answer.passages],
     }
 
