@@ -6,8 +6,10 @@ restart (gradio_client against the real app, with a real LoRA adapter saved into
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import urllib.request
 
 import pytest
 
@@ -116,16 +118,35 @@ def new_run(app_home, cache):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.mark.integration
-def test_a_run_made_after_the_app_started_enters_the_default_pool_without_a_restart(client, new_run):
-    """The page-load event (api: arena_battle_pool) reads the pool again: the new run and its pairing with the
-    newest index are in the default pool, not only among the choices."""
-    pool = client.predict(api_name="/arena_battle_pool")  # the picker's update: its choices and value
-    assert pool["value"] == ["base", "rag:sample", f"ft:{new_run}", f"ft+rag:{new_run}:sample"]
-    assert set(pool["value"]) <= {c[0] if isinstance(c, list | tuple) else c for c in pool["choices"]}
+def _pool_a_new_page_shows(client, app_url) -> list[str]:
+    """The battle pool as a page opened now shows it, done as a browser does it: the value in the app's config,
+    then whatever the page-load events put there."""
+    with urllib.request.urlopen(f"{app_url}/config", timeout=30) as resp:
+        config = json.loads(resp.read())
+    (picker,) = [c for c in config["components"] if c.get("props", {}).get("elem_id") == "battle-pool"]
+    value = picker["props"]["value"]
+    for dep in config["dependencies"]:
+        if any(event == "load" for _, event in dep["targets"]) and picker["id"] in dep["outputs"]:
+            out = client.predict(api_name=f"/{dep['api_name']}")
+            out = out if len(dep["outputs"]) == 1 else out[dep["outputs"].index(picker["id"])]
+            value = out.get("value", value) if isinstance(out, dict) else out
+    return list(value)
 
 
 @pytest.mark.integration
-def test_the_launched_app_pool_is_the_sample_pair_on_a_fresh_workspace(client, app_home):
+def test_a_run_made_after_the_app_started_enters_the_default_pool_without_a_restart(client, app_url, new_run):
+    """The new run and its pairing with the newest index are in the default pool, not only among the choices."""
+    assert _pool_a_new_page_shows(client, app_url) == [
+        "base",
+        "rag:sample",
+        f"ft:{new_run}",
+        f"ft+rag:{new_run}:sample",
+    ]
+    update = client.predict(api_name="/arena_battle_pool")  # the page-load event: the picker's choices and value
+    assert set(update["value"]) <= {c[0] if isinstance(c, list | tuple) else c for c in update["choices"]}
+
+
+@pytest.mark.integration
+def test_the_launched_app_pool_is_the_sample_pair_on_a_fresh_workspace(client, app_url, app_home):
     assert not (app_home / "runs" / "late-arrival").exists()
-    assert client.predict(api_name="/arena_battle_pool")["value"] == ["base", "rag:sample"]
+    assert _pool_a_new_page_shows(client, app_url) == ["base", "rag:sample"]

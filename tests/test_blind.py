@@ -145,8 +145,8 @@ def test_a_battle_shows_both_answers_normalised_and_stores_and_reveals_them_as_g
     monkeypatch.setattr(arena_battle.contestants, "responder", lambda ws, cache, name: fakes[name])
     last = list(arena_battle._battle(ws, None, list(fakes), "How often is the coupling checked?", 16, 0))[-1]
     shown = last[:2]
-    assert _structure(shown[0]) == _structure(shown[1])
     assert not any(MARKS.search(s) for s in shown) and "insp" not in " ".join(shown)
+    assert _structure(shown[0]) == _structure(shown[1])
     row = battles.get_battle(ws.db_path, last[10])
     assert {row["answer_a"], row["answer_b"]} == {RAG_MARKDOWN, BASE_CUT}  # stored as generated
     reveal = "".join(arena_battle._vote(ws, last[11], "tie")[1:3])
