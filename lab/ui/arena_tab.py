@@ -53,6 +53,7 @@ def build(ws, cache) -> None:
         "**Refresh contestant list**), each index you build in **RAG** adds `rag:INDEX`."
     )
     choices = _choices(ws)
+    arena = gr.context.Context.block  # the tab this builds into: opening it reads the battle pool again
     with gr.Row():
         refresh = gr.Button("Refresh contestant list", size="sm", scale=0, min_width=180)
         extra = gr.Dropdown(
@@ -91,7 +92,8 @@ def build(ws, cache) -> None:
     listed = [pick, pool, eval_pick, trained]
     refresh.click(reload, added, listed, api_name="arena_contestants", **READ_ONLY)
     extra.change(add, [extra, added], [added, *listed], api_name="arena_add_model", **READ_ONLY)
-    arena_battle.follow_work(ws, pool, pool_edited, added, [battle_tab.select, refresh.click])
+    opened = [arena.select] if isinstance(arena, gr.Tab) else []
+    arena_battle.follow_work(ws, pool, pool_edited, added, [*opened, battle_tab.select, refresh.click])
 
 
 def _as_base(model: str | None) -> str:
