@@ -36,7 +36,10 @@ def test_battle_vote_through_gradio_client_lands_in_sqlite(client, app_home):
     assert len(rows) == before + 1
     vote = rows[-1]
     assert vote["winner"] == "b" and vote["blind"] == 1 and vote["question"] == "Name one primary colour."
-    assert (vote["system_a"], vote["answer_a"], vote["answer_b"]) == (issued["system_a"], side_a, side_b)
+    assert (vote["system_a"], vote["answer_a"], vote["answer_b"]) == tuple(
+        issued[k] for k in ("system_a", "answer_a", "answer_b")
+    )
+    assert side_a in {battles.battle_text(vote["answer_a"], cut=c) for c in (True, False)}  # shown normalised
     assert json.loads(vote["settings"])["max_new_tokens"] == 8
     assert "No finished battle" in client.predict(api_name="/arena_vote_a")[0]  # one vote per battle
     with pytest.raises(AppError, match="already has its vote"):  # nor a second one through the API

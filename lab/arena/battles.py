@@ -8,9 +8,13 @@ everything needed to recompute ratings; only blind votes are rated (see leaderbo
 blind when an earlier vote's reveal already showed one of its answers, to the same question, from the same
 contestant (`_seen_in`): greedy decoding repeats itself, so a revealed question asked again lets the voter tell
 the sides. `votes_csv` exports every vote and `reset_votes` clears votes and issued battles (the teacher
-controls). `blind_text` is what a voter sees of an answer before the vote: the RAG prompt's own marks (citations,
-source notes, "according to the passages") removed from both sides alike, so they do not name the side that read
-passages. No gradio here.
+controls). `blind_text` removes the RAG prompt's own marks (citations, source notes, "according to the passages")
+from both sides alike, so they do not name the side that read passages; `battle_text` is what a voter sees of an
+answer before the vote: `blind_text`, then Markdown made plain text (`plain_text`), the lines joined into one
+paragraph, and the paragraph cut at its last full sentence within the same character budget for both sides
+(`BLIND_CHARS`), so neither the formatting a reader copied from its passages nor an answer stopped mid-word by the
+token limit tells the sides apart. The rules are Markdown's and punctuation's, not any domain's or language's.
+No gradio here.
 """
 
 from __future__ import annotations
@@ -84,6 +88,115 @@ def _source_names(sources: Iterable[str]) -> re.Pattern:
         names |= {name, stem} if _FILE_STEM.fullmatch(stem) else {name}
     words = sorted((re.escape(n) for n in names if n), key=len, reverse=True)
     return re.compile(rf"(?<![\w.-])(?:{'|'.join(words)})(?![\w-])" if words else r"(?!)", re.I)
+
+
+BLIND_CHARS = 600  # what a voter reads of either answer before the vote: the same budget for both sides
+
+# Markdown as plain text: each rule keeps the words and drops the marks (line by line; lines are joined later)
+_FENCE = re.compile(r"^[ \t]*(?:```|~~~).*$", re.M)  # a code fence line (its code stays)
+_RULE = re.compile(r"^[ \t]*(?:[-*_][ \t]*){3,}$|^[ \t]*=+[ \t]*$", re.M)  # ---, ***, a setext underline
+_HEADER = re.compile(r"^[ \t]*#{1,6}[ \t]+(.*?)[ \t]*#*[ \t]*$", re.M)
+_QUOTE = re.compile(r"^[ \t]*(?:>[ \t]?)+", re.M)
+_ITEM = re.compile(
+    r"^[ \t]*(?:[-*+\u2022]|\d{1,3}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?(?=\S)", re.M
+)  # "- ", "2. ", "- [x] "
+_TABLE_SEP = re.compile(r"^(?=[^\n]*\|)(?=[^\n]*-)[ \t|:-]+$", re.M)  # |---|:-:|
+_TABLE_ROW = re.compile(r"^[ \t]*\|(.*)\|[ \t]*$", re.M)
+_REF_DEF = re.compile(r"^[ \t]*\[[^\]\n]+\]:[ \t]+\S+.*$", re.M)  # [1]: https://...
+_IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)")
+_LINK = re.compile(r"\[([^\]\n]+)\](?:\([^)\n]*\)|\[[^\]\n]*\])")  # [text](url), [text][ref]
+_AUTOLINK = re.compile(r"<((?:https?|mailto|ftp):[^>\s]+)>")
+_HTML = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
+_CODE = re.compile(r"(`+)(.+?)\1")
+_EMPHASIS = (
+    re.compile(r"(\*\*\*|___)(?=\S)(.+?)(?<=\S)\1"),
+    re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"),
+    re.compile(r"(\*)(?=[^\s*])(.+?)(?<=[^\s*])\*"),
+    re.compile(r"(?<![\w\\])(_)(?=[^\s_])(.+?)(?<=[^\s_])_(?!\w)"),
+    re.compile(r"(~~)(?=\S)(.+?)(?<=\S)\1"),
+)
+_STRAY = re.compile(r"(?<!\S)(?:\*{1,3}|_{2,3}|~~)(?=\S)|(?<=\S)(?:\*{1,3}|_{2,3}|~~)(?!\S)")  # a mark the cut left
+_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
+_HELD = 0xE000  # an escaped mark waits in the private use area while the marks are removed
+_RELEASE = {_HELD + ord(c): c for c in "\\`*_{}[]()#+-.!|>~"}
+
+# sentence ends: . ! ? ... then closing quotes or brackets, then a space or the end; the full-width forms need no space
+_TERMINAL = ".!?\u2026\u3002\uff01\uff1f"
+_CLOSE = "\"'\u201d\u2019)\\]\u300d\u300f\uff09"
+_END = re.compile(rf"[.!?\u2026]+[{_CLOSE}]*(?=\s|$)|[\u3002\uff01\uff1f]+[{_CLOSE}]*")
+_WIDE = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")  # scripts with full-width stops
+
+
+def plain_text(text: str) -> str:
+    """Markdown as plain text, line by line: headers, emphasis, code marks, list markers, quotes, tables, links
+    and HTML tags lose their marks and keep their words. A bare number on its own line ("3.") is the answer's, not
+    a list marker, and stays."""
+    out = _ESCAPE.sub(lambda m: chr(_HELD + ord(m.group(1))), str(text or ""))  # an escaped star is a star, not a mark
+    out = _FENCE.sub("", out)
+    out = _REF_DEF.sub("", _TABLE_SEP.sub("", _RULE.sub("", out)))
+    out = _TABLE_ROW.sub(lambda m: ", ".join(c.strip() for c in m.group(1).split("|") if c.strip()), out)
+    out = _ITEM.sub("", _QUOTE.sub("", _HEADER.sub(r"\1", out)))
+    out = _AUTOLINK.sub(r"\1", _LINK.sub(r"\1", _IMAGE.sub(r"\1", out)))
+    out = _CODE.sub(lambda m: m.group(2).strip(), _HTML.sub(" ", out))
+    for pattern in _EMPHASIS:
+        out = pattern.sub(r"\2", out)
+    return _STRAY.sub("", out).translate(_RELEASE)
+
+
+def battle_text(text: str, sources: Iterable[str] = (), limit: int = BLIND_CHARS, cut: bool | None = None) -> str:
+    """An answer as a blind battle shows it before the vote, the one normaliser for both sides: `blind_text`, then
+    plain text in one paragraph, cut at its last full sentence within `limit` characters. `cut` says whether the
+    token limit stopped the answer: then a last unfinished sentence is dropped (an answer with no full sentence
+    keeps its whole words and ends with an ellipsis); when it finished on its own, its last words are a sentence and
+    get a full stop; None (not known) drops an unfinished last sentence only after a full one. "" stays ""."""
+    lines = [line.strip() for line in blind_text(plain_text(text), sources).splitlines()]
+    return _cut(_paragraph([line for line in lines if line]), max(int(limit), 1), cut)
+
+
+def _paragraph(lines: list[str]) -> str:
+    """Lines joined into one paragraph: a line that a list item, header or table row left without an end mark gets
+    one, unless the next line goes on in lower case (a wrapped sentence)."""
+    out = ""
+    for line, after in zip(lines, [*lines[1:], ""][: len(lines)], strict=True):
+        ends = line[-1] in _TERMINAL + ":;,"
+        out += line + ("" if ends or not after or after[0].islower() else _stop(line)) + " "
+    return re.sub(r"\s+", " ", out).strip()
+
+
+def _stop(text: str) -> str:
+    """The full stop that suits the script the text ends in."""
+    return "\u3002" if _WIDE.match(text[-1:]) else "."
+
+
+def _sentence_ends(text: str) -> list[int]:
+    """Where sentences end in `text` (the index after the mark). Not an end, where it can be told without a
+    language's word list: a point inside a number (3.5, no space follows), after a single letter or a word with an
+    inner point (e.g., J. Smith, U.S.), or before a word in lower case (approx. five)."""
+    ends = []
+    for m in _END.finditer(text):
+        word = text[: m.start()].rsplit(None, 1)[-1] if text[: m.start()].strip() else ""
+        after = text[m.end() :].lstrip()
+        if m.group().startswith(".") and len(m.group().rstrip("\"')]")) == 1:
+            if (len(word) == 1 and word.isalpha()) or "." in word or after[:1].islower():
+                continue
+        ends.append(m.end())
+    return ends
+
+
+def _cut(text: str, limit: int, cut: bool | None) -> str:
+    """`text` up to its last full sentence within `limit`; see battle_text for `cut`."""
+    if not text:
+        return ""
+    ends = [e for e in _sentence_ends(text) if e <= limit]
+    if ends and ends[-1] == len(text):
+        return text
+    if len(text) <= limit and (cut is False or (cut is None and not ends)):
+        return text + _stop(text)  # the answer's own last words: a sentence without its mark
+    if ends:
+        return text[: ends[-1]]
+    words = text[:limit].split()  # nothing ends within the budget: whole words, the last one may be cut
+    kept = " ".join(words[:-1] if len(words) > 1 and (cut or len(text) > limit) else words)
+    return kept.rstrip(" ,;:-\u2013\u2014") + "\u2026"
 
 
 class BattleError(LabError):

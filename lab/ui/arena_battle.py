@@ -1,10 +1,12 @@
 """The Arena's blind battle: two contestants drawn at random answer one question on random sides; one vote each.
 
 A battle is issued by the server (lab.arena.battles, with an id), both answers are generated out of sight and shown
-together with identical markup and without the RAG prompt's citation marks or the answer's source names
-(`battles.blind_text`); names, speed, passages and the answers as generated come only after the one vote, which
-must name that battle. The voter sets only the generation settings that act on both sides alike (BATTLE_FIELDS);
-the passage readers' own settings stay at their defaults, or a voter could make the RAG side recognisable.
+together with identical markup, both through one normaliser (`battles.battle_text`: no citation marks or source
+names, Markdown as plain text, cut at the last full sentence within the same budget); names, speed, passages and the
+answers as generated come only after the one vote, which must name that battle. The voter sets only the generation
+settings that act on both sides alike (BATTLE_FIELDS); the passage readers' own settings stay at their defaults, or a
+voter could make the RAG side recognisable. The pool's default (`lab.arena.pool`) is read again when the page or the
+Blind battle tab opens.
 Events: arena_battle, arena_vote_a, arena_vote_b, arena_vote_tie, arena_vote_both_bad, arena_submit_vote (API
 only: battle id, winner). Errors become a status line and a toast, never a traceback.
 """
@@ -16,24 +18,30 @@ import time
 import gradio as gr
 
 from lab.arena import battles, contestants, live
+from lab.arena.pool import battle_pool
 from lab.config import GenConfig
-from lab.errors import LabError, user_message
+from lab.errors import LabError, expected, user_message
 from lab.generation import passage_dict
 from lab.ui import arena_view as view
-from lab.ui.common import GEN_FIELDS, ask_row, gen_controls, gen_from, generation
+from lab.ui.common import GEN_FIELDS, READ_ONLY, ask_row, gen_controls, gen_from, generation
 from lab.ui.spaces import answers_duration, gpu
 
 BATTLE_FIELDS = GEN_FIELDS[:2]  # max_new_tokens, temperature: they act on every contestant alike
 
 
 def build(ws, cache, choices):
-    """The Blind battle sub-tab; returns its contestant pool (the Arena refreshes its choices)."""
+    """The Blind battle sub-tab; returns its contestant pool and whether this page's voter edited it (the Arena
+    refreshes its choices, and its default through `follow_work`)."""
     gr.Markdown(
         "Two contestants drawn at random answer on random sides. Both answers appear together, once both are "
         "complete, with nothing that tells them apart; names, speed and passages are shown after you vote. "
-        "Only these blind votes count for the leaderboard."
+        "Only these blind votes count for the leaderboard. The pool starts with a spread of the newest work (base, "
+        "the newest index, the newest fine-tuned run, both together, the newest run trained for RAG); add any other."
     )
-    pool, question, start = ask_row(choices, choices, "Contestant pool (at least 2)", "battle-pool", "Start battle")
+    label = "Contestant pool (at least 2)"
+    pool, question, start = ask_row(choices, _default(ws, choices), label, "battle-pool", "Start battle")
+    edited = gr.State(False)
+    pool.input(lambda: True, None, edited, api_name=False, **READ_ONLY)  # the voter's own pool is kept from now on
     gen = gen_controls(BATTLE_FIELDS)
     status = gr.Markdown("Pick the pool, type a question and press **Start battle**.")
     sides, buttons, reveal, infos = _battle_views()
@@ -61,7 +69,40 @@ def build(ws, cache, choices):
             concurrency_limit=None,
         )
     _submit_vote_api(ws)
-    return pool
+    return pool, edited
+
+
+def follow_work(ws, pool, edited, added, triggers) -> None:
+    """Read the pool's choices and default again on page load (api: arena_battle_pool) and on each of `triggers`
+    (listener methods such as a tab's `select`): runs and indexes made after the app started enter it. A pool the
+    voter edited keeps its value and only gains the new choices. `added`: this page's extra base models."""
+
+    def refresh(was_edited, more):
+        return pool_update(ws, bool(was_edited), list(more or []))
+
+    gr.context.Context.root_block.load(refresh, [edited, added], pool, api_name="arena_battle_pool", **READ_ONLY)
+    for trigger in triggers:
+        trigger(refresh, [edited, added], pool, api_name=False, **READ_ONLY)
+
+
+def pool_update(ws, was_edited: bool, more: list[str]) -> dict:
+    """The pool picker with this workspace's contestants (plus `more`) and, unless edited, its default value."""
+    try:
+        choices = contestants.available(ws)
+    except Exception as exc:
+        expected(exc)  # logged when it is a bug; the fallback below stands
+        choices = ["base"]
+    choices += [m for m in more if m not in choices]
+    return gr.update(choices=choices) if was_edited else gr.update(choices=choices, value=_default(ws, choices))
+
+
+def _default(ws, choices: list[str]) -> list[str]:
+    """The default pool (lab.arena.pool); the first two choices when the workspace cannot be read."""
+    try:
+        return battle_pool(ws, [c for c in choices if not c.startswith("base:")])
+    except Exception as exc:
+        expected(exc)  # logged when it is a bug; the fallback below stands
+        return choices[:2]
 
 
 def _battle_config(*values) -> GenConfig:
@@ -132,23 +173,25 @@ def _battle(ws, cache, pool, question, *settings):
         yield *blank, *off, f"**This battle is void** ({why}): start a new battle.", "", "", {}
         return
     battles.finish_battle(ws.db_path, battle, answers[0].text, answers[1].text)
-    texts = [_blind(x) or "(empty answer)" for x in answers]  # no citation or source name tells which side
-    state = {"battle": battle, "sides": [_side_state(x) for x in answers]}
+    texts = [_blind(x, cfg) or "(empty answer)" for x in answers]  # one normaliser: no style tells which side
+    state = {"battle": battle, "sides": [_side_state(x, cfg) for x in answers]}
     ready = "Both answers are in: read them and vote below."
     yield *texts, "", "", *[gr.Button(interactive=True)] * 4, ready, "", battle, state
 
 
-def _blind(answer) -> str:
-    """The answer's text as the voter sees it before the vote (battles.blind_text, with its passages' sources)."""
-    return battles.blind_text(answer.text, [passage_dict(p).get("source") for p in answer.passages])
+def _blind(answer, cfg: GenConfig) -> str:
+    """The answer's text as the voter sees it before the vote (battles.battle_text, with its passages' sources;
+    an answer that used every token it was allowed was stopped by the limit)."""
+    sources = [passage_dict(p).get("source") for p in answer.passages]
+    return battles.battle_text(answer.text, sources, cut=answer.completion_tokens >= cfg.max_new_tokens)
 
 
-def _side_state(answer) -> dict:
+def _side_state(answer, cfg: GenConfig) -> dict:
     """What the reveal shows after the vote (kept server-side in gr.State until then)."""
     return {
         "speed": view.speed(answer),
         "draft": answer.draft,
-        "generated": answer.text if _blind(answer) != answer.text.strip() else "",
+        "generated": answer.text if _blind(answer, cfg) != answer.text.strip() else "",
         "passages": [passage_dict(p) for p in answer.passages],
     }
 

@@ -53,6 +53,7 @@ def build(ws, cache) -> None:
         "**Refresh contestant list**), each index you build in **RAG** adds `rag:INDEX`."
     )
     choices = _choices(ws)
+    arena = gr.context.Context.block  # the tab this builds into: opening it reads the battle pool again
     with gr.Row():
         refresh = gr.Button("Refresh contestant list", size="sm", scale=0, min_width=180)
         extra = gr.Dropdown(
@@ -68,8 +69,8 @@ def build(ws, cache) -> None:
     trained = gr.Markdown(_marks(ws, choices), elem_id="arena-marks")
     with gr.Tab("Side by side", elem_id="arena-side"):
         pick = _build_side_by_side(ws, cache, choices)
-    with gr.Tab("Blind battle", elem_id="arena-battle"):
-        pool = arena_battle.build(ws, cache, choices)
+    with gr.Tab("Blind battle", elem_id="arena-battle") as battle_tab:
+        pool, pool_edited = arena_battle.build(ws, cache, choices)
     with gr.Tab("Leaderboard", elem_id="arena-leaderboard"):
         _build_leaderboard(ws)
     with gr.Tab("Batch evaluation", elem_id="arena-eval"):
@@ -91,6 +92,8 @@ def build(ws, cache) -> None:
     listed = [pick, pool, eval_pick, trained]
     refresh.click(reload, added, listed, api_name="arena_contestants", **READ_ONLY)
     extra.change(add, [extra, added], [added, *listed], api_name="arena_add_model", **READ_ONLY)
+    opened = [arena.select] if isinstance(arena, gr.Tab) else []
+    arena_battle.follow_work(ws, pool, pool_edited, added, [*opened, battle_tab.select, refresh.click])
 
 
 def _as_base(model: str | None) -> str:

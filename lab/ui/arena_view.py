@@ -125,7 +125,8 @@ def battle_reveal_html(side: str, name: str, answer: dict[str, Any]) -> str:
         lines.append(f"<p><small>{html.escape(WITHHELD)}: {html.escape(answer['draft'])}</small></p>")
     if answer.get("generated"):
         lines.append(
-            f"<p><small>as generated (its citations and source names were hidden before the vote): "
+            f"<p><small>as generated (before the vote it was shown as plain text up to its last full sentence, "
+            f"without citations or source names): "
             f"{html.escape(answer['generated'])}</small></p>"
         )
     lines.append(passages_html(answer.get("passages") or []))
