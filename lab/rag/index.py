@@ -7,9 +7,9 @@ the vectors live on a Qdrant server). A build happens in a staging folder that r
 complete, so a failed or cancelled build leaves the previous index untouched. No gradio here.
 
 Fork safety (a ZeroGPU Space runs GPU calls in a fork of the app): the sample build's lock and the open embedded
-Qdrant Edge stores belong to the process that made them. After a fork the child gets fresh locks, and each open edge
+Qdrant Edge stores belong to the process that made them. After a fork the child gets fresh locks, each open edge
 store is opened again on its first use there (the inherited handle stays referenced, never used or dropped, since its
-own locks may have been held by a thread that does not exist in the child).
+own locks may have been held by a thread that does not exist in the child), and torch computes on one CPU thread.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import threading
 import time
 import uuid
@@ -67,8 +68,12 @@ class ReopenedEdgeStore:
 
 def _after_fork_in_child() -> None:
     """Fresh sample-build locks (a lock held by another thread at the fork would never be released in the child);
-    every open edge store swapped for one reopened on first use."""
+    every open edge store swapped for one reopened on first use; torch's CPU work single-threaded, since the
+    parent's OpenMP thread pool does not survive a fork (embedding a query there hung in layer_norm)."""
     global _sample_locks_guard
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
     _sample_locks_guard = threading.Lock()
     _sample_locks.clear()
     for index in list(_edge_indexes):

@@ -159,7 +159,7 @@ def slot_failure(exc: BaseException) -> str:
     """One sentence naming why a GPU slot call failed: `spaces` raises gr.Error with a title ("ZeroGPU quota
     exceeded", "ZeroGPU illegal duration", "ZeroGPU worker error") and a message; anything else by its type."""
     title = getattr(exc, "title", None) or type(exc).__name__
-    text = " ".join(str(exc).split()) or "no details"
+    text = " ".join(str(getattr(exc, "message", None) or exc).split()) or "no details"
     return f"no GPU slot for this run ({title}: {text})"
 
 
