@@ -232,7 +232,7 @@ def device(env: Mapping[str, str] | None = None) -> str:
 def has_gpu(env: Mapping[str, str] | None = None) -> bool:
     """Whether GPU work is possible here at all: a CUDA card, or ZeroGPU's slots (sizes defaults such as how many
     answers run at once; where a model loads is `device()`)."""
-    return on_zero_gpu(env) or device(env) == "cuda"
+    return on_zero_gpu(env) or (device() if env is None else device(env)) == "cuda"
 
 
 def load_tokenizer(path: str):

@@ -176,7 +176,7 @@ def _facts(path: Path) -> str:
 @pytest.mark.integration
 def test_poll_fails_an_inline_run_whose_thread_is_gone(ws, tmp_path, embedded_path, monkeypatch):
     """Before: the run stayed "starting" (its pid is this live process) and refused every later run."""
-    monkeypatch.setattr(jobs, "INLINE_GRACE_S", 0.0)
+    monkeypatch.setattr(jobs, "INLINE_GRACE_S", 0.0, raising=False)  # raising=False: absent before the fix
     config = TrainConfig(name="lost", dataset=_facts(tmp_path / "facts.jsonl"), max_steps=1, max_length=32)
     run_id = jobs.start(ws, config, run_inline=lambda run_dir: None)  # the slot never ran: no thread
     info = jobs.poll(ws, run_id)
