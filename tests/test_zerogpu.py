@@ -141,7 +141,7 @@ def test_device_off_zero_gpu_and_has_gpu():
 
 
 def test_the_slot_marks_its_process_and_keeps_generators(monkeypatch):
-    monkeypatch.delenv(models.GPU_CALL_ENV, raising=False)
+    monkeypatch.setenv(models.GPU_CALL_ENV, "0")  # restored after the test: the marked call sets it to "1"
 
     def stream(n):
         yield from range(n)
