@@ -75,11 +75,14 @@ def test_rag_retrieval_on_a_worker_thread_runs_on_the_cpu_and_asks_for_no_slot(z
 
 
 @pytest.mark.integration
-def test_an_answer_asks_for_one_slot_and_releases_it(zero_app):
+def test_answers_ask_for_one_slot_and_release_it(zero_app):
+    """Two contestants, one slot; the RAG one retrieves in the forked worker (its index was opened in the app's
+    process by the retrieval test, so the worker reopens the edge store)."""
     client, scheduler, _ = zero_app
     scheduler.reset()
-    out = client.predict(["base"], "What is LoRA?", api_name="/arena_side_by_side")
-    assert "### base" in out[1] and "tokens" in out[1], out
+    out = client.predict(["base", "rag:sample"], QUESTION, api_name="/arena_side_by_side")
+    assert "### base" in out[1] and "### rag:sample" in out[2], out
+    assert "arena-passage" in out[6], out[6]
     assert scheduler.counts["/schedule"] == 1 and scheduler.counts["/release"] == 1
     assert scheduler.counts["/allow"] == 1  # the forked worker announced itself
     assert 10 <= int(scheduler.scheduled[0]["durationSeconds"]) <= zg.DEFAULT_SLOT_S
