@@ -5,8 +5,11 @@ only while a function decorated with `spaces.GPU` runs, in a forked worker, for 
 `gpu(duration=fn)` applies `spaces.GPU` with a duration computed from the call's own arguments (e.g. questions x
 contestants), clamped to what one slot allows; anywhere else it returns the function unchanged (the `spaces`
 package is a no-op off ZeroGPU, and it may be absent altogether). Handlers must be decorated before launch.
+The wrapped function marks the slot's worker process (LAB_IN_GPU_CALL), so `lab.models.device()` says "cuda" there
+and "cpu" everywhere else on ZeroGPU (the main process only emulates CUDA, on one thread).
 `slot_training` gives `lab.jobs.start` the hooks that refuse a run longer than one slot and train a shorter one
-inline, inside a slot (a background training process never gets the GPU on ZeroGPU).
+inline, inside a slot (a background training process never gets the GPU on ZeroGPU); a slot the scheduler refuses
+(quota, duration, no GPU) or loses marks the run failed with the reason.
 
 This module must be imported before anything initialises CUDA (app.py imports it first): `spaces` refuses to start
 on ZeroGPU otherwise. It must not load models or touch the workspace itself (the inline run does, through
