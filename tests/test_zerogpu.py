@@ -97,8 +97,8 @@ def test_a_refused_slot_fails_the_run_with_the_reason_and_blocks_no_later_run(ze
     assert "37 steps" in estimate and "ZeroGPU" in estimate, estimate
     for refusal, reason in (("quota", "quota exceeded"), ("duration", "illegal duration")):
         scheduler.reset(refusal)
-        run_id, message = client.predict(api_name="/train_start")
-        assert run_id and "✗" not in message, message
+        run_id, message = client.predict(f"refused-{refusal}", api_name="/train_start")  # the form's run name
+        assert run_id == f"refused-{refusal}" and "✗" not in message, message
         status = _status(home, run_id, ("failed", "finished"))
         assert status.get("state") == "failed" and reason in status["error"], status
         assert scheduler.counts["/schedule"] == 1
