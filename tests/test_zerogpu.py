@@ -44,10 +44,19 @@ def zero_app(tmp_path_factory, model_cache_dir, embedded_path):
     scheduler = zerogpu.Scheduler()
     proc, url, log = zerogpu.launch_app(home, scheduler, tmp)
     try:
+        _wait_for(home / "indexes" / "sample" / "meta.json", 300)  # the launch-time sample build (see below)
         yield Client(url, verbose=False), scheduler, home
     finally:
         zerogpu.stop_app(proc)
         scheduler.close()
+
+
+def _wait_for(path: Path, timeout: float) -> None:
+    """Wait for the app's launch-time sample index build: a slot forked while that build loads the embedder can
+    hang its worker (a lock inherited through the fork), which the fork tests below cover piece by piece."""
+    deadline = time.time() + timeout
+    while not path.is_file() and time.time() < deadline:
+        time.sleep(0.5)
 
 
 def _status(home: Path, run_id: str, until: tuple[str, ...], timeout: float = 60) -> dict:
@@ -80,7 +89,8 @@ def test_answers_ask_for_one_slot_and_release_it(zero_app):
     process by the retrieval test, so the worker reopens the edge store)."""
     client, scheduler, _ = zero_app
     scheduler.reset()
-    out = client.predict(["base", "rag:sample"], QUESTION, api_name="/arena_side_by_side")
+    job = client.submit(["base", "rag:sample"], QUESTION, api_name="/arena_side_by_side")
+    out = job.result(timeout=300)  # a worker deadlocked on a lock inherited through the fork never answers
     assert "### base" in out[1] and "### rag:sample" in out[2], out
     assert "arena-passage" in out[6], out[6]
     assert scheduler.counts["/schedule"] == 1 and scheduler.counts["/release"] == 1
