@@ -45,6 +45,7 @@ from lab.workspace import Workspace, check_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 QUEUED_GRACE_S = 60.0
+INLINE_GRACE_S = 10.0
 
 
 class JobError(LabError):
@@ -79,13 +80,31 @@ def check(ws: Workspace, config: TrainConfig, examples: list[dict] | None = None
     return {"n_train": len(train), "n_val": len(val), "model_dir": model_dir, **plan}
 
 
-def _alive(pid: int | None, run_dir: Path, inline: bool = False) -> bool:
-    """True when `pid` is a live (not zombie) process working on `run_dir` (any live `pid` for a run trained
-    inline, inside the app's own process, whose command line does not name the run)."""
+def inline_thread_name(run_dir: str | Path) -> str:
+    """The name of the thread that trains `run_dir` inline (a ZeroGPU slot, see `start`'s `run_inline`)."""
+    return f"lab-train:{Path(run_dir).name}"
+
+
+def _inline_alive(run_dir: Path, status: dict) -> bool:
+    """A run trained inline by this process is alive while its thread is; a thread not started yet counts for
+    INLINE_GRACE_S after the run was marked starting (the starter starts it right after)."""
+    name = inline_thread_name(run_dir)
+    if any(t.name == name and t.is_alive() for t in threading.enumerate()):
+        return True
+    return status.get("state") == "starting" and time.time() - float(status.get("started") or 0) < INLINE_GRACE_S
+
+
+def _alive(pid: int | None, run_dir: Path, inline: bool = False, status: dict | None = None) -> bool:
+    """True when `pid` is a live (not zombie) process working on `run_dir`. A run trained inline, inside the app's
+    own process, is alive while its training thread is when that process is this one (a refused or lost GPU slot
+    ends the thread; a restarted app may reuse the pid), else while `pid` lives (its command line does not name
+    the run)."""
     import psutil
 
     if not pid:
         return False
+    if inline and pid == os.getpid():
+        return _inline_alive(run_dir, status or {})
     try:
         proc = psutil.Process(pid)
         if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
@@ -160,7 +179,8 @@ def start(ws: Workspace, config: TrainConfig, cache=None, admit=None, run_inline
 
     `admit(config, plan)` may refuse the run (raise) after the checks, before anything is created. With
     `run_inline(run_dir)`, no child process is started: the run is marked inline (its liveness is this process)
-    and `run_inline` is called to train it (a ZeroGPU Space trains inside its GPU slot, see lab/ui/spaces.py)."""
+    and `run_inline` is called to train it on a thread named `inline_thread_name(run_dir)` (a ZeroGPU Space
+    trains inside its GPU slot, see lab/ui/spaces.py); `poll` fails the run once that thread is gone."""
     run_id = new_run_id(config.name)
     if ws.exists("runs", run_id):
         raise JobError(f"run {run_id!r} already exists: pick another name or delete it")
@@ -248,12 +268,17 @@ def poll(ws: Workspace, run_id: str) -> dict:
     state = status.get("state", row["status"])
     if _orphaned(state, status) or (
         state not in (*FINAL_STATES, "queued")
-        and not _alive(status.get("pid") or row["pid"], run_dir, bool(status.get("inline")))
+        and not _alive(status.get("pid") or row["pid"], run_dir, bool(status.get("inline")), status)
     ):
         time.sleep(0.2)  # the child may be writing its final status right now
         status = read_status(run_dir)
         if status.get("state") not in FINAL_STATES:
             error = "the training process ended without finishing (killed or crashed); see train.log"
+            if status.get("inline"):
+                error = (
+                    "the training ended without finishing (its GPU slot was refused or lost, or the app restarted); "
+                    "start it again"
+                )
             status = write_status(run_dir, state="failed", error=error, ended=time.time())
     state = status.get("state", state)
     if state in FINAL_STATES and row["status"] != state:

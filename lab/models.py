@@ -29,6 +29,7 @@ import os
 import shutil
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,10 +284,39 @@ def _convert_gguf(gguf: Path | None, out: Path) -> None:
     AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(out)
 
 
-def device() -> str:
+ZERO_GPU_ENV = "SPACES_ZERO_GPU"  # set on a ZeroGPU Space (the `spaces` package reads the same variable)
+GPU_CALL_ENV = "LAB_IN_GPU_CALL"  # set by lab.ui.spaces.gpu inside a GPU slot's worker process
+
+
+def on_zero_gpu(env: Mapping[str, str] | None = None) -> bool:
+    """True on a ZeroGPU Space: SPACES_ZERO_GPU is 1/t/true (the `spaces` package's own test)."""
+    env = os.environ if env is None else env
+    return (env.get(ZERO_GPU_ENV) or "").strip().lower() in ("1", "t", "true")
+
+
+def in_gpu_call(env: Mapping[str, str] | None = None) -> bool:
+    """True inside a ZeroGPU slot: the forked worker that runs a `gpu()`-wrapped call marks itself."""
+    env = os.environ if env is None else env
+    return env.get(GPU_CALL_ENV) == "1"
+
+
+def device(env: Mapping[str, str] | None = None) -> str:
+    """Where a model loads now: "cuda" when this process can use a CUDA card, else "cpu".
+
+    On a ZeroGPU Space the main process only emulates CUDA (`torch.cuda.is_available()` is True, but a tensor
+    moved to "cuda" off the thread that imported `spaces` fails, and gradio runs handlers on worker threads), and
+    the card exists only inside a GPU slot's forked worker: so "cpu" there except inside a `gpu()`-wrapped call."""
+    if on_zero_gpu(env) and not in_gpu_call(env):
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def has_gpu(env: Mapping[str, str] | None = None) -> bool:
+    """Whether GPU work is possible here at all: a CUDA card, or ZeroGPU's slots (sizes defaults such as how many
+    answers run at once; where a model loads is `device()`)."""
+    return on_zero_gpu(env) or (device() if env is None else device(env)) == "cuda"
 
 
 def load_tokenizer(path: str):

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 # `spaces` in ZeroGPU mode reads a CUDA build of torch at import (torch.version.cuda, _cuda_init, _is_in_bad_fork);
 # a CPU build gets just those attributes, so the package's real wrapper code runs without a GPU.
 ZERO_GPU_PROBE = """
+import inspect
 import json
 import torch
 
@@ -46,7 +47,7 @@ print(json.dumps({
     "spaces_on": spaces.config.Config.zero_gpu,
     "wrapped": wrapped is not answer and hasattr(wrapped, "zerogpu"),
     "gen_wrapped": gen is not stream and hasattr(gen, "zerogpu"),
-    "same_name": wrapped.__name__ == "answer" and wrapped.__wrapped__ is answer,
+    "same_name": wrapped.__name__ == "answer" and inspect.unwrap(wrapped) is answer,
 }))
 """
 

@@ -374,9 +374,9 @@ def compose(evals: dict[str, dict], inputs: Inputs, status: str) -> dict[str, An
 
 def default_contestants() -> tuple[str, ...]:
     """Every contestant on CUDA; on a CPU all but CPU_OPTIONAL (so the default comparison fits minutes)."""
-    from lab.models import device
+    from lab.models import has_gpu
 
-    return ALL_CONTESTANTS if device() == "cuda" else tuple(c for c in ALL_CONTESTANTS if c not in CPU_OPTIONAL)
+    return ALL_CONTESTANTS if has_gpu() else tuple(c for c in ALL_CONTESTANTS if c not in CPU_OPTIONAL)
 
 
 def _stage_list(only: list[str]) -> list[tuple[str, str, Callable]]:

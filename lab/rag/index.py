@@ -5,14 +5,23 @@ their content hashes, per-file problems, statistics), chunks.jsonl, embeddings.n
 a rebuild re-embeds only documents whose hash changed) and store/ (the embedded Qdrant Edge shard; absent when
 the vectors live on a Qdrant server). A build happens in a staging folder that replaces the old index only when
 complete, so a failed or cancelled build leaves the previous index untouched. No gradio here.
+
+Fork safety (a ZeroGPU Space runs GPU calls in a fork of the app): the sample build's lock and the open embedded
+Qdrant Edge stores belong to the process that made them. After a fork the child gets fresh locks, each open edge
+store is opened again on its first use there (the inherited handle stays referenced, never used or dropped, since its
+own locks may have been held by a thread that does not exist in the child), and torch computes on one CPU thread.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +37,51 @@ from lab.rag.store import API_KEY_ENV, edge_store, point_id, server_store
 from lab.workspace import SAMPLE, Workspace
 
 Progress = Callable[[float, str], None]
+
+_sample_locks: dict[str, threading.Lock] = {}  # one per workspace: the sample index is built once
+_sample_locks_guard = threading.Lock()
+_edge_indexes: weakref.WeakSet = weakref.WeakSet()  # open indexes whose vectors live in an embedded edge store
+_inherited: list[Any] = []  # stores a forked child inherited: kept, never used nor dropped there
+
+
+def _sample_lock(ws: Workspace) -> threading.Lock:
+    with _sample_locks_guard:
+        return _sample_locks.setdefault(str(ws.root), threading.Lock())
+
+
+class ReopenedEdgeStore:
+    """An embedded edge store that a forked child inherited: opened again at `path` on first use, in the child."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._store: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        with self._lock:
+            if self._store is None:
+                self._store = edge_store(self.path)
+        return getattr(self._store, name)
+
+
+def _after_fork_in_child() -> None:
+    """Fresh sample-build locks (a lock held by another thread at the fork would never be released in the child);
+    every open edge store swapped for one reopened on first use; torch's CPU work single-threaded, since the
+    parent's OpenMP thread pool does not survive a fork (embedding a query there hung in layer_norm)."""
+    global _sample_locks_guard
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    _sample_locks_guard = threading.Lock()
+    _sample_locks.clear()
+    for index in list(_edge_indexes):
+        _inherited.append(index.store)
+        index.store = ReopenedEdgeStore(index.store.path)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @dataclass
@@ -269,7 +323,10 @@ def open_index(ws: Workspace, name: str, cache=None, *, embedder=None, qdrant_cl
     def make() -> Index:
         emb = embedder or load_embedder(cache, config.embed_model)
         store = _open_store(folder, config, meta, qdrant_client)
-        return Index(name, config, _read_chunks(folder), _vectors_file(folder), store, emb, meta)
+        index = Index(name, config, _read_chunks(folder), _vectors_file(folder), store, emb, meta)
+        if not config.store_url:
+            _edge_indexes.add(index)
+        return index
 
     if cache is None or embedder is not None:
         return make()
@@ -303,11 +360,9 @@ def sample_corpus(ws: Workspace) -> str:
 def ensure_sample_index(ws: Workspace, cache, progress: Progress | None = None) -> BuildReport | None:
     """Build index `sample` with the default settings unless it exists; returns the report when it built.
 
-    Callers racing for it (the Arena and the RAG tab in two browser tabs) share one lock from the cache, so the
-    sample is embedded once."""
-    import threading
-
-    with cache.get(("rag-lock", str(ws.root), SAMPLE), threading.Lock):
+    Callers racing for it (the Arena and the RAG tab in two browser tabs) share one lock per workspace, so the
+    sample is embedded once; a forked child starts with a fresh one."""
+    with _sample_lock(ws):
         if SAMPLE in list_indexes(ws):
             return None
         return build_index(ws, RagConfig(name=SAMPLE, corpus=sample_corpus(ws)), cache, progress=progress)

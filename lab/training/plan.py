@@ -37,6 +37,16 @@ CALIBRATION_TIMEOUT_S = 600
 LIBRARIES_MB = 520.0
 ACT_BYTES_PER_WIDTH = 92.0
 LOGIT_BYTES = 14  # per trained position and vocabulary entry: bf16 logits, float32 copy, its gradient, softmax
+# The time estimate's last resort, in FLOP/s of useful training work (6 x parameters per token): a CPU core pair
+# reaches about 2e10. A GPU reaches a fraction of its dense bf16 peak on LoRA steps of small models (kernel launches
+# and the frozen base's full forward and backward dominate): GPU_EFFICIENCY of it. ZeroGPU attaches a slice of an
+# NVIDIA H200 today (`spaces` reports "NVIDIA H200 MIG 3g.71gb": 3 of the card's 7 compute slices, of about 990
+# TFLOP/s dense bf16); a dedicated CUDA card is costed like an A10G-class card (about 125 TFLOP/s).
+CPU_FLOPS = 2.0e10
+GPU_EFFICIENCY = 0.05
+ZEROGPU_PEAK_FLOPS = 990e12 * 3 / 7
+CUDA_PEAK_FLOPS = 125e12
+QLORA_SLOWDOWN = 0.6  # de-quantising the NF4 weights on every step
 
 TARGET_PRESETS = ("attention", "mlp", "all-linear")
 _ATTN = re.compile(r"(attn|attention)", re.I)
@@ -146,6 +156,7 @@ def estimate(
     tokens_per_s: float | None = None,
     time_source: str = "",
     gpu: bool | None = None,
+    device: str | None = None,
 ) -> dict:
     """Memory (MB: CUDA memory allocated on a GPU machine, with lab.catalog's GPU formula; resident memory of the
     training process on a CPU) and time (s) before a run. `gpu` defaults to whether this machine has CUDA.
@@ -153,7 +164,8 @@ def estimate(
     The peak comes from the longest batch: `max_tokens` (the longest example) when known, else `mean_tokens`
     (the callers' character-based guess runs about a third above the true chat-template token count, which
     covers the longest batch of typical chat data). The time uses `tokens_per_s` (this machine's measured
-    throughput, see `measured_throughput`) when given, else a rough formula from the model size."""
+    throughput, see `measured_throughput`) when given, else a rough formula from the model size and the device
+    the run trains on (`device`, default `rate_device()`: a ZeroGPU Space costs a GPU slot, not its CPU)."""
     shapes = weight_shapes(model_dir)
     lim = model_limits(model_dir)
     total = sum(_numel(s) for s in shapes.values())
@@ -164,12 +176,45 @@ def estimate(
     mb = memory_mb(config, lim, total, linear, lora, max_tokens or mean_tokens, _on_cuda() if gpu is None else gpu)
     steps = planned_steps(config, n_examples)
     tokens_total = steps * config.batch_size * config.grad_accum * min(config.max_length, max(mean_tokens, 1.0))
-    rough = 2.0e10 / (6 * total) * (0.6 if config.method == "qlora" else 1.0)
+    dev = device or rate_device()
+    rough = fallback_rate(total, config.method, dev)
     time_s = tokens_total / max(tokens_per_s or rough, 1e-9)
-    source = time_source if tokens_per_s else "rough guess from the model size: no run or calibration measured yet"
+    source = (
+        time_source
+        if tokens_per_s
+        else f"rough guess from the model size {_ON[_kind(dev)]}: no run or calibration measured yet"
+    )
     return {"memory_mb": mb, "lora_params": lora, "base_params": total, "steps": steps,
             "tokens_total": tokens_total, "mean_tokens": mean_tokens, "time_s": time_s, "time_source": source,
-            "time_s_cpu": time_s}  # fmt: skip
+            "time_s_cpu": time_s, "device": dev}  # fmt: skip
+
+
+_ON = {"cpu": "on a CPU", "zerogpu": "on a ZeroGPU slot", "cuda": "on a GPU"}
+
+
+def _kind(dev: str) -> str:
+    return dev.split(":", 1)[0] if dev.split(":", 1)[0] in _ON else "cpu"
+
+
+def rate_device(env=None) -> str:
+    """What a run started now trains on, as training speeds are remembered: "zerogpu" on a ZeroGPU Space (its
+    runs train inside a GPU slot), "cuda:<card name>" with a CUDA card, else "cpu"."""
+    from lab.models import device, on_zero_gpu
+
+    if on_zero_gpu(env):
+        return "zerogpu"
+    if device(env) == "cuda":
+        import torch
+
+        return f"cuda:{torch.cuda.get_device_name(0)}"
+    return "cpu"
+
+
+def fallback_rate(params: int, method: str, dev: str) -> float:
+    """Tokens/s when nothing was measured on `dev`: the device's useful FLOP/s over 6 x parameters."""
+    flops = {"zerogpu": ZEROGPU_PEAK_FLOPS * GPU_EFFICIENCY, "cuda": CUDA_PEAK_FLOPS * GPU_EFFICIENCY}
+    rate = flops.get(_kind(dev), CPU_FLOPS) / (6 * max(params, 1))
+    return rate * (QLORA_SLOWDOWN if method == "qlora" else 1.0)
 
 
 def peak_rss_mb() -> float:
@@ -195,9 +240,8 @@ def _bf16_autocast(config: TrainConfig) -> bool:
 
 
 def _on_cuda() -> bool:
-    from lab.models import device
-
-    return device() == "cuda"
+    """Whether a run started now trains on a GPU (a ZeroGPU Space's runs do, inside a slot)."""
+    return rate_device() != "cpu"
 
 
 def memory_mb(
@@ -229,11 +273,14 @@ def memory_mb(
     return mb
 
 
-def _run_rate(run_dir: Path, config: TrainConfig) -> tuple[float, float, str] | None:
-    """(ended, tokens/s in the estimate's token units, run id) of a finished run of the same model and method."""
+def _run_rate(run_dir: Path, config: TrainConfig, dev: str = "cpu") -> tuple[float, float, str] | None:
+    """(ended, tokens/s in the estimate's token units, run id) of a finished run of the same model and method that
+    trained on `dev` (runs recorded without a device trained on a CPU)."""
     status = read_status(run_dir)
     metrics = status.get("metrics") or {}
     if status.get("state") != "finished" or not metrics.get("runtime_s"):
+        return None
+    if (status.get("estimate") or {}).get("device", "cpu") != dev:
         return None
     try:
         other = TrainConfig.load(run_dir / CONFIG)
@@ -249,25 +296,38 @@ def _run_rate(run_dir: Path, config: TrainConfig) -> tuple[float, float, str] | 
     return (float(status.get("ended") or 0), float(rate), run_dir.name) if rate > 0 else None
 
 
-def measured_throughput(runs_dir: str | Path, config: TrainConfig, last: int = 3) -> dict | None:
+def measured_throughput(
+    runs_dir: str | Path, config: TrainConfig, last: int = 3, device: str | None = None
+) -> dict | None:
     """{"tokens_per_s", "source"}: the median of the last finished runs of the same base model and method on this
-    machine, else a remembered calibration, else None."""
-    runs_dir = Path(runs_dir)
+    machine's training device (`device`, default `rate_device()`), else a calibration remembered for that device,
+    else None."""
+    runs_dir, dev = Path(runs_dir), device or rate_device()
     folders = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")] if runs_dir.is_dir() else []
-    found = sorted(filter(None, (_run_rate(p, config) for p in folders)), reverse=True)[:last]
+    found = sorted(filter(None, (_run_rate(p, config, dev) for p in folders)), reverse=True)[:last]
     if found:
         names = ", ".join(name for _, _, name in found)
         rate = statistics.median(r for _, r, _ in found)
         return {"tokens_per_s": rate, "source": f"measured speed of the last finished run(s) of this model: {names}"}
-    saved = _calibrations(runs_dir).get(_calibration_key(config))
+    saved = _calibrations(runs_dir).get(_calibration_key(config, dev))
     if saved:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(saved["at"]))
         return {"tokens_per_s": saved["tokens_per_s"], "source": f"calibrated on this machine ({when})"}
     return None
 
 
-def _calibration_key(config: TrainConfig) -> str:
-    return f"{config.base_model}|{config.method}"
+def _calibration_key(config: TrainConfig, dev: str = "cpu") -> str:
+    """The remembered calibration's key: model and method, and the device unless it is the CPU."""
+    key = f"{config.base_model}|{config.method}"
+    return key if dev == "cpu" else f"{key}|{dev}"
+
+
+def calibration_device(env=None) -> str:
+    """Where `calibrate`'s child process trains: a CUDA card when it has one; on ZeroGPU the CPU (a plain child
+    process never gets the slot's card)."""
+    from lab.models import on_zero_gpu
+
+    return "cpu" if on_zero_gpu(env) else rate_device(env)
 
 
 def _calibrations(runs_dir: Path) -> dict:
@@ -296,7 +356,11 @@ def calibrate(runs_dir: str | Path, config: TrainConfig, model_dir: str | Path, 
         raise LabError(f"calibration of {config.base_model!r} failed: {tail[0]}")
     result = json.loads(lines[-1])
     saved = _calibrations(Path(runs_dir))
-    saved[_calibration_key(config)] = {"tokens_per_s": result["tokens_per_s"], "at": time.time(), **result}
+    saved[_calibration_key(config, calibration_device())] = {
+        "tokens_per_s": result["tokens_per_s"],
+        "at": time.time(),
+        **result,
+    }
     Path(runs_dir).mkdir(parents=True, exist_ok=True)
     (Path(runs_dir) / CALIBRATION).write_text(json.dumps(saved, indent=2), encoding="utf-8")
     return {"tokens_per_s": result["tokens_per_s"], "source": "calibrated just now on this machine", **result}

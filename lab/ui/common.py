@@ -38,9 +38,9 @@ def gen_limit() -> int:
         if not value.isdigit() or int(value) < 1:
             raise LabError(f"{CONCURRENCY_ENV}={value!r} must be a positive integer (e.g. 1)")
         return int(value)
-    from lab.models import device
+    from lab.models import has_gpu
 
-    return 2 if device() == "cuda" else 1
+    return 2 if has_gpu() else 1
 
 
 def apply_gen_threads() -> int | None:

@@ -5,8 +5,11 @@ only while a function decorated with `spaces.GPU` runs, in a forked worker, for 
 `gpu(duration=fn)` applies `spaces.GPU` with a duration computed from the call's own arguments (e.g. questions x
 contestants), clamped to what one slot allows; anywhere else it returns the function unchanged (the `spaces`
 package is a no-op off ZeroGPU, and it may be absent altogether). Handlers must be decorated before launch.
+The wrapped function marks the slot's worker process (LAB_IN_GPU_CALL), so `lab.models.device()` says "cuda" there
+and "cpu" everywhere else on ZeroGPU (the main process only emulates CUDA, on one thread).
 `slot_training` gives `lab.jobs.start` the hooks that refuse a run longer than one slot and train a shorter one
-inline, inside a slot (a background training process never gets the GPU on ZeroGPU).
+inline, inside a slot (a background training process never gets the GPU on ZeroGPU); a slot the scheduler refuses
+(quota, duration, no GPU) or loses marks the run failed with the reason.
 
 This module must be imported before anything initialises CUDA (app.py imports it first): `spaces` refuses to start
 on ZeroGPU otherwise. It must not load models or touch the workspace itself (the inline run does, through
@@ -16,13 +19,17 @@ on ZeroGPU otherwise. It must not load models or touch the workspace itself (the
 from __future__ import annotations
 
 import contextvars
+import functools
+import inspect
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from lab.errors import LabError
+from lab.models import GPU_CALL_ENV, ZERO_GPU_ENV, on_zero_gpu
 
 try:  # first, before torch touches CUDA (on ZeroGPU this import patches torch)
     import spaces
@@ -31,7 +38,6 @@ except ImportError:  # not installed: every wrapper is a pass-through
 
 log = logging.getLogger(__name__)
 
-ZERO_GPU_ENV = "SPACES_ZERO_GPU"
 SLOT_ENV = "LAB_ZEROGPU_SLOT_S"
 # The longest slot requested here. ZeroGPU's own maximum is not documented and has varied (a few minutes; longer
 # requests fail with "illegal duration"); 120 s is accepted for every account. LAB_ZEROGPU_SLOT_S overrides it.
@@ -42,12 +48,6 @@ LOAD_OVERHEAD_S = 20.0  # loading the model onto the GPU inside the slot before 
 
 class ZeroGpuError(LabError):
     """Work that cannot fit in one ZeroGPU slot; the message says what would fit."""
-
-
-def on_zero_gpu(env: Mapping[str, str] | None = None) -> bool:
-    """True on a ZeroGPU Space: SPACES_ZERO_GPU is 1/t/true (the `spaces` package's own test)."""
-    env = os.environ if env is None else env
-    return (env.get(ZERO_GPU_ENV) or "").strip().lower() in ("1", "t", "true")
 
 
 def slot_seconds(env: Mapping[str, str] | None = None) -> int:
@@ -86,9 +86,32 @@ def gpu(duration: Callable[..., float] | float = 60) -> Callable[[Callable], Cal
                 log.warning("%s is set but the `spaces` package is not installed: %s runs without a GPU slot",
                             ZERO_GPU_ENV, fn.__name__)  # fmt: skip
             return fn
-        return spaces.GPU(duration=seconds)(fn)  # `fn` itself off ZeroGPU; a wrapper marked `zerogpu` on it
+        if not spaces.config.Config.zero_gpu:
+            return fn  # what spaces.GPU itself returns off ZeroGPU
+        return spaces.GPU(duration=seconds)(in_slot(fn))  # a wrapper marked `zerogpu`
 
     return wrap
+
+
+def in_slot(fn: Callable) -> Callable:
+    """`fn` marking its process as inside a GPU slot (lab.models.device then says "cuda" where the card is).
+    `spaces.GPU` runs it only in the slot's forked worker, which serves nothing else, so the mark stays set there;
+    a generator stays a generator (spaces wraps the two kinds differently)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def marked_gen(*args: Any, **kwargs: Any):
+            os.environ[GPU_CALL_ENV] = "1"
+            yield from fn(*args, **kwargs)
+
+        return marked_gen
+
+    @functools.wraps(fn)
+    def marked(*args: Any, **kwargs: Any):
+        os.environ[GPU_CALL_ENV] = "1"
+        return fn(*args, **kwargs)
+
+    return marked
 
 
 def slot_training(env: Mapping[str, str] | None = None) -> dict[str, Callable]:
@@ -103,9 +126,11 @@ def slot_training(env: Mapping[str, str] | None = None) -> dict[str, Callable]:
         budget["s"] = float(plan.get("time_s") or 0.0) + LOAD_OVERHEAD_S
 
     def run_inline(run_dir) -> threading.Thread:
+        from lab.jobs import inline_thread_name
+
         context, seconds = contextvars.copy_context(), budget.get("s", slot_seconds(env))
-        args = (train_in_slot, run_dir, seconds)
-        thread = threading.Thread(target=context.run, args=args, daemon=True, name="zerogpu-train")
+        args = (train_or_fail, run_dir, seconds)
+        thread = threading.Thread(target=context.run, args=args, daemon=True, name=inline_thread_name(run_dir))
         thread.start()
         return thread
 
@@ -131,6 +156,28 @@ def refuse_long_training(config, plan: Mapping[str, Any], env: Mapping[str, str]
         f"{LOAD_OVERHEAD_S:.0f} s to load the model: {advice}, or train on a Space with a dedicated GPU or on your "
         "own GPU"
     )
+
+
+def slot_failure(exc: BaseException) -> str:
+    """One sentence naming why a GPU slot call failed: `spaces` raises gr.Error with a title ("ZeroGPU quota
+    exceeded", "ZeroGPU illegal duration", "ZeroGPU worker error") and a message; anything else by its type."""
+    title = getattr(exc, "title", None) or type(exc).__name__
+    text = " ".join(str(getattr(exc, "message", None) or exc).split()) or "no details"
+    return f"no GPU slot for this run ({title}: {text})"
+
+
+def train_or_fail(run_dir, seconds: float) -> int | None:
+    """`train_in_slot`, marking the run failed with the reason when the slot is refused (quota, duration, no GPU)
+    or lost before the training wrote a final state itself."""
+    from lab.training import FINAL_STATES, read_status, write_status
+
+    try:
+        return train_in_slot(run_dir, seconds)
+    except Exception as exc:
+        log.warning("training %s in a GPU slot failed: %s", run_dir, exc)
+        if read_status(run_dir).get("state") not in FINAL_STATES:
+            write_status(run_dir, state="failed", error=slot_failure(exc), ended=time.time())
+        return None
 
 
 def _train(run_dir, seconds: float) -> int:

@@ -246,7 +246,9 @@ def _estimate(ws, *values) -> str:
         plan = jobs.check(ws, config)
     except Exception as exc:
         return fail(user_message(exc))
-    text = estimate_md(with_measured_time(ws, config, plan, _calibrate), config.method)
+    # On ZeroGPU a run trains inside a GPU slot but a calibration child would time the CPU: keep the GPU estimate.
+    calibrate = None if spaces.on_zero_gpu() else _calibrate
+    text = estimate_md(with_measured_time(ws, config, plan, calibrate), config.method)
     if config.rag_index:
         text += (" Training for RAG trains on the longer RAG prompts: **Preview RAG training data** shows their "
                  "length; memory and time grow with it.")  # fmt: skip
