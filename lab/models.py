@@ -228,6 +228,16 @@ _CONVERT_LOCK = threading.Lock()
 _IMPORT_LOCK = threading.Lock()
 
 
+def _fresh_locks_after_fork() -> None:
+    """A forked child (a ZeroGPU slot's worker) gets unlocked copies: a lock another thread held at the fork would
+    stay locked there for good, since that thread does not exist in the child."""
+    global _CONVERT_LOCK, _IMPORT_LOCK
+    _CONVERT_LOCK, _IMPORT_LOCK = threading.Lock(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_after_fork)
+
+
 def import_libraries() -> None:
     """Import transformers' model classes and sentence-transformers once, from one thread. Their lazy modules are
     not safe to initialise from two threads at once ("cannot import name 'AutoModelForCausalLM'"), which is what

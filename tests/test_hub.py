@@ -349,7 +349,9 @@ def test_offline_a_hub_id_trains_qlora_and_merges(ws, tmp_path, hub_offline_env)
 
     run_id, _ = _train(ws, tmp_path, "hub-qlora", method="qlora", merge=True)
     run_dir = ws.dir("runs", run_id)
-    assert json.loads((run_dir / ADAPTER / "adapter_config.json").read_text())["r"] == 16
+    adapter_config = json.loads((run_dir / ADAPTER / "adapter_config.json").read_text())
+    assert adapter_config["r"] == 16
+    assert adapter_config["base_model_name_or_path"] == HUB_TEST_ID  # not this machine's cache folder
     assert (run_dir / "merged" / "model.safetensors").is_file()
 
 

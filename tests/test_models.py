@@ -83,3 +83,29 @@ def test_embedded_embedder_gives_unit_vectors(cache):
     vecs = cache.embedder().encode(["gearbox oil temperature", "gearbox oil heat"], normalize_embeddings=True)
     assert vecs.shape == (2, 384)
     assert float(vecs[0] @ vecs[1]) > 0.5
+
+
+def test_a_forked_child_can_take_the_import_and_conversion_locks_another_thread_held():
+    """A ZeroGPU worker is a fork of a threaded app: a module lock held by another thread at the fork is fresh in
+    the child (before, `import_libraries` in the child blocked for good)."""
+    import os
+    import threading
+
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        with models._IMPORT_LOCK, models._CONVERT_LOCK:
+            held.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the child: both locks must be free
+        ok = models._IMPORT_LOCK.acquire(timeout=5) and models._CONVERT_LOCK.acquire(timeout=5)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    done.set()
+    holder.join(10)
+    assert os.waitstatus_to_exitcode(status) == 0

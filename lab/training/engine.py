@@ -323,7 +323,8 @@ def train(run_dir: str | Path) -> dict:
     facts = device_facts()
     reset_peak_memory(facts)
     set_seed(config.seed)
-    model_path = resolve_model(config.base_model, ws.model_cache).path
+    resolved = resolve_model(config.base_model, ws.model_cache)
+    model_path = resolved.path
     tok = load_tokenizer(model_path)
     only = config.assistant_only_loss
     train_rows = encode_all(tok, run_examples(ws, config, run_dir, "train"), config.max_length, only)
@@ -332,6 +333,7 @@ def train(run_dir: str | Path) -> dict:
     if config.packing:
         train_rows = pack(train_rows, config.max_length)
     model = build_model(config, model_path, parent_adapter(ws, config.from_run) if config.from_run else None)
+    name_base_model(model, resolved)
     chosen = run_precision(config, facts)
     ref: list = []
     callbacks = [make_callbacks(run_dir, ref)]
@@ -362,6 +364,14 @@ def train(run_dir: str | Path) -> dict:
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return finish(trainer, config, run_dir, model_path, tok, result, time.time() - started, bool(val_rows))
+
+
+def name_base_model(model, resolved) -> None:
+    """A hub model's adapter names its base by hub id (what PEFT's `from_pretrained` finds anywhere), not by the
+    snapshot folder of this machine's Hugging Face cache."""
+    if resolved.source == "hub":
+        for peft_config in model.peft_config.values():
+            peft_config.base_model_name_or_path = resolved.spec
 
 
 def all_tokens(trainer) -> int:
