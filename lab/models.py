@@ -361,7 +361,7 @@ def load_causal_lm(path: str, quant: str = "none", dtype: str = "auto", double_q
             bnb_4bit_use_double_quant=double_quant,
             bnb_4bit_compute_dtype=torch_dtype,
         )
-        kwargs["device_map"] = {"": "cpu" if index is None else index}
+        kwargs["device_map"] = {"": dev if index is None else index}
     elif quant != "none":
         raise ModelError(f"quant={quant!r} is not supported: use none or 4bit")
     try:
@@ -369,7 +369,7 @@ def load_causal_lm(path: str, quant: str = "none", dtype: str = "auto", double_q
     except OSError as exc:
         raise ModelError(f"could not load model from {path!r}: {str(exc).splitlines()[0]}") from exc
     if quant == "none":
-        model.to("cpu" if index is None else f"cuda:{index}")
+        model.to(dev if index is None else f"cuda:{index}")
     return model
 
 
