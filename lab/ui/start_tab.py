@@ -151,7 +151,17 @@ def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request,
         yield f"**The comparison stopped:** {html.escape(box['error'])}", *skip
         return
     result = box["result"]
-    yield _done_line(result), *_show(result), gr.Radio(value=LATEST, visible=True)
+    shown = after_run(ws, result)
+    yield _done_line(result, shown), *_show(shown), gr.Radio(value=LATEST, visible=not shown.get("reference"))
+
+
+def after_run(ws, result: dict) -> dict:
+    """The comparison the view shows when a run ends: the run's own when it finished; after Cancel the last
+    finished comparison on this workspace, else the cancelled run's partial one (its heading says partial), else
+    the shipped reference. Never nothing: an empty view would hide evidence that exists."""
+    if result.get("systems") and result.get("status") == "finished":
+        return result
+    return showcase.latest(ws) or (result if result.get("systems") else None) or reference.reference()
 
 
 def training_hooks(env=None):
@@ -213,12 +223,17 @@ def progress_md(u) -> str:
     )
 
 
-def _done_line(result) -> str:
+def _done_line(result, shown=None) -> str:
+    """What the run did, and after Cancel which comparison the view shows instead."""
     run = result.get("run", {})
     stages = run.get("stages", [])
     reused = sum(bool(s.get("reused")) for s in stages)
     state = "finished" if run.get("status") == "finished" else "cancelled (finished stages are kept)"
-    return f"Comparison {state} in {_eta(run.get('total_s'))}: {len(stages)} stages, {reused} reused."
+    line = f"Comparison {state} in {_eta(run.get('total_s'))}: {len(stages)} stages, {reused} reused."
+    if shown is None or shown is result:
+        return line + (" Shown below, marked partial." if run.get("status") != "finished" else "")
+    which = "the shipped reference" if shown.get("reference") else "the last finished comparison"
+    return f"{line} Shown below: {which}."
 
 
 def _show(result):
