@@ -42,6 +42,10 @@ CATEGORY_NOTE = {
     "hallucination": "made up an answer",
 }
 GOOD = ("correct", "idk")
+QA_LABEL = (
+    "Evaluation JSONL (empty: the sample's questions for the sample dataset; for your own dataset, its rows held "
+    "out of training)"
+)
 
 
 def build(ws, cache) -> None:
@@ -89,7 +93,7 @@ def _picker():
             dataset = gr.Dropdown([showcase.SAMPLE], value=showcase.SAMPLE, label="Fine-tuning dataset (Data tab)")
             corpus = gr.Dropdown([showcase.SAMPLE], value=showcase.SAMPLE, label="Documents for RAG (Data tab)")
         with gr.Row():
-            qa = gr.File(label="Evaluation JSONL (empty = the sample's held-out questions)", type="filepath")
+            qa = gr.File(label=QA_LABEL, type="filepath")
             questions = gr.Number(
                 showcase.Inputs.questions,
                 precision=0,
@@ -264,7 +268,10 @@ def heading_md(result) -> str:
     took = f", took {_eta(total)}" if total else ""
     state = "" if result.get("status") == "finished" else " (**cancelled: partial**)"
     data = f"dataset `{inputs.get('dataset')}`, documents `{inputs.get('corpus')}`"
-    return f"### Latest comparison{state}\n{when}: {data}, {subset}, {len(result['systems'])} contestants{took}."
+    asked = f"  \nQuestions: {sc['question_source']}." if sc.get("question_source") else ""
+    return (
+        f"### Latest comparison{state}\n{when}: {data}, {subset}, {len(result['systems'])} contestants{took}.{asked}"
+    )
 
 
 def _ci(s: dict, key: str) -> str:
