@@ -12,7 +12,7 @@ import json
 import pytest
 
 from lab.arena import showcase
-from lab.data.evalset import HELD_OUT, held_out_questions, read_evalset, sample_evalset_path
+from lab.data.evalset import read_evalset, sample_evalset_path
 
 FACTS = [(f"How many grams of rye flour go into loaf number {n} at Quillmoor Bakery?", f"{40 + 7 * n} grams.")
          for n in range(1, 31)]  # fmt: skip
@@ -37,6 +37,8 @@ def _own_data(ws, tmp_path, facts) -> None:
 
 
 def test_held_out_questions_take_the_user_turn_and_the_reply_to_it():
+    from lab.data.evalset import HELD_OUT, held_out_questions
+
     parts = [{"type": "text", "text": "Dark."}]
     examples = [
         _chat("What proofs overnight?", "The sourdough."),
