@@ -100,3 +100,22 @@ def test_a_partial_comparison_is_shown_marked_partial_when_none_finished(tmp_pat
     assert "marked partial" in start_tab._done_line(partial, shown)
     empty = showcase.compose({}, showcase.Inputs(), "cancelled")
     assert start_tab.after_run(ws, empty)["reference"]  # nothing at all: the shipped reference, never a blank
+
+
+@pytest.mark.integration
+def test_cancel_through_the_app_keeps_the_chart_table_and_verdict(client, app_home):
+    import time
+
+    from lab.workspace import Workspace
+
+    saved = _save_comparison(Workspace.open(app_home), "cancel-client-test")
+    job = client.submit("sample", "sample", None, 8, ["base"], api_name="/start_run")
+    deadline = time.time() + 120
+    while not any("Stage" in str(out[0]) for out in job.outputs()) and not job.done() and time.time() < deadline:
+        time.sleep(0.2)
+    client.predict(api_name="/start_cancel")
+    progress, heading, headline, verdict, chart, examples, table, view = job.result(timeout=300)
+    assert "No comparison on this workspace yet" not in heading and heading.startswith("### Latest comparison")
+    assert verdict == saved["verdict"] and chart is not None
+    assert table["headers"][0] == "contestant" and [row[0] for row in table["data"]] == list(CONTESTANTS)
+    assert "cancelled" in progress and "last finished comparison" in progress
