@@ -6,8 +6,9 @@ its product is stored under a name derived from that key: a training run `start-
 `start-CONTESTANT-KEY` per contestant and the comparison `showcase-KEY`. A stage whose product already exists is
 reused, so a second run with the same inputs does no work; a cancelled run keeps every finished stage. Progress
 goes to one callback (`Update`: stage, its ETA, the overall ETA). Training extra kinds (e.g. for RAG) and extra
-contestants are one entry each in TRAININGS / CONTESTANTS. The comparison shipped with the app and the examples
-shown from a comparison are lab/arena/reference.py's. No gradio here.
+contestants are one entry each in TRAININGS / CONTESTANTS. The questions (`question_set`) are the evaluation file
+given, the sample's for the sample dataset, else those held out from the chosen dataset, never the sample's. The
+comparison shipped with the app and the examples shown from a comparison are lab/arena/reference.py's. No gradio here.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lab.arena import evaluation
 from lab.arena.scoring import summarize_all
 from lab.arena.verdict import verdict
 from lab.config import GenConfig, RagConfig, TrainConfig
-from lab.data.evalset import read_evalset, sample_evalset_path, stratified
+from lab.data.evalset import EvalItem, held_out_questions, read_evalset, sample_evalset_path, stratified
 from lab.errors import LabError
 from lab.training import ADAPTER
 from lab.training.plan import PRESETS, apply_preset
@@ -68,7 +69,7 @@ class Inputs:
 
     dataset: str = SAMPLE
     corpus: str = SAMPLE
-    qa: str = ""  # evaluation JSONL; empty = the sample domain's held-out set
+    qa: str = ""  # evaluation JSONL; empty = the sample's questions, or for own data questions held out from it
     questions: int = 40  # stratified subset size (every group kept); 0 = all questions
     max_new_tokens: int = 32
     train: dict[str, Any] = field(default_factory=lambda: dict(SHOWCASE_TRAIN))
@@ -158,7 +159,8 @@ class _Run:
         return self.finish("finished")
 
     def finish(self, status: str) -> dict[str, Any]:
-        result = self.ctx.get("result") or compose(self.ctx.get("evals", {}), self.inputs, status)
+        source = self.ctx.get("question_source", "")
+        result = self.ctx.get("result") or compose(self.ctx.get("evals", {}), self.inputs, status, source)
         result = dict(result, status=status if status == "cancelled" else result.get("status", status))
         result["run"] = {"stages": self.records, "total_s": round(time.time() - self.started, 2), "status": status}
         return result
@@ -182,17 +184,45 @@ def _validate(run: _Run) -> dict:
     if not ws.exists("corpora", inp.corpus):
         known = ", ".join(ws.list("corpora")) or "none"
         raise ShowcaseError(f"corpus {inp.corpus!r} does not exist; saved corpora: {known}. Save it in the Data tab")
-    qa = inp.qa or str(sample_evalset_path(ws))
-    every = read_evalset(qa)
+    every, qa, said = question_set(ws, inp)
     items = stratified(every, inp.questions, inp.seed)
     run.ctx.update(qa=qa, items=items, all_items=len(every), data_hash=dataset_hash(ws, inp.dataset))
+    run.ctx["question_source"] = said
     run.ctx["configs"] = {kind: _train_config(inp, preset, rag) for kind, preset, rag in trainings()}
     plain = run.ctx["configs"]["plain"]
     reused = _finished_run(ws, _run_name(run, "plain"))
     if not reused:
         run.ctx["steps"] = jobs.check(ws, plain)["steps"]  # the validator's errors, bad settings, the model
     run.ctx["questions_hash"] = digest([it.to_dict() for it in items])
-    return {"reused": reused, "questions": len(items), "of": run.ctx["all_items"]}
+    return {"reused": reused, "questions": len(items), "of": run.ctx["all_items"], "source": said}
+
+
+def question_set(ws: Workspace, inp: Inputs) -> tuple[list[EvalItem], str, str]:
+    """(every question, where they come from as saved with the evaluation, a sentence saying which they are).
+
+    The evaluation file when one is given; for the sample dataset the sample's held-out set; for any other dataset
+    the questions held out from it (`held_out_questions` on its validation split, which training never sees),
+    never the sample's. ShowcaseError when such a dataset holds none out."""
+    if inp.qa:
+        return read_evalset(inp.qa), inp.qa, f"questions from the evaluation file {os.path.basename(inp.qa)}"
+    if inp.dataset == SAMPLE:
+        path = str(sample_evalset_path(ws))
+        return read_evalset(path), path, "the sample domain's held-out questions"
+    from lab.data import load_split
+
+    items = held_out_questions(load_split(ws, inp.dataset, "val"), inp.dataset)
+    if not items:
+        raise ShowcaseError(
+            f"dataset {inp.dataset!r} holds no rows out of training (too few rows, or a validation fraction of 0), so "
+            "there are no questions of its own to ask, and the sample's would not measure your data. Give an "
+            'evaluation JSONL (one {"question": ..., "answer": ...} per line) under "Your own data", or save the '
+            "dataset again in the Data tab with more rows"
+        )
+    said = (
+        f"{len(items)} question/answer pairs held out from dataset {inp.dataset!r} (its validation split, never "
+        "trained on: the user turn asked, the assistant turn the reference answer)"
+    )
+    return items, f"held out from dataset {inp.dataset}", said
 
 
 def _train_config(inp: Inputs, preset: str, for_rag: bool) -> TrainConfig:
@@ -348,15 +378,16 @@ def _verdict(run: _Run) -> dict:
     if run.ws.exists("evals", eval_id):
         run.ctx["result"] = evaluation.load_evaluation(run.ws, eval_id)
         return {"reused": True, "evaluation": eval_id}
-    result = compose(evals, run.inputs, "finished")
+    result = compose(evals, run.inputs, "finished", run.ctx.get("question_source", ""))
     result["showcase"] |= {"stages": run.records, "total_s": round(time.time() - run.started, 2)}
     evaluation.save_evaluation(run.ws, result, run.ctx["qa"], eval_id)
     run.ctx["result"] = result
     return {"reused": False, "evaluation": eval_id}
 
 
-def compose(evals: dict[str, dict], inputs: Inputs, status: str) -> dict[str, Any]:
-    """One comparison from {label: {"spec": contestant id, "result": its evaluation}} (those with a result)."""
+def compose(evals: dict[str, dict], inputs: Inputs, status: str, source: str = "") -> dict[str, Any]:
+    """One comparison from {label: {"spec": contestant id, "result": its evaluation}} (those with a result);
+    `source` says which questions were asked."""
     done = {label: e for label, e in evals.items() if e.get("result")}
     rows = [r for e in done.values() for r in e["result"]["questions"]]
     first = next(iter(done.values()), {}).get("result", {})
@@ -368,6 +399,7 @@ def compose(evals: dict[str, dict], inputs: Inputs, status: str) -> dict[str, An
         "inputs": dataclasses.asdict(inputs),
         "contestants": {k: e["spec"] for k, e in evals.items()},
         "questions": len({r["id"] for r in rows}),
+        "question_source": source,
     }
     return result
 
@@ -446,7 +478,7 @@ def work_plan(ws: Workspace, inputs: Inputs | None = None) -> dict[str, Any]:
     inp = inputs or Inputs()
     if SAMPLE in (inp.dataset, inp.corpus):
         ensure_sample_domain(ws)
-    items = stratified(read_evalset(inp.qa or str(sample_evalset_path(ws))), inp.questions, inp.seed)
+    items = stratified(question_set(ws, inp)[0], inp.questions, inp.seed)
     chosen = _chosen(inp.contestants)
     kinds = {kind for c in chosen for kind in c[2]}
     data_hash, training = dataset_hash(ws, inp.dataset), {}

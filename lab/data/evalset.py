@@ -5,6 +5,7 @@ Format per line: {"id", "question", "answer", "aliases": [...], "source": file n
 `id` to "line-N"; without `group` there is no breakdown, without `source` no retrieval hit rate. A retrieval
 question set (the RAG tab's Measure) is the same format with `answer` optional. The one parser of question files,
 and `stratified`, the seeded subset that keeps every (group, answerable) stratum (the Start tab's questions).
+`held_out_questions` turns the examples a training never sees into questions (own data without a question file).
 """
 
 from __future__ import annotations
@@ -128,3 +129,35 @@ def stratified(items: list[EvalItem], n: int, seed: int = 0) -> list[EvalItem]:
     rng = random.Random(seed)
     keep = {i for k, idx in strata.items() for i in rng.sample(idx, min(len(idx), quota[k]))}
     return [it for i, it in enumerate(items) if i in keep]
+
+
+HELD_OUT = "held-out"  # the group of questions held out from a fine-tuning dataset
+
+
+def _text(content: Any) -> str:
+    """A message's text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, str):
+        return content.strip()
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict)).strip()
+    return ""
+
+
+def held_out_questions(examples: list[dict], dataset: str) -> list[EvalItem]:
+    """Questions from chat examples a training never sees (a dataset's validation split): each example's first
+    user turn is the question and the assistant turn after it the reference answer; an example without both is
+    skipped. Ids are `DATASET-N`, the group HELD_OUT, every question answerable. Pure: a generated question set
+    can replace it."""
+    items = []
+    for n, example in enumerate(examples, 1):
+        messages = [m for m in example.get("messages", []) if isinstance(m, dict)]
+        users = [i for i, m in enumerate(messages) if m.get("role") == "user" and _text(m.get("content"))]
+        if not users:
+            continue
+        after = messages[users[0] + 1 :]
+        turn = after[: next((i for i, m in enumerate(after) if m.get("role") == "user"), len(after))]
+        replies = [_text(m.get("content")) for m in turn if m.get("role") == "assistant"]
+        question, answer = _text(messages[users[0]].get("content")), next((r for r in replies if r), "")
+        if answer:
+            items.append(EvalItem(id=f"{dataset}-{n}", question=question, answer=answer, group=HELD_OUT))
+    return items

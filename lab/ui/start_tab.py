@@ -42,6 +42,10 @@ CATEGORY_NOTE = {
     "hallucination": "made up an answer",
 }
 GOOD = ("correct", "idk")
+QA_LABEL = (
+    "Evaluation JSONL (empty: the sample's questions for the sample dataset; for your own dataset, its rows held "
+    "out of training)"
+)
 
 
 def build(ws, cache) -> None:
@@ -89,7 +93,7 @@ def _picker():
             dataset = gr.Dropdown([showcase.SAMPLE], value=showcase.SAMPLE, label="Fine-tuning dataset (Data tab)")
             corpus = gr.Dropdown([showcase.SAMPLE], value=showcase.SAMPLE, label="Documents for RAG (Data tab)")
         with gr.Row():
-            qa = gr.File(label="Evaluation JSONL (empty = the sample's held-out questions)", type="filepath")
+            qa = gr.File(label=QA_LABEL, type="filepath")
             questions = gr.Number(
                 showcase.Inputs.questions,
                 precision=0,
@@ -151,7 +155,17 @@ def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request,
         yield f"**The comparison stopped:** {html.escape(box['error'])}", *skip
         return
     result = box["result"]
-    yield _done_line(result), *_show(result), gr.Radio(value=LATEST, visible=True)
+    shown = after_run(ws, result)
+    yield _done_line(result, shown), *_show(shown), gr.Radio(value=LATEST, visible=not shown.get("reference"))
+
+
+def after_run(ws, result: dict) -> dict:
+    """The comparison the view shows when a run ends: the run's own when it finished; after Cancel the last
+    finished comparison on this workspace, else the cancelled run's partial one (its heading says partial), else
+    the shipped reference. Never nothing: an empty view would hide evidence that exists."""
+    if result.get("systems") and result.get("status") == "finished":
+        return result
+    return showcase.latest(ws) or (result if result.get("systems") else None) or reference.reference()
 
 
 def training_hooks(env=None):
@@ -213,12 +227,17 @@ def progress_md(u) -> str:
     )
 
 
-def _done_line(result) -> str:
+def _done_line(result, shown=None) -> str:
+    """What the run did, and after Cancel which comparison the view shows instead."""
     run = result.get("run", {})
     stages = run.get("stages", [])
     reused = sum(bool(s.get("reused")) for s in stages)
     state = "finished" if run.get("status") == "finished" else "cancelled (finished stages are kept)"
-    return f"Comparison {state} in {_eta(run.get('total_s'))}: {len(stages)} stages, {reused} reused."
+    line = f"Comparison {state} in {_eta(run.get('total_s'))}: {len(stages)} stages, {reused} reused."
+    if shown is None or shown is result:
+        return line + (" Shown below, marked partial." if run.get("status") != "finished" else "")
+    which = "the shipped reference" if shown.get("reference") else "the last finished comparison"
+    return f"{line} Shown below: {which}."
 
 
 def _show(result):
@@ -249,7 +268,10 @@ def heading_md(result) -> str:
     took = f", took {_eta(total)}" if total else ""
     state = "" if result.get("status") == "finished" else " (**cancelled: partial**)"
     data = f"dataset `{inputs.get('dataset')}`, documents `{inputs.get('corpus')}`"
-    return f"### Latest comparison{state}\n{when}: {data}, {subset}, {len(result['systems'])} contestants{took}."
+    asked = f"  \nQuestions: {sc['question_source']}." if sc.get("question_source") else ""
+    return (
+        f"### Latest comparison{state}\n{when}: {data}, {subset}, {len(result['systems'])} contestants{took}.{asked}"
+    )
 
 
 def _ci(s: dict, key: str) -> str:
