@@ -14,8 +14,6 @@ import uuid
 
 import pytest
 
-from lab.ui.common import Picker, picker_update
-
 DOC = "# Pitch bearings\n\nThe pitch bearing grease is replaced every 12 months with 2 kg of EP2 grease.\n"
 
 
@@ -28,6 +26,8 @@ def _corpus(ws, name: str) -> None:
 
 
 def test_the_helper_reads_the_workspace_now_and_keeps_a_selection_that_still_exists(ws):
+    from lab.ui.common import Picker, picker_update
+
     corpora = Picker("corpora")
     assert picker_update(ws, corpora)["choices"] == []
     _corpus(ws, "manuals")
