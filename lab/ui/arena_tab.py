@@ -2,8 +2,9 @@
 
 The blind battle sub-tab lives in lab.ui.arena_battle, the batch-evaluation sub-tab in lab.ui.arena_eval;
 formatting in lab.ui.arena_view; all work in lab.arena. Every event has an api_name (arena_contestants,
-arena_add_model, arena_side_by_side, arena_release, arena_leaderboard; the battle's in lab.ui.arena_battle). Errors
-become a status line and a toast, never a traceback. Models load lazily on the first question, never in build().
+arena_add_model, arena_side_by_side, arena_release, arena_leaderboard, arena_pickers: the pickers read again on page
+load, also when the tab opens; the battle's in lab.ui.arena_battle). Errors become a status line and a toast, never
+a traceback. Models load lazily on the first question, never in build().
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def side_update(ws, edited: bool, current, more) -> dict:
 def build(ws, cache) -> None:
     gr.Markdown(
         "## Arena\nCompare base, fine-tuned, RAG and fine-tuned + RAG on your own questions. A fresh workspace has "
-        "`base` and `rag:sample`; each run you train in **Train** adds `ft:RUN` and `ft+rag:RUN:INDEX` (press "
-        "**Refresh contestant list**), each index you build in **RAG** adds `rag:INDEX`."
+        "`base` and `rag:sample`; each run you train in **Train** adds `ft:RUN` and `ft+rag:RUN:INDEX` (read again "
+        "when the page or this tab opens), each index you build in **RAG** adds `rag:INDEX`."
     )
     choices = _choices(ws)
     arena = gr.context.Context.block  # the tab this builds into: opening it reads the battle pool again

@@ -7,6 +7,10 @@ Interactive answers (side by side, battles) share one concurrency group and batc
 tab's comparison) another, each `gen_limit()` wide: on a CPU one generation at a time per group (more only
 oversubscribes the cores and slows every event, cheap ones included; measured in README "Reliability"), on CUDA
 two. `LAB_GEN_CONCURRENCY` overrides it. Cheap read-only events use `concurrency_limit=None` (never queued).
+
+Live pickers: `Picker`, `picker_update` and `follow_workspace` read a picker's choices (datasets, corpora, indexes,
+runs, contestants) from the workspace on page load, tab select and after the actions that change them, keeping the
+user's selection while it exists.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ full prompt a RAG contestant would send), and measure it (hit rate@k and MRR, de
 
 All work is done by lab.rag; this module only formats. The full prompt is built by the Arena's own RAG responder
 (lab.generation.ModelResponder: same retrieval, focus and character limits), so the two cannot drift. Every event
-has an api_name (rag_build, rag_cancel, rag_refresh, rag_info, rag_delete, rag_query, rag_eval, rag_sweep); errors
-become a status message and a toast.
+has an api_name (rag_build, rag_cancel, rag_refresh, rag_info, rag_delete, rag_query, rag_eval, rag_sweep; the
+corpus and index pickers are read again on page load, rag_pickers, and when the tab opens); errors become a status
+message and a toast.
 """
 
 from __future__ import annotations

@@ -361,15 +361,18 @@ def build(ws, cache) -> None:
         return _delete(ws, ids, request)
 
     delete_btn.click(on_delete, picked, [table, picked], api_name="train_delete")
-    _follow_runs(ws, timer, {**live_pickers(form), picked: RUNS_PICKER}, [tab.select] if tab else [])
+    runs = _follow_runs(ws, timer, {**live_pickers(form), picked: RUNS_PICKER}, [tab.select] if tab else [])
+    runs.change(lambda: runs_table(ws), None, table, api_name=False, **READ_ONLY)
 
 
-def _follow_runs(ws, timer, pickers: dict, triggers: list) -> None:
+def _follow_runs(ws, timer, pickers: dict, triggers: list) -> gr.State:
     """The pickers read again on page load (api: train_pickers), on `triggers` and whenever a run starts,
-    finishes or is deleted: the timer reads each run's status, and a change of them re-reads the lists."""
+    finishes or is deleted: the timer reads each run's status into the returned state, and a change of it
+    re-reads the lists."""
     runs = gr.State(_run_states(ws))
     timer.tick(lambda: _run_states(ws), None, runs, api_name=False, show_progress="hidden", **READ_ONLY)
     follow_workspace(ws, pickers, [*triggers, runs.change], api_name="train_pickers")
+    return runs
 
 
 def _run_states(ws) -> list:
