@@ -2,8 +2,9 @@
 
 The blind battle sub-tab lives in lab.ui.arena_battle, the batch-evaluation sub-tab in lab.ui.arena_eval;
 formatting in lab.ui.arena_view; all work in lab.arena. Every event has an api_name (arena_contestants,
-arena_add_model, arena_side_by_side, arena_release, arena_leaderboard; the battle's in lab.ui.arena_battle). Errors
-become a status line and a toast, never a traceback. Models load lazily on the first question, never in build().
+arena_add_model, arena_side_by_side, arena_release, arena_leaderboard, arena_pickers: the pickers read again on page
+load, also when the tab opens; the battle's in lab.ui.arena_battle). Errors become a status line and a toast, never
+a traceback. Models load lazily on the first question, never in build().
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import gradio as gr
 from lab import catalog
 from lab.arena import battles, contestants, live
 from lab.arena.leaderboard import leaderboard
+from lab.arena.pool import battle_pool
 from lab.config import ConfigError
 from lab.errors import LabError, expected, user_message
 from lab.ui import arena_battle, arena_eval, teacher_tab
 from lab.ui import arena_view as view
-from lab.ui.common import READ_ONLY, ask_row, gen_controls, gen_from, generation
+from lab.ui.common import READ_ONLY, Picker, ask_row, gen_controls, gen_from, generation, picker_update
 from lab.ui.spaces import answers_duration, gpu
 
 MAX_SIDE = 4
@@ -41,16 +43,37 @@ def _marks(ws, choices: list[str]) -> str:
     return ("Trained for RAG: " + "; ".join(f"`{m}`" for m in shown)) if shown else ""
 
 
-def _default_pick(choices: list[str]) -> list[str]:
+CONTESTANTS = Picker("contestants")
+
+
+def _default_pick(ws, choices: list[str]) -> list[str]:
+    """The side-by-side default: the battle pool's spread of the newest work (base, the newest index, the newest
+    run, both together), at most MAX_SIDE; base and the first index when the workspace cannot be read."""
+    try:
+        pick = battle_pool(ws, [c for c in choices if not c.startswith("base:")])[:MAX_SIDE]
+    except Exception as exc:
+        expected(exc)  # logged when it is a bug; the fallback below stands
+        pick = []
+    if len(pick) >= 2:
+        return pick
     rag = [c for c in choices if c.startswith("rag:")]
     return ["base", *rag[:1]] if rag else choices[:2]
+
+
+def side_update(ws, edited: bool, current, more) -> dict:
+    """The side-by-side picker with this workspace's contestants (plus `more`): the user's own pick kept while its
+    contestants exist, else the default spread of the newest work."""
+    update = picker_update(ws, CONTESTANTS, current if edited else None, extra=list(more or []))
+    if not edited or not update["value"]:
+        update["value"] = _default_pick(ws, update["choices"])
+    return update
 
 
 def build(ws, cache) -> None:
     gr.Markdown(
         "## Arena\nCompare base, fine-tuned, RAG and fine-tuned + RAG on your own questions. A fresh workspace has "
-        "`base` and `rag:sample`; each run you train in **Train** adds `ft:RUN` and `ft+rag:RUN:INDEX` (press "
-        "**Refresh contestant list**), each index you build in **RAG** adds `rag:INDEX`."
+        "`base` and `rag:sample`; each run you train in **Train** adds `ft:RUN` and `ft+rag:RUN:INDEX` (read again "
+        "when the page or this tab opens), each index you build in **RAG** adds `rag:INDEX`."
     )
     choices = _choices(ws)
     arena = gr.context.Context.block  # the tab this builds into: opening it reads the battle pool again
@@ -67,8 +90,8 @@ def build(ws, cache) -> None:
         )
     added = gr.State([])
     trained = gr.Markdown(_marks(ws, choices), elem_id="arena-marks")
-    with gr.Tab("Side by side", elem_id="arena-side"):
-        pick = _build_side_by_side(ws, cache, choices)
+    with gr.Tab("Side by side", elem_id="arena-side") as side_tab:
+        pick, side_edited = _build_side_by_side(ws, cache, choices)
     with gr.Tab("Blind battle", elem_id="arena-battle") as battle_tab:
         pool, pool_edited = arena_battle.build(ws, cache, choices)
     with gr.Tab("Leaderboard", elem_id="arena-leaderboard"):
@@ -95,6 +118,15 @@ def build(ws, cache) -> None:
     opened = [arena.select] if isinstance(arena, gr.Tab) else []
     arena_battle.follow_work(ws, pool, pool_edited, added, [*opened, battle_tab.select, refresh.click])
 
+    def lists(edited, current, evals, more):
+        side = side_update(ws, bool(edited), current, more)
+        return side, picker_update(ws, CONTESTANTS, evals, extra=list(more or [])), _marks(ws, side["choices"])
+
+    io = ([side_edited, pick, eval_pick, added], [pick, eval_pick, trained])
+    gr.context.Context.root_block.load(lists, *io, api_name="arena_pickers", **READ_ONLY)
+    for trigger in [*opened, side_tab.select]:
+        trigger(lists, *io, api_name=False, **READ_ONLY)
+
 
 def _as_base(model: str | None) -> str:
     """A picked or typed model as a `base:MODEL` contestant id ("" for nothing, "base" for the embedded model)."""
@@ -110,7 +142,8 @@ def _as_base(model: str | None) -> str:
 
 
 def _build_side_by_side(ws, cache, choices):
-    default = _default_pick(choices)
+    """The side-by-side sub-tab; returns its picker and whether this page's user edited it."""
+    default = _default_pick(ws, choices)
     label = f"Contestants (1-{MAX_SIDE}): base, ft:RUN, rag:INDEX, ft+rag:RUN:INDEX"
     pick, question, ask = ask_row(choices, default, label, "arena-side-pick", "Ask")
     gen = gen_controls()
@@ -130,7 +163,9 @@ def _build_side_by_side(ws, cache, choices):
         show_progress="hidden",  # the status line counts finished answers; no bars over the columns
     )
     _follow_pick(ws, cache, pick, cols, mds, passages)
-    return pick
+    edited = gr.State(False)
+    pick.input(lambda: True, None, edited, api_name=False, **READ_ONLY)  # the user's own pick is kept from now on
+    return pick, edited
 
 
 def _side_columns(default: list[str]) -> tuple[list, list, list]:

@@ -7,11 +7,16 @@ Interactive answers (side by side, battles) share one concurrency group and batc
 tab's comparison) another, each `gen_limit()` wide: on a CPU one generation at a time per group (more only
 oversubscribes the cores and slows every event, cheap ones included; measured in README "Reliability"), on CUDA
 two. `LAB_GEN_CONCURRENCY` overrides it. Cheap read-only events use `concurrency_limit=None` (never queued).
+
+Live pickers: `Picker`, `picker_update` and `follow_workspace` read a picker's choices (datasets, corpora, indexes,
+runs, contestants) from the workspace on page load, tab select and after the actions that change them, keeping the
+user's selection while it exists.
 """
 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -190,3 +195,114 @@ def in_background(work: Callable[[], object], box: dict, name: str) -> threading
     thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True, name=name)
     thread.start()
     return thread
+
+
+# The live pickers: each kind of list a picker offers, read from the workspace when asked (never cached), so work
+# saved in another tab, another session or the command line after the app started is offered.
+def _datasets(ws) -> list[str]:
+    from lab.data import list_datasets
+
+    return [d["name"] for d in list_datasets(ws) if "error" not in d]
+
+
+def _corpora(ws) -> list[str]:
+    from lab.corpus import list_corpora
+
+    return list_corpora(ws)
+
+
+def _indexes(ws) -> list[str]:
+    """Built indexes, plus the shipped sample (built on first use)."""
+    from lab.rag import list_indexes
+    from lab.workspace import SAMPLE
+
+    names = list_indexes(ws)
+    return names if SAMPLE in names else [*names, SAMPLE]
+
+
+def _runs(ws) -> list[str]:
+    from lab import jobs
+
+    return [r["id"] for r in jobs.list_runs(ws)]
+
+
+def _adapters(ws) -> list[str]:
+    """Runs whose adapter is saved (a new run can continue from them), newest first."""
+    from lab import jobs
+    from lab.training import ADAPTER
+
+    return [r["id"] for r in jobs.list_runs(ws) if (Path(r["path"]) / ADAPTER / "adapter_config.json").is_file()]
+
+
+def _contestants(ws) -> list[str]:
+    from lab.arena import contestants
+
+    return contestants.available(ws)
+
+
+PICKERS: dict[str, Callable] = {
+    "datasets": _datasets,
+    "corpora": _corpora,
+    "indexes": _indexes,
+    "runs": _runs,
+    "adapters": _adapters,
+    "contestants": _contestants,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Picker:
+    """A picker that follows the workspace: its `kind` (a PICKERS key), choices always offered before the listed
+    ones (`lead`, e.g. "" for "none"), and `default(choices)`: the value when the current one is gone (None: keep
+    only what still exists, which may be nothing). `typed`: a value the user typed that is not a listed choice
+    (a folder path) is kept."""
+
+    kind: str
+    lead: tuple[str, ...] = ()
+    default: Callable[[list[str]], object] | None = None
+    typed: bool = False
+
+
+def picker_choices(ws, kind: str) -> list[str]:
+    """The choices a picker of `kind` offers in this workspace now; ["base"] / [] when it cannot be read (a bug
+    is logged)."""
+    from lab.errors import expected
+
+    try:
+        return PICKERS[kind](ws)
+    except Exception as exc:
+        expected(exc)  # logged when it is a bug; the fallback below stands
+        return ["base"] if kind == "contestants" else []
+
+
+def picker_update(ws, picker: Picker, current=None, extra=()) -> dict:
+    """gr.update for `picker` with this workspace's choices (then `extra` ones, e.g. this page's added models),
+    keeping the user's `current` selection where it is still offered (for a multi-picker, the picked items still
+    offered); otherwise the picker's default."""
+    choices = list(dict.fromkeys([*picker.lead, *picker_choices(ws, picker.kind), *extra]))
+    if isinstance(current, (list, tuple)):
+        kept = [c for c in current if c in choices]
+        if kept or picker.default is None:
+            return gr.update(choices=choices, value=kept)
+    elif current in choices or (picker.typed and current):
+        return gr.update(choices=choices, value=current)
+    return gr.update(choices=choices, value=picker.default(choices) if picker.default else None)
+
+
+def follow_workspace(ws, pickers: dict, triggers=(), api_name: str | bool = False) -> None:
+    """Read `pickers` ({component: Picker}) again when the page loads (api_name, for gradio_client), on each of
+    `triggers` (listener methods: a tab's `select`, an action's `success`), keeping each current selection."""
+    comps, specs = list(pickers), list(pickers.values())
+
+    def refresh(*current):
+        return [picker_update(ws, spec, value) for spec, value in zip(specs, current, strict=True)]
+
+    gr.context.Context.root_block.load(refresh, comps, comps, api_name=api_name, **READ_ONLY)
+    for trigger in triggers:
+        trigger(refresh, comps, comps, api_name=False, **READ_ONLY)
+
+
+def this_tab():
+    """The gr.Tab being built now (a tab's `build` calls it first), None outside one: its `select` re-reads lists."""
+    block = gr.context.Context.block
+    return block if isinstance(block, gr.Tab) else None

@@ -15,7 +15,7 @@ from lab.data import DataError, list_datasets, save_dataset, validate_file
 from lab.data.stats import histogram_figure, preview_segments, render
 from lab.errors import expected, user_message
 from lab.ui import data_view as view
-from lab.ui.common import READ_ONLY, fail
+from lab.ui.common import READ_ONLY, fail, this_tab
 
 DATA_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"]
 
@@ -36,6 +36,7 @@ def _corpus_rows(ws) -> list[list]:
 
 
 def build(ws, cache) -> None:
+    tab = this_tab()
     gr.Markdown(
         "## Fine-tuning data\nUpload chat JSONL (OpenAI `messages`, with `weight`, `tool_calls`, `tool` role), "
         "alpaca JSON/JSONL, ShareGPT, or CSV/TSV/Parquet with question/answer columns. Every line is checked; "
@@ -71,8 +72,11 @@ def build(ws, cache) -> None:
         preview = gr.HTML()
     with gr.Accordion("Report as JSON", open=False):
         report_json = gr.JSON()
-    _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len)
-    _build_corpus(ws)
+    datasets = _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len)
+    corpora = _build_corpus(ws)
+    if tab:  # work saved elsewhere (another page, the command line) is listed when the tab opens
+        lists = [datasets, corpora]
+        tab.select(lambda: _lists(ws), None, lists, api_name=False, **READ_ONLY)
     inputs = [upload, fmt, qcol, acol, scol, model, max_len]
 
     def validate(path, fmt_, q, a, s, model_, max_len_, progress=gr.Progress()):
@@ -150,7 +154,13 @@ def template_default_system(example: dict, tokenizer) -> str:
     return ""
 
 
-def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> None:
+def _lists(ws) -> tuple[list, list]:
+    """The saved datasets' and corpora's tables."""
+    return view.dataset_rows(list_datasets(ws)), _corpus_rows(ws)
+
+
+def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> gr.Dataframe:
+    """The Save as a dataset section; returns its table of saved datasets."""
     gr.Markdown("### Save as a dataset\nA seeded train / validation split, saved in the workspace for the Train tab.")
     with gr.Row():
         name = gr.Textbox(label="Dataset name", placeholder="e.g. my-support-data")
@@ -187,6 +197,7 @@ def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> Non
     save.click(run, inputs, [saved, table], api_name="data_save")
     refresh = gr.Button("Refresh lists", size="sm")
     refresh.click(lambda: view.dataset_rows(list_datasets(ws)), None, table, api_name="data_list", **READ_ONLY)
+    return table
 
 
 def _refused(path, cfg, exc) -> str:
@@ -202,7 +213,8 @@ def _refused(path, cfg, exc) -> str:
     return view.refused_markdown(report)
 
 
-def _build_corpus(ws) -> None:
+def _build_corpus(ws) -> gr.Dataframe:
+    """The Documents for RAG section; returns its table of saved corpora."""
     gr.Markdown("## Documents for RAG\nUpload md, txt, pdf or html files; they are saved as a named corpus.")
     with gr.Row():
         files = gr.File(label="Documents", file_count="multiple", file_types=list(SUFFIXES), type="filepath")
@@ -225,3 +237,4 @@ def _build_corpus(ws) -> None:
         return view.corpus_markdown(report), _corpus_rows(ws)
 
     save.click(run, [files, name, overwrite], [status, table], api_name="data_save_corpus")
+    return table

@@ -4,8 +4,9 @@ full prompt a RAG contestant would send), and measure it (hit rate@k and MRR, de
 
 All work is done by lab.rag; this module only formats. The full prompt is built by the Arena's own RAG responder
 (lab.generation.ModelResponder: same retrieval, focus and character limits), so the two cannot drift. Every event
-has an api_name (rag_build, rag_cancel, rag_refresh, rag_info, rag_delete, rag_query, rag_eval, rag_sweep); errors
-become a status message and a toast.
+has an api_name (rag_build, rag_cancel, rag_refresh, rag_info, rag_delete, rag_query, rag_eval, rag_sweep; the
+corpus and index pickers are read again on page load, rag_pickers, and when the tab opens); errors become a status
+message and a toast.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from lab.corpus import list_corpora
 from lab.errors import user_message
 from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
 from lab.rag.retrieve import terms
-from lab.ui.common import QUESTION_HINT, READ_ONLY, fail
+from lab.ui.common import QUESTION_HINT, READ_ONLY, Picker, fail, follow_workspace, picker_update, this_tab
 from lab.ui.roles import require_teacher
 from lab.workspace import SAMPLE
 
@@ -155,7 +156,16 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _first_index(choices: list[str]) -> str | None:
+    return SAMPLE if SAMPLE in choices else (choices[0] if choices else None)
+
+
+CORPUS_PICKER = Picker("corpora", typed=True)
+INDEX_PICKER = Picker("indexes", default=_first_index)
+
+
 def build(ws, cache) -> None:
+    tab = this_tab()
     gr.Markdown(
         "## Retrieval (RAG)\nIndex your documents, see what the retriever finds for a question, and measure it. "
         "Vectors live in an embedded Qdrant (nothing to start) or a Qdrant server; rebuilding a changed corpus "
@@ -187,13 +197,17 @@ def build(ws, cache) -> None:
     build_args = [corpus, name, chunker, size, overlap, embed, store, hybrid]
     build_btn.click(_on_build(ws, cache), build_args, [status, index], api_name="rag_build")
     cancel.click(lambda n: request_cancel(ws, cache, n), name, status, api_name="rag_cancel")
-    refresh.click(lambda: _refresh(ws), None, [corpus, index], api_name="rag_refresh", **READ_ONLY)
+    refresh.click(
+        lambda c, i: _refresh(ws, c, i), [corpus, index], [corpus, index], api_name="rag_refresh", **READ_ONLY
+    )
     index.change(lambda n: _on_info(ws, n), index, [status, query_hybrid], api_name="rag_info")
 
     def on_delete(name, request: gr.Request):
         return _on_delete(ws, cache, name, request)
 
     delete.click(on_delete, index, [status, index], api_name="rag_delete")
+    opened = [tab.select] if tab else []  # corpora saved in Data, indexes built elsewhere
+    follow_workspace(ws, {corpus: CORPUS_PICKER, index: INDEX_PICKER}, opened, api_name="rag_pickers")
 
 
 def _inspect_and_measure(ws, cache, index) -> gr.Checkbox:
@@ -282,8 +296,9 @@ def _on_build(ws, cache):
     return run
 
 
-def _refresh(ws):
-    return gr.update(choices=list_corpora(ws)), gr.update(choices=_index_choices(ws))
+def _refresh(ws, corpus=None, index=None):
+    """Both pickers read again, each keeping its selection while it exists."""
+    return picker_update(ws, CORPUS_PICKER, corpus), picker_update(ws, INDEX_PICKER, index)
 
 
 def _questions_path(qa, upload) -> str:

@@ -18,6 +18,7 @@ from lab.config import TrainConfig
 from lab.errors import expected
 from lab.training import ADAPTER, CONFIG
 from lab.training.plan import TARGET_PRESETS
+from lab.ui.common import Picker
 from lab.workspace import SAMPLE
 
 # TrainConfig fields the form does not show (set by presets, the CLI or the engine's own defaults).
@@ -63,6 +64,21 @@ def index_choices(ws) -> list[str]:
 
     names = list_indexes(ws)
     return [PLAIN, *names, *([] if SAMPLE in names else [SAMPLE])]
+
+
+def _sample_or_none(choices: list[str]) -> str | None:
+    return SAMPLE if SAMPLE in choices else None
+
+
+def live_pickers(form: list) -> dict:
+    """The form's pickers that list workspace work ({component: Picker}, for common.follow_workspace): the
+    dataset (a typed JSONL path is kept), the index to train for and the run to continue from."""
+    at = dict(zip(FIELDS, form, strict=True))
+    return {
+        at["dataset"]: Picker("datasets", default=_sample_or_none, typed=True),
+        at["rag_index"]: Picker("indexes", lead=(PLAIN,), default=lambda _: PLAIN, typed=True),
+        at["from_run"]: Picker("adapters", lead=(PLAIN,), default=lambda _: PLAIN),
+    }
 
 
 def _form(ws) -> tuple[list, list]:

@@ -23,12 +23,13 @@ from lab.config import TrainConfig
 from lab.errors import LabError, expected, user_message
 from lab.training.plan import PRESETS, apply_preset, cli_command, measured_throughput
 from lab.ui import spaces
-from lab.ui.common import READ_ONLY, fail
+from lab.ui.common import READ_ONLY, Picker, fail, follow_workspace, picker_update, this_tab
 from lab.ui.roles import require_teacher
 from lab.ui.train_form import (
     _form,
     form_config,
     form_values,
+    live_pickers,
     rag_preview_html,
 )
 
@@ -313,7 +314,11 @@ def _live():
     return [loss, lr, gn, log, command]
 
 
+RUNS_PICKER = Picker("runs")
+
+
 def build(ws, cache) -> None:
+    tab = this_tab()
     gr.Markdown("## Fine-tune with LoRA or QLoRA\nTraining runs in its own process; leave or reload the page, "
                 "it keeps going and this view re-attaches.")  # fmt: skip
     with gr.Row():
@@ -356,11 +361,32 @@ def build(ws, cache) -> None:
         return _delete(ws, ids, request)
 
     delete_btn.click(on_delete, picked, [table, picked], api_name="train_delete")
+    runs = _follow_runs(ws, timer, {**live_pickers(form), picked: RUNS_PICKER}, [tab.select] if tab else [])
+    runs.change(lambda: runs_table(ws), None, table, api_name=False, **READ_ONLY)
 
 
-def _runs_update(ws):
-    rows = runs_table(ws)
-    return rows, gr.Dropdown(choices=[r[0] for r in rows])
+def _follow_runs(ws, timer, pickers: dict, triggers: list) -> gr.State:
+    """The pickers read again on page load (api: train_pickers), on `triggers` and whenever a run starts,
+    finishes or is deleted: the timer reads each run's status into the returned state, and a change of it
+    re-reads the lists."""
+    runs = gr.State(_run_states(ws))
+    timer.tick(lambda: _run_states(ws), None, runs, api_name=False, show_progress="hidden", **READ_ONLY)
+    follow_workspace(ws, pickers, [*triggers, runs.change], api_name="train_pickers")
+    return runs
+
+
+def _run_states(ws) -> list:
+    """Each run's id and status (what the run pickers depend on)."""
+    try:
+        return [[r["id"], r["status"]] for r in jobs.list_runs(ws)]
+    except Exception as exc:
+        expected(exc)  # logged when it is a bug; the lists stay as they are
+        return []
+
+
+def _runs_update(ws, picked=None):
+    """The runs table and the runs picker, keeping the picked runs that still exist."""
+    return runs_table(ws), picker_update(ws, RUNS_PICKER, picked)
 
 
 def _delete(ws, run_ids: list[str], request: gr.Request):
@@ -370,4 +396,4 @@ def _delete(ws, run_ids: list[str], request: gr.Request):
             gr.Info(jobs.delete(ws, run_id))
         except Exception as exc:
             fail(user_message(exc))
-    return _runs_update(ws)
+    return _runs_update(ws, run_ids)
