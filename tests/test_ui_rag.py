@@ -115,7 +115,7 @@ def test_rag_tab_in_a_browser(page, shot, small_docs):
         page.locator("h3", has_text="browser-idx").first.wait_for(timeout=120_000)
     finally:
         shot(page, "rag-tab")
-    page.get_by_label("Question").fill("Which alarm follows a lightning strike?")
+    page.get_by_role("textbox", name="Question").fill("Which alarm follows a lightning strike?")
     page.get_by_role("button", name="Retrieve").click()
     page.locator(".rag-hit").first.wait_for(timeout=60_000)
     assert page.locator(".rag-hit").count() == 5
@@ -198,7 +198,7 @@ def test_rag_tab_starts_on_an_existing_index(page, shot):
     page.get_by_role("tab", name="RAG").click()
     picker = page.get_by_label("Index", exact=True)
     assert picker.input_value() == "sample"
-    page.get_by_label("Question").fill("How often are the blades inspected?")
+    page.get_by_role("textbox", name="Question").fill("How often are the blades inspected?")
     page.get_by_role("button", name="Retrieve").click()
     try:
         page.locator(".rag-hit").first.wait_for(timeout=600_000)  # the sample index is built on first use
