@@ -44,19 +44,10 @@ def zero_app(tmp_path_factory, model_cache_dir, embedded_path):
     scheduler = zerogpu.Scheduler()
     proc, url, log = zerogpu.launch_app(home, scheduler, tmp)
     try:
-        _wait_for(home / "indexes" / "sample" / "meta.json", 300)  # the launch-time sample build (see below)
-        yield Client(url, verbose=False), scheduler, home
+        yield Client(url, verbose=False), scheduler, home  # the launch-time sample index build is still running
     finally:
         zerogpu.stop_app(proc)
         scheduler.close()
-
-
-def _wait_for(path: Path, timeout: float) -> None:
-    """Wait for the app's launch-time sample index build: a slot forked while that build loads the embedder can
-    hang its worker (a lock inherited through the fork), which the fork tests below cover piece by piece."""
-    deadline = time.time() + timeout
-    while not path.is_file() and time.time() < deadline:
-        time.sleep(0.5)
 
 
 def _status(home: Path, run_id: str, until: tuple[str, ...], timeout: float = 60) -> dict:
@@ -72,6 +63,23 @@ def _status(home: Path, run_id: str, until: tuple[str, ...], timeout: float = 60
 
 
 @pytest.mark.integration
+def test_answers_ask_for_one_slot_and_release_it(zero_app):
+    """Two contestants, one slot, asked right after launch while the app's sample index build is still loading
+    the embedder (the first test of the module). Before: the forked worker hung for good on a module import lock
+    the build's thread held at the fork; now the fork waits for that import (lab.models.importing)."""
+    client, scheduler, home = zero_app
+    scheduler.reset()
+    assert not (home / "indexes" / "sample" / "meta.json").is_file(), "the sample build finished before the slot"
+    job = client.submit(["base", "rag:sample"], QUESTION, api_name="/arena_side_by_side")
+    out = job.result(timeout=300)  # a worker deadlocked on a lock inherited through the fork never answers
+    assert "### base" in out[1] and "### rag:sample" in out[2], out
+    assert "arena-passage" in out[6], out[6]
+    assert scheduler.counts["/schedule"] == 1 and scheduler.counts["/release"] == 1
+    assert scheduler.counts["/allow"] == 1  # the forked worker announced itself
+    assert 10 <= int(scheduler.scheduled[0]["durationSeconds"]) <= zg.DEFAULT_SLOT_S
+
+
+@pytest.mark.integration
 def test_rag_retrieval_on_a_worker_thread_runs_on_the_cpu_and_asks_for_no_slot(zero_app):
     """Before: "Torch not compiled with CUDA enabled" (the embedder moved to the emulated "cuda" off the main
     thread)."""
@@ -81,21 +89,6 @@ def test_rag_retrieval_on_a_worker_thread_runs_on_the_cpu_and_asks_for_no_slot(z
     assert "✗" not in hits and "rag-hit" in hits, hits
     assert "rope-access" in prompt
     assert scheduler.counts["/schedule"] == 0
-
-
-@pytest.mark.integration
-def test_answers_ask_for_one_slot_and_release_it(zero_app):
-    """Two contestants, one slot; the RAG one retrieves in the forked worker (its index was opened in the app's
-    process by the retrieval test, so the worker reopens the edge store)."""
-    client, scheduler, _ = zero_app
-    scheduler.reset()
-    job = client.submit(["base", "rag:sample"], QUESTION, api_name="/arena_side_by_side")
-    out = job.result(timeout=300)  # a worker deadlocked on a lock inherited through the fork never answers
-    assert "### base" in out[1] and "### rag:sample" in out[2], out
-    assert "arena-passage" in out[6], out[6]
-    assert scheduler.counts["/schedule"] == 1 and scheduler.counts["/release"] == 1
-    assert scheduler.counts["/allow"] == 1  # the forked worker announced itself
-    assert 10 <= int(scheduler.scheduled[0]["durationSeconds"]) <= zg.DEFAULT_SLOT_S
 
 
 @pytest.mark.integration
@@ -332,3 +325,4 @@ def test_a_forked_child_reopens_an_open_edge_store_and_retrieves(ws, cache, tmp_
 
     assert _in_child(child_retrieves) == 0
     assert type(idx.store).__name__ == "EdgeVectorStore"  # the parent keeps its own
+
