@@ -326,3 +326,56 @@ def test_a_forked_child_reopens_an_open_edge_store_and_retrieves(ws, cache, tmp_
     assert _in_child(child_retrieves) == 0
     assert type(idx.store).__name__ == "EdgeVectorStore"  # the parent keeps its own
 
+
+# ---- models resolved before the slot (a download inside it would spend the slot's seconds) ----
+
+
+def test_prefetch_resolves_each_contestants_base_and_embedder(ws, tmp_path, monkeypatch, embedded_path):
+    """A fine-tuned run on a hub model, a hub base, the sample index (embedded embedder) and a bad id: every model
+    folder is resolved here, from the hub cache, and the bad id is left for the slot to report."""
+    from hubcache import lay_model
+
+    from lab.config import TrainConfig
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    snapshot = lay_model(tmp_path / "hf-home", "Org/tiny", Path(embedded_path))
+    run_dir = ws.dir("runs", "r1")
+    run_dir.mkdir(parents=True)
+    TrainConfig(name="r1", base_model="Org/tiny").save(run_dir / "config.json")
+    folders = zg.prefetch(ws, models_cache(ws), ["ft:r1", "base:Org/tiny", "rag:sample", "nonsense:x:y:z"])
+    hub, embedded, embedder = snapshot.resolve(), Path(embedded_path).resolve(), models.resolve_embedder("").path
+    assert [Path(f).resolve() for f in folders] == [hub, hub, embedded, Path(embedder).resolve()], folders
+
+
+def models_cache(ws):
+    from lab.cache import ModelCache
+
+    return ModelCache(ws.model_cache)
+
+
+@pytest.mark.parametrize("generator", [True, False])
+def test_prepare_runs_in_the_calling_process_before_the_slot_is_requested(generator):
+    """`gpu(prepare=...)`: the prefetch happens before `spaces.GPU`'s wrapper runs (which requests the slot), on the
+    calling thread, with the call's own arguments; a generator stays a generator for gradio."""
+    import inspect
+
+    events: list[tuple] = []
+
+    def slotted_gen(names, question):
+        events.append(("slot", names))
+        yield f"answer to {question}"
+
+    def slotted(names, question):
+        events.append(("slot", names))
+        return f"answer to {question}"
+
+    def prepare(names, *_):
+        events.append(("prepare", names, threading.current_thread().name))
+
+    fn = zg.prepared_first(prepare, slotted_gen if generator else slotted, generator)
+    assert inspect.isgeneratorfunction(fn) is generator
+    out = fn(["base"], "q")
+    assert (list(out) if generator else [out]) == ["answer to q"]
+    assert events == [("prepare", ["base"], threading.current_thread().name), ("slot", ["base"])]
