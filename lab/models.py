@@ -404,12 +404,3 @@ def _torch_dtype(dtype: str, dev: str):
             chosen = "fp16"
         return getattr(torch, weight_dtype(facts, chosen))
     return getattr(torch, dtype)
-
-
-def __getattr__(name: str):
-    """`ModelCache` moved to lab/cache.py; the old import path keeps working."""
-    if name == "ModelCache":
-        from lab.cache import ModelCache
-
-        return ModelCache
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
