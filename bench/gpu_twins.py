@@ -108,7 +108,8 @@ def download_wheels(dest: Path, versions: dict[str, str]) -> list[Path]:
 
 def embedded_folders() -> tuple[Path, Path]:
     """(converted generator folder, embedder model folder) of this machine's embedded models."""
-    from lab.models import ModelCache, embedded_embedder_dir
+    from lab.cache import ModelCache
+    from lab.models import embedded_embedder_dir
     from lab.workspace import Workspace
 
     generator = Path(ModelCache(Workspace.from_env().model_cache).resolve("embedded").path)

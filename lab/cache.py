@@ -365,12 +365,14 @@ class ModelCache:
         path, dev = models.resolve_embedder(spec).path, models.device()
 
         def make():
-            from sentence_transformers import SentenceTransformer
+            with models.importing():  # it imports lazily; a fork (a ZeroGPU slot) waits for it (lab.models)
+                from sentence_transformers import SentenceTransformer
 
-            models._check_safetensors(path)
-            return SentenceTransformer(
-                path, device=dev, trust_remote_code=models.trust_remote_code(), model_kwargs={"use_safetensors": True}
-            )
+                models._check_safetensors(path)
+                trust = models.trust_remote_code()
+                return SentenceTransformer(
+                    path, device=dev, trust_remote_code=trust, model_kwargs={"use_safetensors": True}
+                )
 
         return self._get(("embedder", path, "", dev), make)
 

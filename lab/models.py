@@ -225,17 +225,34 @@ def resolve_embedder(spec: str) -> ResolvedModel:
 
 
 _CONVERT_LOCK = threading.Lock()
-_IMPORT_LOCK = threading.Lock()
+_IMPORT_LOCK = threading.RLock()  # held through imports and model constructions that import lazily; a fork waits
 
 
 def _fresh_locks_after_fork() -> None:
     """A forked child (a ZeroGPU slot's worker) gets unlocked copies: a lock another thread held at the fork would
     stay locked there for good, since that thread does not exist in the child."""
     global _CONVERT_LOCK, _IMPORT_LOCK
-    _CONVERT_LOCK, _IMPORT_LOCK = threading.Lock(), threading.Lock()
+    _CONVERT_LOCK, _IMPORT_LOCK = threading.Lock(), threading.RLock()
 
 
-os.register_at_fork(after_in_child=_fresh_locks_after_fork)
+def _wait_for_imports() -> None:
+    """Before a fork: wait for a library import running on another thread (`importing()`). Python's per-module
+    import locks that thread holds would stay held in the child for good, so the child's first import of the same
+    module (a slot's worker loading the embedder) would hang."""
+    _IMPORT_LOCK.acquire()
+
+
+def _resume_imports() -> None:
+    _IMPORT_LOCK.release()
+
+
+os.register_at_fork(before=_wait_for_imports, after_in_parent=_resume_imports, after_in_child=_fresh_locks_after_fork)
+
+
+def importing() -> threading.RLock:
+    """Hold while code imports library modules, also lazily (transformers imports a model's modules when it reads
+    its config): a fork waits until the block ends instead of leaving the child a module lock held for good."""
+    return _IMPORT_LOCK
 
 
 def import_libraries() -> None:
@@ -387,12 +404,3 @@ def _torch_dtype(dtype: str, dev: str):
             chosen = "fp16"
         return getattr(torch, weight_dtype(facts, chosen))
     return getattr(torch, dtype)
-
-
-def __getattr__(name: str):
-    """`ModelCache` moved to lab/cache.py; the old import path keeps working."""
-    if name == "ModelCache":
-        from lab.cache import ModelCache
-
-        return ModelCache
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

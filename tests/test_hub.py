@@ -113,7 +113,8 @@ def test_space_embedded_resolves_to_the_cached_hub_copy_when_the_wheel_is_absent
 @pytest.mark.integration
 def test_offline_an_embedder_hub_id_loads_from_the_cache_with_its_module_folders(tmp_path, offline_home):
     """A sentence-transformers repository keeps module settings in subfolders (1_Pooling/config.json)."""
-    from lab.models import ModelCache, embedded_embedder_dir, resolve_embedder
+    from lab.cache import ModelCache
+    from lab.models import embedded_embedder_dir, resolve_embedder
 
     snapshot = lay_model(offline_home, "Org/minilm", embedded_embedder_dir())
     assert os.readlink(snapshot / "1_Pooling" / "config.json").startswith("../../../blobs/")
@@ -319,9 +320,9 @@ def test_offline_a_hub_id_checks_and_plans_exactly_as_its_folder(ws, tmp_path, h
 def test_offline_a_hub_id_trains_lora_merges_answers_in_the_arena_and_evaluates(ws, tmp_path, hub_offline_env):
     from lab.arena.contestants import responder
     from lab.arena.evaluation import evaluate_in_workspace
+    from lab.cache import ModelCache
     from lab.config import GenConfig
     from lab.data.evalset import sample_evalset_path
-    from lab.models import ModelCache
     from lab.training import ADAPTER
 
     run_id, info = _train(ws, tmp_path, "hub-lora", method="lora", merge=True)
@@ -373,7 +374,7 @@ ANSWER_TWICE = """
 import sys, urllib.request
 from lab.arena.contestants import responder
 from lab.config import GenConfig
-from lab.models import ModelCache
+from lab.cache import ModelCache
 from lab.workspace import Workspace
 
 def mark(name):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab import models
+from lab.cache import ModelCache
 from lab.config import TrainConfig
 from lab.storage import APP_DIR, storage_root
 from lab.ui import spaces as zg
@@ -180,7 +181,7 @@ def test_space_without_the_wheel_and_no_hub_gives_one_sentence(tmp_path, monkeyp
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # read once at import, from conftest's HF_HUB_OFFLINE=1
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
     with pytest.raises(models.ModelError) as err:
-        models.ModelCache(tmp_path).resolve("embedded")
+        ModelCache(tmp_path).resolve("embedded")
     message = str(err.value)
     assert models.EMBEDDED_GENERATOR_HUB_ID in message and "cannot be reached" in message
     assert "\n" not in message and "Traceback" not in message

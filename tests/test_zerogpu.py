@@ -44,19 +44,10 @@ def zero_app(tmp_path_factory, model_cache_dir, embedded_path):
     scheduler = zerogpu.Scheduler()
     proc, url, log = zerogpu.launch_app(home, scheduler, tmp)
     try:
-        _wait_for(home / "indexes" / "sample" / "meta.json", 300)  # the launch-time sample build (see below)
-        yield Client(url, verbose=False), scheduler, home
+        yield Client(url, verbose=False), scheduler, home  # the launch-time sample index build is still running
     finally:
         zerogpu.stop_app(proc)
         scheduler.close()
-
-
-def _wait_for(path: Path, timeout: float) -> None:
-    """Wait for the app's launch-time sample index build: a slot forked while that build loads the embedder can
-    hang its worker (a lock inherited through the fork), which the fork tests below cover piece by piece."""
-    deadline = time.time() + timeout
-    while not path.is_file() and time.time() < deadline:
-        time.sleep(0.5)
 
 
 def _status(home: Path, run_id: str, until: tuple[str, ...], timeout: float = 60) -> dict:
@@ -72,6 +63,23 @@ def _status(home: Path, run_id: str, until: tuple[str, ...], timeout: float = 60
 
 
 @pytest.mark.integration
+def test_answers_ask_for_one_slot_and_release_it(zero_app):
+    """Two contestants, one slot, asked right after launch while the app's sample index build is still loading
+    the embedder (the first test of the module). Before: the forked worker hung for good on a module import lock
+    the build's thread held at the fork; now the fork waits for that import (lab.models.importing)."""
+    client, scheduler, home = zero_app
+    scheduler.reset()
+    assert not (home / "indexes" / "sample" / "meta.json").is_file(), "the sample build finished before the slot"
+    job = client.submit(["base", "rag:sample"], QUESTION, api_name="/arena_side_by_side")
+    out = job.result(timeout=300)  # a worker deadlocked on a lock inherited through the fork never answers
+    assert "### base" in out[1] and "### rag:sample" in out[2], out
+    assert "arena-passage" in out[6], out[6]
+    assert scheduler.counts["/schedule"] == 1 and scheduler.counts["/release"] == 1
+    assert scheduler.counts["/allow"] == 1  # the forked worker announced itself
+    assert 10 <= int(scheduler.scheduled[0]["durationSeconds"]) <= zg.DEFAULT_SLOT_S
+
+
+@pytest.mark.integration
 def test_rag_retrieval_on_a_worker_thread_runs_on_the_cpu_and_asks_for_no_slot(zero_app):
     """Before: "Torch not compiled with CUDA enabled" (the embedder moved to the emulated "cuda" off the main
     thread)."""
@@ -81,21 +89,6 @@ def test_rag_retrieval_on_a_worker_thread_runs_on_the_cpu_and_asks_for_no_slot(z
     assert "✗" not in hits and "rag-hit" in hits, hits
     assert "rope-access" in prompt
     assert scheduler.counts["/schedule"] == 0
-
-
-@pytest.mark.integration
-def test_answers_ask_for_one_slot_and_release_it(zero_app):
-    """Two contestants, one slot; the RAG one retrieves in the forked worker (its index was opened in the app's
-    process by the retrieval test, so the worker reopens the edge store)."""
-    client, scheduler, _ = zero_app
-    scheduler.reset()
-    job = client.submit(["base", "rag:sample"], QUESTION, api_name="/arena_side_by_side")
-    out = job.result(timeout=300)  # a worker deadlocked on a lock inherited through the fork never answers
-    assert "### base" in out[1] and "### rag:sample" in out[2], out
-    assert "arena-passage" in out[6], out[6]
-    assert scheduler.counts["/schedule"] == 1 and scheduler.counts["/release"] == 1
-    assert scheduler.counts["/allow"] == 1  # the forked worker announced itself
-    assert 10 <= int(scheduler.scheduled[0]["durationSeconds"]) <= zg.DEFAULT_SLOT_S
 
 
 @pytest.mark.integration
@@ -332,3 +325,57 @@ def test_a_forked_child_reopens_an_open_edge_store_and_retrieves(ws, cache, tmp_
 
     assert _in_child(child_retrieves) == 0
     assert type(idx.store).__name__ == "EdgeVectorStore"  # the parent keeps its own
+
+
+# ---- models resolved before the slot (a download inside it would spend the slot's seconds) ----
+
+
+def test_prefetch_resolves_each_contestants_base_and_embedder(ws, tmp_path, monkeypatch, embedded_path):
+    """A fine-tuned run on a hub model, a hub base, the sample index (embedded embedder) and a bad id: every model
+    folder is resolved here, from the hub cache, and the bad id is left for the slot to report."""
+    from hubcache import lay_model
+
+    from lab.config import TrainConfig
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    snapshot = lay_model(tmp_path / "hf-home", "Org/tiny", Path(embedded_path))
+    run_dir = ws.dir("runs", "r1")
+    run_dir.mkdir(parents=True)
+    TrainConfig(name="r1", base_model="Org/tiny").save(run_dir / "config.json")
+    folders = zg.prefetch(ws, models_cache(ws), ["ft:r1", "base:Org/tiny", "rag:sample", "nonsense:x:y:z"])
+    hub, embedded, embedder = snapshot.resolve(), Path(embedded_path).resolve(), models.resolve_embedder("").path
+    assert [Path(f).resolve() for f in folders] == [hub, hub, embedded, Path(embedder).resolve()], folders
+
+
+def models_cache(ws):
+    from lab.cache import ModelCache
+
+    return ModelCache(ws.model_cache)
+
+
+@pytest.mark.parametrize("generator", [True, False])
+def test_prepare_runs_in_the_calling_process_before_the_slot_is_requested(generator):
+    """`gpu(prepare=...)`: the prefetch happens before `spaces.GPU`'s wrapper runs (which requests the slot), on the
+    calling thread, with the call's own arguments; a generator stays a generator for gradio."""
+    import inspect
+
+    events: list[tuple] = []
+
+    def slotted_gen(names, question):
+        events.append(("slot", names))
+        yield f"answer to {question}"
+
+    def slotted(names, question):
+        events.append(("slot", names))
+        return f"answer to {question}"
+
+    def prepare(names, *_):
+        events.append(("prepare", names, threading.current_thread().name))
+
+    fn = zg.prepared_first(prepare, slotted_gen if generator else slotted, generator)
+    assert inspect.isgeneratorfunction(fn) is generator
+    out = fn(["base"], "q")
+    assert (list(out) if generator else [out]) == ["answer to q"]
+    assert events == [("prepare", ["base"], threading.current_thread().name), ("slot", ["base"])]

@@ -173,6 +173,8 @@ def app_env(home: Path, scheduler_url: str, port: int, tmp: Path) -> dict[str, s
         TOKENIZERS_PARALLELISM="false",
         PYTHONUNBUFFERED="1",
     )
+    if os.environ.get("ZEROGPU_TEST_DUMP_AFTER"):
+        env["ZEROGPU_TEST_DUMP_AFTER"] = os.environ["ZEROGPU_TEST_DUMP_AFTER"]
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     return env
 
@@ -202,6 +204,17 @@ def launch_app(home: Path, scheduler: Scheduler, tmp: Path, worker_on_cpu: bool 
     raise RuntimeError(f"the app did not answer in {timeout}s: {log.read_text(errors='replace')[-3000:]}")
 
 
+def dump_stacks_in_forked_children() -> None:
+    """With ZEROGPU_TEST_DUMP_AFTER=N set, every forked child (a slot's worker) writes all its threads' stacks to
+    stderr (the app's log) N seconds after the fork and again every N seconds: the way to find the lock a hung
+    worker waits on."""
+    after = float(os.environ.get("ZEROGPU_TEST_DUMP_AFTER") or 0)
+    if after > 0:
+        import faulthandler
+
+        os.register_at_fork(after_in_child=lambda: faulthandler.dump_traceback_later(after, repeat=True))
+
+
 def stop_app(proc: subprocess.Popen) -> None:
     import signal
 
@@ -225,6 +238,7 @@ def main(argv: list[str]) -> None:
     zerogpu.install_cuda_shim()
     import spaces  # noqa: F401  (the ZeroGPU patching, as on a Space)
 
+    dump_stacks_in_forked_children()
     rest = [a for a in argv[1:] if a != "--worker-on-cpu"]
     if "--worker-on-cpu" in argv:
         zerogpu.run_worker_on_cpu()

@@ -24,7 +24,7 @@ from lab.errors import LabError, expected, user_message
 from lab.generation import passage_dict
 from lab.ui import arena_view as view
 from lab.ui.common import GEN_FIELDS, READ_ONLY, ask_row, gen_controls, gen_from, generation
-from lab.ui.spaces import answers_duration, gpu
+from lab.ui.spaces import answers_duration, gpu, prefetch
 
 BATTLE_FIELDS = GEN_FIELDS[:2]  # max_new_tokens, temperature: they act on every contestant alike
 
@@ -48,7 +48,7 @@ def build(ws, cache, choices):
     battle_id = gr.Textbox(visible=False, label="Battle id (vote with it through arena_submit_vote)")
     state = gr.State({})
 
-    @gpu(duration=lambda *_: answers_duration(2))
+    @gpu(duration=lambda *_: answers_duration(2), prepare=lambda pool, *_: prefetch(ws, cache, pool))
     def battle(*args):
         yield from _battle(ws, cache, *args)
 

@@ -20,7 +20,7 @@ from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
 from lab.ui import zerogpu_budget as budget
 from lab.ui.common import BATCH, FileFlag, SessionFlags, gen_controls, gen_from, generation, in_background
-from lab.ui.spaces import answers_duration, gpu
+from lab.ui.spaces import answers_duration, gpu, prefetch
 
 
 def build(ws, cache, choices):
@@ -62,7 +62,7 @@ def build(ws, cache, choices):
 
     # On ZeroGPU each chunk of answers is its own GPU call, sized to one slot (zerogpu_budget.answer_chunks); the
     # handler itself runs in the app's process, where Cancel's flag file and the checkpoint are read.
-    @gpu(duration=chunk_seconds)
+    @gpu(duration=chunk_seconds, prepare=lambda qa, systems, *_: prefetch(ws, cache, systems))
     def chunk(qa, systems, limit, gen, per, flag):
         yield from _chunk(ws, cache, qa, systems, limit, gen, per, FileFlag(flag))
 

@@ -20,7 +20,7 @@ from lab.errors import LabError, expected, user_message
 from lab.ui import arena_battle, arena_eval, teacher_tab
 from lab.ui import arena_view as view
 from lab.ui.common import READ_ONLY, Picker, ask_row, gen_controls, gen_from, generation, picker_update
-from lab.ui.spaces import answers_duration, gpu
+from lab.ui.spaces import answers_duration, gpu, prefetch
 
 MAX_SIDE = 4
 
@@ -150,7 +150,10 @@ def _build_side_by_side(ws, cache, choices):
     status = gr.Markdown()
     cols, mds, passages = _side_columns(default)
 
-    @gpu(duration=lambda names, *_: answers_duration(len(names or [])))
+    @gpu(
+        duration=lambda names, *_: answers_duration(len(names or [])),
+        prepare=lambda names, *_: prefetch(ws, cache, names),
+    )
     def run(names, q, *settings):
         yield from _side_answers(ws, cache, names, q, *settings)
 

@@ -72,9 +72,13 @@ def answers_duration(n_answers: int, seconds_per_answer: float = 0.5) -> float:
     return LOAD_OVERHEAD_S + max(0, n_answers) * seconds_per_answer
 
 
-def gpu(duration: Callable[..., float] | float = 60) -> Callable[[Callable], Callable]:
+def gpu(
+    duration: Callable[..., float] | float = 60, prepare: Callable[..., Any] | None = None
+) -> Callable[[Callable], Callable]:
     """Decorator: run the function under `spaces.GPU` on ZeroGPU, with `duration` seconds (a number, or a
-    callable given the call's own arguments) clamped to one slot; elsewhere the function itself is returned."""
+    callable given the call's own arguments) clamped to one slot; elsewhere the function itself is returned.
+    `prepare`, given the same arguments, runs first in this process, before the slot is requested (e.g.
+    `prefetch`: a download inside the slot would spend its seconds and could be cut off by its end)."""
 
     def seconds(*args: Any, **kwargs: Any) -> int:
         wanted = duration(*args, **kwargs) if callable(duration) else duration
@@ -88,9 +92,55 @@ def gpu(duration: Callable[..., float] | float = 60) -> Callable[[Callable], Cal
             return fn
         if not spaces.config.Config.zero_gpu:
             return fn  # what spaces.GPU itself returns off ZeroGPU
-        return spaces.GPU(duration=seconds)(in_slot(fn))  # a wrapper marked `zerogpu`
+        slotted = spaces.GPU(duration=seconds)(in_slot(fn))  # a wrapper marked `zerogpu`
+        return slotted if prepare is None else prepared_first(prepare, slotted, inspect.isgeneratorfunction(fn))
 
     return wrap
+
+
+def prepared_first(prepare: Callable[..., Any], slotted: Callable, generator: bool) -> Callable:
+    """`slotted` (a `spaces.GPU` wrapper) called after `prepare(*args, **kwargs)` in the calling process; a
+    generator stays a generator (gradio streams it)."""
+    if generator:
+
+        @functools.wraps(slotted)
+        def prepared_gen(*args: Any, **kwargs: Any):
+            prepare(*args, **kwargs)
+            yield from slotted(*args, **kwargs)
+
+        return prepared_gen
+
+    @functools.wraps(slotted)
+    def prepared(*args: Any, **kwargs: Any):
+        prepare(*args, **kwargs)
+        return slotted(*args, **kwargs)
+
+    return prepared
+
+
+def prefetch(ws, cache, specs) -> list[str]:
+    """Resolve, in this process and on the CPU, every contestant's base model (a hub model is downloaded once, the
+    embedded one converted once) and its index's embedder; returns the model folders. Best effort: a contestant
+    that cannot be resolved is skipped here and reports its error from the slot as before."""
+    from lab.arena import contestants
+    from lab.config import RagConfig, TrainConfig
+    from lab.models import resolve_embedder
+    from lab.training import CONFIG
+
+    folders = []
+    for spec in [specs] if isinstance(specs, str) else list(specs or []):
+        try:
+            c = contestants.parse(spec)
+            run_config = ws.dir("runs", c.run) / CONFIG if c.run else None
+            base = TrainConfig.load(run_config).base_model if run_config and run_config.is_file() else c.model
+            folders.append(cache.resolve(base).path)
+            if c.index:
+                index_config = ws.dir("indexes", c.index) / "config.json"
+                embed = RagConfig.load(index_config).embed_model if index_config.is_file() else RagConfig.embed_model
+                folders.append(resolve_embedder(embed).path)
+        except Exception as exc:  # noqa: BLE001 (the slot reports it with its own message)
+            log.info("not prefetched: %s (%s)", spec, exc)
+    return folders
 
 
 def in_slot(fn: Callable) -> Callable:

@@ -69,7 +69,8 @@ def build(ws, cache) -> None:
     load(lambda: _on_load(ws), None, [*shown, view, *picker[:2]], api_name="start_latest", **READ_ONLY)
     view.input(lambda which: _show(_pick(ws, which)), view, shown, api_name="start_view", **READ_ONLY)
 
-    @spaces.gpu(duration=slot_seconds_for)  # one contestant's chunk of answers in one ZeroGPU slot
+    # one contestant's chunk of answers in one ZeroGPU slot, its models resolved in this process first
+    @spaces.gpu(duration=slot_seconds_for, prepare=lambda spec, *_: spaces.prefetch(ws, cache, spec))
     def answer_slot(spec, label, items, gen, per, should_stop):
         return evaluation.answer_to_checkpoint(ws, cache, spec, label, items, gen, per, should_stop)
 
