@@ -116,7 +116,7 @@ def test_a_run_left_queued_by_a_dead_starter_is_marked_failed(ws, tmp_path):
 
 
 def test_a_running_run_whose_folder_was_deleted_by_hand_is_marked_failed_and_blocks_nothing(ws, tmp_path):
-    """Found in stop 18: a training killed and its folder removed by hand left a 'running' record; every later start
+    """A training killed and its folder removed by hand left a 'running' record; every later start
     polled it, wrote status.json into the missing folder and failed with FileNotFoundError."""
     import shutil
 
