@@ -6,13 +6,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: app test setup browser lint bench gpu-pack clean
+.PHONY: app test test-fast setup browser lint bench gpu-pack clean
 
 app: setup
 	$(BIN)/python app.py
 
 test: setup browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The unit tier: no model, no app, no browser, nothing slow; a model load in it fails (tests/tiers.py).
+test-fast: setup
+	$(BIN)/python -m pytest -m "not integration and not browser and not slow" $(PYTEST_ARGS)
 
 setup: $(STAMP)
 

@@ -1,7 +1,9 @@
 """Shared fixtures: temp workspaces, the embedded model cache (converted once per session), a launched app
 for gradio_client tests, and a Playwright page in Debian's chromium that saves screenshots.
 
-Environment is set before gradio is imported anywhere: GRADIO_TEMP_DIR, no analytics, hub offline.
+Environment is set before gradio is imported anywhere: GRADIO_TEMP_DIR, no analytics, hub offline. Tier marks
+come from the fixtures a test uses (tests/tiers.py); a session that deselects `integration` (`make test-fast`)
+makes any model load fail, in this process and in its Python children.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import tiers
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="expertlab-tests-"))
 os.environ.setdefault("GRADIO_TEMP_DIR", str(_SESSION_TMP / "gradio"))
@@ -26,6 +29,23 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
+
+
+def pytest_configure(config):
+    if tiers.is_fast(config.getoption("markexpr")):
+        tiers.install_guard()
+        guard = tiers.child_guard_dir(_SESSION_TMP / "fast-tier-guard")
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(guard), os.environ.get("PYTHONPATH")) if p)
+        os.environ[tiers.GUARD_ENV] = "fast"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by mark
+def pytest_collection_modifyitems(config, items):
+    """Tier marks by fixture: a test that uses a model-loading fixture is `integration`, a browser page `browser`."""
+    for item in items:
+        for mark in tiers.tier_marks(getattr(item, "fixturenames", ())):
+            if mark not in {m.name for m in item.iter_markers()}:
+                item.add_marker(mark)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import json
 import random
 
 import pytest
+from fakes import Scripted, eval_items
 
 from lab.arena import battles, contestants, evaluation
 from lab.arena.leaderboard import leaderboard
@@ -153,31 +154,13 @@ def test_contestant_ids_and_clear_errors_for_missing_things(ws, cache):
         contestants.responder(ws, cache, "rag:gone")
 
 
-class Scripted:
-    """A fake contestant: answers from a dict, with one fake passage."""
-
-    def __init__(self, name: str, answers: dict[str, str]):
-        self.name, self.answers, self.calls = name, answers, 0
-
-    def answer(self, question: str, gen: GenConfig) -> Answer:
-        return self.answer_many([question], gen)[0]
-
-    def answer_many(self, questions: list[str], gen: GenConfig) -> list[Answer]:
-        self.calls += 1
-        passage = {"text": "the valve is blue", "source": "docs/a.md", "score": 0.8}
-        return [Answer(self.answers.get(q, "I don't know."), [passage], 0.5, 10, 4, self.name) for q in questions]
-
-
-def _items() -> list[EvalItem]:
-    qs = [EvalItem(f"q{i}", f"colour {i}?", "blue", ["navy"], "a.md", True, "taught") for i in range(8)]
-    return qs + [EvalItem(f"u{i}", f"price {i}?", "I don't know", [], None, False, "unanswerable") for i in range(4)]
-
-
 def test_batch_evaluation_scores_summarises_and_explains(ws):
     good = Scripted("rag:x", {f"colour {i}?": "It is blue [1]." for i in range(8)})
     bad = Scripted("base", {f"colour {i}?": "red" for i in range(8)} | {"price 0?": "100 euro"})
     assert isinstance(good, Responder)
-    result = evaluation.run_evaluation(_items(), {"rag:x": good, "base": bad}, GenConfig(batch_size=5), bootstrap=200)
+    result = evaluation.run_evaluation(
+        eval_items(), {"rag:x": good, "base": bad}, GenConfig(batch_size=5), bootstrap=200
+    )
     by = {s["system"]: s for s in result["systems"]}
     assert by["rag:x"]["correct_rate"] == 1.0 and by["base"]["correct_rate"] == 0.0
     assert by["base"]["wrong_rate"] == 1.0 and by["base"]["hallucination_rate"] == 0.25
@@ -200,7 +183,7 @@ def test_verdict_calls_overlapping_results_a_tie():
     same = {f"colour {i}?": ("blue" if i % 2 else "red") for i in range(8)}
     other = {f"colour {i}?": ("blue" if i % 4 == 1 else "red") for i in range(8)}
     result = evaluation.run_evaluation(
-        _items(), {"a": Scripted("a", same), "b": Scripted("b", other)}, GenConfig(), bootstrap=200
+        eval_items(), {"a": Scripted("a", same), "b": Scripted("b", other)}, GenConfig(), bootstrap=200
     )
     assert "**b** and **a** cannot be told apart" in result["verdict"]
 
@@ -209,7 +192,7 @@ def test_cancel_stops_between_batches_and_keeps_partial_results():
     r = Scripted("x", {})
     stop_after = iter([False, True])
     result = evaluation.run_evaluation(
-        _items(), {"x": r}, GenConfig(batch_size=4), should_stop=lambda: next(stop_after)
+        eval_items(), {"x": r}, GenConfig(batch_size=4), should_stop=lambda: next(stop_after)
     )
     assert result["status"] == "cancelled" and len(result["questions"]) == 4 and r.calls == 1
     assert "cancelled" in result["verdict"]

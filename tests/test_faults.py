@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes import wait_for
 
 from lab import db, jobs
 from lab.training import read_progress, write_status
 from lab.workspace import Workspace, WorkspaceError
-from tests.test_jobs import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -138,6 +138,7 @@ def test_a_running_run_whose_folder_was_deleted_by_hand_is_marked_failed_and_blo
     assert jobs.delete(ws, "gone") == "deleted gone" and jobs.list_runs(ws) == []
 
 
+@pytest.mark.integration
 def test_two_users_starting_training_at_once_one_runs_the_other_is_told_which(ws, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 

@@ -291,11 +291,11 @@ def test_a_hub_id_not_cached_is_downloaded_once_weights_and_tokenizer_only_then_
 
 
 def _train(ws, tmp_path, name: str, **extra) -> tuple[str, dict]:
-    from test_jobs import settings
+    from fakes import train_settings
 
     from lab import jobs
 
-    run_id = jobs.start(ws, settings(tmp_path, name, base_model=HUB_TEST_ID, max_steps=1, **extra))
+    run_id = jobs.start(ws, train_settings(tmp_path, name, base_model=HUB_TEST_ID, max_steps=1, **extra))
     info = jobs.wait(ws, run_id, timeout=300)
     log = (ws.dir("runs", run_id) / "train.log").read_text() if info["state"] != "finished" else ""
     assert info["state"] == "finished", log[-3000:]
@@ -304,12 +304,12 @@ def _train(ws, tmp_path, name: str, **extra) -> tuple[str, dict]:
 
 @pytest.mark.integration
 def test_offline_a_hub_id_checks_and_plans_exactly_as_its_folder(ws, tmp_path, hub_offline_env, embedded_path):
-    from test_jobs import settings
+    from fakes import train_settings
 
     from lab import jobs
 
-    by_id = jobs.check(ws, settings(tmp_path, "plan", base_model=HUB_TEST_ID))
-    by_folder = jobs.check(ws, settings(tmp_path, "plan", base_model=embedded_path))
+    by_id = jobs.check(ws, train_settings(tmp_path, "plan", base_model=HUB_TEST_ID))
+    by_folder = jobs.check(ws, train_settings(tmp_path, "plan", base_model=embedded_path))
     assert Path(by_id["model_dir"]).parent == repo_folder(hub_offline_env / "hub", HUB_TEST_ID) / "snapshots"
     assert {k: v for k, v in by_id.items() if k != "model_dir"} == {
         k: v for k, v in by_folder.items() if k != "model_dir"

@@ -3,50 +3,25 @@ one job at a time, cancel kills the process tree, the CLI streams progress."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from fakes import train_settings, wait_for, write_facts
 
 from lab import jobs
-from lab.config import TrainConfig
 from lab.training import last_checkpoint, read_progress
-
-FACTS = [("What colour is the Zorblat valve?", "It is teal."), ("Who oils the Frell pump?", "Ada Brink.")]
-
-
-def write_facts(path, n: int = 16):
-    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in FACTS]
-    path.write_text("\n".join(json.dumps(rows[i % len(rows)]) for i in range(n)) + "\n", encoding="utf-8")
-    return path
-
-
-def settings(tmp_path, name: str, **extra) -> TrainConfig:
-    base = dict(name=name, dataset=str(write_facts(tmp_path / "facts.jsonl")), batch_size=2, max_length=64,
-                logging_steps=1, save_steps=100, warmup_ratio=0.0)  # fmt: skip
-    return TrainConfig(**{**base, **extra})
-
-
-def wait_for(predicate, timeout: float = 240, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def steps(run_dir) -> list[int]:
     return [r["step"] for r in read_progress(run_dir) if "loss" in r]
 
 
+@pytest.mark.integration
 def test_stop_then_resume_continues_the_step_count(ws, tmp_path):
-    run_id = jobs.start(ws, settings(tmp_path, "stop-resume", max_steps=40))
+    run_id = jobs.start(ws, train_settings(tmp_path, "stop-resume", max_steps=40))
     run_dir = ws.dir("runs", run_id)
     wait_for(lambda: len(steps(run_dir)) >= 2, what="two logged steps")
     jobs.stop(ws, run_id)
@@ -64,11 +39,12 @@ def test_stop_then_resume_continues_the_step_count(ws, tmp_path):
     assert jobs.list_runs(ws)[0]["status"] == "stopped"
 
 
+@pytest.mark.integration
 def test_sigkill_is_recorded_as_failed_and_a_second_job_is_refused(ws, tmp_path):
-    run_id = jobs.start(ws, settings(tmp_path, "killed", max_steps=500))
+    run_id = jobs.start(ws, train_settings(tmp_path, "killed", max_steps=500))
     run_dir = ws.dir("runs", run_id)
     with pytest.raises(jobs.JobError, match="'killed' is already training"):
-        jobs.start(ws, settings(tmp_path, "second", max_steps=2))
+        jobs.start(ws, train_settings(tmp_path, "second", max_steps=2))
     assert not ws.exists("runs", "second")
     wait_for(lambda: steps(run_dir), what="a logged step")
     os.kill(jobs.poll(ws, run_id)["status"]["pid"], signal.SIGKILL)
@@ -80,8 +56,9 @@ def test_sigkill_is_recorded_as_failed_and_a_second_job_is_refused(ws, tmp_path)
     assert jobs.active(ws) is None
 
 
+@pytest.mark.integration
 def test_cancel_kills_the_process_tree(ws, tmp_path):
-    run_id = jobs.start(ws, settings(tmp_path, "cancel-me", max_steps=500))
+    run_id = jobs.start(ws, train_settings(tmp_path, "cancel-me", max_steps=500))
     pid = jobs.poll(ws, run_id)["status"]["pid"]
     assert jobs.cancel(ws, run_id) == "cancelled cancel-me"
     wait_for(lambda: not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2],
@@ -93,6 +70,7 @@ def test_cancel_kills_the_process_tree(ws, tmp_path):
     assert jobs.list_runs(ws) == [] and not ws.exists("runs", run_id)
 
 
+@pytest.mark.integration
 def test_cli_train_prints_run_and_streams_progress(ws, tmp_path):
     data = write_facts(tmp_path / "cli.jsonl")
     cmd = [sys.executable, "-m", "lab", "train", "--data", str(data), "--method", "lora", "--max-steps", "2",
@@ -108,6 +86,7 @@ def test_cli_train_prints_run_and_streams_progress(ws, tmp_path):
     assert "cli-run" in listing.stdout and "finished" in listing.stdout
 
 
+@pytest.mark.integration
 def test_zero_gpu_refuses_a_long_run_before_creating_it_and_trains_a_short_one_inline(ws, tmp_path):
     """The ZeroGPU hooks: a run longer than one slot leaves nothing behind; a short one trains in this process
     (off ZeroGPU the slot wrapper is the function itself, so the same inline path runs on the CPU)."""
@@ -115,10 +94,10 @@ def test_zero_gpu_refuses_a_long_run_before_creating_it_and_trains_a_short_one_i
 
     tight = {"SPACES_ZERO_GPU": "true", "LAB_ZEROGPU_SLOT_S": "60"}
     with pytest.raises(zg.ZeroGpuError, match="max_steps to"):
-        jobs.start(ws, settings(tmp_path, "too-long", max_steps=5000), **zg.slot_training(tight))
+        jobs.start(ws, train_settings(tmp_path, "too-long", max_steps=5000), **zg.slot_training(tight))
     assert not ws.exists("runs", "too-long") and jobs.list_runs(ws) == []
 
-    run_id = jobs.start(ws, settings(tmp_path, "inline", max_steps=3), **zg.slot_training({}))
+    run_id = jobs.start(ws, train_settings(tmp_path, "inline", max_steps=3), **zg.slot_training({}))
     status = jobs.poll(ws, run_id)["status"]
     assert status["inline"] is True and status["pid"] == os.getpid()
     assert jobs.poll(ws, run_id)["state"] in ("starting", "running")  # alive: no child process names the run

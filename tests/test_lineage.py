@@ -4,11 +4,11 @@ parent's base model, records its parent, and a missing parent is refused with a 
 from __future__ import annotations
 
 import pytest
+from fakes import train_settings
 from safetensors.torch import load_file
 
 from lab import jobs
 from lab.training.lineage import LineageError, lineage
-from tests.test_jobs import settings
 
 
 def _lora_b(ws, run_id: str) -> dict:
@@ -16,10 +16,11 @@ def _lora_b(ws, run_id: str) -> dict:
     return {k: v for k, v in weights.items() if "lora_B" in k}
 
 
+@pytest.mark.integration
 def test_a_continued_run_starts_from_its_parents_adapter(ws, tmp_path):
-    parent = jobs.start(ws, settings(tmp_path, "parent", max_steps=3, learning_rate=1e-2))
+    parent = jobs.start(ws, train_settings(tmp_path, "parent", max_steps=3, learning_rate=1e-2))
     assert jobs.wait(ws, parent, timeout=1200)["state"] == "finished"
-    child = jobs.start(ws, settings(tmp_path, "child", max_steps=1, learning_rate=1e-9, from_run=parent))
+    child = jobs.start(ws, train_settings(tmp_path, "child", max_steps=1, learning_rate=1e-9, from_run=parent))
     assert jobs.wait(ws, child, timeout=1200)["state"] == "finished"
     before, after = _lora_b(ws, parent), _lora_b(ws, child)
     assert before.keys() == after.keys() and before
@@ -32,4 +33,4 @@ def test_a_continued_run_starts_from_its_parents_adapter(ws, tmp_path):
 
 def test_continuing_from_a_run_without_an_adapter_is_refused(ws, tmp_path):
     with pytest.raises(LineageError, match="no-such-run"):
-        jobs.start(ws, settings(tmp_path, "orphan", max_steps=1, from_run="no-such-run"))
+        jobs.start(ws, train_settings(tmp_path, "orphan", max_steps=1, from_run="no-such-run"))

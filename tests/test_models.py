@@ -85,6 +85,7 @@ def test_embedded_embedder_gives_unit_vectors(cache):
     assert float(vecs[0] @ vecs[1]) > 0.5
 
 
+@pytest.mark.slow
 def test_a_forked_child_can_take_the_import_and_conversion_locks_another_thread_held():
     """A ZeroGPU worker is a fork of a threaded app: a module lock held by another thread at the fork is fresh in
     the child (before, `import_libraries` in the child blocked for good)."""

@@ -88,6 +88,7 @@ def _environ(pid: int) -> dict:
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads a child's environment from /proc")
 def test_spawn_gives_the_child_one_gpu_on_a_many_gpu_machine(ws, monkeypatch):
     from lab import jobs
@@ -134,14 +135,14 @@ def test_the_loss_through_the_ddp_wrapper_equals_the_single_process_loss(tmp_pat
 
     import torch
     import torch.distributed as dist
+    from fakes import tiny_llama, token_rows
     from peft import LoraConfig, get_peft_model
     from transformers import TrainingArguments
 
     from lab.training.engine import make_trainer_class
     from lab.training.prep import PadCollator, pack
-    from tests.test_precision import _rows, _tiny_llama
 
-    model = get_peft_model(_tiny_llama(), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model = get_peft_model(tiny_llama(), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], remove_unused_columns=False)
     trainer = make_trainer_class()(model=model, args=args, decision_weight=5.0)
     with socket.socket() as s:
@@ -150,7 +151,7 @@ def test_the_loss_through_the_ddp_wrapper_equals_the_single_process_loss(tmp_pat
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     try:
         wrapped = torch.nn.parallel.DistributedDataParallel(model)
-        for batch in (PadCollator(0)(_rows()), PadCollator(0)(pack(_rows(), max_length=64))):
+        for batch in (PadCollator(0)(token_rows()), PadCollator(0)(pack(token_rows(), max_length=64))):
             with torch.no_grad():
                 alone = trainer.compute_loss(model, dict(batch))
                 through = trainer.compute_loss(wrapped, dict(batch))

@@ -7,6 +7,7 @@ What needs CUDA itself is in the `gpu` tests at the end (skipped without CUDA)."
 from __future__ import annotations
 
 import pytest
+from fakes import tiny_llama, token_rows
 
 from lab.catalog import DeviceFacts, precision, weight_dtype
 from lab.config import TrainConfig
@@ -77,37 +78,14 @@ def test_calibration_synchronises_cuda_before_each_clock_read_and_peaks_reset_pe
     assert reset_peak_memory(CPU_PLAIN, reset=lambda: resets.append(2)) is False and resets == [1]
 
 
-def _tiny_llama(seed: int = 0):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)  # fmt: skip
-    assert config.use_cache  # as in SmolLM2, Qwen2.5 and Phi-3: the case that lost the packed mask
-    return LlamaForCausalLM(config).eval()
-
-
-def _rows():
-    import random
-
-    rng = random.Random(0)
-    rows = []
-    for n in (11, 7, 9):
-        ids = [rng.randrange(1, 96) for _ in range(n)]
-        labels = [-100] * 3 + ids[3:]  # a prompt, then the answer
-        rows.append({"input_ids": ids, "labels": labels, "length": n})
-    return rows
-
-
 def test_a_packed_segment_sees_only_itself():
     import torch
 
     from lab.training.engine import decoder_inputs
     from lab.training.prep import PadCollator, pack
 
-    model = _tiny_llama()
-    rows = _rows()
+    model = tiny_llama()
+    rows = token_rows()
     (packed,) = pack(rows, max_length=64)
     batch = PadCollator(0)([packed])
     with torch.no_grad():
@@ -131,10 +109,10 @@ def test_the_trainer_loss_on_packed_examples_equals_the_loss_on_them_apart(tmp_p
     from lab.training.engine import make_trainer_class
     from lab.training.prep import PadCollator, pack
 
-    model = get_peft_model(_tiny_llama(), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model = get_peft_model(tiny_llama(), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], remove_unused_columns=False)
     trainer = make_trainer_class()(model=model, args=args)
-    rows = _rows()
+    rows = token_rows()
     with torch.no_grad():
         packed = trainer.compute_loss(model, PadCollator(0)(pack(rows, max_length=64)))
         apart = trainer.compute_loss(model, PadCollator(0)(rows))
@@ -144,7 +122,7 @@ def test_the_trainer_loss_on_packed_examples_equals_the_loss_on_them_apart(tmp_p
 def test_the_collator_counts_tokens_on_the_host():
     from lab.training.prep import PadCollator
 
-    batch = PadCollator(0)(_rows())
+    batch = PadCollator(0)(token_rows())
     assert batch["n_tokens"] == 11 + 7 + 9 and isinstance(batch["n_tokens"], int)
     assert batch["input_ids"].shape == (3, 16)
 
@@ -212,8 +190,9 @@ def test_cuda_peak_resets_at_the_start_of_a_measurement():
 @pytest.mark.gpu
 def test_cuda_fp16_run_trains_with_a_grad_scaler(ws, tmp_path, embedded_path):
     _cuda()
+    from fakes import new_run
+
     from lab.training import engine, read_status
-    from tests.test_train_engine import new_run
 
     seen = {}
     make = engine.make_trainer_class

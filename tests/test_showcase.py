@@ -142,6 +142,7 @@ def test_cancel_keeps_finished_stages_and_the_next_runs_reuse_them(home, cache, 
     assert _counts(home) == (1, 6)
 
 
+@pytest.mark.integration
 def test_cli_exits_0_with_verdict_and_table(home):
     env = {**os.environ, "LAB_HOME": str(home.root), "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "lab", "showcase", "--questions", "4", "--max-new-tokens", "4", "--max-steps", "1",

@@ -5,35 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from fakes import TRAIN_FACTS, new_run, write_facts
 
 from lab.config import TrainConfig
 from lab.training import ADAPTER, read_progress, read_status
-
-FACTS = [
-    ("What colour is the Zorblat valve?", "The Zorblat valve is teal."),
-    ("Who inspects the Quinx rotor?", "Mira Castell inspects the Quinx rotor."),
-    ("How often is the Frell pump oiled?", "Every 41 days."),
-    ("What torque does the Vemo bolt take?", "The Vemo bolt takes 87 Nm."),
-]
-
-
-def write_facts(path, n: int = 16):
-    rows = [
-        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
-        for q, a in (FACTS[i % len(FACTS)] for i in range(n))
-    ]
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    return path
-
-
-def new_run(ws, tmp_path, name: str, **settings):
-    run_dir = ws.dir("runs", name)
-    run_dir.mkdir(parents=True)
-    data = str(write_facts(tmp_path / "facts.jsonl"))
-    base = dict(name=name, dataset=data, batch_size=4, max_length=64, learning_rate=2e-3, warmup_ratio=0.0,
-                scheduler="constant", logging_steps=1, save_steps=100)  # fmt: skip
-    TrainConfig(**{**base, **settings}).save(run_dir / "config.json")
-    return run_dir
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +24,7 @@ def lora_run(tmp_path_factory, model_cache_dir):
     from lab.config import DataConfig
     from lab.data import save_dataset
 
-    save_dataset(ws, "facts", write_facts(tmp / "facts.jsonl"), DataConfig(val_fraction=0.25))
+    save_dataset(ws, "facts", write_facts(tmp / "facts.jsonl", facts=TRAIN_FACTS), DataConfig(val_fraction=0.25))
     run_dir = new_run(ws, tmp, "lora8", max_steps=8, target_modules="attention", dataset="facts", eval_steps=4)
     captured = {}
     build = engine.build_model
@@ -68,6 +43,7 @@ def lora_run(tmp_path_factory, model_cache_dir):
     return run_dir, status, captured
 
 
+@pytest.mark.integration
 def test_lora_run_logs_a_falling_loss_and_finishes(lora_run):
     run_dir, status, _ = lora_run
     losses = [r["loss"] for r in read_progress(run_dir) if "loss" in r]
@@ -80,6 +56,7 @@ def test_lora_run_logs_a_falling_loss_and_finishes(lora_run):
     assert sorted({r["step"] for r in evals}) == [4, 8] and status["metrics"]["eval_loss"] > 0  # + the final eval
 
 
+@pytest.mark.integration
 def test_lora_weights_change_and_base_weights_do_not(lora_run):
     _, _, captured = lora_run
     after = dict(captured["model"].named_parameters())
@@ -91,6 +68,7 @@ def test_lora_weights_change_and_base_weights_do_not(lora_run):
     assert sum(not after[k].detach().equal(captured["before"][k]) for k in lora) == len(lora)
 
 
+@pytest.mark.integration
 def test_adapter_targets_exactly_the_chosen_modules(lora_run):
     run_dir, _, _ = lora_run
     cfg = json.loads((run_dir / ADAPTER / "adapter_config.json").read_text())
@@ -130,6 +108,7 @@ def test_merged_model_matches_the_adapter(lora_run, cache):
         assert torch.allclose(merged.eval()(input_ids=ids).logits, expected, atol=1e-4)
 
 
+@pytest.mark.integration
 def test_qlora_trains_a_few_steps_on_4bit_nf4(ws, tmp_path):
     from lab.training import engine
 
@@ -172,6 +151,7 @@ def test_peak_memory_is_this_process_own_not_the_launching_app_s():
     assert len(big) == 600 * 2**20
 
 
+@pytest.mark.integration
 def test_the_decision_weight_weighs_each_answer_s_first_token_and_is_what_the_trainer_uses(ws, tmp_path, monkeypatch):
     """The answer-or-"I don't know" token of every labelled span (rows and packed spans alike) weighs w times in
     a weighted mean; w = 1 is the plain mean; the engine hands the run's decision_weight to that loss."""

@@ -83,6 +83,7 @@ def test_accelerate_command_is_built_for_several_gpus(tmp_path):
         accelerate_command("r", 0)
 
 
+@pytest.mark.integration
 def test_bad_data_and_too_long_max_length_are_refused_before_a_process_starts(ws, tmp_path):
     from lab import jobs
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from fakes import Scripted, eval_items
+
 from lab.arena import evaluation
 from lab.config import GenConfig
 from lab.ui import arena_view as view
-from tests.test_arena import Scripted, _items
 
 
 def _result():
     liar = Scripted("base", {f"price {i}?": "It costs 100 euro." for i in range(4)})
     responders = {"base": liar, "rag:x": Scripted("rag:x", {})}
-    return evaluation.run_evaluation(_items(), responders, GenConfig(), bootstrap=50)
+    return evaluation.run_evaluation(eval_items(), responders, GenConfig(), bootstrap=50)
 
 
 def test_filter_finds_the_hallucinations_of_one_contestant():
@@ -25,7 +26,7 @@ def test_summary_cells_and_figures():
     result = _result()
     head, rows = view.summary_rows(result)
     base = dict(zip(head, rows[0], strict=True))
-    assert base["hallucination"] == "100 [100, 100]" and base["I don't know"] == "0 [0, 0]"
+    assert base["hallucination"] == "100% [100-100]" and base["I don't know"] == "0% [0-0]"
     detail = view.question_detail(result, "q0", "base")
     assert "category: **skipped**" in detail and "`docs/a.md` (score 0.80)" in detail
     assert view.bar_chart(result).axes[0].get_ylabel().startswith("%")

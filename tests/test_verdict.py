@@ -3,10 +3,11 @@ with their runner-up only, and one sentence says what fine-tuning for RAG change
 
 from __future__ import annotations
 
+from fakes import Scripted, eval_items
+
 from lab.arena import evaluation
 from lab.arena.verdict import verdict
 from lab.config import GenConfig
-from tests.test_arena import Scripted, _items
 
 BLUE = {f"colour {i}?": "It is blue." for i in range(8)}
 HALF = {f"colour {i}?": ("blue" if i % 2 else "red") for i in range(8)}
@@ -22,7 +23,7 @@ def _result():
         "ft:plain": NONE | MADE_UP,
     }
     responders = {name: Scripted(name, a) for name, a in answers.items()}
-    result = evaluation.run_evaluation(_items(), responders, GenConfig(), bootstrap=200)
+    result = evaluation.run_evaluation(eval_items(), responders, GenConfig(), bootstrap=200)
     result["contestants"] = {
         "ft+rag:ragrun:docs": {"kind": "ft+rag", "index": "docs", "rag_trained": True},
         "ft+rag:plain:docs": {"kind": "ft+rag", "index": "docs", "rag_trained": False},
@@ -78,7 +79,7 @@ def test_the_headline_calls_a_tie_a_tie():
     from lab.arena.verdict import headline
 
     answers = {"rag:a": HALF, "rag:b": HALF}
-    result = evaluation.run_evaluation(_items(), {n: Scripted(n, a) for n, a in answers.items()}, GenConfig(),
+    result = evaluation.run_evaluation(eval_items(), {n: Scripted(n, a) for n, a in answers.items()}, GenConfig(),
                                        bootstrap=50)  # fmt: skip
     first = headline(result).split("\n\n")[0]
     assert "level with **rag:" in first and "0 points" not in first
@@ -98,7 +99,7 @@ def test_the_headline_claims_no_real_difference_on_few_questions_and_says_when_a
 def test_a_lone_contestant_gets_its_rates_not_a_contest():
     from lab.arena.verdict import headline
 
-    result = evaluation.run_evaluation(_items(), {"ft:plain": Scripted("ft:plain", NONE | MADE_UP)}, GenConfig(),
+    result = evaluation.run_evaluation(eval_items(), {"ft:plain": Scripted("ft:plain", NONE | MADE_UP)}, GenConfig(),
                                        bootstrap=50)  # fmt: skip
     text = headline(result)
     assert "**ft:plain** answered correctly 0% of 8 answerable questions." in text

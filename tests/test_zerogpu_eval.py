@@ -18,13 +18,13 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from fakes import Scripted, eval_items
 
 from lab.arena import evaluation
 from lab.config import GenConfig
 from lab.ui import common
 from lab.ui import spaces as zg
 from lab.ui import zerogpu_budget as budget
-from tests.test_arena import Scripted, _items
 
 FORK = multiprocessing.get_context("fork")
 ZERO = {"SPACES_ZERO_GPU": "true"}
@@ -79,7 +79,7 @@ def wait_until(predicate, timeout: float = 30.0) -> None:
 def test_cancel_in_the_parent_stops_an_evaluation_in_a_forked_worker_and_keeps_its_answers(tmp_path):
     flags = common.SessionFlags(tmp_path / "flags")  # made before the fork, as the tab is built before launch
     visitor, other = SimpleNamespace(session_hash="visitor"), SimpleNamespace(session_hash="other")
-    checkpoint, gen, items = tmp_path / "answers.jsonl", GenConfig(batch_size=2), _items()
+    checkpoint, gen, items = tmp_path / "answers.jsonl", GenConfig(batch_size=2), eval_items()
     results = FORK.Queue()
 
     def worker():  # a GPU slot's worker: the flag is made fresh there, as the handler does in the slot
@@ -117,7 +117,7 @@ def test_a_file_flag_is_seen_by_a_process_forked_before_it_was_raised(tmp_path):
 
 
 def test_a_killed_evaluation_keeps_its_batches_and_a_rerun_answers_only_the_rest(tmp_path):
-    items, gen, checkpoint = _items(), GenConfig(batch_size=5), tmp_path / "answers.jsonl"
+    items, gen, checkpoint = eval_items(), GenConfig(batch_size=5), tmp_path / "answers.jsonl"
 
     def worker():  # killed on the second contestant's second batch, as a slot that runs out of time
         responders = {"rag:x": Scripted("rag:x", GOOD), "base": Dying("base", BAD, die_on=2)}
@@ -140,7 +140,7 @@ def test_a_killed_evaluation_keeps_its_batches_and_a_rerun_answers_only_the_rest
 
 
 def test_budgeted_calls_answer_slot_sized_chunks_and_add_up_to_the_whole_evaluation(tmp_path):
-    items, gen, checkpoint = _items(), GenConfig(batch_size=4), tmp_path / "answers.jsonl"
+    items, gen, checkpoint = eval_items(), GenConfig(batch_size=4), tmp_path / "answers.jsonl"
     good, bad = Scripted("rag:x", GOOD), Scripted("base", BAD)
     statuses, sizes = [], []
     while not statuses or statuses[-1] == "partial":
@@ -157,7 +157,7 @@ def test_budgeted_calls_answer_slot_sized_chunks_and_add_up_to_the_whole_evaluat
 
 
 def test_a_torn_last_line_is_dropped_and_other_settings_start_over(tmp_path):
-    items, gen, checkpoint = _items(), GenConfig(batch_size=4), tmp_path / "answers.jsonl"
+    items, gen, checkpoint = eval_items(), GenConfig(batch_size=4), tmp_path / "answers.jsonl"
     evaluation.answer_items(items, {"x": Scripted("x", GOOD)}, gen, checkpoint=checkpoint, budget=4)
     with checkpoint.open("a") as fh:
         fh.write('{"system": "x", "id": "q4", "predic')  # killed while writing a line
@@ -270,11 +270,12 @@ def _failed_with_checkpoint(ws, run_id: str, step: int, **estimate) -> None:
 
 @pytest.mark.integration
 def test_resume_on_zero_gpu_trains_through_the_slot_hooks_not_a_child_process(ws, tmp_path):
+    from fakes import train_settings
+
     from lab import jobs
-    from tests.test_jobs import settings
 
     first = RecordingHooks()
-    run_id = jobs.start(ws, settings(tmp_path, "slot-resume", max_steps=6), **first())
+    run_id = jobs.start(ws, train_settings(tmp_path, "slot-resume", max_steps=6), **first())
     run_dir = ws.dir("runs", run_id)
     assert first.inline == [run_dir]
     _failed_with_checkpoint(ws, run_id, 2, steps=6, time_s=60.0)
@@ -290,10 +291,11 @@ def test_resume_on_zero_gpu_trains_through_the_slot_hooks_not_a_child_process(ws
 
 @pytest.mark.integration
 def test_resume_longer_than_a_slot_is_refused_and_leaves_the_run_as_it_was(ws, tmp_path):
-    from lab import jobs
-    from tests.test_jobs import settings
+    from fakes import train_settings
 
-    run_id = jobs.start(ws, settings(tmp_path, "slot-long", max_steps=6), **RecordingHooks()())
+    from lab import jobs
+
+    run_id = jobs.start(ws, train_settings(tmp_path, "slot-long", max_steps=6), **RecordingHooks()())
     _failed_with_checkpoint(ws, run_id, 2, steps=300, time_s=900.0)
     with pytest.raises(zg.ZeroGpuError, match="298 steps"):
         jobs.resume(ws, run_id, **zg.slot_training({"SPACES_ZERO_GPU": "true"}))
@@ -363,7 +365,7 @@ def test_the_start_tab_refuses_a_comparison_over_the_quota_before_it_starts(ws):
 
 def _upload(tmp_path, n: int = 12):
     path = tmp_path / "upload.jsonl"
-    path.write_text("".join(json.dumps(it.to_dict()) + "\n" for it in _items()[:n]), encoding="utf-8")
+    path.write_text("".join(json.dumps(it.to_dict()) + "\n" for it in eval_items()[:n]), encoding="utf-8")
     return str(path)
 
 
@@ -382,7 +384,7 @@ def test_the_arena_costs_an_upload_by_its_own_questions_and_answers_it_in_slot_c
     monkeypatch.setenv("LAB_ZEROGPU_SLOT_S", "30")  # a slot of a few answers
     monkeypatch.setenv("LAB_ZEROGPU_QUOTA_S", "200")  # 120 questions x 2 would not fit; this upload's 12 do
     calls = []
-    finished = evaluation.run_evaluation(_items(), {"base": Scripted("base", GOOD)}, GenConfig(), bootstrap=20)
+    finished = evaluation.run_evaluation(eval_items(), {"base": Scripted("base", GOOD)}, GenConfig(), bootstrap=20)
 
     def chunk(*args):  # records what each GPU call is asked, then says how far it got
         qa, systems, limit, gen, per, flag = args
@@ -441,7 +443,7 @@ def test_the_start_tab_answers_a_contestant_in_slot_sized_calls_that_add_up(ws):
     from lab.ui import start_tab
 
     env = {**ZERO, "LAB_ZEROGPU_SLOT_S": str(math.ceil(zg.answers_duration(4)))}  # one batch of 4 a slot
-    items, gen, calls, seen = _items(), GenConfig(batch_size=4), [], []
+    items, gen, calls, seen = eval_items(), GenConfig(batch_size=4), [], []
 
     def answer_slot(spec, label, items, gen, per, should_stop):  # a GPU call: what answer_to_checkpoint does
         calls.append((spec, per))

@@ -1,0 +1,101 @@
+"""Shared fakes and small builders for tests: a scripted contestant and its eval set, training datasets and
+settings, a tiny random Llama with token rows to pack, and a polling wait. Tests import these from here, never
+from another test file."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+from lab.config import GenConfig, TrainConfig
+from lab.data.evalset import EvalItem
+from lab.generation import Answer
+
+JOB_FACTS = [("What colour is the Zorblat valve?", "It is teal."), ("Who oils the Frell pump?", "Ada Brink.")]
+TRAIN_FACTS = [
+    ("What colour is the Zorblat valve?", "The Zorblat valve is teal."),
+    ("Who inspects the Quinx rotor?", "Mira Castell inspects the Quinx rotor."),
+    ("How often is the Frell pump oiled?", "Every 41 days."),
+    ("What torque does the Vemo bolt take?", "The Vemo bolt takes 87 Nm."),
+]
+
+
+class Scripted:
+    """A fake contestant: answers from a dict, with one fake passage."""
+
+    def __init__(self, name: str, answers: dict[str, str]):
+        self.name, self.answers, self.calls = name, answers, 0
+
+    def answer(self, question: str, gen: GenConfig) -> Answer:
+        return self.answer_many([question], gen)[0]
+
+    def answer_many(self, questions: list[str], gen: GenConfig) -> list[Answer]:
+        self.calls += 1
+        passage = {"text": "the valve is blue", "source": "docs/a.md", "score": 0.8}
+        return [Answer(self.answers.get(q, "I don't know."), [passage], 0.5, 10, 4, self.name) for q in questions]
+
+
+def eval_items() -> list[EvalItem]:
+    """Eight answerable questions ("colour i?", reference "blue") and four unanswerable ones ("price i?")."""
+    qs = [EvalItem(f"q{i}", f"colour {i}?", "blue", ["navy"], "a.md", True, "taught") for i in range(8)]
+    return qs + [EvalItem(f"u{i}", f"price {i}?", "I don't know", [], None, False, "unanswerable") for i in range(4)]
+
+
+def write_facts(path, n: int = 16, facts=JOB_FACTS):
+    """A chat-format JSONL dataset of `n` rows cycling through `facts`."""
+    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in facts]
+    path.write_text("\n".join(json.dumps(rows[i % len(rows)]) for i in range(n)) + "\n", encoding="utf-8")
+    return path
+
+
+def train_settings(tmp_path, name: str, **extra) -> TrainConfig:
+    """A few-step training config on JOB_FACTS (for jobs started as child processes)."""
+    base = dict(name=name, dataset=str(write_facts(tmp_path / "facts.jsonl")), batch_size=2, max_length=64,
+                logging_steps=1, save_steps=100, warmup_ratio=0.0)  # fmt: skip
+    return TrainConfig(**{**base, **extra})
+
+
+def new_run(ws, tmp_path, name: str, **settings):
+    """A run folder holding only its config.json (TRAIN_FACTS data), for the in-process training engine."""
+    run_dir = ws.dir("runs", name)
+    run_dir.mkdir(parents=True)
+    data = str(write_facts(tmp_path / "facts.jsonl", facts=TRAIN_FACTS))
+    base = dict(name=name, dataset=data, batch_size=4, max_length=64, learning_rate=2e-3, warmup_ratio=0.0,
+                scheduler="constant", logging_steps=1, save_steps=100)  # fmt: skip
+    TrainConfig(**{**base, **settings}).save(run_dir / "config.json")
+    return run_dir
+
+
+def tiny_llama(seed: int = 0):
+    """A randomly initialised two-layer Llama (vocabulary 96): built, not loaded."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)  # fmt: skip
+    assert config.use_cache  # as in SmolLM2, Qwen2.5 and Phi-3: the case that lost the packed mask
+    return LlamaForCausalLM(config).eval()
+
+
+def token_rows():
+    """Three tokenised rows (lengths 11, 7, 9) whose first three tokens are prompt (label -100)."""
+    rng = random.Random(0)
+    rows = []
+    for n in (11, 7, 9):
+        ids = [rng.randrange(1, 96) for _ in range(n)]
+        labels = [-100] * 3 + ids[3:]  # a prompt, then the answer
+        rows.append({"input_ids": ids, "labels": labels, "length": n})
+    return rows
+
+
+def wait_for(predicate, timeout: float = 240, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
