@@ -104,3 +104,49 @@ def test_a_lone_contestant_gets_its_rates_not_a_contest():
     text = headline(result)
     assert "**ft:plain** answered correctly 0% of 8 answerable questions." in text
     assert "**ft:plain** made up an answer to 100% of 4 unanswerable questions." in text and "most" not in text
+
+
+def test_findings_render_as_plain_text_or_markdown_and_the_stored_verdict_is_their_markdown():
+    from lab.arena.verdict import Finding, findings, render_list, verdict_text
+
+    result = _result()
+    found = findings(result)
+    assert all(isinstance(f, Finding) and f.kind for f in found)
+    assert verdict(result) == render_list(found, markdown=True)  # what results.json keeps, as before
+    plain = verdict_text(result)
+    assert "**" not in plain and "- Most correct answers: ft+rag:ragrun:docs: 100% (95% CI 100-100%, n=8)." in plain
+    best = next(f for f in found if f.kind == "correct_rate")
+    assert best.rate.value == 1.0 and best.rate.n == 8 and best.note == "95% CI 100-100%, n=8"
+    assert best.markdown == "Most correct answers: **ft+rag:ragrun:docs**: 100% (95% CI 100-100%, n=8)."
+    ahead = next(f for f in found if f.kind == "difference")
+    assert ahead.diff[3] == 8 and ahead.parts[1::2] == ("ft+rag:ragrun:docs", "ft+rag:plain:docs")
+    assert verdict_text({"systems": []}) == "No answers yet: run an evaluation with at least one contestant."
+
+
+def test_the_ui_list_puts_each_note_on_a_small_line_under_its_sentence():
+    from lab.arena.verdict import findings, render_list
+
+    found = findings(_result())
+    items = render_list(found, markdown=True, small_notes=True).split("\n- ")
+    assert len(items) == len(found)
+    for item, f in zip(items, found, strict=True):
+        if f.note:
+            sentence, note = item.split("\n")
+            assert "CI" not in sentence and sentence.rstrip().endswith(".")
+            assert note.strip() == f"<small>{f.note}</small>"
+        else:
+            assert "\n" not in item and "<small>" not in item
+
+
+def test_the_cli_prints_the_table_and_the_verdict_without_markup(capsys):
+    from lab.cli.arena import print_table, print_verdict
+
+    result = _result()
+    print_table(result)
+    print_verdict(result)
+    out = capsys.readouterr().out
+    assert "**" not in out and "<small>" not in out
+    head, first = out.splitlines()[:2]
+    assert head.split()[:3] == ["system", "correct", "wrong"] and "halluc." in head and "EM" in head
+    assert first.split()[:2] == ["ft+rag:ragrun:docs", "100%"] and "[100-100]" in first
+    assert "- Fine-tuning for RAG (ft+rag:ragrun:docs against plain fine-tuning ft+rag:plain:docs)" in out

@@ -12,18 +12,6 @@ import sys
 
 from lab.config import GenConfig
 
-TABLE = (
-    ("correct_rate", "correct"),
-    ("wrong_rate", "wrong"),
-    ("skipped_rate", "skipped"),
-    ("idk_rate", "idk"),
-    ("hallucination_rate", "halluc."),
-    ("exact_match", "EM"),
-    ("token_f1", "F1"),
-    ("rouge_l", "ROUGE-L"),
-    ("similarity", "sim"),
-    ("retrieval_hit", "hit"),
-)
 GEN_FLAGS = (
     "max_new_tokens",
     "temperature",
@@ -89,24 +77,33 @@ def cmd_ask(args) -> int:
     return 0
 
 
-def _cell(summary: dict, key: str) -> str:
-    value, ci = summary.get(key), summary.get(f"{key}_ci")
-    if value is None:
-        return "-"
-    return f"{100 * value:.0f} [{100 * ci[0]:.0f}-{100 * ci[1]:.0f}]" if ci else f"{100 * value:.0f}"
+def table_lines(result: dict) -> list[str]:
+    """The summary as aligned text rows: one per contestant, every metric some contestant has (short labels from
+    lab.metrics.table), each rate with its 95% interval, then latency and tokens/s."""
+    from lab.metrics.rate import Rate, format_rate
+    from lab.metrics.table import present
 
-
-def print_table(result: dict) -> None:
-    head = ["system", *(label for _, label in TABLE), "p50 s", "p95 s", "tok/s"]
+    metrics = present(result["systems"])
+    head = ["system", *(m.short for m in metrics), "p50 s", "p95 s", "tok/s"]
     lines = [head]
     for s in result["systems"]:
         speed = [f"{s.get(k) or 0:.2f}" for k in ("latency_p50", "latency_p95")]
         speed.append(f"{s.get('tokens_per_s') or 0:.1f}")
-        lines.append([s["system"], *(_cell(s, key) for key, _ in TABLE), *speed])
+        lines.append([s["system"], *(format_rate(Rate.of(s, m.key), "short") for m in metrics), *speed])
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-    for row in lines:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
-    print("(rates in %, 95% bootstrap interval in brackets)")
+    rows = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in lines]
+    return [*rows, "(95% bootstrap interval in brackets)"]
+
+
+def print_table(result: dict) -> None:
+    print("\n".join(table_lines(result)))
+
+
+def print_verdict(result: dict) -> None:
+    """The verdict's findings as plain text (no Markdown markup)."""
+    from lab.arena.verdict import verdict_text
+
+    print(verdict_text(result))
 
 
 def cmd_eval(args) -> int:
@@ -133,7 +130,7 @@ def cmd_eval(args) -> int:
     print(file=sys.stderr)
     print_table(result)
     print_curves(result)
-    print(result["verdict"])
+    print_verdict(result)
     if result.get("id"):
         print(f"saved as evaluation {result['id']} in {ws.dir('evals', result['id'])}")
     if args.out:
@@ -150,11 +147,13 @@ def print_curves(result: dict) -> None:
         cells = "  ".join(
             f"{p['threshold']:.2f}: {_pct(p['correct_rate'])}/{_pct(p['hallucination_rate'])}" for p in points
         )
-        print(f"{system} by abstention threshold (correct/hallucination %): {cells}")
+        print(f"{system} by abstention threshold (correct/hallucination): {cells}")
 
 
 def _pct(rate: float | None) -> str:
-    return "-" if rate is None else f"{100 * rate:.0f}"
+    from lab.metrics.rate import Rate, format_rate
+
+    return format_rate(Rate(rate), "short")
 
 
 def cmd_leaderboard(args) -> int:
@@ -174,5 +173,5 @@ def cmd_leaderboard(args) -> int:
             f"{r['rank']:>3}  {r['name']:<30} {r['rating']:7.1f}  [{r['ci'][0]:.0f}, {r['ci'][1]:.0f}]  "
             f"{r['votes']} votes"
         )
-    print(f"{board['n']} blind votes, tie rate {100 * (board['tie_rate'] or 0):.0f}%")
+    print(f"{board['n']} blind votes, tie rate {_pct(board['tie_rate'] or 0)}")
     return 0

@@ -68,7 +68,7 @@ def _printer():
 def cmd_showcase(args) -> int:
     from lab.arena.showcase import run_showcase
     from lab.cache import ModelCache
-    from lab.cli.arena import print_table
+    from lab.cli.arena import print_table, print_verdict
     from lab.workspace import Workspace
 
     ws = Workspace.from_env()
@@ -79,7 +79,7 @@ def cmd_showcase(args) -> int:
         print(f"  {s['stage']:<28} {s['seconds']:7.1f} s{'  (reused)' if s.get('reused') else ''}", file=sys.stderr)
     if result.get("systems"):
         print_table(result)
-    print(result["verdict"])
+    print_verdict(result)
     for label, spec in result.get("showcase", {}).get("contestants", {}).items():
         print(f"  {label} = {spec}")
     if result.get("id"):

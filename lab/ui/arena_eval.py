@@ -14,8 +14,10 @@ from __future__ import annotations
 import gradio as gr
 
 from lab.arena import evaluation
+from lab.arena.verdict import findings, render_list
 from lab.data.evalset import sample_evalset_path
 from lab.errors import LabError, user_message
+from lab.metrics.rate import Rate, format_rate
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
 from lab.ui import zerogpu_budget as budget
@@ -164,7 +166,7 @@ def _show(result):
     table = gr.Dataframe({"headers": head, "data": rows}, visible=True)
     files = [str(p) for p in evaluation.export_paths_for(result)]
     chart = gr.Plot(view.bar_chart(result), visible=True)
-    return text, view.verdict_md(result["verdict"]), chart, table, result, files
+    return text, render_list(findings(result), markdown=True, small_notes=True), chart, table, result, files
 
 
 def _build_questions(result, choices) -> None:
@@ -244,7 +246,6 @@ def _compare_table(rows):
     for r in rows:
         cells = []
         for key in ("correct_rate", "hallucination_rate"):
-            ci = r.get(f"{key}_ci")
-            cells += [view.rate_cell({key: r.get(key)}, key), f"{100 * ci[0]:.0f}, {100 * ci[1]:.0f}" if ci else ""]
+            cells += [view.rate_cell({key: r.get(key)}, key), format_rate(Rate.of(r, key), "interval")]
         data.append([r["evaluation"], r["system"], *cells])
     return {"headers": head, "data": data}

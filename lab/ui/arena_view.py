@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from lab.generation import Answer, passage_dict
+from lab.metrics.rate import Rate, format_rate
 
 SUMMARY_COLUMNS = (
     "correct_rate",
@@ -153,11 +154,10 @@ def _pct(value: float | None) -> str:
 
 
 def rate_cell(summary: dict[str, Any], key: str) -> str:
-    ci = summary.get(f"{key}_ci")
     value = summary.get(key)
     if value is None:
         return ""
-    return f"{_pct(value)} [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else _pct(value)  # a comma: bounds may be negative
+    return format_rate(Rate.of(summary, key), "short")
 
 
 def summary_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:

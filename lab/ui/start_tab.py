@@ -21,6 +21,7 @@ from lab.arena import evaluation, reference, showcase
 from lab.arena.verdict import headline
 from lab.config import GenConfig
 from lab.errors import user_message
+from lab.metrics.rate import Rate, format_rate
 from lab.ui import spaces
 from lab.ui import zerogpu_budget as budget
 from lab.ui.common import BATCH, READ_ONLY, SessionFlags, generation, in_background
@@ -276,10 +277,10 @@ def heading_md(result) -> str:
 
 
 def _ci(s: dict, key: str) -> str:
-    value, ci = s.get(key), s.get(f"{key}_ci")
+    value = s.get(key)
     if value is None:
         return "-"
-    return f"{100 * value:.0f}% [{100 * ci[0]:.0f}-{100 * ci[1]:.0f}]" if ci else f"{100 * value:.0f}%"
+    return format_rate(Rate.of(s, key), "short")
 
 
 def summary(result) -> dict:
