@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import tiers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,6 +84,7 @@ def test_the_fast_tier_deselects_by_fixture_and_refuses_model_loads_here_and_in_
     assert refused in out and f"CHILD: tiers.ModelLoadInFastTier: {refused}" in out, out
 
 
+@pytest.mark.slow  # a second pytest session that imports transformers; it is about the full run anyway
 def test_the_full_run_is_not_guarded(tmp_path):
     run = _pytest(_project(tmp_path), "-k", "test_loads_a_model")
     assert run.returncode == 1 and "1 failed" in run.stdout and GUARD_SAYS not in run.stdout, run.stdout
