@@ -17,6 +17,7 @@ from lab.arena.leaderboard import leaderboard
 from lab.arena.pool import battle_pool
 from lab.config import ConfigError
 from lab.errors import LabError, expected, user_message
+from lab.metrics.rate import Rate, format_rate
 from lab.ui import arena_battle, arena_eval, teacher_tab
 from lab.ui import arena_view as view
 from lab.ui.common import READ_ONLY, Picker, ask_row, gen_controls, gen_from, generation, picker_update
@@ -264,7 +265,7 @@ def _build_leaderboard(ws) -> None:
         board = leaderboard(battles.load_votes(ws.db_path), bootstrap=100, seed=0)
         if not board["rows"]:
             return "No blind votes yet: run a few battles first.", gr.Dataframe(visible=False), gr.Plot(visible=False)
-        ties, n = f"{100 * board['tie_rate']:.0f}%", board["n"]
+        ties, n = format_rate(Rate(board["tie_rate"], n=board["n"]), "short"), board["n"]
         text = f"{n} blind vote{'' if n == 1 else 's'}; {ties} of them were a tie or both bad." + view.few_votes(board)
         return (
             text,
