@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from lab.arena.showcase import Inputs, ShowcaseError, compose
+from lab.storage import sample_dir
 
-REFERENCE = Path(__file__).resolve().parents[2] / "data" / "showcase" / "reference.json"
+REFERENCE = sample_dir() / "showcase" / "reference.json"
 
 
 def reference(path: Path = REFERENCE) -> dict[str, Any] | None:

@@ -343,8 +343,7 @@ def calibrate(runs_dir: str | Path, config: TrainConfig, model_dir: str | Path, 
     seq = int(min(config.max_length, max(mean_tokens, 8)))
     job = {"config": config.to_dict(), "model_dir": str(model_dir), "seq": seq}
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    root = str(Path(__file__).resolve().parent.parent.parent)  # `-m` puts the folder holding `lab` on sys.path
     cmd = [sys.executable, "-m", "lab.training.plan", "calibrate", json.dumps(job)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=CALIBRATION_TIMEOUT_S, env=env, cwd=root)
