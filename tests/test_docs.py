@@ -27,9 +27,10 @@ def _generator():
     return module
 
 
-def test_generated_references_are_current(tmp_path):
-    for fresh in _generator().write(tmp_path):
-        committed = DOCS / "reference" / fresh.name
+def test_generated_docs_are_current(tmp_path):
+    out = tmp_path / "docs"
+    for fresh in _generator().write(out):
+        committed = ROOT / fresh.relative_to(tmp_path)
         assert committed.is_file(), f"{committed} is missing: run python scripts/gen_reference.py"
         assert committed.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), (
             f"{committed.relative_to(ROOT)} is stale: run python scripts/gen_reference.py"
@@ -101,3 +102,35 @@ def test_relative_links_resolve():
             if not (path.parent / target).exists():
                 broken.append(f"{path.relative_to(ROOT)} -> {target}")
     assert broken == []
+
+
+def test_training_child_imports_lab_without_pythonpath(ws, monkeypatch):
+    """The child gets no PYTHONPATH from the app; started the way `_spawn` starts it, it still imports `lab`."""
+    import subprocess
+    import sys
+
+    from lab import jobs
+    from lab.catalog import DeviceFacts
+
+    started = {}
+
+    class Recorder:
+        pid = 4242
+
+        def __init__(self, cmd, **kwargs):
+            started.update(cmd=cmd, **kwargs)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    run_dir = ws.dir("runs", "probe")
+    run_dir.mkdir(parents=True)
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs.subprocess, "Popen", Recorder)
+        jobs._spawn(ws, run_dir, facts=DeviceFacts(cuda=False, count=0))
+    assert "PYTHONPATH" not in started["env"]
+    assert started["cmd"][:3] == [sys.executable, "-m", "lab.training"]
+    probe = [sys.executable, "-m", "lab", "--help"]
+    done = subprocess.run(probe, cwd=started["cwd"], env=started["env"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -1,7 +1,7 @@
 """The comparison shipped with the app, and the example questions shown from any comparison.
 
-`reference()` loads data/showcase/reference.json (measured on the sample domain when this version was made; its
-`reference` field says how); the Start tab shows it, labelled as such, until the workspace has a comparison of its
+`reference()` loads the sample's showcase/reference.json (its `reference` field says how it was measured); the
+Start tab shows it, labelled as such, until the workspace has a comparison of its
 own. `reference_from` builds it from saved evaluations (data/showcase/build.py). `examples` picks the questions
 the Start tab shows answered by every contestant. No gradio here.
 """
