@@ -92,15 +92,22 @@ def test_readme_is_a_short_product_page():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 200
 
 
-def test_relative_links_resolve():
-    link = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    heads = re.findall(r"^#+ (.+)$", path.read_text(encoding="utf-8"), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in heads}
+
+
+def test_relative_links_and_anchors_resolve():
+    link = re.compile(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)")
     broken = []
     for path in [ROOT / "README.md", *DOCS.rglob("*.md")]:
-        for target in link.findall(path.read_text(encoding="utf-8")):
+        for target, anchor in link.findall(path.read_text(encoding="utf-8")):
             if "://" in target or target.startswith("mailto:"):
                 continue
-            if not (path.parent / target).exists():
-                broken.append(f"{path.relative_to(ROOT)} -> {target}")
+            file = (path.parent / target) if target else path
+            if not file.exists() or (anchor and file.suffix == ".md" and anchor not in _anchors(file)):
+                broken.append(f"{path.relative_to(ROOT)} -> {target}#{anchor}")
     assert broken == []
 
 
