@@ -9,13 +9,39 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 from lab.errors import LabError
 
 EMBEDDED = "embedded"
+
+DataFormat = Literal["auto", "chat", "alpaca", "sharegpt", "csv"]
+Method = Literal["lora", "qlora"]
+# cosine_with_restarts: one cosine cycle per epoch (the learning rate climbs back at each epoch's start)
+Scheduler = Literal["constant", "linear", "cosine", "constant_with_warmup", "cosine_with_restarts"]
+ReportTo = Literal["none", "tensorboard", "wandb", "trackio"]
+ComputeDtype = Literal["auto", "float32", "bfloat16", "float16"]
+Switch = Literal["auto", "on", "off"]
+Chunker = Literal["sentence", "markdown"]
+
+
+def _f(default: Any, help: str) -> Any:
+    """A dataclass field with its help text (read by the CLI's --help and the generated config reference)."""
+    return field(default=default, metadata={"help": help})
+
+
+def field_help(cls: type, name: str) -> str:
+    """The help text of setting `name` of config class `cls` (empty when it has none)."""
+    return next((f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.name == name), "")
+
+
+def field_choices(cls: type, name: str) -> tuple[str, ...]:
+    """The allowed values of a setting typed as a `Literal`, else ()."""
+    hint = typing.get_type_hints(cls).get(name)
+    return tuple(get_args(hint)) if typing.get_origin(hint) is Literal else ()
 
 
 class ConfigError(LabError):
@@ -80,16 +106,16 @@ class _Config:
 class DataConfig(_Config):
     """How an uploaded fine-tuning file is read, checked and split."""
 
-    format: str = "auto"  # auto | chat | alpaca | sharegpt | csv
-    question_column: str = ""  # csv/parquet column mapping; empty = detect
-    answer_column: str = ""
-    system_column: str = ""
-    max_length: int = 1024  # tokens; longer examples are warned about
-    val_fraction: float = 0.1
-    seed: int = 42
-    max_upload_mb: float = 200.0
+    format: DataFormat = _f("auto", "file format; auto detects it from the file's name and first records")
+    question_column: str = _f("", "CSV/TSV/Parquet column holding the question (empty: found by name)")
+    answer_column: str = _f("", "CSV/TSV/Parquet column holding the answer (empty: found by name)")
+    system_column: str = _f("", "CSV/TSV/Parquet column holding a system prompt (optional)")
+    max_length: int = _f(1024, "tokens; longer examples are warned about")
+    val_fraction: float = _f(0.1, "share of examples held out as the validation split, in [0, 1)")
+    seed: int = _f(42, "seed of the train / validation split")
+    max_upload_mb: float = _f(200.0, "largest fine-tuning file accepted, in MB")
 
-    FORMATS: ClassVar[tuple[str, ...]] = ("auto", "chat", "alpaca", "sharegpt", "csv")
+    FORMATS: ClassVar[tuple[str, ...]] = get_args(DataFormat)
 
     def validate(self) -> None:
         _check(self.format in self.FORMATS, "format", self.format, f"use one of {', '.join(self.FORMATS)}")
@@ -102,52 +128,52 @@ class DataConfig(_Config):
 class TrainConfig(_Config):
     """One fine-tuning run: base model, data, method and hyper-parameters."""
 
-    name: str = ""
-    base_model: str = EMBEDDED
-    dataset: str = ""  # a saved dataset name or a file path
-    method: str = "lora"  # lora | qlora
-    rank: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: str = "all-linear"  # preset (attention | mlp | all-linear) or comma-separated names
-    learning_rate: float = 2e-4
-    scheduler: str = "cosine"
-    warmup_ratio: float = 0.05
-    epochs: float = 1.0
-    max_steps: int = 0  # > 0 overrides epochs
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 512
-    packing: bool = False
-    assistant_only_loss: bool = True
-    seed: int = 42
-    eval_steps: int = 0  # 0 = no evaluation during training
-    early_stopping_patience: int = 0  # 0 = off
-    logging_steps: int = 1
-    save_steps: int = 50
-    bnb_compute_dtype: str = "auto"  # auto | float32 | bfloat16 | float16
-    double_quant: bool = True
-    merge: bool = False
-    report_to: str = "none"  # none | tensorboard | wandb | trackio (when installed)
-    gradient_checkpointing: bool = False  # trades compute for memory; off is faster for small models
-    bf16: str = "auto"  # auto (CUDA bf16 or a CPU with avx512_bf16/amx) | on | off
-    rag_index: str = ""  # train for RAG: rewrite each example into the Arena's prompt over this index's passages
-    distractor_share: float = 0.3  # RAG training: share of examples added again with unrelated passages -> IDK
-    near_miss_share: float = 0.0  # RAG training: share of kept examples added again without the passages that
-    # hold the answer (the next-closest passages of the same question) -> IDK
-    decision_weight: float = 1.0  # loss weight of each answer's first token (answer or "I don't know"); 1 = plain
-    from_run: str = ""  # continue from this run's adapter (its base model is used)
-
-    METHODS: ClassVar[tuple[str, ...]] = ("lora", "qlora")
-    REPORT_TO: ClassVar[tuple[str, ...]] = ("none", "tensorboard", "wandb", "trackio")
-    # cosine_with_restarts: one cosine cycle per epoch (the learning rate climbs back at each epoch's start)
-    SCHEDULERS: ClassVar[tuple[str, ...]] = (
-        "constant",
-        "linear",
-        "cosine",
-        "constant_with_warmup",
-        "cosine_with_restarts",
+    name: str = _f("", "run name, also its folder under runs/ (empty: run-DATE-TIME)")
+    base_model: str = _f(EMBEDDED, "'embedded' (SmolLM2-135M-Instruct), a local model folder or a hub id")
+    dataset: str = _f("", "a saved dataset name or a fine-tuning file path")
+    method: Method = _f("lora", "lora, or qlora (4-bit NF4 base weights through bitsandbytes)")
+    rank: int = _f(16, "LoRA rank r")
+    alpha: int = _f(32, "LoRA alpha (scaling alpha / r; often 2 x rank)")
+    dropout: float = _f(0.05, "LoRA dropout, in [0, 1)")
+    target_modules: str = _f("all-linear", "attention, mlp, all-linear, or comma-separated module names")
+    learning_rate: float = _f(2e-4, "peak learning rate, in (0, 1)")
+    scheduler: Scheduler = _f("cosine", "learning-rate schedule (cosine_with_restarts: one cosine cycle per epoch)")
+    warmup_ratio: float = _f(0.05, "share of the steps spent warming the learning rate up, in [0, 1)")
+    epochs: float = _f(1.0, "passes over the training split (used when max_steps is 0)")
+    max_steps: int = _f(0, "optimiser steps; > 0 overrides epochs")
+    batch_size: int = _f(8, "examples per device batch")
+    grad_accum: int = _f(1, "batches accumulated per optimiser step")
+    max_length: int = _f(512, "tokens per example; longer ones are cut")
+    packing: bool = _f(False, "pack several short examples into one sequence (they never attend to each other)")
+    assistant_only_loss: bool = _f(True, "train only the assistant turns and their end-of-turn token")
+    seed: int = _f(42, "seed of initialisation, shuffling and the RAG rewrite")
+    eval_steps: int = _f(0, "evaluate on the validation split every N steps; 0 = no evaluation during training")
+    early_stopping_patience: int = _f(0, "stop after N evaluations without a better eval loss; 0 = off")
+    logging_steps: int = _f(1, "write a progress line every N steps")
+    save_steps: int = _f(50, "save a checkpoint every N steps")
+    bnb_compute_dtype: ComputeDtype = _f("auto", "QLoRA: the dtype 4-bit layers compute in")
+    double_quant: bool = _f(True, "QLoRA: quantise the quantisation constants too")
+    merge: bool = _f(False, "also save the base model with the adapter merged in (merged/)")
+    report_to: ReportTo = _f("none", "also log to this tracker (when it is installed)")
+    gradient_checkpointing: bool = _f(False, "trade compute for memory; off is faster for small models")
+    bf16: Switch = _f("auto", "bf16 autocast: auto (CUDA with native bf16, or a CPU with avx512_bf16/amx), on, off")
+    rag_index: str = _f("", "train for RAG: rewrite each example into the Arena's prompt over this index's passages")
+    distractor_share: float = _f(
+        0.3, "RAG training: share of examples added again over unrelated passages with target 'I don't know'"
     )
+    near_miss_share: float = _f(
+        0.0,
+        "RAG training: share of kept examples added again without the passages that hold the answer "
+        "(the next-closest passages of the same question), target 'I don't know'",
+    )
+    decision_weight: float = _f(
+        1.0, "loss weight of each answer's first token (answer or 'I don't know'), in [1, 100]; 1 = plain mean"
+    )
+    from_run: str = _f("", "continue from this run's adapter (its base model is used)")
+
+    METHODS: ClassVar[tuple[str, ...]] = get_args(Method)
+    REPORT_TO: ClassVar[tuple[str, ...]] = get_args(ReportTo)
+    SCHEDULERS: ClassVar[tuple[str, ...]] = get_args(Scheduler)
 
     def validate(self) -> None:
         _check(self.method in self.METHODS, "method", self.method, "use lora or qlora")
@@ -164,7 +190,7 @@ class TrainConfig(_Config):
         _check(self.max_length >= 16, "max_length", self.max_length, "must be at least 16 tokens")
         _check(self.eval_steps >= 0, "eval_steps", self.eval_steps, "must be >= 0 (0 = off)")
         _check(self.logging_steps > 0, "logging_steps", self.logging_steps, "must be a positive integer")
-        dtypes = ("auto", "float32", "bfloat16", "float16")
+        dtypes = get_args(ComputeDtype)
         _check(self.bnb_compute_dtype in dtypes, "bnb_compute_dtype", self.bnb_compute_dtype, f"use one of {dtypes}")
         _check(self.save_steps > 0, "save_steps", self.save_steps, "must be a positive integer")
         patience = self.early_stopping_patience
@@ -189,18 +215,18 @@ class TrainConfig(_Config):
 class RagConfig(_Config):
     """One retrieval index: corpus, chunking, embedder, store and retrieval settings."""
 
-    name: str = ""
-    corpus: str = ""  # a saved corpus name or a folder path
-    chunker: str = "markdown"  # sentence | markdown
-    chunk_size: int = 256  # tokens
-    overlap: int = 32
-    embed_model: str = EMBEDDED
-    store_url: str = ""  # empty = embedded Qdrant under LAB_HOME; else a Qdrant server URL
-    top_k: int = 5
-    hybrid: bool = False
-    similarity_cutoff: float = 0.0
+    name: str = _f("", "index name")
+    corpus: str = _f("", "a saved corpus name or a folder of documents")
+    chunker: Chunker = _f("markdown", "markdown (split at headings, then sentences) or sentence")
+    chunk_size: int = _f(256, "chunk size in the embedder's tokens (at least 32)")
+    overlap: int = _f(32, "tokens shared by neighbouring chunks (< chunk_size)")
+    embed_model: str = _f(EMBEDDED, "'embedded' (all-MiniLM-L6-v2) or a sentence-transformers folder")
+    store_url: str = _f("", "a Qdrant server URL; empty = Qdrant Edge inside the process, under LAB_HOME")
+    top_k: int = _f(5, "passages retrieved per question")
+    hybrid: bool = _f(False, "dense + BM25 fused by reciprocal rank instead of dense only")
+    similarity_cutoff: float = _f(0.0, "drop passages whose cosine score is below this, in [-1, 1]")
 
-    CHUNKERS: ClassVar[tuple[str, ...]] = ("sentence", "markdown")
+    CHUNKERS: ClassVar[tuple[str, ...]] = get_args(Chunker)
 
     def validate(self) -> None:
         _check(self.chunker in self.CHUNKERS, "chunker", self.chunker, "use sentence or markdown")
@@ -214,16 +240,20 @@ class RagConfig(_Config):
 class GenConfig(_Config):
     """Decoding settings shared by every contestant; greedy (temperature 0) for scoring."""
 
-    max_new_tokens: int = 48  # answers are short; longer budgets mostly buy rambling from small models
-    temperature: float = 0.0
-    top_p: float = 1.0
-    batch_size: int = 8
-    top_k: int = 5  # passages retrieved per question (focus picks sentences from all of them); 0 = the index's
-    context_chars: int = 700  # each passage is cut to this many characters in the prompt
-    abstain_below: float = -1.0  # RAG answers "I don't know" when the best passage scores below this; -1 = off
-    focus_sentences: int = 4  # RAG: keep only this many question-closest sentences of the passages; 0 = off
-    support_below: float = 0.5  # RAG: "I don't know" when less of the answer's words are in the passages; 0 = off
-    idk_above: float = 0.5  # RAG: say "I don't know" iff the model gives its first token more than this; 0 = greedy
+    max_new_tokens: int = _f(48, "longest answer in tokens (short budgets suit small models' short answers)")
+    temperature: float = _f(0.0, "sampling temperature in [0, 5]; 0 = greedy")
+    top_p: float = _f(1.0, "nucleus sampling share in (0, 1] (with temperature > 0)")
+    batch_size: int = _f(8, "questions answered together in one batch")
+    top_k: int = _f(5, "passages retrieved per question (focus picks sentences from all of them); 0 = the index's")
+    context_chars: int = _f(700, "each passage is cut to this many characters in the prompt")
+    abstain_below: float = _f(-1.0, "RAG: answer 'I don't know' when the best passage scores below this; -1 = off")
+    focus_sentences: int = _f(4, "RAG: keep only this many question-closest sentences of the passages; 0 = off")
+    support_below: float = _f(
+        0.5, "RAG: 'I don't know' when less than this share of the answer's words is in the passages; 0 = off"
+    )
+    idk_above: float = _f(
+        0.5, "RAG: say 'I don't know' when the model gives its first token more than this probability; 0 = greedy"
+    )
 
     def validate(self) -> None:
         _check(0 < self.max_new_tokens <= 4096, "max_new_tokens", self.max_new_tokens, "must be in 1..4096")

@@ -139,7 +139,6 @@ def _spawn(ws: Workspace, run_dir: Path, facts=None) -> int:
     from lab.catalog import DeviceFacts, child_gpu_env
 
     env = {**os.environ, "LAB_HOME": str(ws.root), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     if facts is None:
         import torch  # counts devices without initialising CUDA where NVML is available
 

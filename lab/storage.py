@@ -1,8 +1,9 @@
 """Where the workspace lives: LAB_HOME when set, else a persistent volume at /data (a Hugging Face Space with
 persistent storage), else the app folder's ./workspace.
 
-Owns only that choice (`storage_root`); the layout under the root belongs to lab/workspace.py. Lowest layer:
-standard library only, nothing here creates the workspace.
+Owns only that choice (`storage_root`) and where the shipped sample domain is read from (`sample_dir`); the
+layout under the root belongs to lab/workspace.py. Lowest layer: standard library only, nothing here creates the
+workspace.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ from pathlib import Path
 
 APP_DIR = Path(__file__).resolve().parent.parent  # the folder holding app.py (the Space's repository)
 HOME_ENV = "LAB_HOME"
+PACKAGE_DIR = Path(__file__).resolve().parent  # the `lab` package itself
+
+
+def sample_dir() -> Path:
+    """The shipped sample domain (eval.jsonl, train.jsonl, docs/, showcase/): the package data `lab/sample_data`
+    of an installed package, else the `data` folder beside `lab/` in a source checkout."""
+    installed = PACKAGE_DIR / "sample_data"
+    return installed if installed.is_dir() else PACKAGE_DIR.parent / "data"
 
 
 def writable_dir(path: str | Path) -> bool:

@@ -1,7 +1,7 @@
 """The comparison shipped with the app, and the example questions shown from any comparison.
 
-`reference()` loads data/showcase/reference.json (measured on the sample domain when this version was made; its
-`reference` field says how); the Start tab shows it, labelled as such, until the workspace has a comparison of its
+`reference()` loads the sample's showcase/reference.json (its `reference` field says how it was measured); the
+Start tab shows it, labelled as such, until the workspace has a comparison of its
 own. `reference_from` builds it from saved evaluations (data/showcase/build.py). `examples` picks the questions
 the Start tab shows answered by every contestant. No gradio here.
 """
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from lab.arena.showcase import Inputs, ShowcaseError, compose
+from lab.storage import sample_dir
 
-REFERENCE = Path(__file__).resolve().parents[2] / "data" / "showcase" / "reference.json"
+REFERENCE = sample_dir() / "showcase" / "reference.json"
 
 
 def reference(path: Path = REFERENCE) -> dict[str, Any] | None:

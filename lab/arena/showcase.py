@@ -227,7 +227,7 @@ def question_set(ws: Workspace, inp: Inputs) -> tuple[list[EvalItem], str, str]:
 
 def _train_config(inp: Inputs, preset: str, for_rag: bool) -> TrainConfig:
     """The preset under the showcase's schedule; training for RAG keeps its preset's epochs (its second epoch is
-    what cuts the made-up answers: README, Train section) unless max_steps says otherwise."""
+    what cuts the made-up answers: docs/experiments/) unless max_steps says otherwise."""
     train = {k: v for k, v in inp.train.items() if not (for_rag and k == "epochs")}
     return apply_preset(TrainConfig(dataset=inp.dataset), preset).replace(**train)
 

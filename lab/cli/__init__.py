@@ -20,6 +20,7 @@ MODULES = (showcase, data, train, index, arena)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lab", description="ExpertLab: fine-tune, RAG, or both?")
+    parser.add_argument("--debug", action="store_true", help="on an unexpected error, show its traceback")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in MODULES:
         module.register(sub)

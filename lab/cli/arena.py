@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from lab.config import GenConfig
+from lab.config import GenConfig, field_help
 
 GEN_FLAGS = (
     "max_new_tokens",
@@ -27,13 +27,15 @@ GEN_FLAGS = (
 
 def register(sub) -> None:
     ask = sub.add_parser("ask", help="ask one contestant a question")
-    ask.add_argument("question")
+    ask.add_argument("question", help="the question to ask")
     ask.add_argument("--system", default="base", help="base | ft:RUN | rag:INDEX | ft+rag:RUN:INDEX")
     _gen_flags(ask)
     ask.set_defaults(func=cmd_ask)
     ev = sub.add_parser("eval", help="evaluate contestants on a question set (JSONL)")
     ev.add_argument("--qa", default="", help="evaluation JSONL (default: the sample domain's eval set)")
-    ev.add_argument("--systems", required=True, help="comma-separated contestant ids")
+    ev.add_argument(
+        "--systems", required=True, help="comma-separated contestant ids: base, ft:RUN, rag:INDEX, ft+rag:RUN:INDEX"
+    )
     ev.add_argument("--out", default="", help="write the results JSON here")
     ev.add_argument("--limit", type=int, default=0, help="only the first N questions")
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals")
@@ -41,7 +43,7 @@ def register(sub) -> None:
     _gen_flags(ev)
     ev.set_defaults(func=cmd_eval)
     lb = sub.add_parser("leaderboard", help="Bradley-Terry ratings from blind arena votes")
-    lb.add_argument("--json", action="store_true")
+    lb.add_argument("--json", action="store_true", help="print the ratings as JSON")
     lb.set_defaults(func=cmd_leaderboard)
 
 
@@ -49,7 +51,8 @@ def _gen_flags(parser) -> None:
     defaults = GenConfig()
     for name in GEN_FLAGS:
         value = getattr(defaults, name)
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type(value), default=value)
+        text = f"{field_help(GenConfig, name)}; default {value!r}".replace("%", "%%")
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type(value), default=value, help=text)
 
 
 def _gen(args) -> GenConfig:

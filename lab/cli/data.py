@@ -13,45 +13,49 @@ import argparse
 import json
 import sys
 
-from lab.config import DataConfig
+from lab.config import DataConfig, field_help
 
 MAX_SHOWN = 50
+
+
+def _help(name: str) -> str:
+    return f"{field_help(DataConfig, name)}; default {getattr(DataConfig, name)!r}".replace("%", "%%")
 
 
 def register(sub) -> None:
     data = sub.add_parser("data", help="validate, import and list fine-tuning datasets and document corpora")
     cmds = data.add_subparsers(dest="data_command", required=True)
     val = cmds.add_parser("validate", help="check every line of a fine-tuning file (exit 0 valid, 1 not)")
-    val.add_argument("path")
+    val.add_argument("path", help="the fine-tuning file (JSONL, JSON, CSV, TSV or Parquet)")
     _common(val)
     val.add_argument("--json", action="store_true", help="print the report as JSON")
     val.add_argument("--no-tokens", action="store_true", help="skip token statistics (no model needed)")
     val.set_defaults(func=cmd_validate)
     imp = cmds.add_parser("import", help="validate, split and save a file as a named dataset")
-    imp.add_argument("path")
-    imp.add_argument("--name", required=True)
+    imp.add_argument("path", help="the fine-tuning file to save")
+    imp.add_argument("--name", required=True, help="the dataset's name")
     _common(imp)
-    imp.add_argument("--val-fraction", type=float, default=DataConfig.val_fraction)
-    imp.add_argument("--seed", type=int, default=DataConfig.seed)
-    imp.add_argument("--overwrite", action="store_true")
+    imp.add_argument("--val-fraction", type=float, default=DataConfig.val_fraction, help=_help("val_fraction"))
+    imp.add_argument("--seed", type=int, default=DataConfig.seed, help=_help("seed"))
+    imp.add_argument("--overwrite", action="store_true", help="replace a saved dataset of the same name")
     imp.set_defaults(func=cmd_import)
     cor = cmds.add_parser("corpus", help="save documents (md, txt, pdf, html) as a named corpus for RAG")
-    cor.add_argument("paths", nargs="+")
-    cor.add_argument("--name", required=True)
-    cor.add_argument("--overwrite", action="store_true")
+    cor.add_argument("paths", nargs="+", help="documents (md, txt, pdf, html)")
+    cor.add_argument("--name", required=True, help="the corpus's name")
+    cor.add_argument("--overwrite", action="store_true", help="replace a saved corpus of the same name")
     cor.add_argument("--max-mb", type=float, default=None, help="per-document size limit (default 50 MB)")
     cor.set_defaults(func=cmd_corpus)
     cmds.add_parser("list", help="list saved datasets and corpora").set_defaults(func=cmd_list)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", default="auto", choices=DataConfig.FORMATS)
-    parser.add_argument("--question-column", default="")
-    parser.add_argument("--answer-column", default="")
-    parser.add_argument("--system-column", default="")
+    parser.add_argument("--format", default="auto", choices=DataConfig.FORMATS, help=_help("format"))
+    parser.add_argument("--question-column", default="", help=_help("question_column"))
+    parser.add_argument("--answer-column", default="", help=_help("answer_column"))
+    parser.add_argument("--system-column", default="", help=_help("system_column"))
     parser.add_argument("--model", default="embedded", help="whose tokenizer counts tokens (default embedded)")
-    parser.add_argument("--max-length", type=int, default=DataConfig.max_length)
-    parser.add_argument("--max-upload-mb", type=float, default=DataConfig.max_upload_mb)
+    parser.add_argument("--max-length", type=int, default=DataConfig.max_length, help=_help("max_length"))
+    parser.add_argument("--max-upload-mb", type=float, default=DataConfig.max_upload_mb, help=_help("max_upload_mb"))
 
 
 def _config(args, **extra) -> DataConfig:

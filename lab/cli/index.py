@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 import sys
 
+from lab.config import RagConfig, field_help
 from lab.errors import LabError
+
+
+def _help(name: str) -> str:
+    return f"{field_help(RagConfig, name)}; default {getattr(RagConfig, name)!r}".replace("%", "%%")
 
 
 def register(sub) -> None:
@@ -17,38 +22,38 @@ def register(sub) -> None:
     cmds = index.add_subparsers(dest="index_command", required=True)
     build = cmds.add_parser("build", help="build or incrementally rebuild an index from a corpus or folder")
     build.add_argument("--docs", required=True, help="a saved corpus name or a folder of documents")
-    build.add_argument("--name", required=True)
-    build.add_argument("--chunk-size", type=int, default=None)
-    build.add_argument("--overlap", type=int, default=None)
-    build.add_argument("--chunker", choices=("sentence", "markdown"), default=None)
+    build.add_argument("--name", required=True, help="the index's name")
+    build.add_argument("--chunk-size", type=int, default=None, help=_help("chunk_size"))
+    build.add_argument("--overlap", type=int, default=None, help=_help("overlap"))
+    build.add_argument("--chunker", choices=("sentence", "markdown"), default=None, help=_help("chunker"))
     build.add_argument("--embed-model", default=None, help="'embedded' (default) or a sentence-transformers folder")
     build.add_argument("--store-url", default=None, help="a Qdrant server URL (API key from QDRANT_API_KEY)")
     build.add_argument("--hybrid", action="store_true", help="retrieve with dense + BM25 fusion by default")
-    build.add_argument("--json", action="store_true")
+    build.add_argument("--json", action="store_true", help="print the build report as JSON")
     build.set_defaults(func=cmd_build)
     query = cmds.add_parser("query", help="print the top-k passages for a question")
-    query.add_argument("name")
-    query.add_argument("question")
-    query.add_argument("-k", type=int, default=None)
-    query.add_argument("--hybrid", action=argparse_bool(), default=None)
-    query.add_argument("--json", action="store_true")
+    query.add_argument("name", help="the index")
+    query.add_argument("question", help="the question to retrieve passages for")
+    query.add_argument("-k", type=int, default=None, help="passages to return (default: the index's top_k)")
+    query.add_argument("--hybrid", action=argparse_bool(), default=None, help="dense + BM25 (default: the index's)")
+    query.add_argument("--json", action="store_true", help="print the passages as JSON")
     query.set_defaults(func=cmd_query)
     ev = cmds.add_parser("eval", help="hit rate@k and MRR, dense vs hybrid, on a JSONL with question + source")
-    ev.add_argument("name")
-    ev.add_argument("--qa", required=True)
-    ev.add_argument("-k", type=int, default=5)
-    ev.add_argument("--json", action="store_true")
+    ev.add_argument("name", help="the index")
+    ev.add_argument("--qa", required=True, help="JSONL with question and source (the document's file name)")
+    ev.add_argument("-k", type=int, default=5, help="hit rate counted in the top k passages")
+    ev.add_argument("--json", action="store_true", help="print the scores as JSON")
     ev.set_defaults(func=cmd_eval)
     sweep = cmds.add_parser("sweep", help="hit rate@k and MRR by chunk size (throwaway builds of NAME's corpus)")
-    sweep.add_argument("name")
-    sweep.add_argument("--qa", required=True)
+    sweep.add_argument("name", help="the index whose corpus and settings are swept")
+    sweep.add_argument("--qa", required=True, help="JSONL with question and source (the document's file name)")
     sweep.add_argument("--sizes", default="128,256,512", help="comma-separated chunk sizes (tokens)")
-    sweep.add_argument("-k", type=int, default=5)
-    sweep.add_argument("--json", action="store_true")
+    sweep.add_argument("-k", type=int, default=5, help="hit rate counted in the top k passages")
+    sweep.add_argument("--json", action="store_true", help="print the scores as JSON")
     sweep.set_defaults(func=cmd_sweep)
     cmds.add_parser("list", help="list indexes with their statistics").set_defaults(func=cmd_list)
     delete = cmds.add_parser("delete", help="delete an index")
-    delete.add_argument("name")
+    delete.add_argument("name", help="the index to delete")
     delete.set_defaults(func=cmd_delete)
 
 

@@ -19,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--docs", default=d.corpus, help="saved corpus to index for RAG (default: sample)")
     p.add_argument("--qa", default=d.qa, help="evaluation JSONL (default: sample's; own --data: its held-out rows)")
     p.add_argument("--questions", type=int, default=d.questions, help="stratified subset size, 0 = all questions")
-    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="longest answer in tokens")
     p.add_argument(
         "--epochs",
         type=float,

@@ -16,7 +16,7 @@ import json
 import sys
 import time
 
-from lab.config import TrainConfig
+from lab.config import TrainConfig, field_choices
 
 _SHORT = {"dataset": "--data", "base_model": "--base"}
 
@@ -25,20 +25,35 @@ def register(sub) -> None:
     train = sub.add_parser("train", help="fine-tune a model with LoRA or QLoRA (runs in a child process)")
     for f in dataclasses.fields(TrainConfig):
         flag = _SHORT.get(f.name, "--" + f.name.replace("_", "-"))
+        text = option_help(TrainConfig, f)
         if f.type in (bool, "bool"):
-            train.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+            train.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
-            train.add_argument(flag, dest=f.name, type=kind, default=None)
+            train.add_argument(flag, dest=f.name, type=kind, default=None, help=text)
     train.add_argument("--preset", default="", help="a Train-tab preset, e.g. 'quick CPU demo'")
     train.add_argument("--config", dest="config_file", default="", help="a YAML/JSON TrainConfig file")
     train.add_argument("--quiet", action="store_true", help="print only the run id, folder and final state")
     train.set_defaults(func=cmd_train)
     runs = sub.add_parser("runs", help="list training runs, or stop / cancel / resume / delete one")
     act = runs.add_mutually_exclusive_group()
-    for action in ("stop", "cancel", "resume", "delete"):
-        act.add_argument(f"--{action}", metavar="RUN", default="")
+    for action, what in (
+        ("stop", "save a checkpoint and the adapter, then end the run"),
+        ("cancel", "kill the run's process tree"),
+        ("resume", "continue a stopped or failed run from its last checkpoint"),
+        ("delete", "delete the run's folder and record"),
+    ):
+        act.add_argument(f"--{action}", metavar="RUN", default="", help=what)
     runs.set_defaults(func=cmd_runs)
+
+
+def option_help(cls, f: dataclasses.Field) -> str:
+    """A config field's --help text: its metadata help, its choices and its default."""
+    text = f.metadata.get("help", "")
+    choices = field_choices(cls, f.name)
+    if choices:
+        text += f" (one of: {', '.join(choices)})"
+    return f"{text}; default {f.default!r}".replace("%", "%%")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

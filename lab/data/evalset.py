@@ -107,9 +107,10 @@ def read_evalset(path: str | Path, require_answer: bool = True) -> list[EvalItem
 
 
 def sample_evalset_path(ws) -> Path:
-    """The sample domain's held-out set (installed into the workspace, else the repository copy)."""
-    repo_copy = Path(__file__).resolve().parents[2] / "data" / "eval.jsonl"
-    for candidate in (ws.root / "datasets" / SAMPLE / "eval.jsonl", repo_copy):
+    """The sample domain's held-out set (installed into the workspace, else the shipped copy)."""
+    from lab.storage import sample_dir
+
+    for candidate in (ws.root / "datasets" / SAMPLE / "eval.jsonl", sample_dir() / "eval.jsonl"):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("the sample evaluation set data/eval.jsonl is missing")

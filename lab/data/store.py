@@ -19,9 +19,10 @@ from lab.data import stats
 from lab.data.formats import Issue
 from lab.data.validate import Report, validate_bytes
 from lab.errors import LabError
+from lab.storage import sample_dir
 from lab.workspace import SAMPLE, Workspace, WorkspaceError, check_name
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+DATA_DIR = sample_dir()
 SPLITS = ("train", "val")
 
 

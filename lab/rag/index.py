@@ -348,13 +348,15 @@ def _open_store(folder: Path, config: RagConfig, meta: dict, qdrant_client=None)
 
 
 def sample_corpus(ws: Workspace) -> str:
-    """The sample corpus: the workspace's saved `sample` corpus, else the repository's data/docs folder."""
+    """The sample corpus: the workspace's saved `sample` corpus, else the shipped sample's docs folder."""
     from lab.data import ensure_sample_domain
 
     ensure_sample_domain(ws)
     if ws.exists("corpora", SAMPLE):
         return SAMPLE
-    return str(Path(__file__).resolve().parents[2] / "data" / "docs")
+    from lab.storage import sample_dir
+
+    return str(sample_dir() / "docs")
 
 
 def ensure_sample_index(ws: Workspace, cache, progress: Progress | None = None) -> BuildReport | None:

@@ -154,7 +154,7 @@ def token_loss(logits, targets, keep, decision_weight: float = 1.0):
     """Cross-entropy over the labelled positions (`logits` are theirs only, in order): a plain mean, or with each
     answer's first token weighing `decision_weight` times (a weighted mean). The first token is what the Arena's
     abstention reads (P("I don't know") at that position), while an answer's other tokens outnumber it ten to
-    one; weighting it trains that decision harder (measured: README, Train section)."""
+    one; weighting it trains that decision harder (docs/experiments/2026-12-04-decision-weight.md)."""
     import torch.nn.functional as F
 
     if decision_weight == 1:

@@ -58,7 +58,7 @@ PRESETS: dict[str, dict] = {
         rank=16, alpha=32, target_modules="all-linear", learning_rate=1e-3, scheduler="cosine", warmup_ratio=0.05,
         epochs=2.0, max_steps=0, batch_size=8, max_length=256, assistant_only_loss=True, eval_steps=20,
     ),
-    "quick CPU demo (RAG)": dict(  # each setting measured against others: README, Train tab, "Training for RAG"
+    "quick CPU demo (RAG)": dict(  # each setting compared with others: docs/experiments/
         rank=16, alpha=32, target_modules="all-linear", learning_rate=1e-3, scheduler="cosine_with_restarts",
         warmup_ratio=0.05, epochs=2.0, max_steps=0, batch_size=2, grad_accum=4, max_length=384,
         assistant_only_loss=True, eval_steps=24, rag_index=SAMPLE, distractor_share=0.3, near_miss_share=0.3,
@@ -343,8 +343,7 @@ def calibrate(runs_dir: str | Path, config: TrainConfig, model_dir: str | Path, 
     seq = int(min(config.max_length, max(mean_tokens, 8)))
     job = {"config": config.to_dict(), "model_dir": str(model_dir), "seq": seq}
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    root = str(Path(__file__).resolve().parent.parent.parent)  # `-m` puts the folder holding `lab` on sys.path
     cmd = [sys.executable, "-m", "lab.training.plan", "calibrate", json.dumps(job)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=CALIBRATION_TIMEOUT_S, env=env, cwd=root)

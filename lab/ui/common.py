@@ -5,7 +5,7 @@ reaches work in a forked ZeroGPU worker.
 
 Interactive answers (side by side, battles) share one concurrency group and batch work (evaluations, the Start
 tab's comparison) another, each `gen_limit()` wide: on a CPU one generation at a time per group (more only
-oversubscribes the cores and slows every event, cheap ones included; measured in README "Reliability"), on CUDA
+oversubscribes the cores and slows every event, cheap ones included; see docs/reliability.md), on CUDA
 two. `LAB_GEN_CONCURRENCY` overrides it. Cheap read-only events use `concurrency_limit=None` (never queued).
 
 Live pickers: `Picker`, `picker_update` and `follow_workspace` read a picker's choices (datasets, corpora, indexes,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import re
-from pathlib import Path
 
 import gradio as gr
 
@@ -22,11 +21,12 @@ from lab.corpus import list_corpora
 from lab.errors import user_message
 from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
 from lab.rag.retrieve import terms
+from lab.storage import sample_dir
 from lab.ui.common import QUESTION_HINT, READ_ONLY, Picker, fail, follow_workspace, picker_update, this_tab
 from lab.ui.roles import require_teacher
 from lab.workspace import SAMPLE
 
-SAMPLE_QA = Path(__file__).resolve().parents[2] / "data" / "eval.jsonl"
+SAMPLE_QA = sample_dir() / "eval.jsonl"
 _WORD = re.compile(r"[^\W_]+")
 NO_INDEX = "choose or build an index first: pick one in the Index list, or build one from a corpus on the left"
 _MD_LINE = [
