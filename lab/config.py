@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -88,6 +88,8 @@ class DataConfig(_Config):
     val_fraction: float = 0.1
     seed: int = 42
     max_upload_mb: float = 200.0
+    split: str = "train"  # the split read from a saved dataset folder or a hub dataset id
+    fill: dict = field(default_factory=dict)  # {{placeholder}} -> text, filled in before checking
 
     FORMATS: ClassVar[tuple[str, ...]] = ("auto", "chat", "alpaca", "sharegpt", "csv")
 

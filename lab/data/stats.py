@@ -13,6 +13,8 @@ import json
 import math
 from typing import Any
 
+from lab.data import tools
+
 TARGET_EPOCHS = 3
 MIN_TARGET_EXAMPLES = 100
 MAX_TARGET_EXAMPLES = 25_000
@@ -74,7 +76,8 @@ def epoch_estimate(lengths: list[int], max_length: int) -> dict[str, int]:
 def render(example: dict, tokenizer) -> str:
     """The example as the model sees it in training (its chat template), or plain 'role: content' lines."""
     try:
-        return tokenizer.apply_chat_template(example["messages"], tools=example.get("tools"), tokenize=False)
+        messages = tools.for_template(example["messages"])
+        return tokenizer.apply_chat_template(messages, tools=example.get("tools"), tokenize=False)
     except Exception:
         return "\n".join(f"{m['role']}: {m['content']}" for m in example["messages"])
 
@@ -86,7 +89,9 @@ def render_all(examples: list[dict], tokenizer) -> list[str]:
     for start in range(0, len(plain), BATCH):
         chunk = plain[start : start + BATCH]
         try:
-            texts = tokenizer.apply_chat_template([examples[i]["messages"] for i in chunk], tokenize=False)
+            texts = tokenizer.apply_chat_template(
+                [tools.for_template(examples[i]["messages"]) for i in chunk], tokenize=False
+            )
         except Exception:
             continue
         if isinstance(texts, list) and len(texts) == len(chunk):
@@ -167,22 +172,29 @@ def _assistant_spans(text: str, example: dict, tokenizer) -> list[tuple[int, int
     a plain search after the previous match is the fallback for templates that do not render prefixes."""
     spans, cursor, messages = [], 0, example["messages"]
     for i, msg in enumerate(messages):
-        if msg["role"] != "assistant" or not msg["content"]:
+        if msg["role"] != "assistant" or not (msg["content"] or msg.get("tool_calls")):
             continue
+        label = "trained" if msg.get("weight", 1) else "not trained (weight 0)"
         start = _prefix_length(messages[:i], example, tokenizer)
+        if msg.get("tool_calls"):  # the calls are rendered by the template: the span is the whole turn
+            end = _prefix_length(messages[: i + 1], example, tokenizer, generation=False)
+            if start is not None and end is not None and end > start:
+                spans.append((start, end, label))
+                cursor = end
+            continue
         if start is None or not text.startswith(msg["content"], start):
             start = text.find(msg["content"], cursor)
         if start < 0:
             continue
         cursor = start + len(msg["content"])
-        spans.append((start, cursor, "trained" if msg.get("weight", 1) else "not trained (weight 0)"))
+        spans.append((start, cursor, label))
     return spans
 
 
-def _prefix_length(messages: list[dict], example: dict, tokenizer) -> int | None:
+def _prefix_length(messages: list[dict], example: dict, tokenizer, generation: bool = True) -> int | None:
     try:
         prefix = tokenizer.apply_chat_template(
-            messages, tools=example.get("tools"), tokenize=False, add_generation_prompt=True
+            tools.for_template(messages), tools=example.get("tools"), tokenize=False, add_generation_prompt=generation
         )
     except Exception:
         return None
