@@ -8,13 +8,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from lab.errors import LabError
+
 PATTERN = re.compile(r"\{\{\s*([A-Za-z_][\w.\-]*)\s*\}\}")
+
+
+class FillError(LabError, ValueError):
+    """A placeholder fill that is not `name=value`; the message names it."""
 
 
 def parse_fill(text: str | list[str] | dict | None) -> dict[str, str]:
     """`name=ExpertLab, author=Lab team` (or a list of `k=v`, or a dict) as {"name": ..., "author": ...}.
 
-    Raises ValueError naming an item that is not `name=value`."""
+    Raises FillError (a ValueError) naming an item that is not `name=value`."""
     if not text:
         return {}
     if isinstance(text, dict):
@@ -27,7 +33,7 @@ def parse_fill(text: str | list[str] | dict | None) -> dict[str, str]:
         key, sep, value = item.partition("=")
         key = key.strip().strip("{} ")
         if not sep or not PATTERN.fullmatch("{{" + key + "}}"):
-            raise ValueError(f"placeholder fill {item.strip()!r} is not name=value (e.g. name=ExpertLab)")
+            raise FillError(f"placeholder fill {item.strip()!r} is not name=value (e.g. name=ExpertLab)")
         out[key] = value.strip()
     return out
 
