@@ -107,3 +107,26 @@ def test_preview_marks_the_tool_call_turn_trained(embedded_path):
     trained = "".join(text for text, label in preview_segments(example, tok) if label == "trained")
     assert '{"name": "get_weather", "arguments": {"city": "Lisbon", "unit": "C"}}' in trained
     assert "It is 19 °C and clear in Lisbon." in trained and "temperature" not in trained
+
+
+@pytest.mark.integration
+def test_a_template_without_tool_support_gets_calls_and_tools_as_text(embedded_path):
+    """The embedded model's template renders only role and content: the calls are written into the trained
+    answer as <tool_call> JSON and the tools into the system message, with one counted warning."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(embedded_path)
+    assert "tool_calls" not in tok.chat_template
+    report = validate_file(GLAIVE, tokenizer=tok)
+    (warning,) = [w for w in report.warnings if w.kind == "tools_as_text"]
+    assert warning.message.startswith("3 example(s)") and "(lines 2, 24, 83)" in warning.message
+    example = report.examples[0]
+    row = encode(tok, example["messages"], max_length=1024, tools=example["tools"])
+    text = tok.decode(row["input_ids"], skip_special_tokens=False)
+    assert text.startswith('<|im_start|>system\nYou can call functions to answer.\n\n# Tools\n<tools>\n{"name": ')
+    call = (
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Lisbon", "unit": "C"}}\n</tool_call><|im_end|>\n'
+    )
+    assert _trained_runs(tok, row) == [call, "It is 19 °C and clear in Lisbon.<|im_end|>\n"]
+    answer = len(tok("It is 19 °C and clear in Lisbon.")["input_ids"])
+    assert report.series["assistant_tokens"][0] > answer + 10  # the call is counted as trained text too

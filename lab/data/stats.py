@@ -76,8 +76,8 @@ def epoch_estimate(lengths: list[int], max_length: int) -> dict[str, int]:
 def render(example: dict, tokenizer) -> str:
     """The example as the model sees it in training (its chat template), or plain 'role: content' lines."""
     try:
-        messages = tools.for_template(example["messages"])
-        return tokenizer.apply_chat_template(messages, tools=example.get("tools"), tokenize=False)
+        messages, listed = tools.for_template(example["messages"], example.get("tools"), tokenizer)
+        return tokenizer.apply_chat_template(messages, tools=listed, tokenize=False)
     except Exception:
         return "\n".join(f"{m['role']}: {m['content']}" for m in example["messages"])
 
@@ -90,7 +90,7 @@ def render_all(examples: list[dict], tokenizer) -> list[str]:
         chunk = plain[start : start + BATCH]
         try:
             texts = tokenizer.apply_chat_template(
-                [tools.for_template(examples[i]["messages"]) for i in chunk], tokenize=False
+                [tools.for_template(examples[i]["messages"], None, tokenizer)[0] for i in chunk], tokenize=False
             )
         except Exception:
             continue
@@ -117,11 +117,17 @@ def _lengths(tokenizer, texts: list[str]) -> list[int]:
 def token_counts(examples: list[dict], tokenizer) -> tuple[list[int], list[int]]:
     """(tokens per example through the chat template, trained assistant tokens per example)."""
     totals = _lengths(tokenizer, render_all(examples, tokenizer))
-    turns = [[m["content"] for m in trained_turns(e)] for e in examples]
+    turns = [[_trained_text(m) for m in trained_turns(e)] for e in examples]
     unique = list(dict.fromkeys(t for ts in turns for t in ts))
     counts = dict(zip(unique, _lengths(tokenizer, unique), strict=True))
     assistant = [sum(counts[t] for t in ts) for ts in turns]
     return totals, assistant
+
+
+def _trained_text(message: dict) -> str:
+    """An assistant turn's trained text: its content and, written out, its tool calls."""
+    calls = message.get("tool_calls") or []
+    return "\n".join([message["content"]] * bool(message["content"]) + [tools.call_text(c) for c in calls])
 
 
 def compute(examples: list[dict], cfg, tokenizer=None) -> tuple[dict[str, Any], dict[str, list[int]]]:
@@ -193,9 +199,8 @@ def _assistant_spans(text: str, example: dict, tokenizer) -> list[tuple[int, int
 
 def _prefix_length(messages: list[dict], example: dict, tokenizer, generation: bool = True) -> int | None:
     try:
-        prefix = tokenizer.apply_chat_template(
-            tools.for_template(messages), tools=example.get("tools"), tokenize=False, add_generation_prompt=generation
-        )
+        clean, listed = tools.for_template(messages, example.get("tools"), tokenizer)
+        prefix = tokenizer.apply_chat_template(clean, tools=listed, tokenize=False, add_generation_prompt=generation)
     except Exception:
         return None
     return len(prefix)

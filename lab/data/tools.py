@@ -121,24 +121,58 @@ def has_reasoning(value: Any) -> bool:
 
 def reasoning_field(tokenizer) -> str:
     """The message field the tokenizer's chat template reads reasoning from ('' when it reads none)."""
-    template = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
-    if isinstance(template, dict):
-        template = " ".join(str(t) for t in template.values())
-    if not isinstance(template, str):
-        return ""
+    template = _template_text(tokenizer)
     return next((f for f in REASONING_FIELDS if f"message.{f}" in template or f"['{f}']" in template), "")
 
 
-def for_template(messages: list[dict]) -> list[dict]:
-    """Messages as chat templates expect them: no training-only keys, content text, call arguments as objects."""
+def _template_text(tokenizer) -> str:
+    template = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
+    if isinstance(template, dict):
+        return " ".join(str(t) for t in template.values())
+    return template if isinstance(template, str) else ""
+
+
+def renders(tokenizer, what: str) -> bool:
+    """Whether the tokenizer's chat template reads `what` ("tool_calls" of a message, or the "tools" list).
+    No tokenizer (a plain render): True, nothing is rewritten."""
+    return tokenizer is None or what in _template_text(tokenizer)
+
+
+def for_template(messages: list[dict], tools: list | None = None, tokenizer=None) -> tuple[list[dict], list | None]:
+    """Messages (and tools) as the tokenizer's chat template takes them: no training-only keys, content text,
+    call arguments as objects. A template that does not render tool calls gets them in the content as
+    `<tool_call>` JSON; one that takes no tools list gets the tools in the system message (so neither is lost
+    from training); the returned tools are None then."""
+    calls_as_text = not renders(tokenizer, "tool_calls")
     out = []
     for msg in messages:
         clean = {k: v for k, v in msg.items() if k not in TEMPLATE_DROP}
         clean["content"] = msg.get("content") or ""
         if msg.get("tool_calls"):
-            clean["tool_calls"] = [_template_call(c) for c in msg["tool_calls"]]
+            calls = [_template_call(c) for c in msg["tool_calls"]]
+            if calls_as_text:
+                clean.pop("tool_calls")
+                clean["content"] = "\n".join(
+                    [clean["content"]] * bool(clean["content"]) + [call_text(c) for c in calls]
+                )
+            else:
+                clean["tool_calls"] = calls
         out.append(clean)
-    return out
+    if not tools or renders(tokenizer, "tools"):
+        return out, tools or None
+    listing = "# Tools\n<tools>\n" + "\n".join(json.dumps(t, ensure_ascii=False) for t in tools) + "\n</tools>"
+    if out and out[0]["role"] == "system":
+        out[0] = {**out[0], "content": f"{out[0]['content']}\n\n{listing}"}
+    else:
+        out.insert(0, {"role": "system", "content": listing})
+    return out, None
+
+
+def call_text(tool_call: Any) -> str:
+    """A tool call written as text: `<tool_call>` JSON of its name and arguments (the Hermes / Qwen form)."""
+    fn = tool_call.get("function", tool_call) if isinstance(tool_call, dict) else tool_call
+    body = {"name": fn.get("name"), "arguments": fn.get("arguments", {})} if isinstance(fn, dict) else fn
+    return "<tool_call>\n" + json.dumps(body, ensure_ascii=False) + "\n</tool_call>"
 
 
 def _template_call(tool_call: Any) -> Any:

@@ -275,6 +275,24 @@ def _check_examples(records: list[Record], report: Report, reasoning_key: str = 
     )
 
 
+def _tools_as_text(report: Report, tokenizer) -> None:
+    """One warning for the examples whose tool calls or tools the chat template does not render."""
+    if tokenizer is None:
+        return
+    calls, listed = tools.renders(tokenizer, "tool_calls"), tools.renders(tokenizer, "tools")
+    lines = [
+        line
+        for example, line in zip(report.examples, report.lines, strict=True)
+        if (not listed and example.get("tools"))
+        or (not calls and any(m.get("tool_calls") for m in example["messages"]))
+    ]
+    what = (
+        "have tool calls or tools that this model's chat template does not render; they are written into the "
+        "text (<tool_call> JSON in the answer, the tools in the system message)"
+    )
+    _aggregate(report, "tools_as_text", lines, what)
+
+
 def _placeholders(report: Report) -> None:
     """One warning naming the `{{...}}` placeholders left in the examples and the first lines holding them."""
     names: dict[str, None] = {}
@@ -318,6 +336,7 @@ def _warn(report: Report, cfg: DataConfig, tokenizer) -> None:
         [n for n, r in zip(lines, roles, strict=True) if "user" not in r],
         "have no user message",
     )
+    _tools_as_text(report, tokenizer)
     untrained = [n for n, e in zip(lines, ex, strict=True) if not stats.trained_turns(e)]
     _aggregate(report, "nothing_trained", untrained, "have weight 0 on every assistant message, so teach nothing")
     if ex and len(ex) < MIN_EXAMPLES:

@@ -23,7 +23,7 @@ def load_examples(ws, dataset: str, split: str = "train") -> list[dict]:
 def _render(tok, messages: list[dict], generation_prompt: bool = False, tools: list | None = None) -> str:
     from lab.data.tools import for_template
 
-    clean = for_template(messages)  # tool calls, tool names and reasoning reach the template; weights do not
+    clean, tools = for_template(messages, tools, tok)  # calls, tools and reasoning reach the template; weights not
     extra = {"tools": tools} if tools else {}
     try:
         return tok.apply_chat_template(clean, tokenize=False, add_generation_prompt=generation_prompt, **extra)
