@@ -114,6 +114,10 @@ class DataConfig(_Config):
     val_fraction: float = _f(0.1, "share of examples held out as the validation split, in [0, 1)")
     seed: int = _f(42, "seed of the train / validation split")
     max_upload_mb: float = _f(200.0, "largest fine-tuning file accepted, in MB")
+    split: str = _f("train", "split read from a saved dataset folder or a hub dataset id")
+    fill: dict = field(
+        default_factory=dict, metadata={"help": "{{placeholder}} -> text, filled in every record before checking"}
+    )
 
     FORMATS: ClassVar[tuple[str, ...]] = get_args(DataFormat)
 

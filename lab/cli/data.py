@@ -1,8 +1,11 @@
 """`python -m lab data ...`: validate a fine-tuning file, import it as a named dataset, save documents as a
 corpus, list what the workspace holds. The CLI twin of the Data tab; all the work is in lab.data / lab.corpus.
 
-  data validate PATH [--format auto|chat|alpaca|sharegpt|csv] [--json]   exit 0 valid, 1 not valid
-  data import PATH --name NAME [--val-fraction F] [--seed S] [--overwrite]
+  data validate PATH_OR_ID [--format auto|chat|alpaca|sharegpt|csv] [--split S] [--fill K=V] [--json]
+                                                                       exit 0 valid, 1 not valid
+  data import PATH_OR_ID --name NAME [--split S] [--fill K=V] [--val-fraction F] [--seed S] [--overwrite]
+
+PATH_OR_ID is a file, a folder written by `datasets` (save_to_disk, or parquet / jsonl shards) or a hub dataset id.
   data corpus FILE... --name NAME [--overwrite] [--max-mb MB]
   data list
 """
@@ -56,6 +59,26 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="embedded", help="whose tokenizer counts tokens (default embedded)")
     parser.add_argument("--max-length", type=int, default=DataConfig.max_length, help=_help("max_length"))
     parser.add_argument("--max-upload-mb", type=float, default=DataConfig.max_upload_mb, help=_help("max_upload_mb"))
+    parser.add_argument(
+        "--split", default=DataConfig.split, help=_help("split")
+    )
+    parser.add_argument(
+        "--fill",
+        action="append",
+        default=[],
+        type=_fill_item,
+        metavar="NAME=VALUE",
+        help="fill a {{NAME}} placeholder in every record before checking (repeatable)",
+    )
+
+
+def _fill_item(text: str) -> dict[str, str]:
+    from lab.data.placeholders import parse_fill
+
+    try:
+        return parse_fill([text])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _config(args, **extra) -> DataConfig:
@@ -66,6 +89,8 @@ def _config(args, **extra) -> DataConfig:
         system_column=args.system_column,
         max_length=args.max_length,
         max_upload_mb=args.max_upload_mb,
+        split=args.split,
+        fill={k: v for item in args.fill for k, v in item.items()},
         **extra,
     )
 

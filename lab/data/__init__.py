@@ -2,9 +2,10 @@
 compute statistics, split and save named datasets in the workspace.
 
 Submodules: `formats` (bytes -> records, detection), `convert` (alpaca / ShareGPT / question-answer records
-to chat with `datasets`), `validate` (the chat checks and the Report), `stats` (token statistics, estimate,
-histogram, preview), `store` (split, save, load, hash, sample domain). This package knows nothing about gradio
-or training; documents for RAG are lab.corpus.
+to chat with `datasets`), `tools` (tool calls, tool lists, content parts), `placeholders` (`{{name}}` found and
+filled), `saved` (folders saved by `datasets`, hub dataset ids), `validate` (the chat checks and the Report),
+`stats` (token statistics, estimate, histogram, preview), `store` (split, save, load, hash, sample domain).
+This package knows nothing about gradio or training; documents for RAG are lab.corpus.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Alpaca, ShareGPT and question/answer (CSV / Parquet / JSON) records -> OpenAI chat records.
+"""Alpaca, ShareGPT (glaive-style `function_call` / `observation` turns and `tools` included) and question/answer
+(CSV / Parquet / JSON) records -> OpenAI chat records.
 
 `prepare` checks each source record's fields (line-numbered Issues: missing_field, bad_content, unknown_role,
 missing_columns, ...) and keeps clean rows; `to_chat` converts the clean rows to `{"messages": [...]}` with a
@@ -7,8 +8,10 @@ missing_columns, ...) and keeps clean rows; `to_chat` converts the clean rows to
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from lab.data import tools
 from lab.data.formats import ANSWER_COLUMNS, QUESTION_COLUMNS, SYSTEM_COLUMNS, Issue, Record, pick_column, short
 
 SHAREGPT_ROLES = {
@@ -23,7 +26,9 @@ SHAREGPT_ROLES = {
     "tool": "tool",
     "observation": "tool",
     "function_response": "tool",
+    "function_call": "assistant",
 }
+CALL_ROLES = ("function_call",)
 
 
 def _text(value: Any) -> str | None:
@@ -45,13 +50,17 @@ def to_chat(rows: list[tuple[int, dict]], fmt: str) -> list[Record]:
 
     quiet = are_progress_bars_disabled()
     disable_progress_bars()  # an in-memory map of an upload: no progress bar on stderr
-    try:
+    convert = _CONVERTERS[fmt]
+    try:  # the chat record travels as JSON text: Arrow would give every nested object every other's keys
         ds = Dataset.from_list([{"line": line, **fields} for line, fields in rows])
-        ds = ds.map(_CONVERTERS[fmt], remove_columns=[c for c in ds.column_names if c != "line"])
+        ds = ds.map(
+            lambda row: {"chat": json.dumps(convert(row), ensure_ascii=False)},
+            remove_columns=[c for c in ds.column_names if c != "line"],
+        )
     finally:
         if not quiet:
             enable_progress_bars()
-    return [Record(row["line"], {"messages": row["messages"]}) for row in ds.to_list()]
+    return [Record(row["line"], json.loads(row["chat"])) for row in ds.to_list()]
 
 
 def _system(row: dict) -> list[dict]:
@@ -70,8 +79,23 @@ def _alpaca(row: dict) -> dict:
 
 
 def _sharegpt(row: dict) -> dict:
-    turns = [{"role": SHAREGPT_ROLES[t["from"].lower()], "content": t["value"]} for t in row["turns"]]
-    return {"messages": [*_system(row), *turns]}
+    """Turns to messages: a function_call turn is an assistant message with tool_calls, an observation a tool
+    message named after the call it answers; the record's tools are kept."""
+    messages, pending = [], []
+    for turn in json.loads(row["turns"]):
+        role = SHAREGPT_ROLES[turn["from"].lower()]
+        if turn["from"].lower() in CALL_ROLES:
+            calls, _ = tools.calls(turn["value"])
+            messages.append({"role": "assistant", "content": "", "tool_calls": calls})
+            pending = [c["function"]["name"] for c in calls]
+        elif role == "tool" and pending:
+            messages.append({"role": "tool", "content": turn["value"], "name": pending.pop(0)})
+        else:
+            messages.append({"role": role, "content": turn["value"]})
+    out = {"messages": [*_system(row), *messages]}
+    if row["tools"]:
+        out["tools"] = json.loads(row["tools"])
+    return out
 
 
 def _qa(row: dict) -> dict:
@@ -130,6 +154,8 @@ def _sharegpt_row(obj: dict) -> tuple[dict | None, list[tuple[str, str]]]:
     if not turns:
         return None, [("empty_messages", "'conversations' is empty")]
     system, problems = _field(obj, "system", False)
+    listed, why = tools.tools_list(obj.get("tools"))
+    problems += [("bad_tools", why)] if why else []
     clean = []
     for i, turn in enumerate(turns, 1):
         if not isinstance(turn, dict):
@@ -141,11 +167,25 @@ def _sharegpt_row(obj: dict) -> tuple[dict | None, list[tuple[str, str]]]:
             problems.append(("unknown_role", f"turn {i}: 'from' {short(turn['from'])} is not one of {known}"))
         elif "value" not in turn:
             problems.append(("message_missing_content", f"turn {i} has no 'value'"))
+        elif str(turn["from"]).lower() in CALL_ROLES:
+            value = turn["value"]
+            _calls, why = tools.calls(value if isinstance(value, str) else json.dumps(value))
+            if why:
+                problems.append(("bad_tool_calls", f"turn {i} ({turn['from']}): {why}"))
+            else:
+                clean.append(
+                    {"from": str(turn["from"]), "value": value if isinstance(value, str) else json.dumps(value)}
+                )
         elif not isinstance(turn["value"], str):
             problems.append(("bad_content", f"turn {i}: 'value' must be text, got {short(turn['value'])}"))
         else:
             clean.append({"from": str(turn["from"]), "value": turn["value"]})
-    return {"system": system, "turns": clean}, problems
+    row = {
+        "system": system,
+        "turns": json.dumps(clean, ensure_ascii=False),
+        "tools": json.dumps(listed) if listed else "",
+    }
+    return row, problems
 
 
 def _prepare_qa(records: list[Record], columns: list[str], cfg) -> tuple[list[tuple[int, dict]], list[Issue]]:

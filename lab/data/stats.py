@@ -13,6 +13,8 @@ import json
 import math
 from typing import Any
 
+from lab.data import tools
+
 TARGET_EPOCHS = 3
 MIN_TARGET_EXAMPLES = 100
 MAX_TARGET_EXAMPLES = 25_000
@@ -74,7 +76,8 @@ def epoch_estimate(lengths: list[int], max_length: int) -> dict[str, int]:
 def render(example: dict, tokenizer) -> str:
     """The example as the model sees it in training (its chat template), or plain 'role: content' lines."""
     try:
-        return tokenizer.apply_chat_template(example["messages"], tools=example.get("tools"), tokenize=False)
+        messages, listed = tools.for_template(example["messages"], example.get("tools"), tokenizer)
+        return tokenizer.apply_chat_template(messages, tools=listed, tokenize=False)
     except Exception:
         return "\n".join(f"{m['role']}: {m['content']}" for m in example["messages"])
 
@@ -86,7 +89,9 @@ def render_all(examples: list[dict], tokenizer) -> list[str]:
     for start in range(0, len(plain), BATCH):
         chunk = plain[start : start + BATCH]
         try:
-            texts = tokenizer.apply_chat_template([examples[i]["messages"] for i in chunk], tokenize=False)
+            texts = tokenizer.apply_chat_template(
+                [tools.for_template(examples[i]["messages"], None, tokenizer)[0] for i in chunk], tokenize=False
+            )
         except Exception:
             continue
         if isinstance(texts, list) and len(texts) == len(chunk):
@@ -112,11 +117,17 @@ def _lengths(tokenizer, texts: list[str]) -> list[int]:
 def token_counts(examples: list[dict], tokenizer) -> tuple[list[int], list[int]]:
     """(tokens per example through the chat template, trained assistant tokens per example)."""
     totals = _lengths(tokenizer, render_all(examples, tokenizer))
-    turns = [[m["content"] for m in trained_turns(e)] for e in examples]
+    turns = [[_trained_text(m) for m in trained_turns(e)] for e in examples]
     unique = list(dict.fromkeys(t for ts in turns for t in ts))
     counts = dict(zip(unique, _lengths(tokenizer, unique), strict=True))
     assistant = [sum(counts[t] for t in ts) for ts in turns]
     return totals, assistant
+
+
+def _trained_text(message: dict) -> str:
+    """An assistant turn's trained text: its content and, written out, its tool calls."""
+    calls = message.get("tool_calls") or []
+    return "\n".join([message["content"]] * bool(message["content"]) + [tools.call_text(c) for c in calls])
 
 
 def compute(examples: list[dict], cfg, tokenizer=None) -> tuple[dict[str, Any], dict[str, list[int]]]:
@@ -167,23 +178,29 @@ def _assistant_spans(text: str, example: dict, tokenizer) -> list[tuple[int, int
     a plain search after the previous match is the fallback for templates that do not render prefixes."""
     spans, cursor, messages = [], 0, example["messages"]
     for i, msg in enumerate(messages):
-        if msg["role"] != "assistant" or not msg["content"]:
+        if msg["role"] != "assistant" or not (msg["content"] or msg.get("tool_calls")):
             continue
+        label = "trained" if msg.get("weight", 1) else "not trained (weight 0)"
         start = _prefix_length(messages[:i], example, tokenizer)
+        if msg.get("tool_calls"):  # the calls are rendered by the template: the span is the whole turn
+            end = _prefix_length(messages[: i + 1], example, tokenizer, generation=False)
+            if start is not None and end is not None and end > start:
+                spans.append((start, end, label))
+                cursor = end
+            continue
         if start is None or not text.startswith(msg["content"], start):
             start = text.find(msg["content"], cursor)
         if start < 0:
             continue
         cursor = start + len(msg["content"])
-        spans.append((start, cursor, "trained" if msg.get("weight", 1) else "not trained (weight 0)"))
+        spans.append((start, cursor, label))
     return spans
 
 
-def _prefix_length(messages: list[dict], example: dict, tokenizer) -> int | None:
+def _prefix_length(messages: list[dict], example: dict, tokenizer, generation: bool = True) -> int | None:
     try:
-        prefix = tokenizer.apply_chat_template(
-            messages, tools=example.get("tools"), tokenize=False, add_generation_prompt=True
-        )
+        clean, listed = tools.for_template(messages, example.get("tools"), tokenizer)
+        prefix = tokenizer.apply_chat_template(clean, tools=listed, tokenize=False, add_generation_prompt=generation)
     except Exception:
         return None
     return len(prefix)

@@ -1,5 +1,6 @@
 """Saved fine-tuning datasets: seeded train / validation split, atomic save, loading, hashing, the sample domain.
 
+The source is a file, a folder saved by `datasets` or a hub dataset id (lab.data.saved).
 Layout (lab.workspace): `datasets/NAME/train.jsonl`, `val.jsonl` (one normalised `{"messages": [...]}` per
 line) and `meta.json` (source file, format, counts, sha256 data hash, split seed and fraction, created time).
 A dataset is written all-or-nothing through `Workspace.atomic_dir`; an invalid file is never saved and an
@@ -15,9 +16,9 @@ import time
 from pathlib import Path
 
 from lab.config import DataConfig
-from lab.data import stats
+from lab.data import formats, saved, stats
 from lab.data.formats import Issue
-from lab.data.validate import Report, validate_bytes
+from lab.data.validate import Report, validate_bytes, validate_records
 from lab.errors import LabError
 from lab.storage import sample_dir
 from lab.workspace import SAMPLE, Workspace, WorkspaceError, check_name
@@ -31,8 +32,11 @@ class DataError(LabError):
 
 
 def validate_file(path: str | Path, cfg: DataConfig | None = None, tokenizer=None) -> Report:
-    """Validate a file on disk; an oversized file is refused before it is read."""
+    """Validate a file on disk, a folder saved by `datasets` or a hub dataset id (split `cfg.split`, through
+    lab.data.saved); an oversized file is refused before it is read."""
     cfg = cfg or DataConfig()
+    if not Path(str(path)).expanduser().is_file() and saved.is_saved(path):
+        return validate_saved(path, cfg, tokenizer)
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such file: {str(path)!r}")
@@ -43,6 +47,17 @@ def validate_file(path: str | Path, cfg: DataConfig | None = None, tokenizer=Non
         report.errors.append(Issue(None, "too_large", msg))
         return report
     return validate_bytes(path.read_bytes(), path.name, cfg, tokenizer)
+
+
+def validate_saved(source: str | Path, cfg: DataConfig, tokenizer=None) -> Report:
+    """Validate the `cfg.split` split of a saved dataset folder or hub dataset id; DataError when unreadable."""
+    try:
+        records, columns = saved.read(source, cfg.split, cfg.max_upload_mb)
+    except saved.SavedDataError as exc:
+        raise DataError(str(exc)) from exc
+    fmt = cfg.format if cfg.format != "auto" else formats.detect(records)
+    report = Report(source=saved.label(source, cfg.split))
+    return validate_records(report, fmt, records, columns, [], cfg, tokenizer)
 
 
 def explain(report: Report, limit: int = 5) -> str:
@@ -99,7 +114,7 @@ def save_dataset(
     train, val = split_examples(report.examples, cfg.val_fraction, cfg.seed)
     meta = {
         "name": name,
-        "source": Path(path).name,
+        "source": report.source,
         "format": report.format,
         "records": report.records,
         "counts": {"train": len(train), "val": len(val)},

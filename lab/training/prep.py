@@ -20,16 +20,19 @@ def load_examples(ws, dataset: str, split: str = "train") -> list[dict]:
     return load_split(ws, dataset, split=split)
 
 
-def _render(tok, messages: list[dict], generation_prompt: bool = False) -> str:
-    clean = [{"role": m["role"], "content": m.get("content") or ""} for m in messages]
+def _render(tok, messages: list[dict], generation_prompt: bool = False, tools: list | None = None) -> str:
+    from lab.data.tools import for_template
+
+    clean, tools = for_template(messages, tools, tok)  # calls, tools and reasoning reach the template; weights not
+    extra = {"tools": tools} if tools else {}
     try:
-        return tok.apply_chat_template(clean, tokenize=False, add_generation_prompt=generation_prompt)
+        return tok.apply_chat_template(clean, tokenize=False, add_generation_prompt=generation_prompt, **extra)
     except Exception as exc:  # noqa: BLE001 - jinja's TemplateError (raise_exception in the template), and others
         folded = _fold_system(clean)
         if folded is None:
             raise LabError(f"the model's chat template refuses this conversation: {exc}; check the roles") from exc
     try:
-        return tok.apply_chat_template(folded, tokenize=False, add_generation_prompt=generation_prompt)
+        return tok.apply_chat_template(folded, tokenize=False, add_generation_prompt=generation_prompt, **extra)
     except Exception as again:  # noqa: BLE001
         raise LabError(f"the model's chat template refuses this conversation: {again}; check the roles") from again
 
@@ -41,7 +44,7 @@ def _fold_system(messages: list[dict]) -> list[dict] | None:
         return None
     system, rest = messages[0]["content"], messages[1:]
     if rest and rest[0]["role"] == "user":
-        return [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
+        return [{**rest[0], "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
     return rest
 
 
@@ -55,29 +58,30 @@ def _prefix_of(tok, through: str, text: str) -> str:
     return through
 
 
-def assistant_spans(tok, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(tok, messages: list[dict], tools: list | None = None) -> tuple[str, list[tuple[int, int]]]:
     """The rendered text and the (start, end) character spans of trainable assistant turns.
 
     A span runs from the end of the generation prompt before an assistant turn to the end of that turn (its
     end-of-turn token included, so the model learns to stop; after the last turn, also the eos that templates such
-    as Phi-3's close a conversation with). Turns with `weight: 0` are skipped.
+    as Phi-3's close a conversation with). Turns with `weight: 0` are skipped; an assistant turn's tool calls are
+    part of it, tool results are not. `tools` (the example's tool schemas) go to the template.
     """
-    text = _render(tok, messages)
+    text = _render(tok, messages, tools=tools)
     spans = []
     for i, msg in enumerate(messages):
         if msg.get("role") != "assistant" or msg.get("weight", 1) == 0:
             continue
-        before = _render(tok, messages[:i], generation_prompt=True) if i else ""
-        through = _prefix_of(tok, _render(tok, messages[: i + 1]), text)
+        before = _render(tok, messages[:i], generation_prompt=True, tools=tools) if i else ""
+        through = _prefix_of(tok, _render(tok, messages[: i + 1], tools=tools), text)
         if not (text.startswith(before) and text.startswith(through)):
             raise LabError("the chat template does not render turns as prefixes; use assistant_only_loss=False")
         spans.append((len(before), len(through)))
     return text, spans
 
 
-def encode(tok, messages: list[dict], max_length: int, assistant_only: bool = True) -> dict:
+def encode(tok, messages: list[dict], max_length: int, assistant_only: bool = True, tools: list | None = None) -> dict:
     """{"input_ids", "labels", "length"} for one conversation, truncated to max_length tokens."""
-    text, spans = assistant_spans(tok, messages)
+    text, spans = assistant_spans(tok, messages, tools)
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length)
     ids = enc["input_ids"]
     if assistant_only:
@@ -92,7 +96,7 @@ def encode(tok, messages: list[dict], max_length: int, assistant_only: bool = Tr
 
 def encode_all(tok, examples: list[dict], max_length: int, assistant_only: bool = True) -> list[dict]:
     """Encode every example; drops those left with no trainable token (e.g. truncated away), never silently."""
-    rows = [encode(tok, ex["messages"], max_length, assistant_only) for ex in examples]
+    rows = [encode(tok, ex["messages"], max_length, assistant_only, ex.get("tools")) for ex in examples]
     kept = [r for r in rows if any(label != IGNORE for label in r["labels"][1:])]
     if not kept:
         raise LabError(f"no example has an assistant token within max_length={max_length}: raise max_length")

@@ -12,6 +12,7 @@ import gradio as gr
 from lab.config import DataConfig
 from lab.corpus import SUFFIXES, corpus_files, list_corpora, save_corpus
 from lab.data import DataError, list_datasets, save_dataset, validate_file
+from lab.data.placeholders import parse_fill
 from lab.data.stats import histogram_figure, preview_segments, render
 from lab.errors import expected, user_message
 from lab.ui import data_view as view
@@ -20,15 +21,25 @@ from lab.ui.common import READ_ONLY, fail, this_tab
 DATA_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"]
 
 
-def _config(fmt, qcol, acol, scol, max_len, **extra) -> DataConfig:
+def _config(fmt, qcol, acol, scol, max_len, split="", fill="", **extra) -> DataConfig:
     return DataConfig(
         format=fmt or "auto",
         question_column=(qcol or "").strip(),
         answer_column=(acol or "").strip(),
         system_column=(scol or "").strip(),
         max_length=int(max_len or DataConfig.max_length),
+        split=(split or "").strip() or DataConfig.split,
+        fill=parse_fill(fill),
         **extra,
     )
+
+
+def _source(path, saved) -> str:
+    """What to read: a saved dataset folder or hub id when one is given, else the uploaded file."""
+    return (saved or "").strip() or path or ""
+
+
+NO_SOURCE = "upload a fine-tuning file (or give a saved dataset folder or hub dataset id) first"
 
 
 def _corpus_rows(ws) -> list[list]:
@@ -38,14 +49,28 @@ def _corpus_rows(ws) -> list[list]:
 def build(ws, cache) -> None:
     tab = this_tab()
     gr.Markdown(
-        "## Fine-tuning data\nUpload chat JSONL (OpenAI `messages`, with `weight`, `tool_calls`, `tool` role), "
-        "alpaca JSON/JSONL, ShareGPT, or CSV/TSV/Parquet with question/answer columns. Every line is checked; "
-        "token counts use the chosen model's tokenizer."
+        "## Fine-tuning data\nUpload chat JSONL (OpenAI `messages`, with `weight`, `tool_calls`, `tool` role, "
+        "content as typed parts), alpaca JSON/JSONL, ShareGPT (with `function_call` / `observation` turns and "
+        "`tools`), or CSV/TSV/Parquet with question/answer columns; or name a folder saved by `datasets` or a hub "
+        "dataset id. Every line is checked; token counts use the chosen model's tokenizer."
     )
     state = gr.State({})
     with gr.Row():
         with gr.Column(scale=1):
             upload = gr.File(label="Fine-tuning file", file_types=DATA_TYPES, type="filepath")
+            with gr.Row():
+                saved = gr.Textbox(
+                    "",  # an initial value: API callers may leave out the fields added last
+                    label="…or a saved dataset (folder or hub id)",
+                    placeholder="a folder written by datasets, or owner/name",
+                    scale=3,
+                )
+                split = gr.Textbox(DataConfig.split, label="Split", scale=1)
+            fill = gr.Textbox(
+                "",
+                label="Fill placeholders",
+                placeholder="name=ExpertLab, author=Lab team (replaces {{name}}, {{author}})",
+            )
             fmt = gr.Dropdown(list(DataConfig.FORMATS), value="auto", label="Format")
             with gr.Accordion("Column mapping (CSV / Parquet / question-answer JSON)", open=False):
                 qcol = gr.Textbox(label="Question column", placeholder="auto: question, prompt, input, ...")
@@ -72,15 +97,17 @@ def build(ws, cache) -> None:
         preview = gr.HTML()
     with gr.Accordion("Report as JSON", open=False):
         report_json = gr.JSON()
-    datasets = _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len)
+    extra = [saved, split, fill]
+    datasets = _build_save(ws, cache, [upload, fmt, qcol, acol, scol, model, max_len], extra)
     corpora = _build_corpus(ws)
     if tab:  # work saved elsewhere (another page, the command line) is listed when the tab opens
         lists = [datasets, corpora]
         tab.select(lambda: _lists(ws), None, lists, api_name=False, **READ_ONLY)
-    inputs = [upload, fmt, qcol, acol, scol, model, max_len]
+    inputs = [upload, fmt, qcol, acol, scol, model, max_len, *extra]  # new fields last: API callers keep working
 
-    def validate(path, fmt_, q, a, s, model_, max_len_, progress=gr.Progress()):
-        return _validate(cache, path, fmt_, q, a, s, model_, max_len_, progress)
+    def validate(path, fmt_, q, a, s, model_, max_len_, saved_="", split_="", fill_="", progress=gr.Progress()):
+        where = {"split": split_, "fill": fill_}
+        return _validate(cache, _source(path, saved_), fmt_, q, a, s, model_, max_len_, progress, where)
 
     check.click(
         validate,
@@ -91,13 +118,14 @@ def build(ws, cache) -> None:
     index.change(lambda s, i, m: _preview(cache, s, i, m), [state, index, model], preview, api_name="data_preview")
 
 
-def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress):
-    """An invalid file shows its errors (and warnings) only: no statistics, histograms or epoch estimate."""
+def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress, where=None):
+    """An invalid file shows its errors (and warnings) only: no statistics, histograms or epoch estimate.
+    `where`: the split of a saved dataset and the placeholder fill."""
     empty = (gr.update(value=None, visible=False), "", gr.update(value=None, visible=False), None, "", {})
     if not path:
-        return (fail("upload a fine-tuning file first"), *empty)
+        return (fail(NO_SOURCE), *empty)
     try:
-        cfg = _config(fmt, qcol, acol, scol, max_len)
+        cfg = _config(fmt, qcol, acol, scol, max_len, **(where or {}))
         progress(0.1, desc="loading the tokenizer")
         tokenizer = cache.tokenizer(model or "embedded")
         progress(0.3, desc="validating every line")
@@ -159,8 +187,9 @@ def _lists(ws) -> tuple[list, list]:
     return view.dataset_rows(list_datasets(ws)), _corpus_rows(ws)
 
 
-def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> gr.Dataframe:
-    """The Save as a dataset section; returns its table of saved datasets."""
+def _build_save(ws, cache, source: list, extra: list) -> gr.Dataframe:
+    """The Save as a dataset section; returns its table of saved datasets. `source`: the upload and its reading
+    settings; `extra`: the saved-dataset field, its split and the placeholder fill (last in the API)."""
     gr.Markdown("### Save as a dataset\nA seeded train / validation split, saved in the workspace for the Train tab.")
     with gr.Row():
         name = gr.Textbox(label="Dataset name", placeholder="e.g. my-support-data")
@@ -176,16 +205,19 @@ def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> gr.
         interactive=False,
     )
 
-    def run(path, fmt_, q, a, s, model_, max_len_, name_, frac, seed_, over):
+    def run(path, fmt_, q, a, s, model_, max_len_, name_, frac, seed_, over, saved_="", split_="", fill_=""):
+        path = _source(path, saved_)
         if not path:
-            return fail("upload a fine-tuning file first"), gr.skip()
+            return fail(NO_SOURCE), gr.skip()
+        cfg = None
         try:
-            cfg = _config(fmt_, q, a, s, max_len_, val_fraction=float(frac), seed=int(seed_ or 0))
+            where = {"split": split_, "fill": fill_}
+            cfg = _config(fmt_, q, a, s, max_len_, val_fraction=float(frac), seed=int(seed_ or 0), **where)
             meta = save_dataset(
                 ws, (name_ or "").strip(), path, cfg, bool(over), cache.tokenizer(model_ or "embedded")
             )
         except DataError as exc:
-            return _refused(path, cfg, exc), gr.skip()
+            return (_refused(path, cfg, exc) if cfg else fail(user_message(exc))), gr.skip()
         except Exception as exc:
             return fail(user_message(exc)), gr.skip()
         c = meta["counts"]
@@ -193,7 +225,7 @@ def _build_save(ws, cache, upload, fmt, qcol, acol, scol, model, max_len) -> gr.
         msg += f" (seed {meta['seed']})"
         return msg, view.dataset_rows(list_datasets(ws))
 
-    inputs = [upload, fmt, qcol, acol, scol, model, max_len, name, val_fraction, seed, overwrite]
+    inputs = [*source, name, val_fraction, seed, overwrite, *extra]
     save.click(run, inputs, [saved, table], api_name="data_save")
     refresh = gr.Button("Refresh lists", size="sm")
     refresh.click(lambda: view.dataset_rows(list_datasets(ws)), None, table, api_name="data_list", **READ_ONLY)
