@@ -105,7 +105,7 @@ class TrainConfig(_Config):
     name: str = ""
     base_model: str = EMBEDDED
     dataset: str = ""  # a saved dataset name or a file path
-    method: str = "lora"  # lora | qlora
+    method: str = "lora"  # lora | qlora | dpo (LoRA trained on preference pairs, see `prefs`)
     rank: int = 16
     alpha: int = 32
     dropout: float = 0.05
@@ -137,8 +137,10 @@ class TrainConfig(_Config):
     # hold the answer (the next-closest passages of the same question) -> IDK
     decision_weight: float = 1.0  # loss weight of each answer's first token (answer or "I don't know"); 1 = plain
     from_run: str = ""  # continue from this run's adapter (its base model is used)
+    prefs: str = ""  # dpo: a preference-pairs JSONL file ({prompt, chosen, rejected} a line) or "votes" (the Arena's)
+    beta: float = 0.1  # dpo: how far the trained model may move from its reference (higher = closer to it)
 
-    METHODS: ClassVar[tuple[str, ...]] = ("lora", "qlora")
+    METHODS: ClassVar[tuple[str, ...]] = ("lora", "qlora", "dpo")
     REPORT_TO: ClassVar[tuple[str, ...]] = ("none", "tensorboard", "wandb", "trackio")
     # cosine_with_restarts: one cosine cycle per epoch (the learning rate climbs back at each epoch's start)
     SCHEDULERS: ClassVar[tuple[str, ...]] = (
@@ -150,7 +152,7 @@ class TrainConfig(_Config):
     )
 
     def validate(self) -> None:
-        _check(self.method in self.METHODS, "method", self.method, "use lora or qlora")
+        _check(self.method in self.METHODS, "method", self.method, "use lora, qlora or dpo (preference pairs)")
         _check(self.rank > 0, "rank", self.rank, "LoRA rank must be a positive integer (try 8 or 16)")
         _check(self.alpha > 0, "alpha", self.alpha, "LoRA alpha must be positive (often 2 x rank)")
         _check(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
@@ -183,6 +185,7 @@ class TrainConfig(_Config):
         _check(0 <= near <= 1, "near_miss_share", near, "must be in [0, 1] (0 = no near-miss copies)")
         weight = self.decision_weight
         _check(1 <= weight <= 100, "decision_weight", weight, "must be in [1, 100] (1 = every token weighs the same)")
+        _check(0 < self.beta <= 10, "beta", self.beta, "must be in (0, 10]; try 0.1")
 
 
 @dataclass
