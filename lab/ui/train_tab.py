@@ -19,6 +19,7 @@ from pathlib import Path
 import gradio as gr
 
 from lab import jobs
+from lab.arena import votes
 from lab.config import TrainConfig
 from lab.errors import LabError, expected, user_message
 from lab.training.plan import PRESETS, apply_preset, cli_command, measured_throughput
@@ -161,22 +162,41 @@ def _plots(records: list[dict], label: str = "", total_steps: int = 0) -> list:
     return [gr.LinePlot(frame, x_lim=x_lim, visible=True) if len(frame) else gr.skip() for frame in frames]
 
 
+REWARDS = ("reward_margin", "reward_chosen", "reward_rejected")  # what a DPO run logs besides its loss
+
+
+def reward_plot(records: list[dict], total_steps: int = 0):
+    """The DPO rewards chart (margin, chosen, rejected), drawn like the other charts: hidden until a run that logs
+    rewards has its first point (a fine-tuning run leaves it untouched)."""
+    rows = [{"step": r["step"], "value": r[k], "series": k} for r in records for k in REWARDS
+            if isinstance(r.get(k), (int, float))]  # fmt: skip
+    if not rows:
+        return gr.skip()
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).astype({"step": "int64", "value": "float64", "series": "str"})
+    last = max([int(r.get("step", 0)) for r in records] + [total_steps or 0])
+    return gr.LinePlot(frame, x_lim=step_axis(last), visible=True)
+
+
 def refresh(ws, run_id: str):
     """Everything the live view shows for `run_id`; with no run chosen, re-attach to the running job if any."""
     run_id = run_id or jobs.active(ws) or ""
     if not run_id:
-        return "", "No run yet: pick a dataset and press **Start**.", *_plots([]), log_html(""), ""
+        return "", "No run yet: pick a dataset and press **Start**.", *_plots([]), log_html(""), "", gr.skip()
     try:
         info = jobs.progress(ws, run_id, log_lines=120)
     except Exception as exc:
-        return "", f"### ✗ {user_message(exc)}", *_plots([]), log_html(""), ""
+        return "", f"### ✗ {user_message(exc)}", *_plots([]), log_html(""), "", gr.skip()
     config = TrainConfig.load(f"{info['run_dir']}/config.json")
     command = shlex.join(cli_command(config))
     text = progress_md(info, info["progress"])
     lineage = lineage_md(ws, run_id, config)
     text = text + ("\n\n" + lineage if lineage else "")
-    plots = _plots(info["progress"], total_steps=info["status"].get("total_steps") or 0)
-    return run_id, text, *plots, log_html("\n".join(info["log"].splitlines()[-40:])), gr.Code(command, visible=True)
+    total = info["status"].get("total_steps") or 0
+    plots = _plots(info["progress"], total_steps=total)
+    log = log_html("\n".join(info["log"].splitlines()[-40:]))
+    return run_id, text, *plots, log, gr.Code(command, visible=True), reward_plot(info["progress"], total)
 
 
 ROUNDING = (("train_loss", 3), ("eval_loss", 3), ("tokens_per_s", 0), ("peak_memory_mb", 0))
@@ -275,7 +295,8 @@ def _start(ws, cache, *values):
     try:
         hooks = spaces.slot_training() if spaces.on_zero_gpu() else {}  # ZeroGPU: train inside a GPU slot
         cache.release_generators()  # the training child gets the memory the app's generators held
-        run_id = jobs.start(ws, form_config(*values), cache, **hooks)
+        config = votes.for_training(ws, form_config(*values))  # DPO on "votes": a fresh export of them
+        run_id = jobs.start(ws, config, cache, **hooks)
     except Exception as exc:
         return "", fail(user_message(exc))
     gr.Info(f"run {run_id} started")
@@ -308,10 +329,11 @@ def _live():
         loss = gr.LinePlot(x="step", y="value", color="series", title="Loss (train / eval)", height=260, visible=False)
         lr = gr.LinePlot(x="step", y="value", color="series", title="Learning rate", height=260, visible=False)
         gn = gr.LinePlot(x="step", y="value", color="series", title="Grad norm", height=260, visible=False)
+    rewards = gr.LinePlot(x="step", y="value", color="series", title="Rewards (DPO)", height=260, visible=False)
     gr.Markdown("**Log** (newest line at the bottom; library warnings hidden, all in the run's train.log)")
     log = gr.HTML(log_html(""))
     command = gr.Code(label="Reproduce from a shell", language="shell", visible=False)
-    return [loss, lr, gn, log, command]
+    return [loss, lr, gn, log, command, rewards]
 
 
 RUNS_PICKER = Picker("runs")
