@@ -135,3 +135,15 @@ def test_dpo_run_changes_the_adapter_and_raises_the_reward_margin(ws, tmp_path, 
     parent, after = _lora_b(run_dir), _lora_b(child)
     assert parent.keys() == after.keys() and any(not parent[k].equal(after[k]) for k in parent)
     assert not (child / ADAPTER / "ref").exists()
+
+
+def test_the_train_tab_charts_a_dpo_run_s_rewards_and_leaves_the_chart_alone_for_others():
+    from lab.ui.train_tab import reward_plot
+
+    dpo = [{"step": s, "loss": 0.5, "reward_margin": m, "reward_chosen": m / 2, "reward_rejected": -m / 2}
+           for s, m in ((1, 0.0), (2, 1.5))]  # fmt: skip
+    plot = reward_plot(dpo, total_steps=4)
+    rows = plot.value["data"]
+    assert len(rows) == 6 and {r[2] for r in rows} == {"reward_margin", "reward_chosen", "reward_rejected"}
+    assert plot.visible and plot.x_lim == [0, 10]
+    assert reward_plot([{"step": 1, "loss": 2.0}]) == {"__type__": "update"}  # a fine-tuning run: no update (skip)

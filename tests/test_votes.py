@@ -98,3 +98,18 @@ def test_training_on_the_votes_uses_a_fresh_export_and_no_votes_is_a_clear_error
     resolved = votes.for_training(ws, config)
     assert resolved.prefs.endswith(votes.PREFS_FILE) and len(prefs.read_pairs(resolved.prefs)) == 2
     assert votes.for_training(ws, TrainConfig(dataset="x")).prefs == ""  # not dpo: unchanged
+
+
+def test_the_arena_export_button_offers_the_four_files(ws):
+    from lab.ui import arena_votes
+
+    class Request:  # a local lab without a login: its one user may export
+        username = None
+
+    cast(ws)
+    summary, files = arena_votes.export(ws, Request())
+    assert summary.startswith("6 votes: 2 preference pairs, 2 winning answers")
+    assert sorted(f.rsplit("/", 1)[-1] for f in files) == sorted(
+        ["votes-sft.jsonl", "votes-prefs.jsonl", "votes-sft.meta.json", "votes-prefs.meta.json"]
+    )
+    assert all(f.startswith(str(ws.downloads)) for f in files)  # served from the downloads folder only

@@ -96,9 +96,12 @@ def build(ws, cache) -> None:
         pool, pool_edited = arena_battle.build(ws, cache, choices)
     with gr.Tab("Leaderboard", elem_id="arena-leaderboard"):
         _build_leaderboard(ws)
-        _build_vote_export(ws)
     with gr.Tab("Batch evaluation", elem_id="arena-eval"):
         eval_pick = arena_eval.build(ws, cache, choices)
+    with gr.Tab("Votes as data", elem_id="arena-votes"):  # the blind votes exported as training data
+        from lab.ui import arena_votes
+
+        arena_votes.build(ws)
     with gr.Tab("Teacher", elem_id="arena-teacher") as teacher:  # the whole tab, label included, hidden from students
         teacher_tab.build(ws, cache)
     gr.context.Context.root_block.load(teacher_tab.visible_for, None, teacher, api_name="teacher_visible", **READ_ONLY)
@@ -274,35 +277,3 @@ def _build_leaderboard(ws) -> None:
         )
 
     show.click(refresh, None, [summary, table, plot], api_name="arena_leaderboard", **READ_ONLY)
-
-
-def _build_vote_export(ws) -> None:
-    """The "Export votes" button: the blind votes as training data (lab.arena.votes), offered for download."""
-    with gr.Accordion("Votes as training data", open=False):
-        gr.Markdown(
-            "**Export votes** writes the blind A/B votes as two files, each with a metadata file (question set, "
-            "contestants, counts): `votes-sft.jsonl`, the winning answers as chat JSONL (import it in **Data**), and "
-            "`votes-prefs.jsonl`, `{prompt, chosen, rejected}` pairs for a **Preferences (DPO)** run in **Train**. "
-            'Ties, "both bad" and votes that were not blind are left out and counted.'
-        )
-        button = gr.Button("Export votes", size="sm")
-        summary = gr.Markdown()
-        files = gr.File(label="Exported files", file_count="multiple", interactive=False, elem_id="arena-votes-export")
-
-    def on_export(request: gr.Request):
-        return _export_votes(ws, request)
-
-    button.click(on_export, None, [summary, files], api_name="arena_export_votes")
-
-
-def _export_votes(ws, request):
-    from lab.arena import votes
-    from lab.ui.common import fail
-    from lab.ui.roles import require_teacher
-
-    try:
-        require_teacher(request, "export the votes")
-        done = votes.export(ws)
-    except Exception as exc:
-        return fail(user_message(exc)), None
-    return done.summary().replace(str(done.folder), f"`{done.folder.name}`"), [str(p) for p in done.files]

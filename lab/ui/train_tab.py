@@ -162,41 +162,22 @@ def _plots(records: list[dict], label: str = "", total_steps: int = 0) -> list:
     return [gr.LinePlot(frame, x_lim=x_lim, visible=True) if len(frame) else gr.skip() for frame in frames]
 
 
-REWARDS = ("reward_margin", "reward_chosen", "reward_rejected")  # what a DPO run logs besides its loss
-
-
-def reward_plot(records: list[dict], total_steps: int = 0):
-    """The DPO rewards chart (margin, chosen, rejected), drawn like the other charts: hidden until a run that logs
-    rewards has its first point (a fine-tuning run leaves it untouched)."""
-    rows = [{"step": r["step"], "value": r[k], "series": k} for r in records for k in REWARDS
-            if isinstance(r.get(k), (int, float))]  # fmt: skip
-    if not rows:
-        return gr.skip()
-    import pandas as pd
-
-    frame = pd.DataFrame(rows).astype({"step": "int64", "value": "float64", "series": "str"})
-    last = max([int(r.get("step", 0)) for r in records] + [total_steps or 0])
-    return gr.LinePlot(frame, x_lim=step_axis(last), visible=True)
-
-
 def refresh(ws, run_id: str):
     """Everything the live view shows for `run_id`; with no run chosen, re-attach to the running job if any."""
     run_id = run_id or jobs.active(ws) or ""
     if not run_id:
-        return "", "No run yet: pick a dataset and press **Start**.", *_plots([]), log_html(""), "", gr.skip()
+        return "", "No run yet: pick a dataset and press **Start**.", *_plots([]), log_html(""), ""
     try:
         info = jobs.progress(ws, run_id, log_lines=120)
     except Exception as exc:
-        return "", f"### ✗ {user_message(exc)}", *_plots([]), log_html(""), "", gr.skip()
+        return "", f"### ✗ {user_message(exc)}", *_plots([]), log_html(""), ""
     config = TrainConfig.load(f"{info['run_dir']}/config.json")
     command = shlex.join(cli_command(config))
     text = progress_md(info, info["progress"])
     lineage = lineage_md(ws, run_id, config)
     text = text + ("\n\n" + lineage if lineage else "")
-    total = info["status"].get("total_steps") or 0
-    plots = _plots(info["progress"], total_steps=total)
-    log = log_html("\n".join(info["log"].splitlines()[-40:]))
-    return run_id, text, *plots, log, gr.Code(command, visible=True), reward_plot(info["progress"], total)
+    plots = _plots(info["progress"], total_steps=info["status"].get("total_steps") or 0)
+    return run_id, text, *plots, log_html("\n".join(info["log"].splitlines()[-40:])), gr.Code(command, visible=True)
 
 
 ROUNDING = (("train_loss", 3), ("eval_loss", 3), ("tokens_per_s", 0), ("peak_memory_mb", 0))
@@ -324,16 +305,52 @@ def _preset(preset: str, *values):
         return list(values)
 
 
+REWARDS = ("reward_margin", "reward_chosen", "reward_rejected")  # what a DPO run logs besides its loss
+
+
+def reward_plot(records: list[dict], total_steps: int = 0):
+    """The DPO rewards chart (margin, chosen, rejected), drawn like the other charts: left untouched (hidden, on a
+    fresh tab) until the run shown logs rewards."""
+    rows = [{"step": r["step"], "value": r[k], "series": k} for r in records for k in REWARDS
+            if isinstance(r.get(k), (int, float))]  # fmt: skip
+    if not rows:
+        return gr.skip()
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).astype({"step": "int64", "value": "float64", "series": "str"})
+    last = max([int(r.get("step", 0)) for r in records] + [total_steps or 0])
+    return gr.LinePlot(frame, x_lim=step_axis(last), visible=True)
+
+
+def _rewards_chart(ws, run_state) -> gr.LinePlot:
+    """The rewards chart of the run shown, read from its progress.jsonl on its own timer."""
+    from lab.training import read_progress, read_status
+
+    chart = gr.LinePlot(x="step", y="value", color="series", title="Rewards (DPO)", height=260, visible=False)
+
+    def update(run_id: str):
+        try:
+            run_dir = ws.dir("runs", run_id) if run_id else None
+        except Exception as exc:
+            expected(exc)  # a typed run name that is not one: nothing to draw
+            return gr.skip()
+        if run_dir is None or not run_dir.is_dir():
+            return gr.skip()
+        return reward_plot(read_progress(run_dir), read_status(run_dir).get("total_steps") or 0)
+
+    gr.Timer(2.0).tick(update, run_state, chart, api_name="train_rewards", show_progress="hidden", **READ_ONLY)
+    return chart
+
+
 def _live():
     with gr.Row():
         loss = gr.LinePlot(x="step", y="value", color="series", title="Loss (train / eval)", height=260, visible=False)
         lr = gr.LinePlot(x="step", y="value", color="series", title="Learning rate", height=260, visible=False)
         gn = gr.LinePlot(x="step", y="value", color="series", title="Grad norm", height=260, visible=False)
-    rewards = gr.LinePlot(x="step", y="value", color="series", title="Rewards (DPO)", height=260, visible=False)
     gr.Markdown("**Log** (newest line at the bottom; library warnings hidden, all in the run's train.log)")
     log = gr.HTML(log_html(""))
     command = gr.Code(label="Reproduce from a shell", language="shell", visible=False)
-    return [loss, lr, gn, log, command, rewards]
+    return [loss, lr, gn, log, command]
 
 
 RUNS_PICKER = Picker("runs")
@@ -354,6 +371,7 @@ def build(ws, cache) -> None:
     estimate = gr.Markdown()
     status = gr.Markdown("No run yet: pick a dataset and press **Start**.")
     live = _live()
+    _rewards_chart(ws, run_state)
     with gr.Accordion("Runs", open=False):
         table = gr.Dataframe(headers=RUN_HEADERS, value=lambda: runs_table(ws), interactive=False)
         with gr.Row():
