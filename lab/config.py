@@ -19,7 +19,7 @@ from lab.errors import LabError
 EMBEDDED = "embedded"
 
 DataFormat = Literal["auto", "chat", "alpaca", "sharegpt", "csv"]
-Method = Literal["lora", "qlora"]
+Method = Literal["lora", "qlora", "dpo"]
 # cosine_with_restarts: one cosine cycle per epoch (the learning rate climbs back at each epoch's start)
 Scheduler = Literal["constant", "linear", "cosine", "constant_with_warmup", "cosine_with_restarts"]
 ReportTo = Literal["none", "tensorboard", "wandb", "trackio"]
@@ -135,7 +135,9 @@ class TrainConfig(_Config):
     name: str = _f("", "run name, also its folder under runs/ (empty: run-DATE-TIME)")
     base_model: str = _f(EMBEDDED, "'embedded' (SmolLM2-135M-Instruct), a local model folder or a hub id")
     dataset: str = _f("", "a saved dataset name or a fine-tuning file path")
-    method: Method = _f("lora", "lora, or qlora (4-bit NF4 base weights through bitsandbytes)")
+    method: Method = _f(
+        "lora", "lora, qlora (4-bit NF4 base weights through bitsandbytes), or dpo (LoRA trained on preference pairs)"
+    )
     rank: int = _f(16, "LoRA rank r")
     alpha: int = _f(32, "LoRA alpha (scaling alpha / r; often 2 x rank)")
     dropout: float = _f(0.05, "LoRA dropout, in [0, 1)")
@@ -174,13 +176,19 @@ class TrainConfig(_Config):
         1.0, "loss weight of each answer's first token (answer or 'I don't know'), in [1, 100]; 1 = plain mean"
     )
     from_run: str = _f("", "continue from this run's adapter (its base model is used)")
+    prefs: str = _f(
+        "",
+        "dpo: a preference-pairs JSONL file ({prompt, chosen, rejected} a line) or 'votes' (the Arena's blind votes, "
+        "exported when the run starts)",
+    )
+    beta: float = _f(0.1, "dpo: how far the trained model may move from its reference, in (0, 10]; higher = closer")
 
     METHODS: ClassVar[tuple[str, ...]] = get_args(Method)
     REPORT_TO: ClassVar[tuple[str, ...]] = get_args(ReportTo)
     SCHEDULERS: ClassVar[tuple[str, ...]] = get_args(Scheduler)
 
     def validate(self) -> None:
-        _check(self.method in self.METHODS, "method", self.method, "use lora or qlora")
+        _check(self.method in self.METHODS, "method", self.method, "use lora, qlora or dpo (preference pairs)")
         _check(self.rank > 0, "rank", self.rank, "LoRA rank must be a positive integer (try 8 or 16)")
         _check(self.alpha > 0, "alpha", self.alpha, "LoRA alpha must be positive (often 2 x rank)")
         _check(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
@@ -213,6 +221,7 @@ class TrainConfig(_Config):
         _check(0 <= near <= 1, "near_miss_share", near, "must be in [0, 1] (0 = no near-miss copies)")
         weight = self.decision_weight
         _check(1 <= weight <= 100, "decision_weight", weight, "must be in [1, 100] (1 = every token weighs the same)")
+        _check(0 < self.beta <= 10, "beta", self.beta, "must be in (0, 10]; try 0.1")
 
 
 @dataclass

@@ -59,6 +59,8 @@ def new_run_id(name: str = "") -> str:
 def check(ws: Workspace, config: TrainConfig, examples: list[dict] | None = None) -> dict:
     """Everything that can be refused before a process starts; returns the plan (examples, estimate).
     `examples` are the rows that will be trained on when they are not the dataset's own (training for RAG)."""
+    if config.method == "dpo":
+        return check_preferences(ws, config)
     if not config.dataset:
         raise JobError("dataset is empty: pick a saved dataset or give a chat JSONL file path")
     train = load_examples(ws, config.dataset, "train")  # validates; raises DataError with the validator's errors
@@ -78,6 +80,44 @@ def check(ws: Workspace, config: TrainConfig, examples: list[dict] | None = None
     plan = estimate(config, model_dir, len(train), sum(lengths) / len(lengths), min(max(lengths), config.max_length),
                     speed.get("tokens_per_s"), speed.get("source", ""))  # fmt: skip
     return {"n_train": len(train), "n_val": len(val), "model_dir": model_dir, **plan}
+
+
+def check_preferences(ws: Workspace, config: TrainConfig) -> dict:
+    """A DPO run's checks and plan: its preference pairs (a file, or the Arena's votes), the model's limits and
+    target modules. Memory and time are a LoRA run's on twice the batch (each pair is two sequences), plus a
+    reference forward pass (a third more time)."""
+    from lab.training.plan import planned_steps
+    from lab.training.prefs import pair_lengths, resolve
+
+    if config.rag_index:
+        raise JobError(f"rag_index={config.rag_index!r}: training for RAG is for fine-tuning runs, not dpo; clear it")
+    pairs = resolve(ws, config.prefs)
+    model_dir = resolve_model(config.base_model, ws.model_cache).path
+    limits = model_limits(model_dir)
+    if limits["max_positions"] and config.max_length > limits["max_positions"]:
+        raise JobError(
+            f"max_length={config.max_length} is above the model's limit of {limits['max_positions']} tokens: lower it"
+        )
+    target_names(linear_modules(weight_shapes(model_dir)), config.target_modules)
+    lengths = pair_lengths(load_tokenizer(model_dir), pairs[:2000]) or [1]
+    speed = measured_throughput(ws.root / "runs", config) or {}
+    doubled = config.replace(method="lora", batch_size=2 * config.batch_size, assistant_only_loss=False)
+    longest, rate = min(max(lengths), config.max_length), speed.get("tokens_per_s")
+    plan = estimate(doubled, model_dir, 2 * len(pairs), sum(lengths) / len(lengths), longest, rate,
+                    speed.get("source", ""))  # fmt: skip
+    if not speed:
+        plan["time_s"] = plan["time_s_cpu"] = plan["time_s"] * 4 / 3
+    return {"n_train": len(pairs), "n_val": 0, "model_dir": model_dir, **plan,
+            "steps": planned_steps(config, len(pairs))}  # fmt: skip
+
+
+def _write_preferences(ws: Workspace, config: TrainConfig) -> dict:
+    """Keep the pairs a DPO run trains on in its folder; returns what its status records."""
+    from lab.training.prefs import pairs_hash, resolve, write_run_file
+
+    pairs = resolve(ws, config.prefs)
+    write_run_file(ws.dir("runs", config.name), pairs)
+    return {"n_pairs": len(pairs), "data_hash": pairs_hash(pairs)}
 
 
 def inline_thread_name(run_dir: str | Path) -> str:
@@ -184,7 +224,8 @@ def start(ws: Workspace, config: TrainConfig, cache=None, admit=None, run_inline
     if ws.exists("runs", run_id):
         raise JobError(f"run {run_id!r} already exists: pick another name or delete it")
     config = inherit(ws, config)  # continuing from a run: its base model
-    rag = prepare_run(ws, cache or ModelCache(ws.model_cache), config) if config.rag_index else None
+    for_rag = config.rag_index and config.method != "dpo"  # dpo: refused by `check`
+    rag = prepare_run(ws, cache or ModelCache(ws.model_cache), config) if for_rag else None
     plan = check(ws, config, rag["train"] if rag else None)
     if admit is not None:
         admit(config, plan)
@@ -195,6 +236,8 @@ def start(ws: Workspace, config: TrainConfig, cache=None, admit=None, run_inline
         _create(ws, config.replace(name=run_id), plan)
         if rag:
             write_status(ws.dir("runs", run_id), rag=write_run_files(ws.dir("runs", run_id), rag))
+        if config.method == "dpo":
+            write_status(ws.dir("runs", run_id), **_write_preferences(ws, config.replace(name=run_id)))
         if run_inline is None:
             _launch(ws, run_id, ws.dir("runs", run_id))
         else:
@@ -211,7 +254,8 @@ def _create(ws: Workspace, config: TrainConfig, plan: dict) -> None:
     config.save(run_dir / CONFIG)
     from lab.data import dataset_hash
 
-    data_hash = dataset_hash(ws, config.dataset)
+    data_hash = "" if config.method == "dpo" else dataset_hash(ws, config.dataset)  # dpo: its pairs' hash, below
+    data = config.prefs if config.method == "dpo" else config.dataset
     write_status(run_dir, state="queued", data_hash=data_hash, estimate_mb=plan["memory_mb"]["total"],
                  estimate=plan)  # fmt: skip
     now = time.time()
@@ -219,7 +263,7 @@ def _create(ws: Workspace, config: TrainConfig, plan: dict) -> None:
         conn.execute(
             "INSERT INTO runs (id, name, status, method, base_model, dataset, data_hash, config, created_at, path)"
             " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, run_id, config.method, config.base_model, config.dataset, data_hash,
+            (run_id, run_id, config.method, config.base_model, data, data_hash,
              db.dumps(config.to_dict()), now, str(run_dir)),
         )  # fmt: skip
 

@@ -4,6 +4,8 @@ train --data PATH_OR_DATASET --method lora|qlora [--base MODEL] [--max-steps N |
       [--preset NAME] [--config FILE.yaml|json] [any TrainConfig field as --flag, booleans as --x/--no-x]
       [--rag-index INDEX --distractor-share 0.3]  train for RAG: on the Arena's RAG prompts over INDEX
       [--from-run RUN]                            continue from RUN's adapter (its base model)
+train --method dpo --prefs FILE|votes [--beta 0.1] [--from-run RUN]
+      train on preference pairs ({prompt, chosen, rejected} a line, or the Arena's blind votes) with DPO
       prints the run id and folder, streams progress lines, exits 0 finished, 1 failed/stopped
 runs [--stop RUN | --cancel RUN | --resume RUN | --delete RUN]        list runs, or act on one
 """
@@ -67,7 +69,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _line(rec: dict) -> str:
-    keys = ("loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_s", "memory_mb")
+    keys = ("loss", "eval_loss", "reward_margin", "learning_rate", "grad_norm", "tokens_per_s", "memory_mb")
     parts = [f"{k}={rec[k]:.4g}" for k in keys if isinstance(rec.get(k), (int, float))]
     return f"step {rec.get('step')} epoch {rec.get('epoch', 0):.2f} " + " ".join(parts)
 
@@ -97,6 +99,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     ws = Workspace.from_env()
     config = config_from_args(args)
+    if config.method == "dpo":  # prefs=votes: the run trains on a fresh export of the Arena's votes
+        from lab.arena.votes import for_training
+
+        config = for_training(ws, config)
     run_id = jobs.start(ws, config)
     print(f"run {run_id}\nfolder {ws.dir('runs', run_id)}", flush=True)
     info = follow(ws, run_id, args.quiet)

@@ -215,8 +215,14 @@ def decoder_inputs(inputs: dict) -> dict:
     return {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"], "use_cache": False}
 
 
-def make_callbacks(run_dir: Path, trainer_ref: list):
+LOGGED = {k: k for k in ("loss", "eval_loss", "learning_rate", "grad_norm")}  # Trainer log key -> progress key
+
+
+def make_callbacks(run_dir: Path, trainer_ref: list, logged: dict[str, str] | None = None):
+    """The progress writer; `logged` maps the Trainer's log keys to progress.jsonl keys (default LOGGED)."""
     from transformers import TrainerCallback
+
+    logged = logged or LOGGED
 
     class ProgressWriter(TrainerCallback):
         """One progress line per log, written by rank 0 only; honours the STOP file (save a checkpoint, then
@@ -237,9 +243,9 @@ def make_callbacks(run_dir: Path, trainer_ref: list):
                 return  # another rank, or the end-of-training summary (the final metrics go to status.json)
             now, trainer = time.time(), trainer_ref[0]
             rec = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), "time": now}
-            for key in ("loss", "eval_loss", "learning_rate", "grad_norm"):
+            for key, name in logged.items():
                 if logs.get(key) is not None:
-                    rec[key] = float(logs[key])
+                    rec[name] = float(logs[key])
             if "loss" in rec:
                 seen = (trainer.tokens_seen - self.last_tokens) * world_size()  # every rank trains a share alike
                 rec["tokens_per_s"] = seen / max(now - self.last_time, 1e-6)
@@ -315,6 +321,10 @@ def train(run_dir: str | Path) -> dict:
 
     run_dir = Path(run_dir).resolve()
     config = TrainConfig.load(run_dir / CONFIG)
+    if config.method == "dpo":  # preference pairs: lab/training/dpo.py
+        from lab.training.dpo import train as train_preferences
+
+        return train_preferences(run_dir)
     ws = Workspace.open(run_dir.parent.parent)
     lead = rank() == 0
     if lead:

@@ -99,6 +99,10 @@ def build(ws, cache) -> None:
         _build_leaderboard(ws)
     with gr.Tab("Batch evaluation", elem_id="arena-eval"):
         eval_pick = arena_eval.build(ws, cache, choices)
+    with gr.Tab("Votes as data", elem_id="arena-votes"):  # the blind votes exported as training data
+        from lab.ui import arena_votes
+
+        arena_votes.build(ws)
     with gr.Tab("Teacher", elem_id="arena-teacher") as teacher:  # the whole tab, label included, hidden from students
         teacher_tab.build(ws, cache)
     gr.context.Context.root_block.load(teacher_tab.visible_for, None, teacher, api_name="teacher_visible", **READ_ONLY)

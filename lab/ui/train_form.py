@@ -96,8 +96,8 @@ def _form(ws) -> tuple[list, list]:
                                           allow_custom_value=True, scale=2,
                                           info="a saved dataset or a chat JSONL path")  # fmt: skip
         data.focus(lambda: gr.Dropdown(choices=dataset_choices(ws)), None, data, api_name="train_datasets")
-        c["method"] = gr.Radio(list(TrainConfig.METHODS), value=d.method, label="Method", scale=1,
-                               info="qlora = 4-bit NF4 base")  # fmt: skip
+        c["method"] = gr.Radio(METHOD_CHOICES, value=d.method, label="Method", scale=1,
+                               info="qlora = 4-bit NF4 base; DPO = LoRA on preference pairs")  # fmt: skip
     with gr.Row():
         c["max_steps"] = gr.Number(d.max_steps, label="Max steps (0 = use epochs)", precision=0)
         c["epochs"] = gr.Number(d.epochs, label="Epochs")
@@ -109,10 +109,40 @@ def _form(ws) -> tuple[list, list]:
     for size in (c["max_length"], c["batch_size"]):
         size.change(model_choices, [c["max_length"], c["batch_size"], base], base, api_name="train_models")
     extras = _rag_and_lineage(ws, d, c)
+    _preferences(ws, d, c)
     missing, extra = set(FIELDS) - set(c), set(c) - set(FIELDS)
     if missing or extra:
         raise RuntimeError(f"Train form out of step with TrainConfig: missing {missing or '-'}, extra {extra or '-'}")
     return extras, [c[name] for name in FIELDS]
+
+
+METHOD_CHOICES = [("lora", "lora"), ("qlora", "qlora"), ("Preferences (DPO)", "dpo")]
+
+
+def prefs_choices(ws) -> list[str]:
+    """The pairs a DPO run can train on: the Arena's votes (exported when the run starts), then the exported pairs
+    files, newest first."""
+    from lab.training.prefs import VOTES
+
+    files = sorted((ws.downloads / "votes").glob("*/votes-prefs.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [VOTES, *(str(p) for p in files)]
+
+
+def _preferences(ws, d: TrainConfig, c: dict) -> None:
+    """The 'Preferences (DPO)' fields (added to `c`): the pairs to train on and beta."""
+    with gr.Accordion("Preferences (DPO)", open=False):
+        gr.Markdown(
+            "With the method **Preferences (DPO)**, the run trains a LoRA adapter to prefer the *chosen* answer of "
+            "each pair over the *rejected* one (TRL's DPO), starting from the base or from **Continue from run**. "
+            '`votes` trains on the Arena\'s blind A/B votes (exported when the run starts; ties and "both bad" '
+            "left out); or pick or type a JSONL file of `{prompt, chosen, rejected}` lines. The dataset is not used."
+        )
+        with gr.Row():
+            c["prefs"] = gr.Dropdown(prefs_choices(ws), value=d.prefs or None, label="Preference pairs",
+                                     allow_custom_value=True, elem_id="train-prefs", scale=3,
+                                     info="votes, an exported votes-prefs.jsonl, or a pairs file path")  # fmt: skip
+            c["beta"] = gr.Number(d.beta, label="DPO beta", info="higher = stay closer to the reference", scale=1)
+    c["prefs"].focus(lambda: gr.Dropdown(choices=prefs_choices(ws)), None, c["prefs"], api_name="train_prefs")
 
 
 def _advanced(d: TrainConfig, c: dict) -> None:

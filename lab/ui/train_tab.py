@@ -19,6 +19,7 @@ from pathlib import Path
 import gradio as gr
 
 from lab import jobs
+from lab.arena import votes
 from lab.config import TrainConfig
 from lab.errors import LabError, expected, user_message
 from lab.training.plan import PRESETS, apply_preset, cli_command, measured_throughput
@@ -275,7 +276,8 @@ def _start(ws, cache, *values):
     try:
         hooks = spaces.slot_training() if spaces.on_zero_gpu() else {}  # ZeroGPU: train inside a GPU slot
         cache.release_generators()  # the training child gets the memory the app's generators held
-        run_id = jobs.start(ws, form_config(*values), cache, **hooks)
+        config = votes.for_training(ws, form_config(*values))  # DPO on "votes": a fresh export of them
+        run_id = jobs.start(ws, config, cache, **hooks)
     except Exception as exc:
         return "", fail(user_message(exc))
     gr.Info(f"run {run_id} started")
@@ -301,6 +303,43 @@ def _preset(preset: str, *values):
     except Exception as exc:
         fail(user_message(exc))
         return list(values)
+
+
+REWARDS = ("reward_margin", "reward_chosen", "reward_rejected")  # what a DPO run logs besides its loss
+
+
+def reward_plot(records: list[dict], total_steps: int = 0):
+    """The DPO rewards chart (margin, chosen, rejected), drawn like the other charts: left untouched (hidden, on a
+    fresh tab) until the run shown logs rewards."""
+    rows = [{"step": r["step"], "value": r[k], "series": k} for r in records for k in REWARDS
+            if isinstance(r.get(k), (int, float))]  # fmt: skip
+    if not rows:
+        return gr.skip()
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).astype({"step": "int64", "value": "float64", "series": "str"})
+    last = max([int(r.get("step", 0)) for r in records] + [total_steps or 0])
+    return gr.LinePlot(frame, x_lim=step_axis(last), visible=True)
+
+
+def _rewards_chart(ws, run_state) -> gr.LinePlot:
+    """The rewards chart of the run shown, read from its progress.jsonl on its own timer."""
+    from lab.training import read_progress, read_status
+
+    chart = gr.LinePlot(x="step", y="value", color="series", title="Rewards (DPO)", height=260, visible=False)
+
+    def update(run_id: str):
+        try:
+            run_dir = ws.dir("runs", run_id) if run_id else None
+        except Exception as exc:
+            expected(exc)  # a typed run name that is not one: nothing to draw
+            return gr.skip()
+        if run_dir is None or not run_dir.is_dir():
+            return gr.skip()
+        return reward_plot(read_progress(run_dir), read_status(run_dir).get("total_steps") or 0)
+
+    gr.Timer(2.0).tick(update, run_state, chart, api_name="train_rewards", show_progress="hidden", **READ_ONLY)
+    return chart
 
 
 def _live():
@@ -332,6 +371,7 @@ def build(ws, cache) -> None:
     estimate = gr.Markdown()
     status = gr.Markdown("No run yet: pick a dataset and press **Start**.")
     live = _live()
+    _rewards_chart(ws, run_state)
     with gr.Accordion("Runs", open=False):
         table = gr.Dataframe(headers=RUN_HEADERS, value=lambda: runs_table(ws), interactive=False)
         with gr.Row():
