@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lab.cli import arena, data, index, showcase, train
+from lab.cli import arena, data, index, report, showcase, train
 from lab.errors import LabError, setup_logging, user_message
 
-MODULES = (showcase, data, train, index, arena)
+MODULES = (showcase, data, train, index, arena, report)
 
 
 def build_parser() -> argparse.ArgumentParser:
