@@ -34,6 +34,8 @@ GEN_FLAGS = (
     "support_below",
     "idk_above",
 )  # fmt: skip  (python -m lab eval's settings)
+SHORT = {"taught": "correct: taught facts", "documents": "correct: facts only in documents",
+         "unanswerable": "says I don't know", "made_up": "made-up answers"}  # fmt: skip
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;width:100%}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;
@@ -145,7 +147,8 @@ def charts(card: dict[str, Any]) -> list[tuple[str, str]]:
             err = [[100 * max(0.0, (c.get("value") or 0) - (c.get("lo") or 0)) for c in cells],
                    [100 * max(0.0, (c.get("hi") or 0) - (c.get("value") or 0)) for c in cells]]  # fmt: skip
             ax.bar([j + i * width for j in range(len(rows))], vals, width, yerr=err, capsize=2, label=s)
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))], [r["criterion"][:38] for r in rows], fontsize=7)
+        names = [SHORT.get(r["key"], r["key"]) for r in rows]
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))], names, fontsize=8)
         ax.set_ylabel("% of questions (95% CI)")
         ax.legend(fontsize=7)
         out.append(("Where the knowledge lives, and made-up answers", _png(fig)))
@@ -199,11 +202,12 @@ def report_html(result: dict[str, Any], card: dict[str, Any], title: str = "Expe
                      for t, b in charts(card))  # fmt: skip
     recommendation = "".join(f"<li>{_inline(s)}</li>" for s in card["recommendation"])
     about = html.escape(result.get("reference") or (result.get("showcase") or {}).get("question_source") or "")
-    machine = f"Machine: {html.escape(card['machine'])}." if card.get("machine") else ""
+    machine = f"Written on {html.escape(card['machine'])}." if card.get("machine") else ""
+    ident = f" <code>{html.escape(str(result['id']))}</code>" if result.get("id") else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>Evaluation <code>{html.escape(str(result.get("id") or ""))}</code>, {len(card["systems"])} contestants,
+<p>Evaluation{ident}: {len(card["systems"])} contestants,
 {len({r["id"] for r in result.get("questions", [])})} questions. {about}</p>
 <p><small>Places of questions: {html.escape(card["places_how"])}. {machine}</small></p>
 <h2>Decision card</h2>
