@@ -122,3 +122,21 @@ def test_no_changeable_fact_is_a_clear_error(ws):
     with pytest.raises(ut.UpdateTestError, match="no answerable question"):
         ut.run_update_test(ws, [ITEMS[4]], "bake", RagConfig(name="bake"), {"b": "base"}, GenConfig(),
                            build=lambda c: None, responder=lambda s: None)  # fmt: skip
+
+
+def test_the_card_shows_the_update_row_with_the_exact_counts_and_times():
+    from lab.arena import decision
+
+    update = {"k": 3, "outcomes": {"RAG": {"q1": "new", "q2": "new", "q3": "old"},
+                                   "fine-tuned": {"q1": "old", "q2": "old", "q3": "neither"}},
+              "reindex_s": 4.2, "training_s": {"fine-tuned": 95.0}}  # fmt: skip
+    card = decision.card({"questions": [], "systems": []}, update=update, bootstrap=100)
+    row = next(r for r in card["rows"] if r["key"] == "update")
+    assert row["counts"] == {
+        "RAG": {"new": 2, "old": 1, "neither": 0},
+        "fine-tuned": {"new": 0, "old": 2, "neither": 1},
+    }
+    assert row["cells"]["RAG"]["value"] == 2 / 3 and row["cells"]["fine-tuned"]["value"] == 0.0
+    assert row["winner"] is None  # 3 questions: too few to call a winner
+    assert "re-indexing the changed documents took 4.2 s" in row["sentence"] and "took 95 s" in row["sentence"]
+    assert card["update"] == update

@@ -308,8 +308,22 @@ def update_row(update: dict[str, Any], boot: int) -> dict:
                     f"{update.get('k', 0)} facts changed in a copy of the documents and re-indexed", pools,
                     lambda r: r["outcome"] == "new", True, boot)  # fmt: skip
     row["counts"] = {s: _count(rows.values()) for s, rows in per.items()}
-    row["times"] = {k: update.get(k) for k in ("reindex_s", "training_s")}
+    row["times"] = {"reindex_s": update.get("reindex_s"), "training_s": update.get("training_s") or {}}
+    counts = "; ".join(
+        f"**{s}** new {c['new']}, old {c['old']}, neither {c['neither']}" for s, c in row["counts"].items()
+    )
+    row["sentence"] += f" Answers following the new value / keeping the old / neither: {counts}."
+    row["sentence"] += _update_times(row["times"])
     return row
+
+
+def _update_times(times: dict[str, Any]) -> str:
+    """Time to take a change in: re-indexing against each fine-tuned contestant's measured training time."""
+    parts = []
+    if times.get("reindex_s") is not None:
+        parts.append(f"re-indexing the changed documents took {times['reindex_s']:.1f} s")
+    parts += [f"training **{s}** took {t:.0f} s" for s, t in (times.get("training_s") or {}).items()]
+    return f" To take a change in: {'; '.join(parts)}." if parts else ""
 
 
 def _count(outcomes) -> dict[str, int]:
@@ -432,4 +446,5 @@ def card(
         "recommendation": recommendation(rows, info),
         "sample_size": sample_size_note(best, len(answerable)),
         "machine": (costs or {}).get("_machine", ""),
+        "update": update,
     }

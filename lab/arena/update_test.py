@@ -275,3 +275,40 @@ def _responder(ws: Workspace, cache=None) -> Callable[[str], Any]:
         return responder(ws, cache, spec)
 
     return make
+
+
+def items_of(result: dict[str, Any]) -> list[EvalItem]:
+    """The evaluation's questions, rebuilt from its per-question rows (first contestant's, in order)."""
+    seen: dict[str, EvalItem] = {}
+    for r in result.get("questions", []):
+        if r["id"] not in seen:
+            seen[r["id"]] = EvalItem(r["id"], r["question"], r["answer"], list(r.get("aliases") or []),
+                                     r.get("source"), bool(r["answerable"]), r.get("group"))  # fmt: skip
+    return list(seen.values())
+
+
+def specs_of(result: dict[str, Any]) -> dict[str, str]:
+    """{label: contestant id}: a comparison's mapping, or a batch evaluation's ids (its labels)."""
+    mapping = (result.get("showcase") or {}).get("contestants")
+    return dict(mapping) if mapping else {s["system"]: s["system"] for s in result.get("systems", [])}
+
+
+def update_for(ws: Workspace, cache, result: dict[str, Any], k: int = 5, seed: int = 0) -> dict[str, Any]:
+    """The update test for a saved evaluation: its questions, contestants and settings, the corpus of the first
+    index a contestant reads, and each fine-tuned contestant's measured training time."""
+    from lab.arena.contestants import parse
+    from lab.arena.costs import run_costs
+
+    specs = specs_of(result)
+    parsed = {label: parse(spec) for label, spec in specs.items()}
+    index = next((c.index for c in parsed.values() if c.index), "")
+    if not index or not (ws.dir("indexes", index) / "config.json").is_file():
+        raise UpdateTestError(
+            f"the update test needs a contestant that reads an index of this workspace; this evaluation's are "
+            f"{', '.join(specs.values())}. Add a RAG contestant and evaluate again"
+        )
+    config = RagConfig.load(ws.dir("indexes", index) / "config.json")
+    times = {label: run_costs(ws, c.run).get("train_s") for label, c in parsed.items() if c.run}
+    gen = GenConfig.from_dict(result.get("gen") or {})
+    return run_update_test(ws, items_of(result), config.corpus, config, specs, gen, k, seed, cache=cache,
+                           training_s={label: s for label, s in times.items() if s is not None})  # fmt: skip

@@ -16,6 +16,14 @@ def register(sub) -> None:
     p.add_argument("eval", help="a saved evaluation id (python -m lab eval / showcase) or a results JSON file")
     p.add_argument("--out", default="", help="folder to write into (default: the workspace's downloads/reports/ID)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the card's 95%% intervals")
+    p.add_argument(
+        "--update-test",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also run the update test: change K facts in a copy of the documents and ask again (opt-in)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the update test's choice of facts and new values")
     p.set_defaults(func=cmd_report)
 
 
@@ -43,7 +51,13 @@ def cmd_report(args) -> int:
 
     ws = Workspace.from_env()
     result = load(ws, args.eval)
-    card = card_for(ws, result, bootstrap=args.bootstrap)
+    update = None
+    if args.update_test:
+        from lab.arena.update_test import update_for
+        from lab.cache import ModelCache
+
+        update = update_for(ws, ModelCache(ws.model_cache), result, args.update_test, args.seed)
+    card = card_for(ws, result, update=update, bootstrap=args.bootstrap)
     paths = write_pack(ws, result, Path(args.out), card) if args.out else pack_for_download(ws, result, card)
     for sentence in card["recommendation"]:
         print(sentence.replace("**", ""))
