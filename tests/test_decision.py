@@ -134,6 +134,10 @@ def test_places_come_from_the_data_when_the_file_has_no_groups():
     places, how = decision.assign_places(items, "Use starter R7 for rye.", "Rye proofs for 14 hours.")
     assert places == {"a": "taught", "b": "documents", "c": None, "d": "unanswerable"}
     assert "looked up in the training data" in how
+    assert decision.place_of_group("generated", True) == "documents"
+    assert (
+        decision.place_of_group("held-out", True) == "taught" and decision.place_of_group("x", False) == "unanswerable"
+    )
     named, how = decision.assign_places([dict(items[0], group="taught")], "", "")
     assert named == {"a": "taught"} and how == "the evaluation file's groups"
 

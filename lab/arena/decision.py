@@ -15,6 +15,7 @@ from typing import Any
 
 from lab.arena.scoring import idk_curve
 from lab.arena.verdict import MIN_PAIRED, paired_diff
+from lab.data.evalset import GENERATED, HELD_OUT
 from lab.metrics import scoring as sc
 from lab.metrics.stats import bootstrap_ci, interval, percentile
 
@@ -60,9 +61,9 @@ def place_of_group(group: str | None, answerable: bool) -> str | None:
     if not answerable:
         return UNANSWERABLE
     g = (group or "").lower()
-    if "doc" in g or "retriev" in g or "corpus" in g:
+    if "doc" in g or "retriev" in g or "corpus" in g or g == GENERATED:
         return DOCUMENTS
-    if "taught" in g or "train" in g or g in ("held-out", "both"):
+    if "taught" in g or "train" in g or g in (HELD_OUT, "both"):
         return TAUGHT
     return None
 
