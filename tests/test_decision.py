@@ -173,3 +173,26 @@ def test_learning_curve_names_a_trend_only_when_the_intervals_allow():
         _row(c, "learning_curve")["sentence"] == lc.trend_sentence(rise)
         and _row(c, "learning_curve")["winner"] is None
     )
+
+
+def test_the_shipped_reference_card_equals_a_recomputation_from_its_rows():
+    from lab.arena.reference import reference
+
+    shipped = reference()
+    c = decision.card(shipped, bootstrap=200)
+    places = {"taught": decision.TAUGHT, "documents_only": decision.DOCUMENTS}
+    for s in c["systems"]:
+        rows = [r for r in shipped["questions"] if r["system"] == s]
+        for group, place in places.items():
+            pool = [r for r in rows if r["group"] == group]
+            assert _row(c, place)["cells"][s]["value"] == sum(r["category"] == "correct" for r in pool) / len(pool)
+        unans = [r for r in rows if not r["answerable"]]
+        made_up = sum(r["category"] == "hallucination" for r in unans) / len(unans)
+        assert _row(c, "made_up")["cells"][s]["value"] == made_up
+        summary = next(x for x in shipped["systems"] if x["system"] == s)
+        assert abs(summary["hallucination_rate"] - made_up) < 1e-12
+        assert (
+            abs(summary["by_group"]["taught"]["correct_rate"] - _row(c, decision.TAUGHT)["cells"][s]["value"]) < 1e-12
+        )
+    for row in c["rows"]:
+        assert not row["winner"] or row["diff"] is None or row["diff"]["lo"] > 0 or row["diff"]["hi"] < 0
