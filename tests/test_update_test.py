@@ -140,3 +140,46 @@ def test_the_card_shows_the_update_row_with_the_exact_counts_and_times():
     assert row["winner"] is None  # 3 questions: too few to call a winner
     assert "re-indexing the changed documents took 4.2 s" in row["sentence"] and "took 95 s" in row["sentence"]
     assert card["update"] == update
+
+
+def test_update_for_a_saved_evaluation_reads_its_contestants_index_and_training_time(ws):
+    import json
+
+    from lab.arena import costs, decision
+    from lab.arena.scoring import question_row
+    from lab.generation import Answer
+
+    _corpus(ws)
+    index = ws.dir("indexes", "bake")
+    index.mkdir(parents=True)
+    RagConfig(name="bake", corpus="bake").save(index / "config.json")
+    (index / "meta.json").write_text(json.dumps({"stats": {"build_seconds": 3.5}}), encoding="utf-8")
+    run = ws.dir("runs", "run1")
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"metrics": {"runtime_s": 95.0, "peak_memory_mb": 812.5}}))
+    specs = {"rag:bake": "rag:bake", "ft:run1": "ft:run1"}
+    rows = [question_row(it, Answer("I don't know."), s) for s in specs for it in ITEMS]
+    info = {"rag:bake": {"kind": "rag", "index": "bake"}, "ft:run1": {"kind": "ft", "run": "run1"}}
+    result = {"questions": rows, "systems": [{"system": s} for s in specs], "gen": GenConfig().to_dict(),
+              "contestants": info}  # fmt: skip
+    built = []
+
+    def build(config):
+        built.append(config)
+        ws.dir("indexes", config.name).mkdir(parents=True)
+
+    answers = {"rag": lambda q: "I don't know.", "ft": lambda q: "I don't know."}
+    out = ut.update_for(ws, None, result, k=2, seed=0, build=build,
+                        responder=lambda spec: RuleResponder(spec, answers[spec.split(":")[0]]))  # fmt: skip
+    assert built[0].name.startswith("update-test-") and built[0].corpus.startswith(str(ws.tmp / "update-test"))
+    assert out["k"] == 2 and out["training_s"] == {"ft:run1": 95.0}
+    assert out["counts"]["rag:bake"] == {"new": 0, "old": 0, "neither": 2}
+    found = costs.gather_costs(ws, result)
+    assert found["rag:bake"]["index_s"] == 3.5 and found["rag:bake"]["index_mb"] >= 0
+    assert found["ft:run1"] == {"train_s": 95.0, "peak_mb": 812.5} and found["_machine"]
+    card = costs.card_for(ws, result, update=out, bootstrap=100)
+    one_time = {r["key"]: r for r in card["rows"]}
+    assert one_time["train_s"]["cells"]["ft:run1"]["value"] == 95.0
+    assert one_time["index_s"]["cells"]["rag:bake"]["value"] == 3.5
+    assert "training **ft:run1** took 95 s" in one_time["update"]["sentence"]
+    assert decision.DOCUMENTS in one_time  # groups name places: no lookup needed

@@ -293,9 +293,10 @@ def specs_of(result: dict[str, Any]) -> dict[str, str]:
     return dict(mapping) if mapping else {s["system"]: s["system"] for s in result.get("systems", [])}
 
 
-def update_for(ws: Workspace, cache, result: dict[str, Any], k: int = 5, seed: int = 0) -> dict[str, Any]:
+def update_for(ws: Workspace, cache, result: dict[str, Any], k: int = 5, seed: int = 0, **hooks) -> dict[str, Any]:
     """The update test for a saved evaluation: its questions, contestants and settings, the corpus of the first
-    index a contestant reads, and each fine-tuned contestant's measured training time."""
+    index a contestant reads, and each fine-tuned contestant's measured training time (`hooks`: run_update_test's
+    `build` and `responder`)."""
     from lab.arena.contestants import parse
     from lab.arena.costs import run_costs
 
@@ -311,4 +312,4 @@ def update_for(ws: Workspace, cache, result: dict[str, Any], k: int = 5, seed: i
     times = {label: run_costs(ws, c.run).get("train_s") for label, c in parsed.items() if c.run}
     gen = GenConfig.from_dict(result.get("gen") or {})
     return run_update_test(ws, items_of(result), config.corpus, config, specs, gen, k, seed, cache=cache,
-                           training_s={label: s for label, s in times.items() if s is not None})  # fmt: skip
+                           training_s={label: s for label, s in times.items() if s is not None}, **hooks)  # fmt: skip
