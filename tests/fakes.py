@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 
 from lab.config import GenConfig, TrainConfig
 from lab.data.evalset import EvalItem
@@ -99,3 +100,17 @@ def wait_for(predicate, timeout: float = 240, what: str = "condition"):
             return value
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+class RuleResponder:
+    """A fake contestant: `rule(question) -> text` answers every question; counts its calls and remembers its id."""
+
+    def __init__(self, name: str, rule: Callable[[str], str]):
+        self.name, self.rule, self.calls = name, rule, 0
+
+    def answer(self, question: str, gen: GenConfig) -> Answer:
+        return self.answer_many([question], gen)[0]
+
+    def answer_many(self, questions: list[str], gen: GenConfig) -> list[Answer]:
+        self.calls += 1
+        return [Answer(self.rule(q), [], 0.1, 10, 4, self.name) for q in questions]

@@ -5,13 +5,18 @@ Format per line: {"id", "question", "answer", "aliases": [...], "source": file n
 `id` to "line-N"; without `group` there is no breakdown, without `source` no retrieval hit rate. A retrieval
 question set (the RAG tab's Measure) is the same format with `answer` optional. The one parser of question files,
 and `stratified`, the seeded subset that keeps every (group, answerable) stratum (the Start tab's questions).
-`held_out_questions` turns the examples a training never sees into questions (own data without a question file).
+`held_out_questions` turns the examples a training never sees into questions (own data without a question file);
+`generate_questions` asks a generator (any `complete(prompt) -> text`) for question / answer pairs over the
+documents' chunks, keeping a pair only when its answer is a short span (at most MAX_GOLD_WORDS words) copied verbatim
+from its chunk (`verbatim_gold`), and marks the questions from documents held out of the index unanswerable.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,3 +167,96 @@ def held_out_questions(examples: list[dict], dataset: str) -> list[EvalItem]:
         if answer:
             items.append(EvalItem(id=f"{dataset}-{n}", question=question, answer=answer, group=HELD_OUT))
     return items
+
+
+GENERATED = "generated"  # the group of questions generated from the documents (facts only in the documents)
+UNANSWERABLE_GROUP = "unanswerable"
+MAX_GOLD_WORDS = 8
+PAIR_PROMPT = (
+    "Read the text and write {n} questions it answers. After each question write the answer copied word for word "
+    "from the text, at most {words} words. Use exactly this form:\nQ: question\nA: answer\n\nText:\n{text}\n"
+)
+_PAIR = re.compile(r"^\s*Q\s*[:.)]\s*(.+?)\s*$\n^\s*A\s*[:.)]\s*(.+?)\s*$", re.M | re.I)
+
+
+def _collapse(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def verbatim_gold(answer: str, source: str, max_words: int = MAX_GOLD_WORDS) -> str | None:
+    """The answer trimmed of quotes and end punctuation when it has 1..`max_words` words and appears verbatim
+    (case and spacing aside) in `source`; None otherwise (the question is dropped)."""
+    gold = _collapse(answer).strip(" \"'`*").rstrip(".;,:!").strip()
+    if not gold or len(gold.split()) > max_words:
+        return None
+    return gold if gold.lower() in _collapse(source).lower() else None
+
+
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    """(question, answer) pairs of a generator's "Q: ... / A: ..." reply."""
+    return [(q.strip(), a.strip()) for q, a in _PAIR.findall(text or "")]
+
+
+def generated_items(
+    pairs: list[tuple[str, str, str, str]], answerable: bool = True, prefix: str = "gen"
+) -> tuple[list[EvalItem], list[str]]:
+    """Items from (question, answer, source name, chunk text) and the reasons for every pair dropped. An
+    answerable item keeps its verbatim short gold; an unanswerable control (its document is held out of the
+    index) keeps only the question."""
+    items, dropped, seen = [], [], set()
+    for question, answer, source, text in pairs:
+        question = _collapse(question)
+        if not question.endswith("?") or question.lower() in seen:
+            dropped.append(f"{question[:60]!r}: not a new question")
+            continue
+        gold = verbatim_gold(answer, text)
+        if gold is None:
+            dropped.append(f"{question[:60]!r}: answer {answer[:40]!r} is not a span of at most "
+                           f"{MAX_GOLD_WORDS} words copied from {source}")  # fmt: skip
+            continue
+        seen.add(question.lower())
+        n = len(items) + 1
+        if answerable:
+            items.append(EvalItem(f"{prefix}-{n}", question, gold, [], source, True, GENERATED))
+        else:
+            items.append(EvalItem(f"{prefix}-u{n}", question, "I don't know", [], None, False, UNANSWERABLE_GROUP))
+    return items, dropped
+
+
+def chunks_of(docs: dict[str, str], chunk_size: int = 256) -> list[tuple[str, str]]:
+    """(source name, chunk text) of every document, split by LlamaIndex's sentence splitter."""
+    from llama_index.core.node_parser import SentenceSplitter
+
+    splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=0)
+    return [(name, chunk) for name, text in docs.items() for chunk in splitter.split_text(text) if chunk.strip()]
+
+
+def generate_questions(
+    docs: dict[str, str],
+    complete: Callable[[str], str],
+    per_chunk: int = 2,
+    held_out: tuple[str, ...] = (),
+    limit: int = 0,
+    seed: int = 0,
+) -> tuple[list[EvalItem], list[str]]:
+    """An evaluation set for documents without one: `complete` (the chosen generator) writes question / answer
+    pairs for a seeded choice of chunks (`limit` of them, 0 = all); pairs whose answer is not a short verbatim span
+    are dropped (the reasons are returned). Questions from documents in `held_out` (kept out of the index) become
+    unanswerable controls. Review the file before use: a small generator writes rough questions."""
+    chunks = chunks_of(docs)
+    random.Random(seed).shuffle(chunks)
+    chunks = chunks[:limit] if limit else chunks
+    kept: dict[bool, list] = {True: [], False: []}
+    for name, text in chunks:
+        reply = complete(PAIR_PROMPT.format(n=per_chunk, words=MAX_GOLD_WORDS, text=text))
+        kept[name not in held_out] += [(q, a, name, text) for q, a in parse_pairs(reply)]
+    answerable, dropped = generated_items(kept[True])
+    controls, dropped_too = generated_items(kept[False], answerable=False)
+    return answerable + controls, dropped + dropped_too
+
+
+def write_evalset(items: list[EvalItem], path: str | Path) -> Path:
+    """Write items as the evaluation JSONL this module reads (for download, editing and re-upload)."""
+    path = Path(path)
+    path.write_text("".join(json.dumps(it.to_dict(), ensure_ascii=False) + "\n" for it in items), encoding="utf-8")
+    return path

@@ -22,6 +22,7 @@ from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
 from lab.ui import zerogpu_budget as budget
 from lab.ui.common import BATCH, FileFlag, SessionFlags, gen_controls, gen_from, generation, in_background
+from lab.ui.decision_view import card_markdown
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
 
@@ -166,7 +167,8 @@ def _show(result):
     table = gr.Dataframe({"headers": head, "data": rows}, visible=True)
     files = [str(p) for p in evaluation.export_paths_for(result)]
     chart = gr.Plot(view.bar_chart(result), visible=True)
-    return text, render_list(findings(result), markdown=True, small_notes=True), chart, table, result, files
+    said = f"{card_markdown(result)}\n\n{render_list(findings(result), markdown=True, small_notes=True)}"
+    return text, said, chart, table, result, files  # the decision card first
 
 
 def _build_questions(result, choices) -> None:

@@ -25,6 +25,7 @@ from lab.metrics.rate import Rate, format_rate
 from lab.ui import spaces
 from lab.ui import zerogpu_budget as budget
 from lab.ui.common import BATCH, READ_ONLY, SessionFlags, generation, in_background
+from lab.ui.decision_view import card_markdown
 
 QUESTION = """## Fine-tune, RAG, or both?
 To make a small language model an expert on your documents you can **fine-tune** it (train it on questions and
@@ -249,6 +250,7 @@ def _show(result):
         return note, "", "", None, "", None
     said = headline(result)
     said = f"### What the evidence says\n\n{said}" if said else ""
+    said = f"{said}\n\n{card_markdown(result)}".strip()  # the decision card under the headline
     return heading_md(result), said, result.get("verdict", ""), chart(result), examples_html(result), summary(result)
 
 
