@@ -1,5 +1,6 @@
 """Where the workspace lives: LAB_HOME when set, else a persistent volume at /data (a Hugging Face Space with
-persistent storage), else the app folder's ./workspace.
+persistent storage), else the app folder's ./workspace in a source checkout, or ~/.expertlab for an installed
+package.
 
 Owns only that choice (`storage_root`) and where the shipped sample domain is read from (`sample_dir`); the
 layout under the root belongs to lab/workspace.py. Lowest layer: standard library only, nothing here creates the
@@ -37,13 +38,19 @@ def writable_dir(path: str | Path) -> bool:
         return False
 
 
+def default_root(app_dir: Path = APP_DIR) -> Path:
+    """APP_DIR/workspace in a source checkout (app.py beside `lab/`); ~/.expertlab for an installed package, whose
+    parent folder is site-packages and no place for a user's work."""
+    return app_dir / "workspace" if (app_dir / "app.py").is_file() else Path.home() / ".expertlab"
+
+
 def storage_root(env: Mapping[str, str] | None = None, data_dir: str | Path = "/data") -> Path:
     """The workspace root: `LAB_HOME` if set (and not blank), else `data_dir` when it is a writable folder (a
-    Space's persistent volume is mounted at /data), else APP_DIR/workspace."""
+    Space's persistent volume is mounted at /data), else `default_root()`."""
     env = os.environ if env is None else env
     home = (env.get(HOME_ENV) or "").strip()
     if home:
         return Path(home).expanduser()
     if writable_dir(data_dir):
         return Path(data_dir)
-    return APP_DIR / "workspace"
+    return default_root()

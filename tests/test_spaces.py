@@ -14,7 +14,7 @@ import pytest
 from lab import models
 from lab.cache import ModelCache
 from lab.config import TrainConfig
-from lab.storage import APP_DIR, storage_root
+from lab.storage import APP_DIR, default_root, storage_root
 from lab.ui import spaces as zg
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,6 +134,14 @@ def test_storage_root_prefers_a_writable_data_volume(tmp_path):
 def test_storage_root_falls_back_to_the_app_folder(tmp_path):
     assert storage_root({}, data_dir=tmp_path / "missing") == APP_DIR / "workspace"
     assert (APP_DIR / "app.py").is_file()
+
+
+def test_an_installed_package_keeps_its_workspace_out_of_site_packages(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    installed = tmp_path / "site-packages"  # an installed package: lab/ with no app.py beside it
+    (installed / "lab").mkdir(parents=True)
+    assert default_root(installed) == tmp_path / "home" / ".expertlab"
+    assert default_root(APP_DIR) == APP_DIR / "workspace"  # this checkout has app.py
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into a read-only folder")
