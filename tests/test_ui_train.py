@@ -107,18 +107,80 @@ def test_log_view_hides_library_noise_and_opens_at_the_newest_line():
         "Loading weights: 100%|##########| 272/272 [00:00<00:00, 6360.11it/s]",
         "/x/modeling_utils.py:3303: FutureWarning: `is_gradient_checkpointing` is deprecated, removed in v6.",
         "  warnings.warn(",
-        "step 1/74 {'step': 1, 'loss': 2.17}",
+        "step 1/74: epoch 0.03, loss 2.1700",
         "{'loss': '2.173', 'grad_norm': '1.067', 'learning_rate': '0', 'epoch': '0.02703'}",
-        "step 2/74 {'step': 2, 'loss': 2.95}",
+        "step 1/74 {'step': 1, 'loss': 2.17, 'time': 1765000000.1}",
+        "step 2/74: epoch 0.05, loss 2.9500",
         "RuntimeError: something real went wrong",
     ])  # fmt: skip
     assert train_tab.clean_log(log).splitlines() == [
-        "step 1/74 {'step': 1, 'loss': 2.17}",
-        "step 2/74 {'step': 2, 'loss': 2.95}",
+        "step 1/74: epoch 0.03, loss 2.1700",
+        "step 2/74: epoch 0.05, loss 2.9500",
         "RuntimeError: something real went wrong",
-    ]
+    ]  # an older run's raw record echo (a dict with a Unix time) is left to the log table
     box = train_tab.log_html(log)
     assert "column-reverse" in box and box.index("step 1/74") < box.index("step 2/74")  # newest at the bottom
+
+
+def test_the_log_is_a_table_of_steps_with_elapsed_time_not_raw_records():
+    from lab.training.engine import log_line
+
+    started = 1_765_000_000.0
+    records = [
+        {"step": 1, "epoch": 0.0271, "time": started + 5.2, "loss": 2.1734, "learning_rate": 0.0002, "grad_norm": 1.0},
+        {"step": 2, "epoch": 0.0541, "time": started + 3725.0, "eval_loss": 1.98771},
+    ]
+    rows = train_tab.log_rows(records, started)
+    assert train_tab.LOG_HEADERS == ["step", "epoch", "loss", "eval loss", "learning rate", "grad norm", "elapsed"]
+    assert rows == [
+        [2, "0.05", "", "1.9877", "", "", "1:02:05"],  # newest first
+        [1, "0.03", "2.1734", "", "2.00e-04", "1.000", "0:00:05"],
+    ]
+    assert train_tab.log_rows(records)[-1][-1] == "0:00:00"  # no start known: time since the first record
+    line = log_line({**records[0], "tokens_per_s": 812.4, "memory_mb": 1234.5})
+    assert line == "epoch 0.03, loss 2.1734, lr 2.00e-04, grad norm 1.000, tokens/s 812, peak MB 1234"
+    assert "{" not in line and "time" not in line
+
+
+def _progress_info(tmp_path, state="running", step=0, total=10, stop=False):
+    if stop:
+        (tmp_path / "STOP").touch()
+    status = {"state": state, "step": step, "total_steps": total, "started": time.time() - 30}
+    return {"id": "r1", "state": state, "status": status, "run_dir": str(tmp_path)}
+
+
+@pytest.mark.parametrize("step, percent", [(0, 0), (4, 40), (10, 100)])
+def test_the_progress_bar_is_a_drawn_bar_readable_at_0_mid_and_100_percent(tmp_path, step, percent):
+    text = train_tab.progress_md(_progress_info(tmp_path, step=step), [])
+    assert "<progress" not in text and "[ ]" not in text
+    assert f"aria-valuenow='{percent}'" in text and f"width:{percent}%" in text  # the filled part
+    assert f"{percent} % · step {step} of 10" in text  # the number is written, whatever the bar's width
+
+
+def test_stop_says_it_skips_the_evaluation_and_the_stopping_line_goes_once_stopped(tmp_path):
+    stopping = train_tab.progress_md(_progress_info(tmp_path, step=3, stop=True), [])
+    assert "Stopping after the current step" in stopping and "no final evaluation" in stopping
+    stopped = train_tab.progress_md(_progress_info(tmp_path, state="stopped", step=3, stop=True), [])
+    assert "Stopping" not in stopped and "Stopped at step 3: checkpoint and adapter saved" in stopped
+
+
+def test_stop_writes_to_the_view_the_timer_rewrites_so_no_stale_stopping_line_stays(ws, cache):
+    from lab.ui.app import build_app
+
+    demo = build_app(ws, cache)
+    outputs = {fn.api_name: {id(b) for b in fn.outputs} for fn in demo.fns.values() if fn.api_name}
+    for action in ("train_stop", "train_cancel", "train_resume"):
+        assert outputs[action] <= outputs["train_refresh"], action
+
+
+def test_eval_loss_is_the_loss_chart_s_second_series_even_when_measured_once():
+    records = [{"step": s, "loss": 2.0 - 0.1 * s} for s in range(1, 6)] + [{"step": 5, "eval_loss": 1.7}]
+    loss, _, _ = train_tab.chart_frames(records)
+    level = loss[loss["series"] == "eval_loss (once, at step 5)"]
+    assert list(level["step"]) == [0, 5] and list(level["value"]) == [1.7, 1.7]  # a line of two points shows
+    periodic = records + [{"step": 3, "eval_loss": 1.8}]
+    loss, _, _ = train_tab.chart_frames(periodic)
+    assert sorted(loss[loss["series"] == "eval_loss"]["step"]) == [3, 5]
 
 
 def _fake_run(runs, name, base="embedded", state="finished", runtime=100.0, tokens_total=20000.0, steps=10):
@@ -214,11 +276,11 @@ def test_client_stop_says_it_is_saving_until_it_has(client):
     while time.time() < deadline and "step **0/" in client.predict(run_id, api_name="/train_refresh")[1]:
         time.sleep(1)
     said = client.predict(run_id, api_name="/train_stop")
-    assert "Stopping" in said and "saving a checkpoint and the adapter" in said
+    assert "Stopping" in said and "saving a checkpoint and the adapter" in said and "no final evaluation" in said
     first = client.predict(run_id, api_name="/train_refresh")[1]
-    assert "Stopping: saving a checkpoint" in first or "Stopped: checkpoint and adapter saved" in first
+    assert "Stopping after the current step" in first or "checkpoint and adapter saved" in first
     final = _wait_state(client, run_id, ("stopped", "failed"))[1]
-    assert "Stopped: checkpoint and adapter saved" in final and "Stopping: saving" not in final
+    assert "Stopped at step" in final and "checkpoint and adapter saved" in final and "Stopping" not in final
 
 
 @pytest.mark.integration
