@@ -19,7 +19,16 @@ from lab.errors import LabError, user_message
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
 from lab.ui import zerogpu_budget as budget
-from lab.ui.common import BATCH, FileFlag, SessionFlags, gen_controls, gen_from, generation, in_background
+from lab.ui.common import (
+    BATCH,
+    FileFlag,
+    SessionFlags,
+    gen_controls,
+    gen_from,
+    generation,
+    in_background,
+    progress_bar_html,
+)
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
 
@@ -148,8 +157,7 @@ def _chunk(ws, cache, qa, systems, limit, gen, per, flag):
 
 def _progress(box) -> str:
     done, total, message = box["progress"]
-    filled = int(30 * done / max(total, 1))
-    return f"Running: {done} of {total} answers {'█' * filled}{'░' * (30 - filled)} {message}"
+    return f"Running: {done} of {total} answers\n\n{progress_bar_html(done / max(total, 1), message)}"
 
 
 def _hidden():
