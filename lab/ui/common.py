@@ -323,3 +323,20 @@ def progress_bar_html(fraction: float, label: str = "") -> str:
         f"<div class='lab-progress-fill' style='width:{pct}%;height:100%;background:#2563eb'></div></div>"
         f"<span class='lab-progress-text' style='white-space:nowrap;font-size:13px'>{text}</span></div>"
     )
+
+
+def contestant_names(ws, specs) -> dict[str, str]:
+    """{contestant id: friendly name} for `specs`, a run trained for RAG named as such (read from its lineage); an
+    id that cannot be described keeps the name its kind gives it."""
+    from lab.arena import contestants
+    from lab.errors import expected
+    from lab.ui.arena_view import friendly
+
+    names = {}
+    for spec in dict.fromkeys(s for s in specs or [] if s):
+        try:
+            names[spec] = friendly(spec, contestants.describe(ws, spec)["rag_trained"])
+        except Exception as exc:
+            expected(exc)  # logged when it is a bug; the kind's name stands
+            names[spec] = friendly(spec)
+    return names
