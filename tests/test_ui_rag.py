@@ -213,3 +213,17 @@ def test_rag_tab_starts_on_an_existing_index(page, shot):
     prompt = next(v for v in values if "Passages:" in v)
     assert "Question: How often are the blades inspected?" in prompt
     shot(page, "rag-tab-sample")
+
+
+def test_misses_list_the_questions_themselves_cut_to_a_line():
+    long = "Which torque does the " + "very " * 30 + "long flange bolt take?"
+    row = {"mode": "dense", "k": 5, "n": 40, "misses": ["q053", "q074"],
+           "missed": [{"id": "q053", "question": "What is *the* <b>gearbox</b> oil?", "source": "gearbox.md"},
+                      {"id": "q074", "question": long, "source": "bolts.md"}]}  # fmt: skip
+    md = rag_tab.misses_markdown(row)
+    assert "**Dense misses** (2 of 40: no passage from the question's document in the top 5)" in md
+    assert r"- `q053` What is \*the\* \<b\>gearbox\</b\> oil? (answer in `gearbox.md`)" in md
+    line = next(x for x in md.splitlines() if "q074" in x)
+    assert "Which torque does the very" in line and "…" in line and "long flange bolt" not in line
+    assert "- ... and 1 more" in rag_tab.misses_markdown(row, limit=1)
+    assert "none: every question found its document" in rag_tab.misses_markdown({**row, "misses": [], "missed": []})
