@@ -7,6 +7,7 @@ sideways scrolling) with a screenshot (test-artifacts/arena-eval.png)."""
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -119,20 +120,25 @@ def test_browser_small_batch_evaluation(page, shot):
     page.get_by_text("finished:").wait_for(timeout=600_000)  # a shared, busy CPU
     assert ev.get_by_text("Most correct answers:").is_visible()
     table = ev.locator("#arena-eval-questions")
-    table.get_by_role("gridcell", name="rag:sample").first.wait_for()  # the per-question table is filled
+    table.get_by_role("gridcell", name="RAG (rag:sample)").first.wait_for()  # filled, by friendly name with the id
     assert ev.locator("#arena-eval-summary").is_visible()
-    wide = table.evaluate(  # a scrolling container wider than its box, or a cell whose text is cut off
-        "el => [...el.querySelectorAll('*')].filter(n => n.scrollWidth > n.clientWidth + 2 && "
-        "(['auto', 'scroll'].includes(getComputedStyle(n).overflowX) || n.innerText.trim())).length"
-    )
-    assert wide == 0  # question, answer and prediction wrap instead of scrolling sideways
+    assert ev.get_by_text("Questions: the sample domain's held-out questions").is_visible()  # says which were used
     shot(page, "arena-eval")
+    for box in (table, ev.locator("#arena-eval-summary")):
+        wide = box.evaluate(  # a scrolling container wider than its box, or a cell whose text is cut off
+            "el => [...el.querySelectorAll('*')].filter(n => n.scrollWidth > n.clientWidth + 2 && "
+            "(['auto', 'scroll'].includes(getComputedStyle(n).overflowX) || n.innerText.trim()))"
+            ".map(n => `${n.tagName}.${n.className} ${n.scrollWidth}>${n.clientWidth}: ${n.innerText.slice(0, 40)}`)"
+        )
+        assert wide == []  # every column wraps instead of scrolling sideways or being cut off at the right
 
 
-def test_browser_leaderboard_explains_the_rating(page):
+def test_browser_leaderboard_explains_the_rating_and_is_there_when_opened(page, shot):
     _open_arena(page, "Leaderboard")
     board = page.locator("#arena-leaderboard")
     assert board.get_by_text("1000 is the average").is_visible() and board.get_by_text("bootstrap").is_visible()
+    board.get_by_text(re.compile(r"No blind votes yet|\d+ blind votes?;")).first.wait_for(timeout=30_000)  # no Refresh
+    shot(page, "arena-leaderboard")
 
 
 def test_browser_a_catalog_model_joins_the_contestant_pickers(page, shot):

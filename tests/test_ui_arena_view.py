@@ -101,8 +101,11 @@ def test_the_arena_s_views_show_friendly_names_not_raw_ids():
     from lab.arena.leaderboard import leaderboard
 
     result = _result()
-    _, rows = view.summary_rows(result)
+    head, rows = view.summary_rows(result)
     assert [r[0] for r in rows] == ["base", "RAG (rag:x)"]
+    widths = view.summary_widths(head)  # every column has its share of the box: none is cut off at the right
+    assert len(widths) == len(head) and abs(sum(float(w.rstrip("%")) for w in widths) - 100) < 0.1
+    assert head[-2:] == ["seconds p50 / p95", "tokens/s"] and rows[0][-2].count(" / ") == 1
     assert {r[1] for r in view.question_rows(result, system="rag:x")} == {"RAG (rag:x)"}
     assert "RAG" in view.question_detail(result, "q0", "RAG (rag:x)")  # a row's name finds its answer
     legend = [t.get_text() for t in view.bar_chart(result).axes[0].get_legend().get_texts()]

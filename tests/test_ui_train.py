@@ -92,6 +92,11 @@ def test_browser_starts_a_run_and_watches_the_chart(page, shot):
     ticks = [t or "" for t in page.locator("[aria-label^='X-axis'] text").all_text_contents()]
     labels = [t for t in ticks if t.strip() and t.strip() != "step"]
     assert labels and all(re.fullmatch(r"\d+", t.strip()) for t in labels), labels  # whole steps only
+    fill = page.locator(".lab-progress-fill").first  # a drawn bar: its filled part has a width and a colour
+    assert fill.bounding_box()["width"] > 0 and "0, 0, 0, 0" not in fill.evaluate(
+        "n => getComputedStyle(n).backgroundColor"
+    )
+    assert page.locator("#train-log-table").get_by_text("0:00:").first.is_visible()  # the log table, elapsed h:mm:ss
     box = page.locator(".train-log").first
     assert "FutureWarning" not in box.inner_text() and "step 2/" in box.inner_text()
     inner, outer = box.locator("pre").bounding_box(), box.bounding_box()

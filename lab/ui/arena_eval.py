@@ -181,7 +181,7 @@ def _show(ws, result, said: str = ""):
     text = f"Evaluation **{result.get('id', '')}** {state}: {len(result['questions'])} answers."
     if said:
         text += f" Questions: {said}."
-    table = gr.Dataframe({"headers": head, "data": rows}, visible=True)
+    table = gr.Dataframe({"headers": head, "data": rows}, column_widths=view.summary_widths(head), visible=True)
     files = [str(p) for p in evaluation.export_paths_for(result)]
     chart = gr.Plot(view.bar_chart(result, names), visible=True)
     return text, view.verdict_md(result["verdict"]), chart, table, result, files

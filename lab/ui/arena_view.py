@@ -200,16 +200,26 @@ def rate_cell(summary: dict[str, Any], key: str) -> str:
 
 
 def summary_rows(result: dict[str, Any], names: dict[str, str] | None = None) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows: one per contestant, rates in % with 95% intervals, latency and tokens/s. A column no
-    contestant has a value for (e.g. hallucination when the set has no unanswerable question) is left out."""
+    """Header and rows: one per contestant, rates in % with 95% intervals, latency (p50 / p95 in one column) and
+    tokens/s. A column no contestant has a value for (e.g. hallucination when the set has no unanswerable question)
+    is left out."""
     systems = result.get("systems", [])
     columns = [k for k in SUMMARY_COLUMNS if any(s.get(k) is not None for s in systems)]
-    head = ["contestant", "n", *(SUMMARY_HEADERS[k] for k in columns), "p50 s", "p95 s", "tokens/s"]
+    head = ["contestant", "n", *(SUMMARY_HEADERS[k] for k in columns), "seconds p50 / p95", "tokens/s"]
     rows = []
     for s in systems:
-        speed = [round(s.get(k) or 0, 2) for k in ("latency_p50", "latency_p95", "tokens_per_s")]
+        p50, p95 = (s.get(k) or 0 for k in ("latency_p50", "latency_p95"))
+        speed = [f"{p50:.2f} / {p95:.2f}", round(s.get("tokens_per_s") or 0, 1)]
         rows.append([name_text(s["system"], names), s["n"], *(rate_cell(s, k) for k in columns), *speed])
     return head, rows
+
+
+def summary_widths(head: list[str]) -> list[str]:
+    """Column widths (in %) that fit the summary table in its box: the contestant's name wider, `n` narrow, the
+    rest shared (cells wrap), so no column is cut off at the right however many metrics there are."""
+    rest = max(1, len(head) - 2)
+    share = (100 - 16 - 4) / rest
+    return ["16%", "4%", *[f"{share:.2f}%"] * rest]
 
 
 def question_rows(
