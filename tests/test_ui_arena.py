@@ -15,6 +15,7 @@ from gradio_client.exceptions import AppError
 
 from lab import db
 from lab.arena import battles
+from lab.ui import arena_view as view
 
 
 def _votes(app_home):
@@ -32,7 +33,7 @@ def test_battle_vote_through_gradio_client_lands_in_sqlite(client, app_home):
     issued = db.rows(app_home / "lab.db", "SELECT * FROM battles WHERE id = ?", (battle_id,))[0]
     assert issued["status"] == "ready" and {issued["system_a"], issued["system_b"]} == set(pool)
     reveal, info_a, info_b = client.predict(api_name="/arena_vote_b")  # the battle in this session's state
-    assert "saved" in reveal and f"Model A was <b>{issued['system_a']}</b>" in info_a
+    assert "saved" in reveal and f"Model A was {view.name_html(issued['system_a'])}" in info_a  # friendly, id small
     rows = _votes(app_home)
     assert len(rows) == before + 1
     vote = rows[-1]
