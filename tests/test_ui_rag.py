@@ -4,6 +4,7 @@ builds an index, retrieves passages and saves test-artifacts/rag-tab.png."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -213,6 +214,12 @@ def test_rag_tab_starts_on_an_existing_index(page, shot):
     prompt = next(v for v in values if "Passages:" in v)
     assert "Question: How often are the blades inspected?" in prompt
     shot(page, "rag-tab-sample")
+    page.get_by_role("tab", name="Measure").click()
+    page.get_by_role("button", name="Evaluate dense vs hybrid").click()
+    page.get_by_text(re.compile(r"Dense misses")).first.wait_for(timeout=300_000)
+    misses = page.get_by_text(re.compile(r"Dense misses")).first.locator("xpath=ancestor::div[1]").inner_text()
+    assert "?" in misses or "none: every question" in misses  # the questions themselves, not bare ids
+    shot(page, "rag-tab-measure")
 
 
 def test_misses_list_the_questions_themselves_cut_to_a_line():

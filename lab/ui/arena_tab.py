@@ -262,7 +262,7 @@ RATING_NOTE = (
 def _build_leaderboard(ws, tab) -> None:
     """The leaderboard, computed from the stored votes whenever its tab opens (and on Refresh)."""
     gr.Markdown(RATING_NOTE)
-    show = gr.Button("Refresh leaderboard", variant="primary")
+    show = gr.Button("Refresh leaderboard", size="sm")  # it is computed when the tab opens; this re-reads the votes
     summary = gr.Markdown("Computing ratings from the stored blind votes...")
     table = gr.Dataframe(
         headers=["rank", "contestant", "rating", "95% interval", "votes", "wins", "ties"],

@@ -197,6 +197,17 @@ def step_axis(total_steps: int) -> list[int]:
     return [0, max(int(total_steps or 0), 10)]
 
 
+PALETTE = ("#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777")
+
+
+def series_colors(frame) -> dict[str, str]:
+    """A colour per series of a chart frame, in order of appearance (the train loss comes first: blue, the eval loss
+    orange). The map goes with every update: the chart fixes its colour domain to the series of the frame it was
+    drawn with and draws again only when the map changes, so a series that appears later (the eval loss after the
+    first steps) is drawn too instead of staying invisible."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(frame["series"]))}
+
+
 def _plots(records: list[dict], label: str = "", total_steps: int = 0) -> list:
     """Chart frames, or no update while a frame is empty: a colour-split LinePlot that first receives an empty
     frame never draws its lines afterwards (seen with gradio 6.31), so an empty chart is left untouched (and stays
@@ -204,7 +215,10 @@ def _plots(records: list[dict], label: str = "", total_steps: int = 0) -> list:
     last = max([int(r.get("step", 0)) for r in records] + [total_steps or 0])
     x_lim = step_axis(last)
     frames = chart_frames(records, label)
-    return [gr.LinePlot(frame, x_lim=x_lim, visible=True) if len(frame) else gr.skip() for frame in frames]
+    return [
+        gr.LinePlot(frame, x_lim=x_lim, color_map=series_colors(frame), visible=True) if len(frame) else gr.skip()
+        for frame in frames
+    ]
 
 
 def refresh(ws, run_id: str):
@@ -269,7 +283,7 @@ def overlay(ws, run_ids: list[str]):
     if not frames:
         return gr.skip()
     merged = pd.concat(frames)
-    return gr.LinePlot(merged, x_lim=step_axis(int(merged["step"].max())))
+    return gr.LinePlot(merged, x_lim=step_axis(int(merged["step"].max())), color_map=series_colors(merged))
 
 
 def with_measured_time(ws, config: TrainConfig, plan: dict, calibrate=None) -> dict:
