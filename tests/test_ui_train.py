@@ -89,8 +89,9 @@ def test_browser_starts_a_run_and_watches_the_chart(page, shot):
     assert "tokens/s" in text and re.search(r"loss \d+\.\d{4}", text)
     page.wait_for_function("() => /eval loss \\d/.test(document.body.innerText)", timeout=240_000)
     page.wait_for_timeout(4000)  # a few more timer ticks so the charts finish drawing before the screenshot
-    page.wait_for_function(  # the eval loss is drawn on the loss chart: its series is in the chart's legend
-        "() => [...document.querySelectorAll('svg text')].some(t => t.textContent.startsWith('eval_loss'))",
+    page.wait_for_function(  # the eval loss is drawn on the loss chart: in its legend, and a line in its colour
+        "() => [...document.querySelectorAll('svg text')].some(t => t.textContent.startsWith('eval_loss')) && "
+        f"[...document.querySelectorAll('svg path')].some(p => p.getAttribute('stroke') === '{train_tab.PALETTE[1]}')",
         timeout=60_000,
     )
     ticks = [t or "" for t in page.locator("[aria-label^='X-axis'] text").all_text_contents()]
@@ -185,7 +186,7 @@ def test_stop_writes_to_the_view_the_timer_rewrites_so_no_stale_stopping_line_st
 def test_eval_loss_is_the_loss_chart_s_second_series_even_when_measured_once():
     records = [{"step": s, "loss": 2.0 - 0.1 * s} for s in range(1, 6)] + [{"step": 5, "eval_loss": 1.7}]
     loss, _, _ = train_tab.chart_frames(records)
-    level = loss[loss["series"] == "eval_loss (once, at step 5)"]
+    level = loss[loss["series"] == "eval_loss"]
     assert list(level["step"]) == [0, 5] and list(level["value"]) == [1.7, 1.7]  # a line of two points shows
     periodic = records + [{"step": 3, "eval_loss": 1.8}]
     loss, _, _ = train_tab.chart_frames(periodic)
@@ -329,4 +330,4 @@ def test_every_chart_update_names_its_series_colours_so_a_later_eval_loss_is_dra
     first = train_tab._plots([{"step": 1, "loss": 2.0}])[0]
     later = train_tab._plots([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.9}, {"step": 2, "eval_loss": 1.8}])[0]
     assert first.color_map == {"loss": train_tab.PALETTE[0]}
-    assert later.color_map == {"loss": train_tab.PALETTE[0], "eval_loss (once, at step 2)": train_tab.PALETTE[1]}
+    assert later.color_map == {"loss": train_tab.PALETTE[0], "eval_loss": train_tab.PALETTE[1]}

@@ -164,7 +164,8 @@ def _lineage(ws, run_id: str, config: dict) -> dict:
 def chart_frames(records: list[dict], run_label: str = ""):
     """Long-format frames (step, value, series) for the loss, learning-rate and grad-norm charts. The eval loss is
     the loss chart's second series; measured once (the final evaluation of a run without periodic ones) it is drawn
-    as a level line across the run, named with its step, since a line of one point would not show."""
+    as a level line across the run, since a line of one point would not show. Series names never change as points
+    arrive (a renamed series would need the chart drawn anew)."""
     import pandas as pd
 
     def name(key: str) -> str:
@@ -185,8 +186,7 @@ def chart_frames(records: list[dict], run_label: str = ""):
     if len(once) == 1:
         step, value = int(once["step"].iloc[0]), float(once["value"].iloc[0])
         last = max([int(r.get("step", 0)) for r in records] + [step, 1])
-        level = pd.DataFrame({"step": [0, last], "value": [value, value],
-                              "series": [name(f"eval_loss (once, at step {step})")] * 2})  # fmt: skip
+        level = pd.DataFrame({"step": [0, last], "value": [value, value], "series": [name("eval_loss")] * 2})
         loss = pd.concat([loss[loss["series"] != name("eval_loss")], level], ignore_index=True)
         loss = loss.astype({"step": "int64", "value": "float64", "series": "str"})
     return loss, frame(("learning_rate",)), frame(("grad_norm",))
