@@ -89,11 +89,13 @@ def test_browser_starts_a_run_and_watches_the_chart(page, shot):
     assert "tokens/s" in text and re.search(r"loss \d+\.\d{4}", text)
     page.wait_for_function("() => /eval loss \\d/.test(document.body.innerText)", timeout=240_000)
     page.wait_for_timeout(4000)  # a few more timer ticks so the charts finish drawing before the screenshot
-    page.wait_for_function(  # the eval loss is drawn on the loss chart: in its legend, and a line in its colour
-        "() => [...document.querySelectorAll('svg text')].some(t => t.textContent.startsWith('eval_loss')) && "
-        f"[...document.querySelectorAll('svg path')].some(p => p.getAttribute('stroke') === '{train_tab.PALETTE[1]}')",
+    page.wait_for_function(  # the eval loss is drawn on the loss chart: its series is in the chart's legend
+        "() => [...document.querySelectorAll('svg text')].some(t => t.textContent.startsWith('eval_loss'))",
         timeout=60_000,
     )
+    shot(page, "train-tab-eval")
+    strokes = page.evaluate("() => [...document.querySelectorAll('svg path')].map(p => p.getAttribute('stroke'))")
+    assert train_tab.PALETTE[1] in strokes, strokes  # and a line in its colour
     ticks = [t or "" for t in page.locator("[aria-label^='X-axis'] text").all_text_contents()]
     labels = [t for t in ticks if t.strip() and t.strip() != "step"]
     assert labels and all(re.fullmatch(r"\d+", t.strip()) for t in labels), labels  # whole steps only
@@ -326,8 +328,9 @@ def test_model_picker_lists_the_catalog_with_estimates_that_follow_length_and_ba
     assert "not in the curated list" in train_form.model_note("/models/my-own")
 
 
-def test_every_chart_update_names_its_series_colours_so_a_later_eval_loss_is_drawn():
+def test_every_chart_update_names_its_series_so_a_later_eval_loss_is_drawn():
     first = train_tab._plots([{"step": 1, "loss": 2.0}])[0]
     later = train_tab._plots([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.9}, {"step": 2, "eval_loss": 1.8}])[0]
     assert first.color_map == {"loss": train_tab.PALETTE[0]}
     assert later.color_map == {"loss": train_tab.PALETTE[0], "eval_loss": train_tab.PALETTE[1]}
+    assert first.colors_in_legend == ["loss"] and later.colors_in_legend == ["loss", "eval_loss"]  # drawn anew

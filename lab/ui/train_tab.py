@@ -202,10 +202,17 @@ PALETTE = ("#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#c
 
 def series_colors(frame) -> dict[str, str]:
     """A colour per series of a chart frame, in order of appearance (the train loss comes first: blue, the eval loss
-    orange). The map goes with every update: the chart fixes its colour domain to the series of the frame it was
-    drawn with and draws again only when the map changes, so a series that appears later (the eval loss after the
-    first steps) is drawn too instead of staying invisible."""
+    orange)."""
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(frame["series"]))}
+
+
+def line_plot(frame, x_lim: list[int]):
+    """A LinePlot update that draws every series of `frame`. The chart fixes its colour domain to the series of the
+    frame it was drawn with, and only a new legend list makes it draw anew (seen with gradio 6.31: a new colour map
+    or title does not), so the legend names the series each time and a series that appears later (the eval loss
+    after the first steps) is drawn too."""
+    colors = series_colors(frame)
+    return gr.LinePlot(frame, x_lim=x_lim, color_map=colors, colors_in_legend=list(colors), visible=True)
 
 
 def _plots(records: list[dict], label: str = "", total_steps: int = 0) -> list:
@@ -215,10 +222,7 @@ def _plots(records: list[dict], label: str = "", total_steps: int = 0) -> list:
     last = max([int(r.get("step", 0)) for r in records] + [total_steps or 0])
     x_lim = step_axis(last)
     frames = chart_frames(records, label)
-    return [
-        gr.LinePlot(frame, x_lim=x_lim, color_map=series_colors(frame), visible=True) if len(frame) else gr.skip()
-        for frame in frames
-    ]
+    return [line_plot(frame, x_lim) if len(frame) else gr.skip() for frame in frames]
 
 
 def refresh(ws, run_id: str):
@@ -283,7 +287,7 @@ def overlay(ws, run_ids: list[str]):
     if not frames:
         return gr.skip()
     merged = pd.concat(frames)
-    return gr.LinePlot(merged, x_lim=step_axis(int(merged["step"].max())), color_map=series_colors(merged))
+    return line_plot(merged, step_axis(int(merged["step"].max())))
 
 
 def with_measured_time(ws, config: TrainConfig, plan: dict, calibrate=None) -> dict:
