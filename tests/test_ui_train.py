@@ -103,7 +103,7 @@ def test_browser_starts_a_run_and_watches_the_chart(page, shot):
     assert fill.bounding_box()["width"] > 0 and "0, 0, 0, 0" not in fill.evaluate(
         "n => getComputedStyle(n).backgroundColor"
     )
-    elapsed = page.locator("#train-log-table").get_by_text(re.compile(r"^\d+:\d\d:\d\d$")).first
+    elapsed = page.locator("#train-log-table").get_by_role("gridcell", name=re.compile(r"^\d+:\d\d:\d\d$")).first
     elapsed.wait_for(timeout=30_000)  # the log table, its elapsed time as h:mm:ss
     box = page.locator(".train-log").first
     assert "FutureWarning" not in box.inner_text() and "step 2/" in box.inner_text()
