@@ -294,6 +294,7 @@ def test_client_stop_says_it_is_saving_until_it_has(client):
     assert "Stopping after the current step" in first or "checkpoint and adapter saved" in first
     final = _wait_state(client, run_id, ("stopped", "failed"))[1]
     assert "Stopped at step" in final and "checkpoint and adapter saved" in final and "Stopping" not in final
+    assert "eval loss" not in final  # no evaluation ran after Stop (the run has no periodic ones)
 
 
 @pytest.mark.integration
