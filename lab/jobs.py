@@ -353,12 +353,13 @@ def progress(ws: Workspace, run_id: str, log_lines: int = 30) -> dict:
 
 
 def stop(ws: Workspace, run_id: str) -> str:
-    """Ask a running job to save a checkpoint and the adapter, then stop (it finishes its current step)."""
+    """Ask a running job to stop after its current step: it saves a checkpoint and the adapter and skips the final
+    evaluation (a user who pressed Stop wants it stopped)."""
     info = poll(ws, run_id)
     if info["state"] not in ("starting", "running"):
         raise JobError(f"run {run_id!r} is {info['state']}, not running: nothing to stop")
     (Path(info["run_dir"]) / STOP).touch()
-    return f"stopping {run_id}: it saves a checkpoint and the adapter after the current step"
+    return f"stopping {run_id} after the current step: saving a checkpoint and the adapter (no final evaluation)"
 
 
 def cancel(ws: Workspace, run_id: str) -> str:

@@ -282,6 +282,7 @@ def test_hit_rate_and_mrr_dense_vs_hybrid(ws, docs, fake, tmp_path):
     _build(ws, docs, fake)
     dense, hybrid = compare_modes(open_index(ws, "t", embedder=fake), questions, k=1)
     assert (dense["hit_rate"], dense["mrr"], dense["misses"]) == (0.6667, 0.6667, ["c"])
+    assert dense["missed"] == [{"id": "c", "question": "Which strap is ZX9041?", "source": "safety.md"}]
     assert (hybrid["hit_rate"], hybrid["mrr"], hybrid["misses"]) == (1.0, 1.0, [])
     (tmp_path / "bad.jsonl").write_text('{"question": "x", "source": "a"}\n{oops\n', encoding="utf-8")
     with pytest.raises(EvalSetError, match=r"bad.jsonl: 1 bad line\(s\): line 2: not valid JSON"):

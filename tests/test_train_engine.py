@@ -206,3 +206,37 @@ def test_cosine_with_restarts_climbs_back_to_the_top_at_each_epoch(tmp_path):
         sched.step()
     assert lrs[0] == 1.0 and lrs[9] < 0.1 and lrs[10] == 1.0  # the second epoch starts again at the top
     assert training_args(TrainConfig(dataset="sample"), tmp_path, False, False).lr_scheduler_kwargs == {}
+
+
+class _Saved:
+    def save_pretrained(self, path):
+        path.mkdir(parents=True, exist_ok=True)
+
+
+class _FinishingTrainer:
+    """What `finish` asks of a Trainer: its step, an evaluation (counted), the rank and a model to save."""
+
+    def __init__(self):
+        self.state = type("State", (), {"global_step": 3})()
+        self.tokens_seen, self.model, self.evaluations = 100, _Saved(), 0
+
+    def evaluate(self):
+        self.evaluations += 1
+        return {"eval_loss": 1.5}
+
+    def is_world_process_zero(self):
+        return True
+
+
+@pytest.mark.parametrize("stopped", [False, True])
+def test_a_stopped_run_saves_its_adapter_without_the_final_evaluation(tmp_path, stopped):
+    from lab.training import STOP
+    from lab.training.engine import finish
+
+    if stopped:
+        (tmp_path / STOP).touch()
+    trainer, result = _FinishingTrainer(), type("Result", (), {"training_loss": 2.0})()
+    status = finish(trainer, TrainConfig(name="x", dataset="x"), tmp_path, "", _Saved(), result, 10.0, has_val=True)
+    assert status["state"] == ("stopped" if stopped else "finished")
+    assert trainer.evaluations == (0 if stopped else 1)  # Stop means stop: no evaluation after it
+    assert ("eval_loss" in status["metrics"]) is not stopped and (tmp_path / ADAPTER).is_dir()

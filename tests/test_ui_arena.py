@@ -7,6 +7,7 @@ sideways scrolling) with a screenshot (test-artifacts/arena-eval.png)."""
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,6 +15,7 @@ from gradio_client.exceptions import AppError
 
 from lab import db
 from lab.arena import battles
+from lab.ui import arena_view as view
 
 
 def _votes(app_home):
@@ -31,7 +33,7 @@ def test_battle_vote_through_gradio_client_lands_in_sqlite(client, app_home):
     issued = db.rows(app_home / "lab.db", "SELECT * FROM battles WHERE id = ?", (battle_id,))[0]
     assert issued["status"] == "ready" and {issued["system_a"], issued["system_b"]} == set(pool)
     reveal, info_a, info_b = client.predict(api_name="/arena_vote_b")  # the battle in this session's state
-    assert "saved" in reveal and f"Model A was <b>{issued['system_a']}</b>" in info_a
+    assert "saved" in reveal and f"Model A was {view.name_html(issued['system_a'])}" in info_a  # friendly, id small
     rows = _votes(app_home)
     assert len(rows) == before + 1
     vote = rows[-1]
@@ -119,20 +121,25 @@ def test_browser_small_batch_evaluation(page, shot):
     page.get_by_text("finished:").wait_for(timeout=600_000)  # a shared, busy CPU
     assert ev.get_by_text("Most correct answers:").is_visible()
     table = ev.locator("#arena-eval-questions")
-    table.get_by_role("gridcell", name="rag:sample").first.wait_for()  # the per-question table is filled
+    table.get_by_role("gridcell", name="RAG (rag:sample)").first.wait_for()  # filled, by friendly name with the id
     assert ev.locator("#arena-eval-summary").is_visible()
-    wide = table.evaluate(  # a scrolling container wider than its box, or a cell whose text is cut off
-        "el => [...el.querySelectorAll('*')].filter(n => n.scrollWidth > n.clientWidth + 2 && "
-        "(['auto', 'scroll'].includes(getComputedStyle(n).overflowX) || n.innerText.trim())).length"
-    )
-    assert wide == 0  # question, answer and prediction wrap instead of scrolling sideways
+    assert ev.get_by_text("Questions: the sample domain's held-out questions").is_visible()  # says which were used
     shot(page, "arena-eval")
+    for box in (table, ev.locator("#arena-eval-summary")):
+        wide = box.evaluate(  # a scrolling container wider than its box, or a cell whose text is cut off
+            "el => [...el.querySelectorAll('*')].filter(n => n.scrollWidth > n.clientWidth + 2 && "
+            "(['auto', 'scroll'].includes(getComputedStyle(n).overflowX) || n.innerText.trim()))"
+            ".map(n => `${n.tagName}.${n.className} ${n.scrollWidth}>${n.clientWidth}: ${n.innerText.slice(0, 40)}`)"
+        )
+        assert wide == []  # every column wraps instead of scrolling sideways or being cut off at the right
 
 
-def test_browser_leaderboard_explains_the_rating(page):
+def test_browser_leaderboard_explains_the_rating_and_is_there_when_opened(page, shot):
     _open_arena(page, "Leaderboard")
     board = page.locator("#arena-leaderboard")
     assert board.get_by_text("1000 is the average").is_visible() and board.get_by_text("bootstrap").is_visible()
+    board.get_by_text(re.compile(r"No blind votes yet|\d+ blind votes?;")).first.wait_for(timeout=30_000)  # no Refresh
+    shot(page, "arena-leaderboard")
 
 
 def test_browser_a_catalog_model_joins_the_contestant_pickers(page, shot):

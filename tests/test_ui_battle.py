@@ -17,7 +17,7 @@ from lab.arena import battles
 from lab.arena.contestants import ContestantError
 from lab.config import GenConfig
 from lab.generation import Answer
-from lab.ui import arena_battle
+from lab.ui import arena_battle, arena_view
 from lab.ui.common import GEN_FIELDS
 
 PASSAGE = "The drive shaft coupling is inspected every 400 operating hours with gauge KX-7."
@@ -69,7 +69,7 @@ def test_nothing_identifies_a_contestant_before_the_vote(ws, monkeypatch):
     assert state["battle"] == battle_id
 
     reveal, info_a, info_b, *_ = arena_battle._vote(ws, state, "tie")
-    assert "saved" in reveal and f"**A** was `{row['system_a']}`" in reveal
+    assert "saved" in reveal and f"**A** was {arena_view.name_html(row['system_a'])}" in reveal
     rag_info = info_a if row["system_a"] == "rag:docs" else info_b
     assert PASSAGE in rag_info and "m.md" in rag_info and "<details" in rag_info
     assert "every 400 hours [1]" in rag_info  # the answer as generated, after the vote

@@ -98,3 +98,22 @@ def test_generation_controls_carry_every_setting_into_the_config_including_the_a
         d.max_new_tokens, d.abstain_below, d.focus_sentences, d.idk_above)  # fmt: skip
     moved = common.gen_from(*[c.value for c in controls[:-1]], 0.85)
     assert moved.idk_above == 0.85 and common.gen_from(32, 0, -1, 0).idk_above == d.idk_above  # API callers of 4
+
+
+@pytest.mark.parametrize("fraction, percent", [(0.0, 0), (0.5, 50), (1.0, 100), (1.7, 100), (None, 0)])
+def test_progress_bar_is_drawn_and_written_at_0_mid_and_100_percent(fraction, percent):
+    from lab.ui.common import progress_bar_html
+
+    bar = progress_bar_html(fraction, "step <3>")
+    assert f"width:{percent}%" in bar and f"aria-valuenow='{percent}'" in bar and "role='progressbar'" in bar
+    assert f"{percent} % · step &lt;3&gt;" in bar  # the number written beside the bar, the label escaped
+    assert "[ ]" not in bar and "#" not in bar.replace("#e4e4e7", "").replace("#a1a1aa", "").replace("#2563eb", "")
+
+
+def test_start_and_arena_progress_views_use_the_drawn_bar():
+    from lab.ui import arena_eval, start_tab
+
+    update = SimpleNamespace(number=2, total=5, label="Index", message="embedding", fraction=0.0,
+                             stage_eta_s=12, overall_eta_s=90)  # fmt: skip
+    for text in (start_tab.progress_md(update), arena_eval._progress({"progress": (0, 8, "loading")})):
+        assert "role='progressbar'" in text and "0 %" in text and "[ " not in text

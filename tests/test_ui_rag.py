@@ -4,6 +4,7 @@ builds an index, retrieves passages and saves test-artifacts/rag-tab.png."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -213,3 +214,23 @@ def test_rag_tab_starts_on_an_existing_index(page, shot):
     prompt = next(v for v in values if "Passages:" in v)
     assert "Question: How often are the blades inspected?" in prompt
     shot(page, "rag-tab-sample")
+    page.get_by_role("tab", name="Measure").click()
+    page.get_by_role("button", name="Evaluate dense vs hybrid").click()
+    page.get_by_text(re.compile(r"Dense misses")).first.wait_for(timeout=300_000)
+    misses = page.get_by_text(re.compile(r"Dense misses")).first.locator("xpath=ancestor::div[1]").inner_text()
+    assert "?" in misses or "none: every question" in misses  # the questions themselves, not bare ids
+    shot(page, "rag-tab-measure")
+
+
+def test_misses_list_the_questions_themselves_cut_to_a_line():
+    long = "Which torque does the " + "very " * 30 + "long flange bolt take?"
+    row = {"mode": "dense", "k": 5, "n": 40, "misses": ["q053", "q074"],
+           "missed": [{"id": "q053", "question": "What is *the* <b>gearbox</b> oil?", "source": "gearbox.md"},
+                      {"id": "q074", "question": long, "source": "bolts.md"}]}  # fmt: skip
+    md = rag_tab.misses_markdown(row)
+    assert "**Dense misses** (2 of 40: no passage from the question's document in the top 5)" in md
+    assert r"- `q053` What is \*the\* \<b\>gearbox\</b\> oil? (answer in `gearbox.md`)" in md
+    line = next(x for x in md.splitlines() if "q074" in x)
+    assert "Which torque does the very" in line and "…" in line and "long flange bolt" not in line
+    assert "- ... and 1 more" in rag_tab.misses_markdown(row, limit=1)
+    assert "none: every question found its document" in rag_tab.misses_markdown({**row, "misses": [], "missed": []})

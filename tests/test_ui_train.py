@@ -89,9 +89,22 @@ def test_browser_starts_a_run_and_watches_the_chart(page, shot):
     assert "tokens/s" in text and re.search(r"loss \d+\.\d{4}", text)
     page.wait_for_function("() => /eval loss \\d/.test(document.body.innerText)", timeout=240_000)
     page.wait_for_timeout(4000)  # a few more timer ticks so the charts finish drawing before the screenshot
+    page.wait_for_function(  # the eval loss is drawn on the loss chart: its series is in the chart's legend
+        "() => [...document.querySelectorAll('svg text')].some(t => t.textContent.startsWith('eval_loss'))",
+        timeout=60_000,
+    )
+    shot(page, "train-tab-eval")
+    strokes = page.evaluate("() => [...document.querySelectorAll('svg path')].map(p => p.getAttribute('stroke'))")
+    assert train_tab.PALETTE[1] in strokes, strokes  # and a line in its colour
     ticks = [t or "" for t in page.locator("[aria-label^='X-axis'] text").all_text_contents()]
     labels = [t for t in ticks if t.strip() and t.strip() != "step"]
     assert labels and all(re.fullmatch(r"\d+", t.strip()) for t in labels), labels  # whole steps only
+    fill = page.locator(".lab-progress-fill").first  # a drawn bar: its filled part has a width and a colour
+    assert fill.bounding_box()["width"] > 0 and "0, 0, 0, 0" not in fill.evaluate(
+        "n => getComputedStyle(n).backgroundColor"
+    )
+    elapsed = page.locator("#train-log-table").get_by_role("gridcell", name=re.compile(r"^\d+:\d\d:\d\d$")).first
+    elapsed.wait_for(timeout=30_000)  # the log table, its elapsed time as h:mm:ss
     box = page.locator(".train-log").first
     assert "FutureWarning" not in box.inner_text() and "step 2/" in box.inner_text()
     inner, outer = box.locator("pre").bounding_box(), box.bounding_box()
@@ -107,18 +120,80 @@ def test_log_view_hides_library_noise_and_opens_at_the_newest_line():
         "Loading weights: 100%|##########| 272/272 [00:00<00:00, 6360.11it/s]",
         "/x/modeling_utils.py:3303: FutureWarning: `is_gradient_checkpointing` is deprecated, removed in v6.",
         "  warnings.warn(",
-        "step 1/74 {'step': 1, 'loss': 2.17}",
+        "step 1/74: epoch 0.03, loss 2.1700",
         "{'loss': '2.173', 'grad_norm': '1.067', 'learning_rate': '0', 'epoch': '0.02703'}",
-        "step 2/74 {'step': 2, 'loss': 2.95}",
+        "step 1/74 {'step': 1, 'loss': 2.17, 'time': 1765000000.1}",
+        "step 2/74: epoch 0.05, loss 2.9500",
         "RuntimeError: something real went wrong",
     ])  # fmt: skip
     assert train_tab.clean_log(log).splitlines() == [
-        "step 1/74 {'step': 1, 'loss': 2.17}",
-        "step 2/74 {'step': 2, 'loss': 2.95}",
+        "step 1/74: epoch 0.03, loss 2.1700",
+        "step 2/74: epoch 0.05, loss 2.9500",
         "RuntimeError: something real went wrong",
-    ]
+    ]  # an older run's raw record echo (a dict with a Unix time) is left to the log table
     box = train_tab.log_html(log)
     assert "column-reverse" in box and box.index("step 1/74") < box.index("step 2/74")  # newest at the bottom
+
+
+def test_the_log_is_a_table_of_steps_with_elapsed_time_not_raw_records():
+    from lab.training.engine import log_line
+
+    started = 1_765_000_000.0
+    records = [
+        {"step": 1, "epoch": 0.0271, "time": started + 5.2, "loss": 2.1734, "learning_rate": 0.0002, "grad_norm": 1.0},
+        {"step": 2, "epoch": 0.0541, "time": started + 3725.0, "eval_loss": 1.98771},
+    ]
+    rows = train_tab.log_rows(records, started)
+    assert train_tab.LOG_HEADERS == ["step", "epoch", "loss", "eval loss", "learning rate", "grad norm", "elapsed"]
+    assert rows == [
+        [2, "0.05", "", "1.9877", "", "", "1:02:05"],  # newest first
+        [1, "0.03", "2.1734", "", "2.00e-04", "1.000", "0:00:05"],
+    ]
+    assert train_tab.log_rows(records)[-1][-1] == "0:00:00"  # no start known: time since the first record
+    line = log_line({**records[0], "tokens_per_s": 812.4, "memory_mb": 1234.5})
+    assert line == "epoch 0.03, loss 2.1734, lr 2.00e-04, grad norm 1.000, tokens/s 812, peak MB 1234"
+    assert "{" not in line and "time" not in line
+
+
+def _progress_info(tmp_path, state="running", step=0, total=10, stop=False):
+    if stop:
+        (tmp_path / "STOP").touch()
+    status = {"state": state, "step": step, "total_steps": total, "started": time.time() - 30}
+    return {"id": "r1", "state": state, "status": status, "run_dir": str(tmp_path)}
+
+
+@pytest.mark.parametrize("step, percent", [(0, 0), (4, 40), (10, 100)])
+def test_the_progress_bar_is_a_drawn_bar_readable_at_0_mid_and_100_percent(tmp_path, step, percent):
+    text = train_tab.progress_md(_progress_info(tmp_path, step=step), [])
+    assert "<progress" not in text and "[ ]" not in text
+    assert f"aria-valuenow='{percent}'" in text and f"width:{percent}%" in text  # the filled part
+    assert f"{percent} % · step {step} of 10" in text  # the number is written, whatever the bar's width
+
+
+def test_stop_says_it_skips_the_evaluation_and_the_stopping_line_goes_once_stopped(tmp_path):
+    stopping = train_tab.progress_md(_progress_info(tmp_path, step=3, stop=True), [])
+    assert "Stopping after the current step" in stopping and "no final evaluation" in stopping
+    stopped = train_tab.progress_md(_progress_info(tmp_path, state="stopped", step=3, stop=True), [])
+    assert "Stopping" not in stopped and "Stopped at step 3: checkpoint and adapter saved" in stopped
+
+
+def test_stop_writes_to_the_view_the_timer_rewrites_so_no_stale_stopping_line_stays(ws, cache):
+    from lab.ui.app import build_app
+
+    demo = build_app(ws, cache)
+    outputs = {fn.api_name: {id(b) for b in fn.outputs} for fn in demo.fns.values() if fn.api_name}
+    for action in ("train_stop", "train_cancel", "train_resume"):
+        assert outputs[action] <= outputs["train_refresh"], action
+
+
+def test_eval_loss_is_the_loss_chart_s_second_series_even_when_measured_once():
+    records = [{"step": s, "loss": 2.0 - 0.1 * s} for s in range(1, 6)] + [{"step": 5, "eval_loss": 1.7}]
+    loss, _, _ = train_tab.chart_frames(records)
+    level = loss[loss["series"] == "eval_loss"]
+    assert list(level["step"]) == [0, 5] and list(level["value"]) == [1.7, 1.7]  # a line of two points shows
+    periodic = records + [{"step": 3, "eval_loss": 1.8}]
+    loss, _, _ = train_tab.chart_frames(periodic)
+    assert sorted(loss[loss["series"] == "eval_loss"]["step"]) == [3, 5]
 
 
 def _fake_run(runs, name, base="embedded", state="finished", runtime=100.0, tokens_total=20000.0, steps=10):
@@ -214,11 +289,12 @@ def test_client_stop_says_it_is_saving_until_it_has(client):
     while time.time() < deadline and "step **0/" in client.predict(run_id, api_name="/train_refresh")[1]:
         time.sleep(1)
     said = client.predict(run_id, api_name="/train_stop")
-    assert "Stopping" in said and "saving a checkpoint and the adapter" in said
+    assert "Stopping" in said and "saving a checkpoint and the adapter" in said and "no final evaluation" in said
     first = client.predict(run_id, api_name="/train_refresh")[1]
-    assert "Stopping: saving a checkpoint" in first or "Stopped: checkpoint and adapter saved" in first
+    assert "Stopping after the current step" in first or "checkpoint and adapter saved" in first
     final = _wait_state(client, run_id, ("stopped", "failed"))[1]
-    assert "Stopped: checkpoint and adapter saved" in final and "Stopping: saving" not in final
+    assert "Stopped at step" in final and "checkpoint and adapter saved" in final and "Stopping" not in final
+    assert "eval loss" not in final  # no evaluation ran after Stop (the run has no periodic ones)
 
 
 @pytest.mark.integration
@@ -252,3 +328,11 @@ def test_model_picker_lists_the_catalog_with_estimates_that_follow_length_and_ba
         "embedded"
     )
     assert "not in the curated list" in train_form.model_note("/models/my-own")
+
+
+def test_every_chart_update_names_its_series_so_a_later_eval_loss_is_drawn():
+    first = train_tab._plots([{"step": 1, "loss": 2.0}])[0]
+    later = train_tab._plots([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.9}, {"step": 2, "eval_loss": 1.8}])[0]
+    assert first.color_map == {"loss": train_tab.PALETTE[0]}
+    assert later.color_map == {"loss": train_tab.PALETTE[0], "eval_loss": train_tab.PALETTE[1]}
+    assert first.colors_in_legend == ["loss"] and later.colors_in_legend == ["loss", "eval_loss"]  # drawn anew

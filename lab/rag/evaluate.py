@@ -40,7 +40,8 @@ def _ranks(index, questions: list[dict], k: int, hybrid: bool) -> list[int | Non
 
 
 def retrieval_metrics(index, questions: list[dict], k: int = 5, hybrid: bool = False) -> dict:
-    """{"hit_rate", "mrr", "n", "k", "mode", "misses": [question ids or texts]} for one mode."""
+    """{"hit_rate", "mrr", "n", "k", "mode", "misses": [question ids or texts], "missed": [{"id", "question",
+    "source"}]} for one mode (`missed`: the questions themselves, to show people)."""
     ranks = _ranks(index, questions, k, hybrid)
     hits = [r for r in ranks if r]
     return {
@@ -50,6 +51,11 @@ def retrieval_metrics(index, questions: list[dict], k: int = 5, hybrid: bool = F
         "hit_rate": round(len(hits) / len(ranks), 4),
         "mrr": round(sum(1.0 / r for r in hits) / len(ranks), 4),
         "misses": [q.get("id") or q["question"] for q, r in zip(questions, ranks, strict=True) if not r],
+        "missed": [
+            {"id": q.get("id") or "", "question": q["question"], "source": q["source"]}
+            for q, r in zip(questions, ranks, strict=True)
+            if not r
+        ],
     }
 
 

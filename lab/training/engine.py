@@ -252,7 +252,7 @@ def make_callbacks(run_dir: Path, trainer_ref: list, logged: dict[str, str] | No
                 self.last_time, self.last_tokens = now, trainer.tokens_seen
             rec["memory_mb"] = round(peak_memory_mb(), 1)
             # the log line first: whatever progress.jsonl holds is then in train.log too, even after a SIGKILL
-            print(f"step {state.global_step}/{state.max_steps} {rec}", file=sys.stderr, flush=True)
+            print(f"step {state.global_step}/{state.max_steps}: {log_line(rec)}", file=sys.stderr, flush=True)
             append_progress(run_dir, rec)
             write_status(run_dir, step=state.global_step, total_steps=state.max_steps)
 
@@ -384,6 +384,16 @@ def name_base_model(model, resolved) -> None:
             peft_config.base_model_name_or_path = resolved.spec
 
 
+LOG_FIELDS = (("epoch", "epoch", ".2f"), ("loss", "loss", ".4f"), ("eval_loss", "eval loss", ".4f"),
+              ("learning_rate", "lr", ".2e"), ("grad_norm", "grad norm", ".3f"), ("tokens_per_s", "tokens/s", ".0f"),
+              ("memory_mb", "peak MB", ".0f"))  # fmt: skip
+
+
+def log_line(rec: dict) -> str:
+    """A progress record as one readable log line (the record itself, with its Unix time, is in progress.jsonl)."""
+    return ", ".join(f"{label} {rec[key]:{fmt}}" for key, label, fmt in LOG_FIELDS if rec.get(key) is not None)
+
+
 def all_tokens(trainer) -> int:
     """Tokens trained by every rank together (this rank's count when it trains alone)."""
     if world_size() == 1:
@@ -395,10 +405,11 @@ def all_tokens(trainer) -> int:
 
 
 def finish(trainer, config, run_dir: Path, model_path: str, tok, result, runtime: float, has_val: bool) -> dict:
-    """Evaluate (every rank takes part), then rank 0 alone saves the adapter, the metrics and the card."""
-    stopped = (run_dir / STOP).exists()
+    """Evaluate (every rank takes part), then rank 0 alone saves the adapter, the metrics and the card. A run
+    stopped by the user skips the final evaluation (rank 0's reading of the STOP file, shared by every rank)."""
+    stopped = agree((run_dir / STOP).exists() if trainer.is_world_process_zero() else False)
     metrics = {"train_loss": result.training_loss, "runtime_s": round(runtime, 1), "steps": trainer.state.global_step}
-    if has_val:
+    if has_val and not stopped:
         metrics["eval_loss"] = trainer.evaluate()["eval_loss"]
     metrics["tokens_per_s"] = round(all_tokens(trainer) / max(runtime, 1e-6), 1)
     metrics["peak_memory_mb"] = round(peak_memory_mb(), 1)

@@ -23,7 +23,7 @@ from lab.config import GenConfig
 from lab.errors import LabError, expected, user_message
 from lab.generation import passage_dict
 from lab.ui import arena_view as view
-from lab.ui.common import GEN_FIELDS, READ_ONLY, ask_row, gen_controls, gen_from, generation
+from lab.ui.common import GEN_FIELDS, READ_ONLY, ask_row, contestant_names, gen_controls, gen_from, generation
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
 BATTLE_FIELDS = GEN_FIELDS[:2]  # max_new_tokens, temperature: they act on every contestant alike
@@ -212,10 +212,10 @@ def _vote(ws, state, winner):
         gr.Warning(msg)
         return f"**Vote not saved:** {msg}", *keep, *[gr.Button(interactive=True)] * 4, state
     names = [row["system_a"], row["system_b"]]
-    infos = [view.battle_reveal_html(s, n, x) for s, n, x in zip("AB", names, state["sides"], strict=True)]
-    reveal = (
-        f"Vote #{row['vote_id']} saved ({battles.LABELS[winner]}). **A** was `{names[0]}`, **B** was `{names[1]}`."
-    )
+    labels = contestant_names(ws, names)  # one friendly name per contestant, the id small
+    infos = [view.battle_reveal_html(s, n, x, labels) for s, n, x in zip("AB", names, state["sides"], strict=True)]
+    a, b = (view.name_html(n, labels) for n in names)
+    reveal = f"Vote #{row['vote_id']} saved ({battles.LABELS[winner]}). **A** was {a}, **B** was {b}."
     if not row["blind"]:
         reveal += (
             f" Not rated: vote #{row['seen_in']} already showed one of these answers to this question with its"

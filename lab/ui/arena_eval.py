@@ -11,17 +11,30 @@ arena_eval_list, arena_eval_load, arena_eval_compare.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import gradio as gr
 
 from lab.arena import evaluation
 from lab.arena.verdict import findings, render_list
-from lab.data.evalset import sample_evalset_path
+from lab.data.evalset import held_out_questions, sample_evalset_path
 from lab.errors import LabError, user_message
 from lab.metrics.rate import Rate, format_rate
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
 from lab.ui import zerogpu_budget as budget
-from lab.ui.common import BATCH, FileFlag, SessionFlags, gen_controls, gen_from, generation, in_background
+from lab.ui.common import (
+    BATCH,
+    FileFlag,
+    SessionFlags,
+    contestant_names,
+    gen_controls,
+    gen_from,
+    generation,
+    in_background,
+    progress_bar_html,
+)
 from lab.ui.decision_view import card_markdown
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
@@ -30,7 +43,11 @@ def build(ws, cache, choices):
     stops = SessionFlags(ws.tmp / "cancel" / "arena-eval")
     with gr.Row():
         with gr.Column(scale=1):
-            upload = gr.File(label="Evaluation JSONL (empty = the sample domain's held-out set)", type="filepath")
+            upload = gr.File(
+                label="Evaluation JSONL (empty = the questions held out from the contestants' own dataset, or the "
+                "sample's for the sample domain)",
+                type="filepath",
+            )
             pick = gr.Dropdown(
                 choices,
                 value=choices[:4],
@@ -58,7 +75,7 @@ def build(ws, cache, choices):
         elem_id="arena-eval-summary",
     )
     result = gr.State({})
-    _build_questions(result, choices)
+    _build_questions(ws, result, choices)
     files = _build_saved(ws, result, status, verdict, chart, summary)
     inputs = [upload, pick, limit, batch, *gen]
     outputs = [status, verdict, chart, summary, result, files]
@@ -88,10 +105,10 @@ def _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request: gr.Re
     killed slot continues where it stopped when started again."""
     try:
         gen = gen_from(*settings, batch_size=int(batch or 8))
-        qa = upload or str(sample_evalset_path(ws))
         systems = list(dict.fromkeys(p for p in pick or [] if p))
         if not systems:
             raise LabError("pick at least one contestant")
+        qa, said = (upload, f"questions from {Path(upload).name}") if upload else default_questions(ws, systems)
         items = evaluation.read_items(qa, int(limit or 0))  # an upload is costed by its own question count
         saved = evaluation.saved_answers(ws, items, systems, gen)
         chunks = budget.refuse_long_evaluation(len(items), len(systems), gen.batch_size, saved)
@@ -103,6 +120,7 @@ def _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request: gr.Re
     flag = stops.fresh(request)
     total = len(items) * len(systems)  # every contestant answers every question
     box: dict = {"progress": (saved, total, f"{len(items)} questions x {len(systems)} contestants; loading...")}
+    gr.Info(f"Evaluating on {said}")
     yield _progress(box), "", *_hidden(), {}, None  # clear the previous results once
     per = chunks[0] if len(chunks) > 1 else None  # None: everything in one call
     for _ in range(len(chunks) + 1):
@@ -124,7 +142,7 @@ def _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request: gr.Re
         gr.Warning(message)
         yield f"**Evaluation failed:** {message}", "", *_hidden(), {}, None
         return
-    yield _show(box["result"])
+    yield _show(ws, box["result"], said)
 
 
 def chunk_seconds(qa, systems, limit, gen, per, flag) -> float:
@@ -151,8 +169,7 @@ def _chunk(ws, cache, qa, systems, limit, gen, per, flag):
 
 def _progress(box) -> str:
     done, total, message = box["progress"]
-    filled = int(30 * done / max(total, 1))
-    return f"Running: {done} of {total} answers {'█' * filled}{'░' * (30 - filled)} {message}"
+    return f"Running: {done} of {total} answers\n\n{progress_bar_html(done / max(total, 1), message)}"
 
 
 def _hidden():
@@ -160,18 +177,21 @@ def _hidden():
     return gr.Plot(value=None, visible=False), gr.Dataframe(value=None, visible=False)
 
 
-def _show(result):
-    head, rows = view.summary_rows(result)
+def _show(ws, result, said: str = ""):
+    names = contestant_names(ws, [s["system"] for s in result.get("systems", [])])
+    head, rows = view.summary_rows(result, names)
     state = "cancelled (partial results)" if result.get("status") == "cancelled" else "finished"
     text = f"Evaluation **{result.get('id', '')}** {state}: {len(result['questions'])} answers."
-    table = gr.Dataframe({"headers": head, "data": rows}, visible=True)
+    if said:
+        text += f" Questions: {said}."
+    table = gr.Dataframe({"headers": head, "data": rows}, column_widths=view.summary_widths(head), visible=True)
     files = [str(p) for p in evaluation.export_paths_for(result)]
-    chart = gr.Plot(view.bar_chart(result), visible=True)
-    said = f"{card_markdown(result)}\n\n{render_list(findings(result), markdown=True, small_notes=True)}"
-    return text, said, chart, table, result, files  # the decision card first
+    chart = gr.Plot(view.bar_chart(result, names), visible=True)
+    verdict = f"{card_markdown(result)}\n\n{render_list(findings(result), markdown=True, small_notes=True)}"
+    return text, verdict, chart, table, result, files  # the decision card first
 
 
-def _build_questions(result, choices) -> None:
+def _build_questions(ws, result, choices) -> None:
     with gr.Accordion("Per-question results", open=True):
         with gr.Row():
             system = gr.Dropdown([""] + list(choices), value="", allow_custom_value=True, label="Contestant")
@@ -190,19 +210,45 @@ def _build_questions(result, choices) -> None:
         detail = gr.Markdown("Select a row to see the passages behind the answer.", visible=False)
 
     def filt(res, s, c, t):
-        rows = view.question_rows(res or {}, s or "", c or "", t or "")
+        names = contestant_names(ws, [x["system"] for x in (res or {}).get("systems", [])])
+        rows = view.question_rows(res or {}, s or "", c or "", t or "", names)
         has = bool((res or {}).get("questions"))
         return gr.Markdown(visible=not has), gr.Dataframe(rows, visible=has), gr.Markdown(visible=has)
+
+    def filters(res, s, c):
+        """The filters of a new result: its own contestants (by friendly name) and categories; a pick it lacks is
+        cleared."""
+        return filter_updates(res or {}, s or "", c or "", contestant_names(ws, _systems(res)))
 
     for comp in (system, category, text):
         comp.change(filt, [result, system, category, text], [empty, table, detail], api_name=False)
     result.change(filt, [result, system, category, text], [empty, table, detail], api_name="arena_eval_filter")
+    result.change(filters, [result, system, category], [system, category], api_name=False, queue=False)
 
     def select(res, evt: gr.SelectData):
         row = evt.row_value or []
-        return view.question_detail(res or {}, row[0], row[1]) if len(row) > 1 else ""
+        names = contestant_names(ws, _systems(res))
+        return view.question_detail(res or {}, row[0], row[1], names) if len(row) > 1 else ""
 
     table.select(select, result, detail, api_name="arena_eval_detail")
+
+
+def _systems(result) -> list[str]:
+    return [s["system"] for s in (result or {}).get("systems", [])]
+
+
+def filter_updates(result: dict, system: str, category: str, names: dict[str, str]) -> tuple[dict, dict]:
+    """gr.update for the contestant and category filters after a new result: the contestants it has (friendly
+    name shown, id as the value) and the categories its answers fall in; a pick the result lacks becomes "" (all)."""
+    systems = _systems(result)
+    cats = [c for c in CATEGORIES if any(q.get("category") == c for q in result.get("questions", []))]
+    people = [("(all contestants)", ""), *((view.name_text(s, names), s) for s in systems)]
+    return (
+        gr.update(choices=people, value=system if system in systems else ""),
+        gr.update(
+            choices=[("(all categories)", ""), *((c, c) for c in cats)], value=category if category in cats else ""
+        ),
+    )
 
 
 def _build_saved(ws, result, status, verdict, chart, summary):
@@ -223,7 +269,7 @@ def _build_saved(ws, result, status, verdict, chart, summary):
             gr.Warning("select a saved evaluation first")
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
-            return _show(evaluation.load_evaluation(ws, ids[0]))
+            return _show(ws, evaluation.load_evaluation(ws, ids[0]))
         except Exception as exc:
             msg = user_message(exc)
             gr.Warning(msg)
@@ -251,3 +297,60 @@ def _compare_table(rows):
             cells += [view.rate_cell({key: r.get(key)}, key), format_rate(Rate.of(r, key), "interval")]
         data.append([r["evaluation"], r["system"], *cells])
     return {"headers": head, "data": data}
+
+
+def default_questions(ws, systems: list[str]) -> tuple[str, str]:
+    """(question file, a sentence saying which questions) when no evaluation file is given. A fine-tuned contestant
+    trained on the user's own dataset is asked the questions held out from that dataset (its validation split,
+    never trained on), written to a file under the workspace's tmp folder; contestants of the sample domain get its
+    held-out set. Never the sample's for own data: a contestant reading an own index with no dataset behind it, or
+    a dataset that holds nothing out, is refused with what to do."""
+    from lab.workspace import SAMPLE
+
+    datasets = [d for d in dict.fromkeys(_run_dataset(ws, s) for s in systems) if d and d != SAMPLE]
+    if datasets:
+        return _held_out_file(ws, datasets[0])
+    own = [s for s in systems if _index_corpus(ws, s) not in ("", SAMPLE)]
+    if own:
+        raise LabError(
+            f"{', '.join(own)} read{'s' if len(own) == 1 else ''} your own documents, and the sample's questions "
+            'would not measure that: upload an evaluation JSONL (one {"question": ..., "answer": ...} per line)'
+        )
+    return str(sample_evalset_path(ws)), "the sample domain's held-out questions"
+
+
+def _run_dataset(ws, spec: str) -> str:
+    """The dataset a fine-tuned contestant's run trained on ("" for other contestants)."""
+    from lab.arena import contestants
+    from lab.config import TrainConfig
+
+    run = contestants.parse(spec).run
+    path = ws.dir("runs", run) / "config.json" if run else None
+    return TrainConfig.load(path).dataset if path and path.is_file() else ""
+
+
+def _index_corpus(ws, spec: str) -> str:
+    """The corpus a RAG contestant's index was built from ("" when it reads none or the index is not built)."""
+    from lab.arena import contestants
+    from lab.config import RagConfig
+
+    index = contestants.parse(spec).index
+    path = ws.dir("indexes", index) / "config.json" if index else None
+    return RagConfig.load(path).corpus if path and path.is_file() else ""
+
+
+def _held_out_file(ws, dataset: str) -> tuple[str, str]:
+    from lab.data import load_split
+
+    items = held_out_questions(load_split(ws, dataset, "val"), Path(dataset).stem)
+    if not items:
+        raise LabError(
+            f"dataset {dataset!r} holds no rows out of training (too few rows, or a validation fraction of 0), so "
+            "it has no questions of its own and the sample's would not measure it: upload an evaluation JSONL (one "
+            '{"question": ..., "answer": ...} per line), or save the dataset again in the Data tab with more rows'
+        )
+    path = ws.tmp / "evalsets" / f"held-out-{Path(dataset).stem}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(it.to_dict()) + "\n" for it in items), encoding="utf-8")
+    said = f"{len(items)} questions held out from dataset {dataset!r} (its validation split, never trained on)"
+    return str(path), said

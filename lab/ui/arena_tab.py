@@ -2,9 +2,9 @@
 
 The blind battle sub-tab lives in lab.ui.arena_battle, the batch-evaluation sub-tab in lab.ui.arena_eval;
 formatting in lab.ui.arena_view; all work in lab.arena. Every event has an api_name (arena_contestants,
-arena_add_model, arena_side_by_side, arena_release, arena_leaderboard, arena_pickers: the pickers read again on page
-load, also when the tab opens; the battle's in lab.ui.arena_battle). Errors become a status line and a toast, never
-a traceback. Models load lazily on the first question, never in build().
+arena_add_model, arena_side_by_side, arena_release, arena_leaderboard: also computed when its tab opens,
+arena_pickers: the pickers read again on page load, also when the tab opens; the battle's in lab.ui.arena_battle).
+Errors become a status line and a toast, never a traceback. Models load lazily on the first question, never in build().
 """
 
 from __future__ import annotations
@@ -20,7 +20,16 @@ from lab.errors import LabError, expected, user_message
 from lab.metrics.rate import Rate, format_rate
 from lab.ui import arena_battle, arena_eval, teacher_tab
 from lab.ui import arena_view as view
-from lab.ui.common import READ_ONLY, Picker, ask_row, gen_controls, gen_from, generation, picker_update
+from lab.ui.common import (
+    READ_ONLY,
+    Picker,
+    ask_row,
+    contestant_names,
+    gen_controls,
+    gen_from,
+    generation,
+    picker_update,
+)
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
 MAX_SIDE = 4
@@ -95,8 +104,8 @@ def build(ws, cache) -> None:
         pick, side_edited = _build_side_by_side(ws, cache, choices)
     with gr.Tab("Blind battle", elem_id="arena-battle") as battle_tab:
         pool, pool_edited = arena_battle.build(ws, cache, choices)
-    with gr.Tab("Leaderboard", elem_id="arena-leaderboard"):
-        _build_leaderboard(ws)
+    with gr.Tab("Leaderboard", elem_id="arena-leaderboard") as board_tab:
+        _build_leaderboard(ws, board_tab)
     with gr.Tab("Batch evaluation", elem_id="arena-eval"):
         eval_pick = arena_eval.build(ws, cache, choices)
     with gr.Tab("Votes as data", elem_id="arena-votes"):  # the blind votes exported as training data
@@ -153,7 +162,7 @@ def _build_side_by_side(ws, cache, choices):
     pick, question, ask = ask_row(choices, default, label, "arena-side-pick", "Ask")
     gen = gen_controls()
     status = gr.Markdown()
-    cols, mds, passages = _side_columns(default)
+    cols, mds, passages = _side_columns(ws, default)
 
     @gpu(
         duration=lambda names, *_: answers_duration(len(names or [])),
@@ -176,13 +185,13 @@ def _build_side_by_side(ws, cache, choices):
     return pick, edited
 
 
-def _side_columns(default: list[str]) -> tuple[list, list, list]:
+def _side_columns(ws, default: list[str]) -> tuple[list, list, list]:
     """MAX_SIDE columns (title + answer, passages), the first len(default) visible: (columns, answers, passages)."""
     cols, mds, passages = [], [], []
     with gr.Row(equal_height=False):
         for i in range(MAX_SIDE):  # one column per chosen contestant; the others stay hidden
             with gr.Column(visible=i < len(default), elem_classes="arena-side-col") as col:
-                mds.append(gr.Markdown(_side_title(default, i), min_height=60))
+                mds.append(gr.Markdown(_side_title(default, i, contestant_names(ws, default)), min_height=60))
                 passages.append(gr.HTML(""))
             cols.append(col)
     return cols, mds, passages
@@ -198,9 +207,10 @@ def _side_answers(ws, cache, names, q, *settings):
         yield f"**{msg}**", *[gr.skip()] * (2 * MAX_SIDE)
         return
     makers = [lambda n=n: contestants.responder(ws, cache, n) for n in names]
+    labels = contestant_names(ws, names)
     shown, rest = [None] * MAX_SIDE, [""] * (MAX_SIDE - len(names))
     for answers, errors in live.stream_many(makers, q, cfg):
-        texts = [view.answer_md(n, a, e) for n, a, e in zip(names, answers, errors, strict=True)]
+        texts = [view.answer_md(n, a, e, labels) for n, a, e in zip(names, answers, errors, strict=True)]
         htmls = [view.passages_html(a.passages) if a else "" for a in answers] + rest
         fresh = [h if h != old else gr.skip() for h, old in zip(htmls, shown, strict=True)]  # keeps open ones open
         shown = htmls
@@ -225,14 +235,15 @@ def _follow_pick(ws, cache, pick, cols, mds, passages) -> None:
     def columns(now):
         names = [n for n in now or [] if n]
         shown = [gr.Column(visible=i < len(names)) for i in range(MAX_SIDE)]
-        return *shown, *[_side_title(names, i) for i in range(MAX_SIDE)], *[""] * MAX_SIDE
+        labels = contestant_names(ws, names)
+        return *shown, *[_side_title(names, i, labels) for i in range(MAX_SIDE)], *[""] * MAX_SIDE
 
     pick.change(dropped, [previous, pick], previous, api_name="arena_release", queue=False)
     pick.change(columns, pick, [*cols, *mds, *passages], api_name=False, queue=False)
 
 
-def _side_title(names: list[str], i: int) -> str:
-    return f"### {names[i]}\n\n*Ask a question to see its answer.*" if i < len(names) else ""
+def _side_title(names: list[str], i: int, labels: dict[str, str] | None = None) -> str:
+    return f"### {view.name_html(names[i], labels)}\n\n*Ask a question to see its answer.*" if i < len(names) else ""
 
 
 def _check_side(names, question) -> list[str]:
@@ -253,28 +264,36 @@ RATING_NOTE = (
 )
 
 
-def _build_leaderboard(ws) -> None:
+def _build_leaderboard(ws, tab) -> None:
+    """The leaderboard, computed from the stored votes whenever its tab opens (and on Refresh)."""
     gr.Markdown(RATING_NOTE)
-    show = gr.Button("Refresh leaderboard", variant="primary")
-    summary = gr.Markdown("Press **Refresh** to compute ratings from the stored blind votes.")
+    show = gr.Button("Refresh leaderboard", size="sm")  # it is computed when the tab opens; this re-reads the votes
+    summary = gr.Markdown("Computing ratings from the stored blind votes...")
     table = gr.Dataframe(
         headers=["rank", "contestant", "rating", "95% interval", "votes", "wins", "ties"],
         label="Ratings (best first; rank = 1 + contestants whose interval is entirely above)",
         interactive=False,
         visible=False,
+        wrap=True,
+        elem_id="arena-leaderboard-table",
     )
     plot = gr.Plot(show_label=False, visible=False)
+    show.click(lambda: leaderboard_view(ws), None, [summary, table, plot], api_name="arena_leaderboard", **READ_ONLY)
+    tab.select(lambda: leaderboard_view(ws), None, [summary, table, plot], api_name=False, **READ_ONLY)
 
-    def refresh():
-        board = leaderboard(battles.load_votes(ws.db_path), bootstrap=100, seed=0)
-        if not board["rows"]:
-            return "No blind votes yet: run a few battles first.", gr.Dataframe(visible=False), gr.Plot(visible=False)
-        ties, n = format_rate(Rate(board["tie_rate"], n=board["n"]), "short"), board["n"]
-        text = f"{n} blind vote{'' if n == 1 else 's'}; {ties} of them were a tie or both bad." + view.few_votes(board)
-        return (
-            text,
-            gr.Dataframe(view.leaderboard_rows(board), visible=True),
-            gr.Plot(view.heatmap(board), visible=True),
-        )
 
-    show.click(refresh, None, [summary, table, plot], api_name="arena_leaderboard", **READ_ONLY)
+def leaderboard_view(ws) -> tuple:
+    """(summary line, ratings table, win-rate heatmap) from the votes stored now; contestants by friendly name."""
+    board = leaderboard(battles.load_votes(ws.db_path), bootstrap=100, seed=0)
+    if not board["rows"]:
+        return "No blind votes yet: run a few battles first.", gr.Dataframe(visible=False), gr.Plot(visible=False)
+    names = contestant_names(ws, board["names"])
+    ties, n = format_rate(Rate(board["tie_rate"], n=board["n"]), "short"), board["n"]
+    text = f"{n} blind vote{'' if n == 1 else 's'}; {ties} of them were a tie or both bad." + view.few_votes(
+        board, names
+    )
+    return (
+        text,
+        gr.Dataframe(view.leaderboard_rows(board, names), visible=True),
+        gr.Plot(view.heatmap(board, names), visible=True),
+    )

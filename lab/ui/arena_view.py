@@ -1,5 +1,5 @@
-"""Pure view formatters for the Arena tab: answers as Markdown, passages as plain-text HTML, blind-battle sides
-and reveals, tables as rows, the verdict as a list, charts as figures.
+"""Pure view formatters for the Arena tab: contestants by one friendly name (the id small), answers as Markdown,
+passages as plain-text HTML, blind-battle sides and reveals, tables as rows, the verdict as a list, charts as figures.
 
 No gradio components and no events here (so everything is unit-testable); matplotlib is imported inside the
 figure functions. Nothing here runs a model or touches the database.
@@ -11,8 +11,47 @@ import html
 import re
 from typing import Any
 
+from lab.arena.showcase import CONTESTANTS as SHOWCASE_CONTESTANTS
 from lab.generation import Answer, passage_dict
 from lab.metrics.rate import Rate, format_rate
+
+# The names the Start tab gives its contestants, by contestant id template (one friendly name per kind everywhere).
+_SHOWCASE_NAMES = {template: label for label, template, _ in SHOWCASE_CONTESTANTS}
+
+
+def friendly(spec: str, rag_trained: bool = False) -> str:
+    """A contestant's friendly name, as the Start tab names it: base, fine-tuned, RAG, fine-tuned + RAG, trained for
+    RAG + RAG (`rag_trained`: its run was trained on RAG prompts); another base model by its short name. An id
+    that is not understood is its own name."""
+    kind, _, rest = (spec or "").partition(":")
+    if kind == "base":
+        return _SHOWCASE_NAMES["base"] + (f" {rest.rstrip('/').rsplit('/', 1)[-1]}" if rest else "")
+    if kind == "ft" and rest:
+        return "trained for RAG" if rag_trained else _SHOWCASE_NAMES["ft:{plain}"]
+    if kind == "rag" and rest:
+        return _SHOWCASE_NAMES["rag:{index}"]
+    if kind == "ft+rag" and rest:
+        return _SHOWCASE_NAMES["ft+rag:{rag}:{index}" if rag_trained else "ft+rag:{plain}:{index}"]
+    return spec or ""
+
+
+def _name(spec: str, names: dict[str, str] | None) -> str:
+    return (names or {}).get(spec) or friendly(spec)
+
+
+def name_text(spec: str, names: dict[str, str] | None = None) -> str:
+    """The friendly name with the id after it in brackets, for plain-text places (table cells, chart legends);
+    just the name when it is the id."""
+    name = _name(spec, names)
+    return name if name == spec else f"{name} ({spec})"
+
+
+def name_html(spec: str, names: dict[str, str] | None = None) -> str:
+    """The friendly name in bold with the id small beside it (HTML, also inside Markdown)."""
+    name = _name(spec, names)
+    small = "" if name == spec else f" <small><code>{html.escape(spec)}</code></small>"
+    return f"<b>{html.escape(name)}</b>{small}"
+
 
 SUMMARY_COLUMNS = (
     "correct_rate",
@@ -103,8 +142,10 @@ def speed(answer: Answer) -> str:
     return f"{answer.latency_s:.1f} s, {answer.completion_tokens} tokens, {answer.tokens_per_s:.1f} tokens/s"
 
 
-def answer_md(title: str, answer: Answer | None, error: str = "") -> str:
-    """One side-by-side column: title, answer text (or a waiting/error note), speed; passages go in passages_html."""
+def answer_md(title: str, answer: Answer | None, error: str = "", names: dict[str, str] | None = None) -> str:
+    """One side-by-side column: title (a contestant id: shown by its friendly name, the id small), answer text (or
+    a waiting/error note), speed; passages go in passages_html."""
+    title = name_html(title, names)
     if error:
         return f"### {title}\n\n**Error:** {error}"
     if answer is None:
@@ -116,12 +157,10 @@ def answer_md(title: str, answer: Answer | None, error: str = "") -> str:
     return f"### {title}\n\n{body}{state}\n\n<small>{speed(answer)}</small>"
 
 
-def battle_reveal_html(side: str, name: str, answer: dict[str, Any]) -> str:
+def battle_reveal_html(side: str, name: str, answer: dict[str, Any], names: dict[str, str] | None = None) -> str:
     """After the vote: who answered on this side, how fast, a withheld draft, the answer as generated when the
     blind view changed it, and the passages it read."""
-    lines = [
-        f"<p>Model {side} was <b>{html.escape(name)}</b> <small>({html.escape(answer.get('speed', ''))})</small></p>"
-    ]
+    lines = [f"<p>Model {side} was {name_html(name)} <small>({html.escape(answer.get('speed', ''))})</small></p>"]
     if answer.get("draft"):
         lines.append(f"<p><small>{html.escape(WITHHELD)}: {html.escape(answer['draft'])}</small></p>")
     if answer.get("generated"):
@@ -160,21 +199,34 @@ def rate_cell(summary: dict[str, Any], key: str) -> str:
     return format_rate(Rate.of(summary, key), "short")
 
 
-def summary_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows: one per contestant, rates in % with 95% intervals, latency and tokens/s. A column no
-    contestant has a value for (e.g. hallucination when the set has no unanswerable question) is left out."""
+def summary_rows(result: dict[str, Any], names: dict[str, str] | None = None) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows: one per contestant, rates in % with 95% intervals, latency (p50 / p95 in one column) and
+    tokens/s. A column no contestant has a value for (e.g. hallucination when the set has no unanswerable question)
+    is left out."""
     systems = result.get("systems", [])
     columns = [k for k in SUMMARY_COLUMNS if any(s.get(k) is not None for s in systems)]
-    head = ["contestant", "n", *(SUMMARY_HEADERS[k] for k in columns), "p50 s", "p95 s", "tokens/s"]
+    head = ["contestant", "n", *(SUMMARY_HEADERS[k] for k in columns), "seconds p50 / p95", "tokens/s"]
     rows = []
     for s in systems:
-        speed = [round(s.get(k) or 0, 2) for k in ("latency_p50", "latency_p95", "tokens_per_s")]
-        rows.append([s["system"], s["n"], *(rate_cell(s, k) for k in columns), *speed])
+        p50, p95 = (s.get(k) or 0 for k in ("latency_p50", "latency_p95"))
+        speed = [f"{p50:.2f} / {p95:.2f}", round(s.get("tokens_per_s") or 0, 1)]
+        rows.append([name_text(s["system"], names), s["n"], *(rate_cell(s, k) for k in columns), *speed])
     return head, rows
 
 
-def question_rows(result: dict[str, Any], system: str = "", category: str = "", text: str = "") -> list[list[Any]]:
-    """Per-question rows filtered by contestant, category and a text search (case-insensitive)."""
+def summary_widths(head: list[str]) -> list[str]:
+    """Column widths (in %) that fit the summary table in its box: the contestant's name wider, `n` narrow, the
+    rest shared (cells wrap), so no column is cut off at the right however many metrics there are."""
+    rest = max(1, len(head) - 2)
+    share = (100 - 16 - 4) / rest
+    return ["16%", "4%", *[f"{share:.2f}%"] * rest]
+
+
+def question_rows(
+    result: dict[str, Any], system: str = "", category: str = "", text: str = "", names: dict[str, str] | None = None
+) -> list[list[Any]]:
+    """Per-question rows filtered by contestant (its id), category and a text search (case-insensitive); the
+    contestant column shows the friendly name with the id."""
     out = []
     needle = text.strip().lower()
     for r in result.get("questions", []):
@@ -182,19 +234,23 @@ def question_rows(result: dict[str, Any], system: str = "", category: str = "", 
             continue
         if needle and needle not in f"{r['question']} {r['prediction']} {r['answer']}".lower():
             continue
-        out.append([round(r[c], 2) if isinstance(r.get(c), float) else r.get(c) for c in QUESTION_COLUMNS])
+        row = [round(r[c], 2) if isinstance(r.get(c), float) else r.get(c) for c in QUESTION_COLUMNS]
+        row[QUESTION_COLUMNS.index("system")] = name_text(r["system"], names)
+        out.append(row)
     return out
 
 
-def question_detail(result: dict[str, Any], qid: str, system: str) -> str:
+def question_detail(result: dict[str, Any], qid: str, system: str, names: dict[str, str] | None = None) -> str:
+    """One answer in full with its passages; `system` is the contestant's id or its row's name (as name_text)."""
     for r in result.get("questions", []):
-        if r["id"] == qid and r["system"] == system:
-            head = f"**{qid} / {system}**: {r['question']}\n\ngold: `{r['answer']}`  \nanswer: {r['prediction']}"
+        if r["id"] == qid and system in (r["system"], name_text(r["system"], names)):
+            who = name_html(r["system"], names)
+            head = f"**{qid}** / {who}: {r['question']}\n\ngold: `{r['answer']}`  \nanswer: {r['prediction']}"
             return f"{head}  \ncategory: **{r['category']}**\n\n{passages_md(r.get('passages') or [], 600)}"
     return ""
 
 
-def bar_chart(result: dict[str, Any]):
+def bar_chart(result: dict[str, Any], names: dict[str, str] | None = None):
     """Grouped bar chart: one group per metric, one bar per contestant, with 95% interval whiskers; beside it,
     when passage-reading contestants recorded their abstention probabilities, the threshold's trade-off panel."""
     import matplotlib
@@ -217,7 +273,14 @@ def bar_chart(result: dict[str, Any]):
         xs = [m + (i - (len(systems) - 1) / 2) * width for m in range(len(CHART_METRICS))]
         vals = [100 * (s.get(k) or 0) for k in CHART_METRICS]
         err = [_err(s, k) for k in CHART_METRICS]
-        ax.bar(xs, vals, width, label=s["system"], yerr=list(zip(*err, strict=True)) if err else None, capsize=2)
+        ax.bar(
+            xs,
+            vals,
+            width,
+            label=name_text(s["system"], names),
+            yerr=list(zip(*err, strict=True)) if err else None,
+            capsize=2,
+        )
     ax.set_xticks(range(len(CHART_METRICS)), [m.replace("_", " ") for m in CHART_METRICS])
     ax.set_ylabel("% (whiskers: 95% CI)")
     ax.set_ylim(0, 105)
@@ -259,10 +322,14 @@ def _err(s: dict[str, Any], key: str) -> tuple[float, float]:
 MIN_VOTES = 10  # below this a contestant's bootstrap interval is too narrow to mean anything
 
 
-def leaderboard_rows(board: dict[str, Any]) -> list[list[Any]]:
-    """Table rows; a contestant with fewer than MIN_VOTES votes shows "too few votes" instead of an interval (a
-    bootstrap over one or two votes gives a point, which would look certain)."""
-    return [[r["rank"], r["name"], r["rating"], _interval(r), r["votes"], r["wins"], r["ties"]] for r in board["rows"]]
+def leaderboard_rows(board: dict[str, Any], names: dict[str, str] | None = None) -> list[list[Any]]:
+    """Table rows (the contestant by its friendly name with its id); a contestant with fewer than MIN_VOTES votes
+    shows "too few votes" instead of an interval (a bootstrap over one or two votes gives a point, which would look
+    certain)."""
+    return [
+        [r["rank"], name_text(r["name"], names), r["rating"], _interval(r), r["votes"], r["wins"], r["ties"]]
+        for r in board["rows"]
+    ]
 
 
 def _interval(row: dict[str, Any]) -> str:
@@ -271,9 +338,9 @@ def _interval(row: dict[str, Any]) -> str:
     return f"{row['ci'][0]:.0f} to {row['ci'][1]:.0f}"
 
 
-def few_votes(board: dict[str, Any]) -> str:
+def few_votes(board: dict[str, Any], names: dict[str, str] | None = None) -> str:
     """A warning naming the contestants with fewer than MIN_VOTES votes, or ""."""
-    few = [r["name"] for r in board["rows"] if r["votes"] < MIN_VOTES]
+    few = [name_text(r["name"], names) for r in board["rows"] if r["votes"] < MIN_VOTES]
     if not few:
         return ""
     return (
@@ -282,19 +349,22 @@ def few_votes(board: dict[str, Any]) -> str:
     )
 
 
-def heatmap(board: dict[str, Any]):
+def heatmap(board: dict[str, Any], names: dict[str, str] | None = None):
     """Win-rate matrix (row beats column, ties half) as a heatmap with the numbers written in."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names, matrix = board["names"], board["win_rate"]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(names), 1.2 + 0.9 * len(names)))
+    labels, matrix = (
+        [f"{_name(n, names)}\n{n}" if _name(n, names) != n else n for n in board["names"]],
+        board["win_rate"],
+    )
+    fig, ax = plt.subplots(figsize=(2.2 + 1.3 * len(labels), 1.6 + 0.9 * len(labels)))
     data = [[float("nan") if v is None else v for v in row] for row in matrix]
     ax.imshow(data, cmap="RdYlGn", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    ax.set_yticks(range(len(names)), names)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
     for i, row in enumerate(matrix):
         for j, v in enumerate(row):
             ax.text(j, i, "" if v is None else f"{v:.2f}", ha="center", va="center", fontsize=9)

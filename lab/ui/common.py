@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import hashlib
+import html
 import os
 import tempfile
 import threading
@@ -306,3 +307,36 @@ def this_tab():
     """The gr.Tab being built now (a tab's `build` calls it first), None outside one: its `select` re-reads lists."""
     block = gr.context.Context.block
     return block if isinstance(block, gr.Tab) else None
+
+
+def progress_bar_html(fraction: float, label: str = "") -> str:
+    """A progress bar as HTML (a filled track with the percentage written beside it): readable at 0 %, in between and
+    at 100 %, and announced as a progressbar to screen readers. `label` follows the percentage (e.g. "step 3/10")."""
+    share = max(0.0, min(1.0, float(fraction or 0.0)))
+    pct = round(100 * share)
+    text = f"{pct} %" + (f" · {html.escape(label)}" if label else "")
+    return (
+        f"<div class='lab-progress' role='progressbar' aria-valuemin='0' aria-valuemax='100' aria-valuenow='{pct}' "
+        "style='display:flex;align-items:center;gap:8px;margin:4px 0'>"
+        "<div class='lab-progress-track' style='flex:1;height:12px;min-width:120px;border-radius:6px;"
+        "background:#e4e4e7;border:1px solid #a1a1aa;overflow:hidden'>"
+        f"<div class='lab-progress-fill' style='width:{pct}%;height:100%;background:#2563eb'></div></div>"
+        f"<span class='lab-progress-text' style='white-space:nowrap;font-size:13px'>{text}</span></div>"
+    )
+
+
+def contestant_names(ws, specs) -> dict[str, str]:
+    """{contestant id: friendly name} for `specs`, a run trained for RAG named as such (read from its lineage); an
+    id that cannot be described keeps the name its kind gives it."""
+    from lab.arena import contestants
+    from lab.errors import expected
+    from lab.ui.arena_view import friendly
+
+    names = {}
+    for spec in dict.fromkeys(s for s in specs or [] if s):
+        try:
+            names[spec] = friendly(spec, contestants.describe(ws, spec)["rag_trained"])
+        except Exception as exc:
+            expected(exc)  # logged when it is a bug; the kind's name stands
+            names[spec] = friendly(spec)
+    return names

@@ -146,6 +146,29 @@ def metrics_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def misses_markdown(row: dict, limit: int = 20, width: int = 90) -> str:
+    """The questions one mode missed (no passage from their source in the top k), each with its id, its text cut to
+    `width` characters and the document that holds its answer; at most `limit`, then how many more."""
+    missed = row.get("missed") or [{"id": m, "question": "", "source": ""} for m in row.get("misses", [])]
+    if not missed:
+        return f"**{row['mode'].capitalize()} misses:** none: every question found its document in the top {row['k']}."
+    lines = [f"**{row['mode'].capitalize()} misses** ({len(missed)} of {row['n']}: no passage from the question's "
+             f"document in the top {row['k']}):"]  # fmt: skip
+    for m in missed[:limit]:
+        text = " ".join(str(m.get("question") or "").split())
+        text = text if len(text) <= width else text[: width - 1].rstrip() + "…"
+        where = f" (answer in `{m['source']}`)" if m.get("source") else ""
+        lines.append(f"- `{m.get('id') or '?'}` {_md_plain(text)}{where}")
+    if len(missed) > limit:
+        lines.append(f"- ... and {len(missed) - limit} more")
+    return "\n".join(lines)
+
+
+def _md_plain(text: str) -> str:
+    """Text shown as it is inside Markdown: markup and HTML characters taken literally."""
+    return re.sub(r"([\\`*_\[\]<>#|])", r"\\\1", text)
+
+
 def _sizes(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in re.split(r"[,\s]+", text.strip()) if s]
@@ -357,8 +380,7 @@ def _on_eval(ws, cache, name, qa, k, upload=None):
         rows = compare_modes(open_index(ws, name, cache), load_questions(_questions_path(qa, upload)), int(k))
     except Exception as exc:
         return fail(user_message(exc))
-    misses = ", ".join(map(str, rows[0]["misses"][:20])) or "none"
-    return f"### Index `{name}`\n" + metrics_markdown(rows) + f"\n\nDense misses: {misses}"
+    return f"### Index `{name}`\n" + metrics_markdown(rows) + "\n\n" + misses_markdown(rows[0])
 
 
 def _on_sweep(ws, cache):

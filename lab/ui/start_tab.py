@@ -24,7 +24,7 @@ from lab.errors import user_message
 from lab.metrics.rate import Rate, format_rate
 from lab.ui import spaces
 from lab.ui import zerogpu_budget as budget
-from lab.ui.common import BATCH, READ_ONLY, SessionFlags, generation, in_background
+from lab.ui.common import BATCH, READ_ONLY, SessionFlags, generation, in_background, progress_bar_html
 from lab.ui.decision_view import card_markdown
 
 QUESTION = """## Fine-tune, RAG, or both?
@@ -222,11 +222,10 @@ def progress_md(u) -> str:
     """One progress view: the stage (n of N), what it is doing, a bar, the stage ETA and the overall ETA."""
     if u is None:
         return "Starting..."
-    width = 30
-    bar = "#" * int(width * max(0.0, min(1.0, u.fraction)))
     return (
-        f"**Stage {u.number} of {u.total}: {u.label}**: {html.escape(u.message)}  \n"
-        f"`[{bar:<{width}}]` this stage: {_eta(u.stage_eta_s)} left · everything: {_eta(u.overall_eta_s)} left"
+        f"**Stage {u.number} of {u.total}: {u.label}**: {html.escape(u.message)}\n\n"
+        f"{progress_bar_html(u.fraction, f'this stage: {_eta(u.stage_eta_s)} left')}\n\n"
+        f"everything: {_eta(u.overall_eta_s)} left"
     )
 
 

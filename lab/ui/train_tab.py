@@ -24,7 +24,7 @@ from lab.config import TrainConfig
 from lab.errors import LabError, expected, user_message
 from lab.training.plan import PRESETS, apply_preset, cli_command, measured_throughput
 from lab.ui import spaces
-from lab.ui.common import READ_ONLY, Picker, fail, follow_workspace, picker_update, this_tab
+from lab.ui.common import READ_ONLY, Picker, fail, follow_workspace, picker_update, progress_bar_html, this_tab
 from lab.ui.roles import require_teacher
 from lab.ui.train_form import (
     _form,
@@ -38,7 +38,8 @@ LIVE = ("queued", "starting", "running")
 # Library messages every run prints that say nothing about this run (kept in train.log, hidden in the view).
 NOISE = re.compile(
     r"Failed to load CPU gemm_4bit|FutureWarning|DeprecationWarning|UserWarning|^\s*warnings\.warn\(|"
-    r"is deprecated and will be removed|^\s*\{'(loss|eval_loss|train_runtime)'|it/s\]|s/it\]|^\s*$"
+    r"is deprecated and will be removed|^\s*\{'(loss|eval_loss|train_runtime)'|it/s\]|s/it\]|^\s*$|"
+    r"^step \d+/\d+ \{"  # an older run's record echo (raw dict, Unix time): the log table shows those records
 )
 
 
@@ -73,6 +74,10 @@ def estimate_md(plan: dict, method: str) -> str:
     )
 
 
+STOPPING = "⏳ **Stopping after the current step: saving a checkpoint and the adapter (no final evaluation)...**"
+STOPPED = "✓ Stopped at step {step}: checkpoint and adapter saved (**Resume** continues from here)."
+
+
 def progress_md(info: dict, records: list[dict]) -> str:
     status = info["status"]
     state, step, total = info["state"], status.get("step", 0), status.get("total_steps") or 0
@@ -81,10 +86,9 @@ def progress_md(info: dict, records: list[dict]) -> str:
     eta = (time.time() - started) * (1 - frac) / frac if 0 < frac < 1 and state in LIVE else 0
     last = next((r for r in reversed(records) if "tokens_per_s" in r), {})
     evals = [r["eval_loss"] for r in records if "eval_loss" in r]
-    bar = f"<progress value='{step}' max='{max(total, 1)}' style='width:100%'></progress>"
     lines = [
         f"### Run `{info['id']}`: {state}",
-        bar,
+        progress_bar_html(frac, f"step {step} of {total or '?'}"),
         f"step **{step}/{total or '?'}** ({frac:.0%})" + (f", ETA {eta / 60:.1f} min" if eta else ""),
         f"loss {last.get('loss', float('nan')):.4f}" if "loss" in last else "waiting for the first step...",
     ]
@@ -99,12 +103,40 @@ def progress_md(info: dict, records: list[dict]) -> str:
     if metrics.get("runtime_s") and planned:
         lines.append(f"time: estimated {_minutes(planned)}, measured {_minutes(metrics['runtime_s'])}")
     if state in LIVE and (Path(info["run_dir"]) / "STOP").exists():
-        lines.insert(1, "⏳ **Stopping: saving a checkpoint and the adapter after the current step...**")
+        lines.insert(1, STOPPING)
     if state == "stopped":
-        lines.insert(1, "✓ Stopped: checkpoint and adapter saved (**Resume** continues from here).")
+        lines.insert(1, STOPPED.format(step=step))
     if status.get("error"):
         lines.append(f"**Error:** {status['error']}")
     return "\n\n".join(lines)
+
+
+LOG_HEADERS = ["step", "epoch", "loss", "eval loss", "learning rate", "grad norm", "elapsed"]
+
+
+def clock(seconds: float) -> str:
+    """A duration as h:mm:ss."""
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _number(value, fmt: str) -> str:
+    return format(value, fmt) if isinstance(value, (int, float)) else ""
+
+
+def log_rows(records: list[dict], started: float | None = None) -> list[list]:
+    """The training log as table rows, newest first: step, epoch, loss, eval loss, learning rate, grad norm and the
+    time since the run started (h:mm:ss; from the first record when the start is unknown)."""
+    times = [r["time"] for r in records if isinstance(r.get("time"), (int, float))]
+    origin = started or (min(times) if times else None)
+    rows = []
+    for r in records:
+        at = r.get("time")
+        elapsed = clock(at - origin) if isinstance(at, (int, float)) and origin else ""
+        rows.append([int(r.get("step", 0)), _number(r.get("epoch"), ".2f"), _number(r.get("loss"), ".4f"),
+                     _number(r.get("eval_loss"), ".4f"), _number(r.get("learning_rate"), ".2e"),
+                     _number(r.get("grad_norm"), ".3f"), elapsed])  # fmt: skip
+    return rows[::-1]
 
 
 def lineage_md(ws, run_id: str, config: TrainConfig) -> str:
@@ -131,12 +163,18 @@ def _lineage(ws, run_id: str, config: dict) -> dict:
 
 
 def chart_frames(records: list[dict], run_label: str = ""):
-    """Long-format frames (step, value, series) for the loss, learning-rate and grad-norm charts."""
+    """Long-format frames (step, value, series) for the loss, learning-rate and grad-norm charts. The eval loss is
+    the loss chart's second series; measured once (the final evaluation of a run without periodic ones) it is drawn
+    as a level line across the run, since a line of one point would not show. Series names never change as points
+    arrive (a renamed series would need the chart drawn anew)."""
     import pandas as pd
+
+    def name(key: str) -> str:
+        return f"{run_label}{key}" if run_label else key
 
     def frame(keys):
         rows = [
-            {"step": r["step"], "value": r[k], "series": f"{run_label}{k}" if run_label else k}
+            {"step": r["step"], "value": r[k], "series": name(k)}
             for r in records
             for k in keys
             if isinstance(r.get(k), (int, float))
@@ -144,12 +182,38 @@ def chart_frames(records: list[dict], run_label: str = ""):
         frame = pd.DataFrame(rows, columns=["step", "value", "series"])  # typed even when empty (numeric axes)
         return frame.astype({"step": "int64", "value": "float64", "series": "str"})
 
-    return frame(("loss", "eval_loss")), frame(("learning_rate",)), frame(("grad_norm",))
+    loss = frame(("loss", "eval_loss"))
+    once = loss[loss["series"] == name("eval_loss")]
+    if len(once) == 1:
+        step, value = int(once["step"].iloc[0]), float(once["value"].iloc[0])
+        last = max([int(r.get("step", 0)) for r in records] + [step, 1])
+        level = pd.DataFrame({"step": [0, last], "value": [value, value], "series": [name("eval_loss")] * 2})
+        loss = pd.concat([loss[loss["series"] != name("eval_loss")], level], ignore_index=True)
+        loss = loss.astype({"step": "int64", "value": "float64", "series": "str"})
+    return loss, frame(("learning_rate",)), frame(("grad_norm",))
 
 
 def step_axis(total_steps: int) -> list[int]:
     """x limits of the step charts: the whole run, and at least 10 steps, so the axis ticks are whole steps."""
     return [0, max(int(total_steps or 0), 10)]
+
+
+PALETTE = ("#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777")
+
+
+def series_colors(frame) -> dict[str, str]:
+    """A colour per series of a chart frame, in order of appearance (the train loss comes first: blue, the eval loss
+    orange)."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(frame["series"]))}
+
+
+def line_plot(frame, x_lim: list[int]):
+    """A LinePlot update that draws every series of `frame`. The chart fixes its colour domain to the series of the
+    frame it was drawn with, and only a new legend list makes it draw anew (seen with gradio 6.31: a new colour map
+    or title does not), so the legend names the series each time and a series that appears later (the eval loss
+    after the first steps) is drawn too."""
+    colors = series_colors(frame)
+    return gr.LinePlot(frame, x_lim=x_lim, color_map=colors, colors_in_legend=list(colors), visible=True)
 
 
 def _plots(records: list[dict], label: str = "", total_steps: int = 0) -> list:
@@ -159,25 +223,32 @@ def _plots(records: list[dict], label: str = "", total_steps: int = 0) -> list:
     last = max([int(r.get("step", 0)) for r in records] + [total_steps or 0])
     x_lim = step_axis(last)
     frames = chart_frames(records, label)
-    return [gr.LinePlot(frame, x_lim=x_lim, visible=True) if len(frame) else gr.skip() for frame in frames]
+    return [line_plot(frame, x_lim) if len(frame) else gr.skip() for frame in frames]
 
 
 def refresh(ws, run_id: str):
     """Everything the live view shows for `run_id`; with no run chosen, re-attach to the running job if any."""
     run_id = run_id or jobs.active(ws) or ""
     if not run_id:
-        return "", "No run yet: pick a dataset and press **Start**.", *_plots([]), log_html(""), ""
+        return "", "No run yet: pick a dataset and press **Start**.", *_plots([]), log_html(""), "", _log_table([])
     try:
         info = jobs.progress(ws, run_id, log_lines=120)
     except Exception as exc:
-        return "", f"### ✗ {user_message(exc)}", *_plots([]), log_html(""), ""
+        return "", f"### ✗ {user_message(exc)}", *_plots([]), log_html(""), "", _log_table([])
     config = TrainConfig.load(f"{info['run_dir']}/config.json")
     command = shlex.join(cli_command(config))
     text = progress_md(info, info["progress"])
     lineage = lineage_md(ws, run_id, config)
     text = text + ("\n\n" + lineage if lineage else "")
     plots = _plots(info["progress"], total_steps=info["status"].get("total_steps") or 0)
-    return run_id, text, *plots, log_html("\n".join(info["log"].splitlines()[-40:])), gr.Code(command, visible=True)
+    log = log_html("\n".join(info["log"].splitlines()[-40:]))
+    table = _log_table(log_rows(info["progress"], info["status"].get("started")))
+    return run_id, text, *plots, log, gr.Code(command, visible=True), table
+
+
+def _log_table(rows: list[list]):
+    """The log table, hidden until the run has logged a step."""
+    return gr.Dataframe(value=rows or None, visible=bool(rows))
 
 
 ROUNDING = (("train_loss", 3), ("eval_loss", 3), ("tokens_per_s", 0), ("peak_memory_mb", 0))
@@ -217,7 +288,7 @@ def overlay(ws, run_ids: list[str]):
     if not frames:
         return gr.skip()
     merged = pd.concat(frames)
-    return gr.LinePlot(merged, x_lim=step_axis(int(merged["step"].max())))
+    return line_plot(merged, step_axis(int(merged["step"].max())))
 
 
 def with_measured_time(ws, config: TrainConfig, plan: dict, calibrate=None) -> dict:
@@ -292,9 +363,10 @@ def _act(ws, action: str, run_id: str) -> str:
         message = getattr(jobs, action)(ws, run_id, **hooks)
     except Exception as exc:
         return fail(user_message(exc))
+    gr.Info(message)
     if action == "stop":
-        return f"⏳ **Stopping `{run_id}`: saving a checkpoint and the adapter...** ({message})"
-    return message
+        return f"### Run `{run_id}`\n\n{STOPPING}"
+    return f"### Run `{run_id}`\n\n{message}"
 
 
 def _preset(preset: str, *values):
@@ -347,10 +419,18 @@ def _live():
         loss = gr.LinePlot(x="step", y="value", color="series", title="Loss (train / eval)", height=260, visible=False)
         lr = gr.LinePlot(x="step", y="value", color="series", title="Learning rate", height=260, visible=False)
         gn = gr.LinePlot(x="step", y="value", color="series", title="Grad norm", height=260, visible=False)
-    gr.Markdown("**Log** (newest line at the bottom; library warnings hidden, all in the run's train.log)")
+    table = gr.Dataframe(
+        headers=LOG_HEADERS,
+        label="Training log (newest step first; elapsed = time since the run started, h:mm:ss)",
+        interactive=False,
+        max_height=260,
+        visible=False,
+        elem_id="train-log-table",
+    )
+    gr.Markdown("**Output** (newest line at the bottom; library warnings hidden, all in the run's train.log)")
     log = gr.HTML(log_html(""))
     command = gr.Code(label="Reproduce from a shell", language="shell", visible=False)
-    return [loss, lr, gn, log, command]
+    return [loss, lr, gn, log, command, table]
 
 
 RUNS_PICKER = Picker("runs")
@@ -384,7 +464,8 @@ def build(ws, cache) -> None:
     rag_btn.click(lambda *v: _rag_preview(ws, cache, *v), form, rag_view, api_name="train_rag_preview")
     start_btn.click(lambda *v: _start(ws, cache, *v), form, [run_state, status], api_name="train_start")
     for btn, action in ((stop_btn, "stop"), (cancel_btn, "cancel"), (resume_btn, "resume")):
-        btn.click(lambda r, a=action: _act(ws, a, r), run_state, estimate, api_name=f"train_{action}")
+        # into the status view, which the next timer tick rewrites from the run's state (no stale action line)
+        btn.click(lambda r, a=action: _act(ws, a, r), run_state, status, api_name=f"train_{action}")
     timer = gr.Timer(2.0)
     timer.tick(
         lambda r: refresh(ws, r),
