@@ -46,17 +46,6 @@ def test_passages_open_in_full_as_plain_text_and_say_when_there_are_none():
     assert "answers from the model alone" in view.passages_html([]) and "<details" not in view.passages_html([])
 
 
-def test_verdict_items_are_one_sentence_with_the_interval_after_it():
-    md = view.verdict_md(_result()["verdict"])
-    items = md.split("\n- ")
-    assert len(items) == len(_result()["verdict"].splitlines())
-    with_interval = [i for i in items if "CI" in i]
-    assert with_interval
-    for item in with_interval:
-        sentence, note = item.split("\n")
-        assert "CI" not in sentence and sentence.rstrip().endswith(".") and note.strip().startswith("<small>")
-
-
 def test_empty_summary_columns_are_dropped_and_the_threshold_panel_needs_both_kinds_of_question():
     result = _result()
     only_answerable = dict(

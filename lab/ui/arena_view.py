@@ -173,21 +173,6 @@ def battle_reveal_html(side: str, name: str, answer: dict[str, Any], names: dict
     return "".join(lines)
 
 
-_TRAILING_NOTE = re.compile(r"^(?P<lead>.*\S)\s+\((?P<note>[^()]*(?:CI|n=)[^()]*)\)\.$")
-
-
-def verdict_md(text: str) -> str:
-    """The verdict as a list, one sentence per item, its interval on a small second line after the sentence."""
-    items = []
-    for line in (text or "").splitlines():
-        line = line.strip().removeprefix("- ").strip()
-        if not line:
-            continue
-        m = _TRAILING_NOTE.match(line)
-        items.append(f"- {m['lead']}.  \n  <small>{m['note']}</small>" if m else f"- {line}")
-    return "\n".join(items)
-
-
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.0f}"
 
