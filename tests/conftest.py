@@ -9,6 +9,7 @@ makes any model load fail, in this process and in its Python children.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -40,6 +41,11 @@ def pytest_configure(config):
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by mark
+def pytest_unconfigure(config):
+    """The session's temp folder (converted models, app homes, hub caches: gigabytes) goes with the session."""
+    shutil.rmtree(_SESSION_TMP, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tier marks by fixture: a test that uses a model-loading fixture is `integration`, a browser page `browser`."""
     for item in items:
