@@ -155,3 +155,14 @@ def test_the_progress_view_draws_a_real_bar_and_quotes_the_first_estimate():
     text = start_tab.progress_md(u, Estimate(100.0, 80.0, 125.0, 2.0))
     assert "<progress value='0.000' max='1'" in text and "`[" not in text
     assert "estimated at the start: about 1-3 min (the CPU is busy: estimate x2.0)" in text
+
+
+def test_the_load_is_read_from_the_kernels_runnable_count_without_the_reader(tmp_path):
+    from lab.estimate import _runnable, machine_now
+
+    path = tmp_path / "loadavg"
+    path.write_text("0.52 0.58 0.59 3/467 1234\n")
+    assert _runnable(str(path)) == 2
+    assert _runnable(str(tmp_path / "missing")) is None
+    now = machine_now(samples=2, every_s=0.0)
+    assert now.cores >= 1 and now.load >= 0.0
