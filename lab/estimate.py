@@ -17,7 +17,7 @@ ASK_ABOVE_S = 600.0  # a stage estimated longer than this is started only after 
 BUSY_FROM = 1.15  # a load factor from here on is said out loud
 MEASURED_SPREAD = (0.8, 1.25)  # range around a time measured on this machine (idle)
 GUESS_SPREAD = (0.7, 1.5)  # range around a default guess (nothing measured here yet)
-BUSY_WIDEN = 0.15  # a busy CPU's share changes while the action runs: the range's top widens by this per unit
+BUSY_WIDEN = 0.15  # a busy CPU's share changes while the action runs: the top widens by this per unit (up to 2)
 MIN_FRACTION = 0.05  # from this much measured progress on, the ETA follows progress, not the prior guess
 
 
@@ -108,7 +108,7 @@ def estimate(idle_s: float, machine: Machine | None = None, measured: bool = Tru
     factor = (machine or Machine()).factor
     low, high = MEASURED_SPREAD if measured else GUESS_SPREAD
     seconds = max(0.0, idle_s) * factor
-    return Estimate(seconds, seconds * low, seconds * high * (1 + BUSY_WIDEN * (factor - 1)), factor)
+    return Estimate(seconds, seconds * low, seconds * high * (1 + BUSY_WIDEN * min(factor - 1, 2.0)), factor)
 
 
 def idle_seconds(seconds: float, factor: float | None) -> float:

@@ -102,7 +102,8 @@ def test_start_tab_is_first_and_shows_the_last_result_on_load(page, shot, compar
     assert page.locator("#start-view").get_by_text(start_tab.REFERENCE).is_visible()  # the way back to the reference
     assert page.get_by_role("button", name="Run the whole comparison").is_visible()
     assert page.get_by_role("button", name="Quick look").is_visible()
-    page.locator("#start-estimate").get_by_text(re.compile(r"quick look \(12 questions.*about")).wait_for()
+    estimate = page.locator("#start-estimate").get_by_text(re.compile(r"quick look \(12 questions.*about"))
+    estimate.wait_for(timeout=180_000)  # two forecasts, each reading the data and the tokenizer
     assert not page.get_by_text("idk_above").first.is_visible()  # the recipe is folded
     assert page.get_by_role("button", name="Cancel").first.is_visible()
     assert page.get_by_text("Fine-tune, RAG, or both?").is_visible()

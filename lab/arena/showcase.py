@@ -4,8 +4,10 @@ The Start tab and `python -m lab showcase` run `run_showcase`. Every stage is ke
 (data hash + training config, index settings + document hashes, the question set, the generation settings), and
 its product is stored under a name derived from that key: a training run `start-KIND-KEY`, an evaluation
 `start-CONTESTANT-KEY` per contestant and the comparison `showcase-KEY`. A stage whose product already exists is
-reused, so a second run with the same inputs does no work; a cancelled run keeps every finished stage. Progress
-goes to one callback (`Update`: stage, its ETA, the overall ETA). Training extra kinds (e.g. for RAG) and extra
+reused, so a second run with the same inputs does no work; a cancelled run keeps every finished stage. `forecast`
+gives each stage's time range before a run (lab.arena.timing, under the CPU load then); progress goes to one
+callback (`Update`: stage, its ETA and the overall ETA, both following measured progress). `quick_look` is the
+same comparison on QUICK_QUESTIONS questions. Training extra kinds (e.g. for RAG) and extra
 contestants are one entry each in TRAININGS / CONTESTANTS. The questions (`question_set`) are the evaluation file
 given, the sample's for the sample dataset, else those held out from the chosen dataset, never the sample's. The
 comparison shipped with the app and the examples shown from a comparison are lab/arena/reference.py's. No gradio here.
