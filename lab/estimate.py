@@ -53,7 +53,16 @@ def machine_now(own_threads: float = 0.0, samples: int = 10, every_s: float = 0.
             load = os.getloadavg()[0]
         except OSError:  # no load average on this platform: assume an idle machine
             load = 0.0
-    return Machine(os.cpu_count() or 1, max(0.0, load - own_threads))
+    return Machine(_cores(), max(0.0, load - own_threads))
+
+
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container or `taskset` may allow fewer than the
+    machine has), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _runnable(path: str = "/proc/loadavg") -> int | None:
