@@ -163,6 +163,8 @@ class _Run:
             if not info.get("reused"):
                 self.expected_done, self.taken_done = self.expected_done + expected, self.taken_done + took["seconds"]
             took |= {"estimate_s": round(expected, 1), "factor": round(self.machine.factor, 2)}
+            if stage.startswith("train:"):  # per planned step: training for RAG runs more steps than planned
+                took["planned_steps"] = self.plan.steps.get(stage.split(":", 1)[1])
             self.records.append({"stage": stage, "label": label} | took | info)
             self.report(1.0, "reused (same inputs as before)" if info.get("reused") else "done", 0.0)
         return self.finish("finished")
@@ -338,7 +340,7 @@ def _train(kind: str) -> Callable[[_Run], dict]:
         if ws.exists("runs", run_id):
             jobs.delete(ws, run_id)  # an unfinished earlier attempt (cancelled or failed): start again
         jobs.start(ws, _config(run, kind).replace(name=run_id), **run.train_hooks())  # ZeroGPU: inside a slot
-        return _watch_training(run, run_id) | {"planned_steps": run.plan.steps.get(kind)}
+        return _watch_training(run, run_id)
 
     return work
 
