@@ -1,8 +1,9 @@
 """The whole comparison (the Start tab's button) end to end, from a workspace with nothing but the sample.
 
-Prints every stage's time, the total, the CPU seconds it used, the load average before and after (the machine
-may be shared, so CPU seconds are the comparable number), the correct / hallucination rates per contestant,
-then runs it again to show that every stage is reused.
+Prints the first estimate (the range the Start tab shows before the start, under the load then), every stage's
+time, the total, the CPU seconds it used, the load average before and after (the machine may be shared, so CPU
+seconds are the comparable number), the correct / hallucination rates per contestant, then runs it again to show
+that every stage is reused. bench/estimate.py measures the estimate's honesty idle and under load.
 Usage: .venv/bin/python bench/showcase.py [--home DIR] [--questions 40] [--max-new-tokens 32] [--epochs 1]
        [--max-steps 0] [--contestants all]
        (--home reuses a workspace, e.g. to measure one changed setting; default: a fresh one)
@@ -43,7 +44,7 @@ def _rates(result: dict) -> None:
 
 
 def main() -> int:
-    from lab.arena.showcase import SHOWCASE_TRAIN, Inputs, run_showcase
+    from lab.arena.showcase import SHOWCASE_TRAIN, Inputs, forecast, run_showcase
 
     parser = argparse.ArgumentParser()
     d = Inputs()
@@ -66,13 +67,16 @@ def main() -> int:
     chosen = [c.strip() for c in args.contestants.split(",") if c.strip()]
     inputs = Inputs(questions=args.questions, max_new_tokens=args.max_new_tokens, train=train, contestants=chosen)
     print(f"workspace {home}; settings {inputs}; load average {_load()} (1, 5, 15 min)")
+    plan = forecast(ws, inputs)
+    print(f"first estimate {plan.total.seconds:.0f} s: {plan.total.says()}")
     started, cpu = time.time(), _cpu()
-    result = run_showcase(ws, ModelCache(ws.model_cache), inputs)
+    result = run_showcase(ws, ModelCache(ws.model_cache), inputs, machine=plan.machine)
     total, cpu = time.time() - started, _cpu() - cpu
     for s in result["run"]["stages"]:
         stage_cpu = f"{s['cpu_s']:7.1f} CPU s" if "cpu_s" in s else ""
         print(f"  {s['stage']:<28} {s['seconds']:7.1f} s {stage_cpu}{'  (reused)' if s.get('reused') else ''}")
     print(f"TOTAL {total:.1f} s ({total / 60:.2f} min), status {result['run']['status']}; load average {_load()}")
+    print(f"took / first estimate: {total / max(plan.total.seconds, 1e-9):.2f}")
     print(f"CPU time {cpu:.0f} s (this process + training children; on an idle 2-core machine wall >= CPU / 2)")
     _rates(result)
     again = time.time()

@@ -24,6 +24,7 @@ from lab import db
 from lab.cache import ModelCache
 from lab.config import TrainConfig
 from lab.errors import LabError
+from lab.estimate import Machine, estimate, machine_now
 from lab.models import load_tokenizer, resolve_model
 from lab.training import (
     CHECKPOINTS,
@@ -38,7 +39,8 @@ from lab.training import (
     write_status,
 )
 from lab.training.lineage import inherit
-from lab.training.plan import estimate, linear_modules, measured_throughput, model_limits, target_names, weight_shapes
+from lab.training.plan import estimate as plan_estimate
+from lab.training.plan import linear_modules, measured_throughput, model_limits, target_names, weight_shapes
 from lab.training.prep import load_examples
 from lab.training.ragdata import prepare_run, prompt_lengths, write_run_files
 from lab.workspace import Workspace, check_name
@@ -77,9 +79,21 @@ def check(ws: Workspace, config: TrainConfig, examples: list[dict] | None = None
         raise JobError(f"report_to={config.report_to!r}: that package is not installed; install it or use none")
     lengths = prompt_lengths(load_tokenizer(model_dir), train[:2000]) or [1]  # real chat-template token counts
     speed = measured_throughput(ws.root / "runs", config) or {}
-    plan = estimate(config, model_dir, len(train), sum(lengths) / len(lengths), min(max(lengths), config.max_length),
-                    speed.get("tokens_per_s"), speed.get("source", ""))  # fmt: skip
-    return {"n_train": len(train), "n_val": len(val), "model_dir": model_dir, **plan}
+    longest = min(max(lengths), config.max_length)
+    plan = plan_estimate(config, model_dir, len(train), sum(lengths) / len(lengths), longest,
+                         speed.get("tokens_per_s"), speed.get("source", ""))  # fmt: skip
+    return {"n_train": len(train), "n_val": len(val), "model_dir": model_dir, **plan, **time_range(plan)}
+
+
+def time_range(plan: dict, machine: Machine | None = None) -> dict:
+    """The plan's training time as a range under the load now: `time_range` ("about 2-3 min"), `time_lo_s`,
+    `time_hi_s`, and `load_note` ("the CPU is busy: estimate x1.8", or ""). Training on a CPU shares it with other
+    work, so its range scales with the load (`machine`, default read now); on a GPU it does not. The range is
+    narrower when the time comes from this machine's measured throughput than from the rough formula."""
+    on_cpu = str(plan.get("device") or "cpu").split(":", 1)[0] not in ("cuda", "zerogpu")
+    measured = bool(plan.get("time_source")) and not str(plan["time_source"]).startswith("rough guess")
+    span = estimate(float(plan.get("time_s") or 0.0), (machine or machine_now()) if on_cpu else None, measured)
+    return {"time_range": span.text, "time_lo_s": span.lo, "time_hi_s": span.hi, "load_note": span.note}
 
 
 def check_preferences(ws: Workspace, config: TrainConfig) -> dict:

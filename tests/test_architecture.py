@@ -40,6 +40,7 @@ LAYERS = {
     "db": 0,
     "storage": 0,
     "catalog": 2,
+    "estimate": 0,
 }
 
 

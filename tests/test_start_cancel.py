@@ -58,7 +58,7 @@ def _save_comparison(ws, name: str = "cancel-test") -> dict:
 
 
 def _cancelled_run(ws, cache) -> tuple:
-    """The last view the run handler yields for a run cancelled at once (progress, six shown parts, switch)."""
+    """The last view the run handler yields for a run cancelled at once (progress, the shown parts, switch, ...)."""
     outputs = list(start_tab._run(ws, cache, CancelledAtOnce(), "sample", "sample", None, 10, ["base"], None))
     return outputs[-1]
 
@@ -66,7 +66,7 @@ def _cancelled_run(ws, cache) -> tuple:
 @pytest.mark.integration
 def test_cancel_keeps_the_last_finished_comparison_on_screen(ws, cache):
     saved = _save_comparison(ws)
-    progress, heading, headline, verdict, chart, examples, table, view = _cancelled_run(ws, cache)
+    progress, heading, headline, verdict, chart, examples, table, how, view, *_ = _cancelled_run(ws, cache)
     assert "No comparison on this workspace yet" not in heading
     assert heading.startswith("### Latest comparison") and "2 contestants" in heading
     assert verdict == saved["verdict"] and verdict
@@ -79,7 +79,7 @@ def test_cancel_keeps_the_last_finished_comparison_on_screen(ws, cache):
 
 @pytest.mark.integration
 def test_cancel_with_nothing_finished_shows_the_shipped_reference_not_an_empty_view(ws, cache):
-    progress, heading, headline, verdict, chart, examples, table, view = _cancelled_run(ws, cache)
+    progress, heading, headline, verdict, chart, examples, table, how, view, *_ = _cancelled_run(ws, cache)
     assert heading.startswith("### Reference comparison") and "No comparison" not in heading
     assert verdict == reference.reference()["verdict"] and chart is not None and table["data"]
     assert not view.visible  # no workspace comparison to switch to
@@ -114,7 +114,7 @@ def test_cancel_through_the_app_keeps_the_chart_table_and_verdict(client, app_ho
     while not any("Stage" in str(out[0]) for out in job.outputs()) and not job.done() and time.time() < deadline:
         time.sleep(0.2)
     client.predict(api_name="/start_cancel")
-    progress, heading, headline, verdict, chart, examples, table, view = job.result(timeout=300)
+    progress, heading, headline, verdict, chart, examples, table, how, view, *_ = job.result(timeout=300)
     assert "No comparison on this workspace yet" not in heading and heading.startswith("### Latest comparison")
     assert verdict == saved["verdict"] and chart is not None
     assert table["headers"][0] == "contestant" and [row[0] for row in table["data"]] == list(CONTESTANTS)

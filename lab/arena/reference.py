@@ -3,7 +3,8 @@
 `reference()` loads the sample's showcase/reference.json (its `reference` field says how it was measured); the
 Start tab shows it, labelled as such, until the workspace has a comparison of its
 own. `reference_from` builds it from saved evaluations (data/showcase/build.py). `examples` picks the questions
-the Start tab shows answered by every contestant. No gradio here.
+the Start tab shows answered by every contestant; `headline_examples` picks them to represent the headline's
+comparison. No gradio here.
 """
 
 from __future__ import annotations
@@ -74,6 +75,36 @@ def examples(result: dict[str, Any], k: int = 3) -> list[dict[str, Any]]:
         rows = by_id[qid]
         first = rows[systems[0]]
         answers = {s: {"prediction": rows[s]["prediction"], "category": rows[s]["category"]} for s in systems}
-        out.append({"id": qid, "question": first["question"], "answer": first["answer"],
-                    "group": first.get("group"), "answers": answers})  # fmt: skip
+        out.append({"id": qid, "question": first["question"], "answer": first["answer"], "group": first.get("group"),
+                    "answerable": first.get("answerable", True), "answers": answers})  # fmt: skip
     return out
+
+
+def headline_pair(result: dict[str, Any]) -> tuple[str, str] | None:
+    """The two contestants the headline compares first: RAG alone against fine-tuning alone when both ran (the
+    lab's question), else the most correct and its runner-up; (winner, loser) by correct rate, or None."""
+    systems = [s for s in result.get("systems", []) if s.get("correct_rate") is not None]
+    kinds = {(result.get("contestants") or {}).get(s["system"], {}).get("kind"): s for s in systems}
+    pair = [kinds["rag"], kinds["ft"]] if "rag" in kinds and "ft" in kinds else systems
+    ranked = sorted(pair, key=lambda s: -s["correct_rate"])[:2]
+    return (ranked[0]["system"], ranked[1]["system"]) if len(ranked) == 2 else None
+
+
+def headline_examples(result: dict[str, Any], k: int = 3) -> list[dict[str, Any]]:
+    """`k` questions that show the headline's comparison (`headline_pair`): one the winner answers correctly and
+    the loser not, one the reverse, one both answer correctly (answerable questions, every contestant answering;
+    a kind with no such question is left to the next), then `examples`' choice fills up to `k`."""
+    pair, picked = headline_pair(result), examples(result, 10**6)
+    if pair is None:
+        return picked[:k]
+    winner, loser = pair
+    right = {"correct"}
+    wants = ((True, False), (False, True), (True, True))
+    chosen: list[dict[str, Any]] = []
+    for want in wants:
+        match = next((ex for ex in picked if ex not in chosen and ex.get("answerable", True)
+                      and ((ex["answers"][winner]["category"] in right), (ex["answers"][loser]["category"] in right))
+                      == want), None)  # fmt: skip
+        if match:
+            chosen.append(match)
+    return (chosen + [ex for ex in picked if ex not in chosen])[:k]

@@ -4,8 +4,10 @@ The Start tab and `python -m lab showcase` run `run_showcase`. Every stage is ke
 (data hash + training config, index settings + document hashes, the question set, the generation settings), and
 its product is stored under a name derived from that key: a training run `start-KIND-KEY`, an evaluation
 `start-CONTESTANT-KEY` per contestant and the comparison `showcase-KEY`. A stage whose product already exists is
-reused, so a second run with the same inputs does no work; a cancelled run keeps every finished stage. Progress
-goes to one callback (`Update`: stage, its ETA, the overall ETA). Training extra kinds (e.g. for RAG) and extra
+reused, so a second run with the same inputs does no work; a cancelled run keeps every finished stage. `forecast`
+gives each stage's time range before a run (lab.arena.timing, under the CPU load then); progress goes to one
+callback (`Update`: stage, its ETA and the overall ETA, both following measured progress). `quick_look` is the
+same comparison on QUICK_QUESTIONS questions. Training extra kinds (e.g. for RAG) and extra
 contestants are one entry each in TRAININGS / CONTESTANTS. The questions (`question_set`) are the evaluation file
 given, the sample's for the sample dataset, else those held out from the chosen dataset, never the sample's. The
 comparison shipped with the app and the examples shown from a comparison are lab/arena/reference.py's. No gradio here.
@@ -25,10 +27,12 @@ from typing import Any
 from lab import jobs
 from lab.arena import evaluation
 from lab.arena.scoring import summarize_all
+from lab.arena.timing import Forecast, Plan, prior_times, stage_estimate
 from lab.arena.verdict import verdict
 from lab.config import GenConfig, RagConfig, TrainConfig
 from lab.data.evalset import EvalItem, held_out_questions, read_evalset, sample_evalset_path, stratified
 from lab.errors import LabError
+from lab.estimate import Machine, drift, eta, machine_now
 from lab.training import ADAPTER
 from lab.training.plan import PRESETS, apply_preset
 from lab.workspace import SAMPLE, Workspace, slugify
@@ -56,7 +60,7 @@ CONTESTANTS_NOTE = (
     '"trained for RAG + RAG" adds a second fine-tuning, on the RAG prompts, for two epochs: on a 2-core CPU about '
     "10 minutes, 10 times the plain one, so it is ticked by default only on a GPU"
 )
-DEFAULT_S = {"validate": 15.0, "index": 25.0, "verdict": 3.0, "step": 2.5, "startup": 25.0, "answer": 0.7}
+QUICK_QUESTIONS = 12  # the quick look: a stratified subset this small, its intervals wide (and labelled so)
 
 
 class ShowcaseError(LabError):
@@ -76,6 +80,13 @@ class Inputs:
     seed: int = 0
     bootstrap: int = 1000
     contestants: list[str] = field(default_factory=list)  # labels from CONTESTANTS; empty = default_contestants()
+    quick: bool = False  # a quick look (QUICK_QUESTIONS questions): the view labels its intervals as wide
+
+
+def quick_look(inputs: Inputs) -> Inputs:
+    """The same comparison on QUICK_QUESTIONS questions (every group kept): its trainings and index are the full
+    comparison's, so either reuses what the other built."""
+    return dataclasses.replace(inputs, questions=QUICK_QUESTIONS, quick=True)
 
 
 @dataclass
@@ -105,42 +116,36 @@ def trainings() -> list[tuple[str, str, bool]]:
 class _Run:
     """One pass over the stages; `ctx` collects what later stages need (run ids, index name, keys)."""
 
-    def __init__(self, ws: Workspace, cache, inputs: Inputs, progress, should_stop, train_hooks=None, answer=None):
+    def __init__(self, ws: Workspace, cache, inputs: Inputs, progress, should_stop, train_hooks=None, answer=None,
+                 machine: Machine | None = None):  # fmt: skip
         self.ws, self.cache, self.inputs = ws, cache, inputs
         self.train_hooks, self.answer = train_hooks or (lambda: {}), answer
         self.progress, self.should_stop = progress or (lambda u: None), should_stop or (lambda: False)
         self.ctx: dict[str, Any] = {}
         self.records: list[dict[str, Any]] = []
-        self.prior = _prior_times(ws)
+        self.prior = prior_times((latest(ws) or {}).get("showcase", {}).get("stages", []))
+        self.machine = machine or machine_now()  # the load of other work, read before this run adds its own
+        self.plan = Plan(answers=inputs.questions, fast_cpu=_fast_cpu())
         self.stages = _stage_list(inputs.contestants)
         self.number = 0
-        self.started = 0.0
+        self.started = self.stage_started = 0.0
+        self.expected_done = self.taken_done = 0.0  # estimated and measured seconds of the stages that did work
 
     def report(self, fraction: float, message: str = "", stage_eta: float | None = None) -> None:
+        """Progress of the current stage: its ETA follows measured progress (the stage's own `stage_eta`, else
+        elapsed / fraction done) once there is some, before that the estimate; the later stages' estimates are
+        scaled by how far the finished ones ran from theirs."""
         stage, label = self.stages[self.number - 1][:2]
-        if stage_eta is None:
-            guess = self.estimate(stage)
-            stage_eta = max(0.0, guess * (1 - fraction)) if guess is not None else None
-        later = [self.estimate(s[0]) for s in self.stages[self.number :]]
-        overall = None if stage_eta is None else stage_eta + sum(x or 0.0 for x in later)
-        self.progress(Update(stage, label, self.number, len(self.stages), fraction, stage_eta, overall, message))
+        guess = self.expected(stage)
+        left = stage_eta if stage_eta is not None else eta(time.time() - self.stage_started, fraction)
+        left = guess * (1 - fraction) if left is None else left
+        later = sum(self.expected(s[0]) for s in self.stages[self.number :])
+        overall = left + later * drift(self.taken_done, self.expected_done)
+        self.progress(Update(stage, label, self.number, len(self.stages), fraction, left, overall, message))
 
-    def estimate(self, stage: str) -> float | None:
-        """Seconds a stage should take: the last comparison's time for it (scaled per answer or training step),
-        else a rough default."""
-        kind, last = stage.split(":", 1)[0], self.prior.get(stage)
-        per = {"train": ("steps", self.ctx.get("steps")), "eval": ("answers", len(self.ctx.get("items", [])))}
-        unit, now = per.get(kind, ("", None))
-        if last and unit and last.get(unit) and now:
-            fixed = DEFAULT_S["startup"] if kind == "train" else 0.0  # a training's start-up does not scale
-            return fixed + max(0.0, last["seconds"] - fixed) / last[unit] * now
-        if last:
-            return last["seconds"]
-        if kind == "train":
-            return DEFAULT_S["startup"] + DEFAULT_S["step"] * self.ctx.get("steps", 40)
-        if kind == "eval":
-            return DEFAULT_S["answer"] * len(self.ctx.get("items", [])) or None
-        return DEFAULT_S.get(kind)
+    def expected(self, stage: str) -> float:
+        """Seconds a stage should take on this machine under the load read at the start."""
+        return stage_estimate(stage, self.prior, self.plan, self.machine).seconds
 
     def go(self) -> dict[str, Any]:
         self.started = time.time()
@@ -149,11 +154,17 @@ class _Run:
             if self.should_stop():
                 return self.finish("cancelled")
             t0, cpu0 = time.time(), _cpu_s()
+            self.stage_started, expected = t0, self.expected(stage)
             self.report(0.0, "starting")
             info = work(self) or {}
             if info.get("cancelled"):
                 return self.finish("cancelled")
             took = {"seconds": round(time.time() - t0, 2), "cpu_s": round(_cpu_s() - cpu0, 1)}
+            if not info.get("reused"):
+                self.expected_done, self.taken_done = self.expected_done + expected, self.taken_done + took["seconds"]
+            took |= {"estimate_s": round(expected, 1), "factor": round(self.machine.factor, 2)}
+            if stage.startswith("train:"):  # per planned step: training for RAG runs more steps than planned
+                took["planned_steps"] = self.plan.steps.get(stage.split(":", 1)[1])
             self.records.append({"stage": stage, "label": label} | took | info)
             self.report(1.0, "reused (same inputs as before)" if info.get("reused") else "done", 0.0)
         return self.finish("finished")
@@ -164,6 +175,14 @@ class _Run:
         result = dict(result, status=status if status == "cancelled" else result.get("status", status))
         result["run"] = {"stages": self.records, "total_s": round(time.time() - self.started, 2), "status": status}
         return result
+
+
+def _fast_cpu() -> bool:
+    """Whether the stage defaults hold as they are: a GPU, or a CPU with bf16 instructions (lab.catalog)."""
+    from lab.catalog import cpu_has_bf16
+    from lab.models import has_gpu
+
+    return has_gpu() or cpu_has_bf16()
 
 
 def _cpu_s() -> float:
@@ -181,20 +200,37 @@ def _validate(run: _Run) -> dict:
     ws, inp = run.ws, run.inputs
     if SAMPLE in (inp.dataset, inp.corpus):
         ensure_sample_domain(ws)
-    if not ws.exists("corpora", inp.corpus):
-        known = ", ".join(ws.list("corpora")) or "none"
-        raise ShowcaseError(f"corpus {inp.corpus!r} does not exist; saved corpora: {known}. Save it in the Data tab")
+    _check_corpus(ws, inp.corpus)
     every, qa, said = question_set(ws, inp)
     items = stratified(every, inp.questions, inp.seed)
     run.ctx.update(qa=qa, items=items, all_items=len(every), data_hash=dataset_hash(ws, inp.dataset))
+    run.plan.answers = len(items)
     run.ctx["question_source"] = said
     run.ctx["configs"] = {kind: _train_config(inp, preset, rag) for kind, preset, rag in trainings()}
     plain = run.ctx["configs"]["plain"]
     reused = _finished_run(ws, _run_name(run, "plain"))
     if not reused:
-        run.ctx["steps"] = jobs.check(ws, plain)["steps"]  # the validator's errors, bad settings, the model
+        run.ctx["steps"] = _plan_training(ws, plain, "plain", run.plan)  # the validator's errors, settings, model
+    if any(stage == "train:rag" for stage, _, _ in run.stages):
+        _plan_training(ws, run.ctx["configs"]["rag"], "rag", run.plan)
     run.ctx["questions_hash"] = digest([it.to_dict() for it in items])
     return {"reused": reused, "questions": len(items), "of": run.ctx["all_items"], "source": said}
+
+
+def _check_corpus(ws: Workspace, corpus: str) -> None:
+    if not ws.exists("corpora", corpus):
+        known = ", ".join(ws.list("corpora")) or "none"
+        raise ShowcaseError(f"corpus {corpus!r} does not exist; saved corpora: {known}. Save it in the Data tab")
+
+
+def _plan_training(ws: Workspace, config: TrainConfig, kind: str, plan: Plan) -> int:
+    """jobs.check's steps for a training (on the dataset's own rows), and its time where this machine's
+    throughput was measured; both go into `plan`. Returns the steps."""
+    checked = jobs.check(ws, config)
+    plan.steps[kind] = int(checked["steps"])
+    if checked.get("time_s") and not str(checked.get("time_source", "")).startswith("rough guess"):
+        plan.measured_train_s[kind] = float(checked["time_s"])
+    return plan.steps[kind]
 
 
 def question_set(ws: Workspace, inp: Inputs) -> tuple[list[EvalItem], str, str]:
@@ -337,9 +373,7 @@ def _evaluate(label: str, template: str) -> Callable[[_Run], dict]:
 
         ws, spec = run.ws, template.format(index=run.ctx["index"], **run.ctx.get("runs", {}))
         gen = GenConfig(max_new_tokens=run.inputs.max_new_tokens)
-        deps = [run.ctx["index_key"] if "{index}" in template else ""]
-        deps += [run.ctx["runs"][k] for k in run.ctx.get("runs", {}) if "{" + k + "}" in template]
-        key = digest([spec.split(":")[0], deps, run.ctx["questions_hash"], gen.to_dict(), run.inputs.bootstrap])
+        key = _eval_key(template, run.ctx, run.inputs)
         eval_id = f"start-{slugify(label)}-{key[:10]}"
         info = describe(ws, spec)  # which run was trained for RAG: the verdict's sentence on it
         run.ctx.setdefault("evals", {})[label] = {"spec": spec, "id": eval_id, "key": key, "info": info}
@@ -369,6 +403,14 @@ def _evaluate(label: str, template: str) -> Callable[[_Run], dict]:
         return {"reused": False, "evaluation": eval_id, "answers": len(items)}
 
     return work
+
+
+def _eval_key(template: str, ctx: dict, inputs: Inputs) -> str:
+    """An evaluation's key: the contestant kind, the index and run it uses, the questions and generation settings."""
+    deps = [ctx["index_key"] if "{index}" in template else ""]
+    deps += [ctx["runs"][k] for k in ctx.get("runs", {}) if "{" + k + "}" in template]
+    gen = GenConfig(max_new_tokens=inputs.max_new_tokens)
+    return digest([template.split(":")[0], deps, ctx["questions_hash"], gen.to_dict(), inputs.bootstrap])
 
 
 def _verdict(run: _Run) -> dict:
@@ -440,13 +482,6 @@ def _order(kind: str) -> int:
     return [k for k, _, _ in TRAININGS].index(kind)
 
 
-def _prior_times(ws: Workspace) -> dict[str, dict]:
-    """Stage durations of the last comparison that did the work (used as ETAs before a stage starts)."""
-    last = latest(ws)
-    stages = (last or {}).get("showcase", {}).get("stages", [])
-    return {s["stage"]: s for s in stages if not s.get("reused")}
-
-
 # --- public API ---------------------------------------------------------------------------------------------
 
 
@@ -458,6 +493,7 @@ def run_showcase(
     should_stop: Callable[[], bool] | None = None,
     train_hooks: Callable[[], dict[str, Callable]] | None = None,
     answer: Callable[..., str] | None = None,
+    machine: Machine | None = None,
 ) -> dict[str, Any]:
     """Run (or reuse) every stage; returns the comparison (an evaluation result + `showcase` and `run`).
 
@@ -465,7 +501,7 @@ def run_showcase(
     training's `jobs.start` hooks (`admit`, `run_inline`: it trains inside a GPU slot), and `answer(spec, label,
     items, gen, should_stop, progress)` answers one contestant's questions into its checkpoint
     (`evaluation.answer_to_checkpoint`, in GPU slots) and returns "finished" or "cancelled"."""
-    return _Run(ws, cache, inputs or Inputs(), progress, should_stop, train_hooks, answer).go()
+    return _Run(ws, cache, inputs or Inputs(), progress, should_stop, train_hooks, answer, machine).go()
 
 
 def work_plan(ws: Workspace, inputs: Inputs | None = None) -> dict[str, Any]:
@@ -488,6 +524,58 @@ def work_plan(ws: Workspace, inputs: Inputs | None = None) -> dict[str, Any]:
             training[kind] = float(jobs.check(ws, config).get("time_s") or 0.0)
     untrained = sum(not c[2] for c in chosen)
     return {"training_s": training, "questions": len(items), "contestants": len(chosen), "untrained": untrained}
+
+
+def forecast(ws: Workspace, inputs: Inputs | None = None, machine: Machine | None = None) -> Forecast:
+    """Each stage's time range before the comparison starts: from this machine's last comparison (per answer, per
+    training step), its measured training throughput, else defaults, under the CPU load now (`machine`, default
+    read now); a stage whose product exists is marked reused. Raises what the first stage would (a bad dataset,
+    question set or contestant)."""
+    from lab.data import ensure_sample_domain
+
+    inp = inputs or Inputs()
+    if SAMPLE in (inp.dataset, inp.corpus):
+        ensure_sample_domain(ws)
+    _check_corpus(ws, inp.corpus)
+    items = stratified(question_set(ws, inp)[0], inp.questions, inp.seed)
+    stages = _stage_list(inp.contestants)
+    plan = Plan(answers=len(items), fast_cpu=_fast_cpu())
+    _plan_reuse(ws, inp, items, [s for s, _, _ in stages], plan)
+    machine = machine or machine_now()
+    prior = prior_times((latest(ws) or {}).get("showcase", {}).get("stages", []))
+    estimates = [(stage, label, stage_estimate(stage, prior, plan, machine)) for stage, label, _ in stages]
+    return Forecast(estimates, machine, len(items), plan.reused)
+
+
+def _plan_reuse(ws: Workspace, inp: Inputs, items: list[EvalItem], stages: list[str], plan: Plan) -> None:
+    """Which stages' products exist already (into `plan.reused`), and the steps of the trainings still to run."""
+    from lab.data import dataset_hash
+    from lab.rag import index_info, list_indexes
+
+    index = SAMPLE if inp.corpus == SAMPLE else _index_name(ws, inp.corpus)
+    ctx: dict[str, Any] = {"index_key": None, "runs": {}, "questions_hash": digest([it.to_dict() for it in items])}
+    if index in list_indexes(ws):
+        meta = index_info(ws, index)
+        ctx["index_key"] = digest([meta.get("fingerprint"), _index_docs(meta)]) if meta.get("fingerprint") else None
+    plan.reused |= {"index"} if ctx["index_key"] else set()
+    data_hash, configs = dataset_hash(ws, inp.dataset), {k: _train_config(inp, p, r) for k, p, r in trainings()}
+    for kind in (s.split(":", 1)[1] for s in stages if s.startswith("train:")):
+        config = configs[kind].replace(rag_index=index) if _for_rag(kind) else configs[kind]
+        index_key = ctx["index_key"] if _for_rag(kind) else ""
+        name = "" if index_key is None else _name_for(kind, data_hash, config, index_key)
+        if name and _finished_run(ws, name):
+            plan.reused.add(f"train:{kind}")
+            ctx["runs"][kind] = name
+        else:
+            _plan_training(ws, configs[kind], kind, plan)
+    keys = []
+    for label, template, kinds in _chosen(inp.contestants):
+        ready = all(k in ctx["runs"] for k in kinds) and (ctx["index_key"] or "{index}" not in template)
+        keys.append(_eval_key(template, ctx, inp) if ready else "")
+        if ready and ws.exists("evals", f"start-{slugify(label)}-{keys[-1][:10]}"):
+            plan.reused.add(f"eval:{label}")
+    if all(keys) and ws.exists("evals", f"{PREFIX}{digest(keys)[:16]}"):
+        plan.reused.add("verdict")
 
 
 def list_showcases(ws: Workspace) -> list[dict[str, Any]]:

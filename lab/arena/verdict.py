@@ -232,10 +232,10 @@ def _paired(result, a: str, b: str, answerable: bool, cat: str) -> tuple | None:
 
 def _sure(lo: float, hi: float, n: int) -> str:
     """How sure a paired difference is: real only when its interval excludes zero and it rests on MIN_PAIRED or
-    more questions (on fewer, a bootstrap interval can collapse to a point)."""
+    more questions. On fewer, a bootstrap interval can collapse to a point, so none is printed beside "too few"."""
     ci = f"95% CI {_pts(lo)} to {_pts(hi)}"
     if n < MIN_PAIRED:
-        return f"too few questions ({n}) to tell ({ci})"
+        return f"too few questions ({n}) to tell (at least {MIN_PAIRED} are needed for a reliable interval)"
     return f"a real difference ({ci})" if lo > 0 or hi < 0 else f"possibly chance ({ci})"
 
 

@@ -1,17 +1,22 @@
-"""The Start tab: the lab's question in plain words, the latest finished comparison on this workspace (verdict,
-a correct / hallucination chart with intervals, three example questions answered by every contestant side by
-side, a summary table), and one button that runs the whole comparison with one progress view and Cancel.
+"""The Start tab: the lab's question, then its answer first (the headline of the latest finished comparison, a
+correct / hallucination chart with intervals, three example questions chosen to show the headline, a summary
+table), the recipe and jargon folded under "How this was measured"; a **Quick look** (QUICK_QUESTIONS questions,
+wider intervals) and **Run the whole comparison**, each with its time range on this machine shown before it starts
+(lab.arena.showcase.forecast, scaled by the CPU load now) and a confirm step for any stage estimated over ten
+minutes; one progress view whose ETA follows measured progress, and Cancel.
 
 The work is lab.arena.showcase.run_showcase, in a worker thread so Cancel can stop it between steps (finished
 stages are kept and reused). On ZeroGPU its trainings run inside a GPU slot (lab.ui.spaces.slot_training, as in the
 Train tab), each contestant's answers in slot-sized GPU calls (`slot_answers`), and a comparison that needs more
 GPU time than a visitor's quota is refused before it starts, saying what would fit. The latest comparison is read
 from disk on page load: a visitor sees it at once.
-Events: start_latest (page load), start_run, start_cancel.
+The dataset and corpus pickers are read again when the tab is selected (common.follow_workspace).
+Events: start_latest (page load), start_estimate (page load, input changes), start_run, start_quick, start_cancel.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import time
 
@@ -21,20 +26,35 @@ from lab.arena import evaluation, reference, showcase
 from lab.arena.verdict import headline
 from lab.config import GenConfig
 from lab.errors import user_message
+from lab.estimate import ASK_ABOVE_S
 from lab.metrics.rate import Rate, format_rate
 from lab.ui import spaces
 from lab.ui import zerogpu_budget as budget
-from lab.ui.common import BATCH, READ_ONLY, SessionFlags, generation, in_background, progress_bar_html
+from lab.ui.common import (
+    BATCH,
+    READ_ONLY,
+    Picker,
+    SessionFlags,
+    follow_workspace,
+    generation,
+    in_background,
+    progress_bar_html,
+    this_tab,
+)
 from lab.ui.decision_view import card_markdown
 
 QUESTION = """## Fine-tune, RAG, or both?
-To make a small language model an expert on your documents you can **fine-tune** it (train it on questions and
-answers from your domain), give it **RAG** (look up the passages of your documents that match each question and
-hand them to it), do **both**, or **fine-tune it for RAG** (train it on the very prompts RAG sends, with "I don't
-know" as the answer when the passages lack it). Which one answers more questions correctly, and which one makes
-things up when the documents do not have the answer? Below is what the evidence says; each bar's black line is its
-95% interval (where the true rate probably lies). **Run the whole comparison** measures it again on this machine,
-on the sample domain (a fictional wind-turbine maker's service manual) or on your own data."""
+Which way of making a small model an expert on your documents answers more questions correctly, and which one makes
+things up when the documents do not have the answer?"""
+RECIPE = """**The four ways.** **Fine-tune** the model (train it on questions and answers from your domain), give it
+**RAG** (look up the passages of your documents that match each question and hand them to it), do **both**, or
+**fine-tune it for RAG** (train it on the very prompts RAG sends, with "I don't know" as the answer when the
+passages lack it). Each bar's black line is its 95% interval (where the true rate probably lies). **Run the whole
+comparison** measures it again on this machine, on the sample domain (a fictional wind-turbine maker's service
+manual) or on your own data; **Quick look** does the same on fewer questions, so its intervals are wider."""
+RUN, QUICK = "Run the whole comparison", "Quick look"
+PICKERS = (Picker("datasets", lead=(showcase.SAMPLE,), default=lambda _: showcase.SAMPLE),
+           Picker("corpora", lead=(showcase.SAMPLE,), default=lambda _: showcase.SAMPLE))  # fmt: skip
 LATEST, REFERENCE = "Latest comparison on this workspace", "Shipped reference (all questions, every contestant)"
 CATEGORY_NOTE = {
     "correct": "correct",
@@ -51,25 +71,34 @@ QA_LABEL = (
 
 
 def build(ws, cache) -> None:
-    stops = SessionFlags(ws.tmp / "cancel" / "start")
+    stops, tab = SessionFlags(ws.tmp / "cancel" / "start"), this_tab()
     gr.Markdown(QUESTION)
+    evidence = gr.Markdown("", elem_id="start-headline")
     heading = gr.Markdown("")
     view = gr.Radio([LATEST, REFERENCE], value=LATEST, show_label=False, visible=False, elem_id="start-view")
-    evidence = gr.Markdown("", elem_id="start-headline")
     chart = gr.Plot(label="Correct answers and hallucinations (95% interval)", show_label=False, elem_id="start-chart")
     with gr.Row():
-        run = gr.Button("Run the whole comparison", variant="primary", scale=3)
+        quick = gr.Button(QUICK, variant="secondary", scale=2, elem_id="start-quick")
+        run = gr.Button(RUN, variant="primary", scale=3, elem_id="start-run")
         cancel = gr.Button("Cancel", variant="stop", scale=1)
+    estimate = gr.Markdown("", elem_id="start-estimate")
     progress = gr.Markdown("")
-    picker = _picker()
+    armed = gr.State("")  # the inputs a "Run anyway" click confirms
     examples = gr.HTML("")
-    with gr.Accordion("Every comparison, with its 95% interval", open=False):
+    with gr.Accordion("How this was measured", open=False, elem_id="start-how"):
+        how = gr.Markdown("")
         verdict = gr.Markdown("")
+    picker = _picker()
     table = gr.Dataframe(label="Summary", interactive=False, wrap=True)
-    shown = [heading, evidence, verdict, chart, examples, table]
+    shown = [heading, evidence, verdict, chart, examples, table, how]
     load = gr.context.Context.root_block.load
-    load(lambda: _on_load(ws), None, [*shown, view, *picker[:2]], api_name="start_latest", **READ_ONLY)
+    load(lambda: _on_load(ws), None, [*shown, view], api_name="start_latest", **READ_ONLY)
     view.input(lambda which: _show(_pick(ws, which)), view, shown, api_name="start_view", **READ_ONLY)
+    follow_workspace(ws, dict(zip(picker[:2], PICKERS, strict=True)), [tab.select] if tab else [], "start_pickers")
+    ins = list(picker)  # dataset, corpus, evaluation file, questions, contestants
+    load(lambda *a: estimate_md(ws, *a), ins, estimate, api_name="start_estimate", **READ_ONLY)
+    for comp in ins:
+        comp.change(lambda *a: estimate_md(ws, *a), ins, estimate, api_name=False, **READ_ONLY)
 
     # one contestant's chunk of answers in one ZeroGPU slot, its models resolved in this process first
     @spaces.gpu(duration=slot_seconds_for, prepare=lambda spec, *_: spaces.prefetch(ws, cache, spec))
@@ -78,10 +107,16 @@ def build(ws, cache) -> None:
 
     answer = slot_answers(answer_slot) if spaces.on_zero_gpu() else None
 
-    def start(dataset, corpus, qa, questions, contestants, request: gr.Request):
-        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer)
+    def start(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
+        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed)
 
-    run.click(start, list(picker), [progress, *shown, view], api_name="start_run", **generation(BATCH))
+    def start_quick(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
+        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
+                        quick=True)  # fmt: skip
+
+    outputs = [progress, *shown, view]
+    run.click(start, [*picker, armed], [*outputs, run, armed], api_name="start_run", **generation(BATCH))
+    quick.click(start_quick, [*picker, armed], [*outputs, quick, armed], api_name="start_quick", **generation(BATCH))
 
     def stop(request: gr.Request):
         stops.cancel(request)
@@ -114,11 +149,8 @@ def _picker():
 
 
 def _on_load(ws):
-    datasets = ws.list("datasets") or [showcase.SAMPLE]
-    corpora = ws.list("corpora") or [showcase.SAMPLE]
     latest = showcase.latest(ws)
-    view = gr.Radio(value=LATEST, visible=latest is not None)
-    return (*_show(latest or reference.reference()), view, gr.Dropdown(choices=datasets), gr.Dropdown(choices=corpora))
+    return (*_show(latest or reference.reference()), gr.Radio(value=LATEST, visible=latest is not None))
 
 
 def _pick(ws, which: str):
@@ -127,39 +159,94 @@ def _pick(ws, which: str):
     return reference.reference() if which == REFERENCE else showcase.latest(ws) or reference.reference()
 
 
-def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer=None):
+N_SHOWN = 8  # the outputs after the progress line that a run leaves alone while it works: shown parts, switch
+
+
+def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer=None, confirmed="",
+         quick=False):  # fmt: skip
+    """The run handler: yields (progress, the shown parts, switch, the clicked button, the confirmed inputs)."""
+    label, skip = QUICK if quick else RUN, [gr.skip()] * N_SHOWN
     if not contestants:
         gr.Warning("Tick at least one contestant.")
-        yield "**Nothing to compare:** tick at least one contestant.", *[gr.skip()] * 7
+        yield "**Nothing to compare:** tick at least one contestant.", *skip, gr.skip(), ""
         return
-    inputs = showcase.Inputs(dataset=dataset or showcase.SAMPLE, corpus=corpus or showcase.SAMPLE, qa=qa or "",
-                             questions=int(questions or 0), contestants=list(contestants))  # fmt: skip
+    inputs = _inputs(dataset, corpus, qa, questions, contestants, quick)
     try:
         refuse_over_quota(ws, inputs)
+        plan = showcase.forecast(ws, inputs)
     except Exception as exc:
         message = user_message(exc)
         gr.Warning(message)
-        yield f"**The comparison did not start:** {html.escape(message)}", *[gr.skip()] * 7
+        yield f"**The comparison did not start:** {html.escape(message)}", *skip, gr.skip(), ""
         return
+    key = showcase.digest(dataclasses.asdict(inputs))
+    ask = ask_first(plan, confirmed, key)
+    if ask:
+        yield ask_md(plan, ask), *skip, gr.Button(value=ask), key
+        return
+    yield from _work(ws, cache, stops, inputs, request, answer, plan, label)
+
+
+def _inputs(dataset, corpus, qa, questions, contestants, quick: bool) -> showcase.Inputs:
+    inputs = showcase.Inputs(dataset=dataset or showcase.SAMPLE, corpus=corpus or showcase.SAMPLE, qa=qa or "",
+                             questions=int(questions or 0), contestants=list(contestants or []))  # fmt: skip
+    return showcase.quick_look(inputs) if quick else inputs
+
+
+def _work(ws, cache, stops, inputs, request, answer, plan, label):
     flag = stops.fresh(request)
     box: dict = {"update": None}
-    hooks = training_hooks()
+    hooks, skip, first = training_hooks(), [gr.skip()] * N_SHOWN, plan.total
 
     def work():
-        return showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set, hooks, answer)
+        return showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set, hooks, answer,
+                                     plan.machine)  # fmt: skip
 
     thread = in_background(work, box, "showcase")
-    skip = [gr.skip()] * 7
+    yield progress_md(None, first), *skip, gr.Button(value=label), ""
     while thread.is_alive():
-        yield progress_md(box["update"]), *skip
+        yield progress_md(box["update"], first), *skip, gr.skip(), gr.skip()
         time.sleep(1.0)
     if "error" in box:
         gr.Warning(box["error"])
-        yield f"**The comparison stopped:** {html.escape(box['error'])}", *skip
+        yield f"**The comparison stopped:** {html.escape(box['error'])}", *skip, gr.skip(), gr.skip()
         return
     result = box["result"]
     shown = after_run(ws, result)
-    yield _done_line(result, shown), *_show(shown), gr.Radio(value=LATEST, visible=not shown.get("reference"))
+    switch = gr.Radio(value=LATEST, visible=not shown.get("reference"))
+    yield _done_line(result, shown, first), *_show(shown), switch, gr.skip(), gr.skip()
+
+
+def ask_first(plan, confirmed: str, key: str) -> str:
+    """The label of the confirm button ("Run anyway (est. 14-20 min)") when a stage of `plan` is estimated over
+    ASK_ABOVE_S and these inputs (`key`) were not confirmed by the click before; "" to start at once."""
+    if not plan.long_stages(ASK_ABOVE_S) or confirmed == key:
+        return ""
+    return f"Run anyway (est. {plan.total.text.removeprefix('about ')})"
+
+
+def ask_md(plan, label: str) -> str:
+    long = "; ".join(f"{name} {est.says()}" for _, name, est in plan.long_stages(ASK_ABOVE_S))
+    return (
+        f"**Not started: this takes long on this machine.** {html.escape(long)}; everything "
+        f"{plan.total.says()}. Press **{html.escape(label)}** to start it, or untick the slow contestant."
+    )
+
+
+def estimate_md(ws, dataset, corpus, qa, questions, contestants) -> str:
+    """The quick look's and the whole comparison's time ranges on this machine now, before either starts."""
+    if not contestants:
+        return ""
+    try:
+        full = showcase.forecast(ws, _inputs(dataset, corpus, qa, questions, contestants, False))
+        fast = showcase.forecast(ws, _inputs(dataset, corpus, qa, 0, contestants, True), full.machine)
+    except Exception as exc:
+        return f"Time estimate unavailable: {html.escape(user_message(exc))}"
+    note = f" ({full.total.note})" if full.total.note else ""
+    return (
+        f"**Time on this machine{note}:** {QUICK.lower()} ({fast.questions} questions, wide intervals) "
+        f"{fast.total.text}; the whole comparison ({full.questions} questions) {full.total.text}."
+    )
 
 
 def after_run(ws, result: dict) -> dict:
@@ -218,24 +305,27 @@ def _eta(seconds: float | None) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def progress_md(u) -> str:
-    """One progress view: the stage (n of N), what it is doing, a bar, the stage ETA and the overall ETA."""
+def progress_md(u, first=None) -> str:
+    """One progress view: the stage (n of N), what it is doing, a bar of the stage, the stage ETA and the overall
+    ETA (both follow measured progress), and the estimate given before the start (`first`, an Estimate)."""
+    said = f" · estimated at the start: {first.says()}" if first is not None else ""
     if u is None:
-        return "Starting..."
+        return f"Starting...{said}"
     return (
         f"**Stage {u.number} of {u.total}: {u.label}**: {html.escape(u.message)}\n\n"
         f"{progress_bar_html(u.fraction, f'this stage: {_eta(u.stage_eta_s)} left')}\n\n"
-        f"everything: {_eta(u.overall_eta_s)} left"
+        f"everything: {_eta(u.overall_eta_s)} left{said}"
     )
 
 
-def _done_line(result, shown=None) -> str:
-    """What the run did, and after Cancel which comparison the view shows instead."""
+def _done_line(result, shown=None, first=None) -> str:
+    """What the run did (with the estimate it started with), and after Cancel which comparison the view shows."""
     run = result.get("run", {})
     stages = run.get("stages", [])
     reused = sum(bool(s.get("reused")) for s in stages)
     state = "finished" if run.get("status") == "finished" else "cancelled (finished stages are kept)"
-    line = f"Comparison {state} in {_eta(run.get('total_s'))}: {len(stages)} stages, {reused} reused."
+    said = f" (estimated {first.text})" if first is not None else ""
+    line = f"Comparison {state} in {_eta(run.get('total_s'))}{said}: {len(stages)} stages, {reused} reused."
     if shown is None or shown is result:
         return line + (" Shown below, marked partial." if run.get("status") != "finished" else "")
     which = "the shipped reference" if shown.get("reference") else "the last finished comparison"
@@ -243,38 +333,53 @@ def _done_line(result, shown=None) -> str:
 
 
 def _show(result):
-    """(heading, headline, verdict, chart, examples, table) for a comparison, or an invitation when there is none."""
+    """(heading, headline, verdict, chart, examples, table, how it was measured) for a comparison, or an
+    invitation when there is none."""
     if not result or not result.get("systems"):
-        note = "No comparison on this workspace yet: press **Run the whole comparison** (about 5 minutes)."
-        return note, "", "", None, "", None
+        note = f"No comparison on this workspace yet: press **{QUICK}** or **{RUN}** (the time is shown above)."
+        return note, "", "", None, "", None, RECIPE
     said = headline(result)
     said = f"### What the evidence says\n\n{said}" if said else ""
     said = f"{said}\n\n{card_markdown(result)}".strip()  # the decision card under the headline
-    return heading_md(result), said, result.get("verdict", ""), chart(result), examples_html(result), summary(result)
+    parts = (heading_md(result), said, result.get("verdict", ""), chart(result), examples_html(result))
+    return *parts, summary(result), how_md(result)
 
 
 def heading_md(result) -> str:
-    if result.get("reference"):
-        n = result.get("showcase", {}).get("questions") or 0
-        return (
-            f"### Reference comparison, shipped with ExpertLab\n{result['reference']} {n} questions, "
-            f"{len(result['systems'])} contestants. **Run the whole comparison** measures it on this machine; this "
-            "reference stays one click away."
-        )
+    """Which comparison the view shows, in one line: shipped or this workspace's, its size; a quick look says its
+    intervals are wide. The recipe is `how_md`'s."""
     sc = result.get("showcase", {})
-    inputs = sc.get("inputs", {})
-    n, total = sc.get("questions") or 0, sc.get("total_s")  # the run that computed it, not a reusing one
+    n, inputs = sc.get("questions") or 0, sc.get("inputs", {})
+    if result.get("reference"):
+        return (
+            f"### Reference comparison, shipped with ExpertLab\n{n} questions, {len(result['systems'])} "
+            f"contestants, measured when this version was made. **{RUN}** measures it on this machine; this reference "
+            "stays one click away."
+        )
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(result.get("created_at") or time.time()))
+    total = sc.get("total_s")  # the run that computed it, not a reusing one
+    took = f", took {_eta(total)}" if total else ""
+    state = "" if result.get("status") == "finished" else " (**cancelled: partial**)"
+    kind = f"{QUICK}: " if inputs.get("quick") else ""
+    wide = " Few questions, so the intervals are wide: run the whole comparison to narrow them." if kind else ""
+    return (
+        f"### Latest comparison{state}\n{kind}{when}, {n} questions, {len(result['systems'])} contestants{took}.{wide}"
+    )
+
+
+def how_md(result) -> str:
+    """The recipe behind the view (folded): how the shipped reference was measured, or this workspace's data,
+    question subset and where the questions came from; then what the contestants are."""
+    sc = result.get("showcase", {})
+    inputs, n = sc.get("inputs", {}), sc.get("questions") or 0
+    if result.get("reference"):
+        return f"{result['reference']}\n\n{RECIPE}"
     subset = (
         f"{n} questions (a stratified subset keeping every group)" if inputs.get("questions") else f"{n} questions"
     )
-    took = f", took {_eta(total)}" if total else ""
-    state = "" if result.get("status") == "finished" else " (**cancelled: partial**)"
-    data = f"dataset `{inputs.get('dataset')}`, documents `{inputs.get('corpus')}`"
-    asked = f"  \nQuestions: {sc['question_source']}." if sc.get("question_source") else ""
-    return (
-        f"### Latest comparison{state}\n{when}: {data}, {subset}, {len(result['systems'])} contestants{took}.{asked}"
-    )
+    data = f"Dataset `{inputs.get('dataset')}`, documents `{inputs.get('corpus')}`, {subset}."
+    asked = f" Questions: {sc['question_source']}." if sc.get("question_source") else ""
+    return f"{data}{asked}\n\n{RECIPE}"
 
 
 def _ci(s: dict, key: str) -> str:
@@ -330,7 +435,7 @@ def chart(result):
 
 def examples_html(result) -> str:
     """Three questions answered by every contestant, one column each, with the gold answer and a verdict."""
-    picked = reference.examples(result, 3)
+    picked = reference.headline_examples(result, 3)
     if not picked:
         return ""
     systems = [s["system"] for s in result["systems"]]

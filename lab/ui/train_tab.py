@@ -65,12 +65,13 @@ def _minutes(seconds: float) -> str:
 def estimate_md(plan: dict, method: str) -> str:
     mb = plan["memory_mb"]
     parts = ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in mb.items() if k != "total")
-    time_s = plan.get("time_s", plan.get("time_s_cpu", 0))
     source = plan.get("time_source") or "rough guess from the model size: no run or calibration measured yet"
+    span = jobs.time_range(plan)  # on a CPU scaled by the load now, and it says so
+    busy = f"; {span['load_note']}" if span["load_note"] else ""
     return (
         f"**Estimate** ({method}, {plan['n_train']} train / {plan['n_val']} val examples, {plan['steps']} steps): "
         f"memory ≈ **{mb['total']:.0f} MB** ({parts}; LoRA {plan['lora_params']:,} params); "
-        f"time ≈ **{_minutes(time_s)}** ({source})"
+        f"time **{span['time_range']}** ({source}{busy})"
     )
 
 
