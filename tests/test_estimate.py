@@ -153,7 +153,7 @@ def test_the_progress_view_draws_a_real_bar_and_quotes_the_first_estimate():
 
     u = showcase.Update("eval:base", "Evaluating base", 4, 8, 0.0, 30.0, 90.0, "loading base")
     text = start_tab.progress_md(u, Estimate(100.0, 80.0, 125.0, 2.0))
-    assert "<progress value='0.000' max='1'" in text and "`[" not in text
+    assert "role='progressbar'" in text and "aria-valuenow='0'" in text and "`[" not in text
     assert "estimated at the start: about 1-3 min (the CPU is busy: estimate x2.0)" in text
 
 
