@@ -19,7 +19,7 @@ from lab.config import ConfigError
 from lab.errors import LabError, expected, user_message
 from lab.ui import arena_battle, arena_eval, teacher_tab
 from lab.ui import arena_view as view
-from lab.ui.common import READ_ONLY, Picker, ask_row, gen_controls, gen_from, generation, picker_update
+from lab.ui.common import READ_ONLY, Picker, ask_row, gen_controls, gen_from, picker_update
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
 MAX_SIDE = 4
@@ -162,7 +162,7 @@ def _build_side_by_side(ws, cache, choices):
         [pick, question, *gen],
         [status, *mds, *passages],
         api_name="arena_side_by_side",
-        **generation(),
+        **arena_battle.live_events(),
         show_progress="hidden",  # the status line counts finished answers; no bars over the columns
     )
     _follow_pick(ws, cache, pick, cols, mds, passages)
@@ -194,7 +194,7 @@ def _side_answers(ws, cache, names, q, *settings):
         return
     makers = [lambda n=n: contestants.responder(ws, cache, n) for n in names]
     shown, rest = [None] * MAX_SIDE, [""] * (MAX_SIDE - len(names))
-    for answers, errors in live.stream_many(makers, q, cfg):
+    for answers, errors in live.stream_many(makers, q, cfg, cache=cache, session=arena_battle.session_of()):
         texts = [view.answer_md(n, a, e) for n, a, e in zip(names, answers, errors, strict=True)]
         htmls = [view.passages_html(a.passages) if a else "" for a in answers] + rest
         fresh = [h if h != old else gr.skip() for h, old in zip(htmls, shown, strict=True)]  # keeps open ones open
