@@ -4,8 +4,10 @@ Owns: turning chat messages into text with one model (left padding, one forward 
 temperature is 0), streaming one answer token by token, and the responder that optionally retrieves passages
 first (RAG) and abstains when retrieval finds nothing relevant, and the abstention by probability for passage
 readers (`idk_decision`: decided inside generation when streaming; in batches recorded with the answer it rules
-out and applied afterwards, so an evaluation can re-decide at any threshold). Must not: load or cache models
-itself (callers pass them from the ModelCache), know about contestant names' syntax, votes or scoring.
+out and applied afterwards, so an evaluation can re-decide at any threshold), and answers from many callers in one
+shared batch (`Row`, `generate_rows`, `batcher_for`: rows of one base model with their own adapter, abstention flag
+and growing text). Must not: load models itself (callers pass them from the ModelCache, which also keeps the shared
+batchers), know about contestant names' syntax, votes or scoring.
 """
 
 from __future__ import annotations
