@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 CHEAP = ("/arena_contestants", "/arena_leaderboard", "/data_list", "/rag_refresh", "/train_runs")
 PAIR = ["base", "rag:sample"]
 QUESTIONS = ("What does the manual say about maintenance?", "Which part must be checked first?", "Who is it for?")
@@ -307,9 +308,19 @@ def side_answers(out, names: list[str]) -> int:
     return sum(bool(c) and not any(u in c for u in unfinished) for c in columns)
 
 
+def ui_settings(max_new_tokens: int) -> tuple:
+    """The generation settings a student sends without touching them (the UI's defaults, lab.ui.common.GEN_FIELDS
+    order), with `max_new_tokens`."""
+    from lab.config import GenConfig
+
+    d = GenConfig()
+    return max_new_tokens, d.temperature, d.abstain_below, d.focus_sentences, d.idk_above
+
+
 def ask_once(n: int, client, bid_at: int, question: str, args, result: ClassResult) -> None:
-    """Session n's one question: a side-by-side question (even n) or a blind battle and its vote (odd n)."""
-    gen = (args.max_new_tokens, 0.0, -1.0, 0)
+    """Session n's one question: a side-by-side question (even n) or a blind battle and its vote (odd n), with the
+    UI's default settings."""
+    gen = ui_settings(args.max_new_tokens)
     kind = "battle" if n % 2 else "side"
     t0 = time.perf_counter()
     with result.lock:

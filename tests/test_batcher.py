@@ -137,3 +137,11 @@ def test_settings_come_from_the_environment_and_bad_values_are_refused(monkeypat
     monkeypatch.setenv("LAB_BATCH_SIZE", "many")
     with pytest.raises(LabError, match="LAB_BATCH_SIZE='many'"):
         max_batch()
+
+
+def test_rows_are_grouped_by_prompt_width_so_short_prompts_are_not_padded_to_long_ones():
+    from lab.generation.engine import length_groups
+
+    widths = [30, 200, 35, 210, 1000, 40]
+    assert length_groups(widths) == [[0, 2, 5], [1, 3], [4]]
+    assert length_groups([50] * 4) == [[0, 1, 2, 3]]

@@ -228,8 +228,31 @@ def _base(model):
 
 
 def generate_rows(rows: list[Row]) -> list[tuple[str, int, int]]:
-    """One batched generate call for rows with one key (`Row.key`), each row with its own adapter and its own
-    abstention flag; returns (text, prompt_tokens, completion_tokens) per row, in order."""
+    """Generate rows with one key (`Row.key`), each with its own adapter and its own abstention flag; returns
+    (text, prompt_tokens, completion_tokens) per row, in order. Rows of similar prompt length run in one generate
+    call (`length_groups`): padding a short prompt to a long one would cost more than a second call."""
+    tok = rows[0].tok
+    widths = [len(tok(_prompt_text(tok, r.messages), add_special_tokens=False)["input_ids"]) for r in rows]
+    results: list[tuple[str, int, int]] = [("", 0, 0)] * len(rows)
+    for group in length_groups(widths):
+        for i, out in zip(group, _generate_group([rows[i] for i in group]), strict=True):
+            results[i] = out
+    return results
+
+
+def length_groups(widths: list[int], ratio: float = 1.5, slack: int = 32) -> list[list[int]]:
+    """Indices grouped by prompt width, shortest first: a group's longest prompt is at most `ratio` times its
+    shortest plus `slack` tokens."""
+    groups: list[list[int]] = []
+    for i in sorted(range(len(widths)), key=widths.__getitem__):
+        if groups and widths[i] <= ratio * widths[groups[-1][0]] + slack:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _generate_group(rows: list[Row]) -> list[tuple[str, int, int]]:
     first = rows[0]
     adapters = [r.model.name for r in rows] if hasattr(first.model, "shared") else None
     gen = replace(first.gen, batch_size=len(rows))
