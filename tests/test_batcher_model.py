@@ -78,3 +78,34 @@ def test_one_batcher_per_base_model(pair, cache):
 
     base, rag = pair
     assert batcher_for(cache, base.model) is batcher_for(cache, rag.model)
+
+
+def test_arena_answers_from_several_sessions_meet_in_shared_batches(pair, cache, monkeypatch):
+    """live.stream_many given the cache (as the Arena's side-by-side and battle events give it): three sessions
+    asking at once get their greedy answers, from fewer generate calls than answers; LAB_BATCH=0 streams alone."""
+    from lab.arena import live
+    from lab.generation.engine import batcher_for
+
+    base, rag = pair
+    gen = GenConfig(max_new_tokens=12, idk_above=0.5)
+    monkeypatch.setenv("LAB_BATCH_WINDOW_MS", "400")
+    shared = batcher_for(cache, base.model)
+    before = shared.batches
+    finals: dict = {}
+
+    def session(i: int) -> None:
+        *_, (answers, errors) = live.stream_many([lambda: base, lambda: rag], QUESTIONS[i], gen, 0.05, cache, f"s{i}")
+        finals[i] = ([a.text for a in answers], errors)
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    for i in range(3):
+        assert finals[i] == ([list(r.stream(QUESTIONS[i], gen))[-1].text for r in (base, rag)], ["", ""])
+    assert 0 < shared.batches - before < 6
+    monkeypatch.setenv("LAB_BATCH", "0")
+    before = shared.batches
+    *_, (answers, errors) = live.stream_many([lambda: base], QUESTIONS[0], gen, 0.05, cache, "alone")
+    assert answers[0].text == finals[0][0][0] and shared.batches == before
