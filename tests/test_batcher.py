@@ -145,3 +145,16 @@ def test_rows_are_grouped_by_prompt_width_so_short_prompts_are_not_padded_to_lon
     widths = [30, 200, 35, 210, 1000, 40]
     assert length_groups(widths) == [[0, 2, 5], [1, 3], [4]]
     assert length_groups([50] * 4) == [[0, 1, 2, 3]]
+
+
+def test_arena_answering_events_let_in_enough_requests_for_batches_to_form(monkeypatch):
+    """Batched, the side-by-side and battle events run many at once (bounded: twice the batch size); with
+    LAB_BATCH=0 they keep the generation group's one-at-a-time limit."""
+    from lab.ui.arena_battle import live_events
+    from lab.ui.common import generation
+
+    monkeypatch.delenv("LAB_BATCH", raising=False)
+    monkeypatch.setenv("LAB_BATCH_SIZE", "12")
+    assert live_events() == {"concurrency_id": "live", "concurrency_limit": 24}
+    monkeypatch.setenv("LAB_BATCH", "0")
+    assert live_events() == generation()
