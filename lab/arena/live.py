@@ -1,7 +1,9 @@
-"""Live answering for side-by-side and battles: several contestants stream their answers at the same time.
+"""Live answering for side-by-side and battles: several contestants answer at the same time.
 
 `stream_many` runs one thread per contestant and yields snapshots (latest partial answer and error per
-contestant) until all are done, so a UI can show the answers growing next to each other. No gradio here.
+contestant) until all are done, so a UI can show the answers growing next to each other. Given the model cache
+(and batching on, lab.generation.batcher), answers from every caller that share a base model are generated
+together in batches, sessions taking turns; each answer still grows token by token. No gradio here.
 """
 
 from __future__ import annotations
@@ -13,20 +15,31 @@ from typing import Any
 
 from lab.config import GenConfig
 from lab.errors import user_message
-from lab.generation import Answer, stream_answer
+from lab.generation import Answer, batcher, stream_answer
 from lab.models import import_libraries
 
 
 def stream_many(
-    makers: list[Callable[[], Any]], question: str, gen: GenConfig, poll_s: float = 0.25
+    makers: list[Callable[[], Any]],
+    question: str,
+    gen: GenConfig,
+    poll_s: float = 0.25,
+    cache=None,
+    session: str = "",
 ) -> Iterator[tuple[list[Answer | None], list[str]]]:
-    """`makers` build the responders (in the worker threads, so slow loads do not block the others)."""
+    """`makers` build the responders (in the worker threads, so slow loads do not block the others). With `cache`,
+    a model-backed responder answers through its base model's shared batcher, taking turns as `session`."""
     latest: list[Answer | None] = [None] * len(makers)
     errors = [""] * len(makers)
+    shared = cache is not None and batcher.enabled()
 
     def work(i: int) -> None:
         try:
-            for answer in stream_answer(makers[i](), question, gen):
+            responder = makers[i]()
+            if shared and hasattr(responder, "answer_batched"):
+                latest[i] = _batched(responder, question, gen, cache, session, lambda a: latest.__setitem__(i, a))
+                return
+            for answer in stream_answer(responder, question, gen):
                 latest[i] = answer
         except Exception as exc:  # shown next to the answer; a worker thread must never die silently
             errors[i] = user_message(exc)
@@ -39,6 +52,12 @@ def stream_many(
         time.sleep(poll_s)
         yield list(latest), list(errors)
     yield list(latest), list(errors)
+
+
+def _batched(responder, question: str, gen: GenConfig, cache, session: str, partial) -> Answer:
+    from lab.generation.engine import batcher_for
+
+    return responder.answer_batched(question, gen, batcher_for(cache, responder.model), session, partial)
 
 
 def all_done(answers: list[Answer | None], errors: list[str]) -> bool:

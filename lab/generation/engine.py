@@ -4,20 +4,23 @@ Owns: turning chat messages into text with one model (left padding, one forward 
 temperature is 0), streaming one answer token by token, and the responder that optionally retrieves passages
 first (RAG) and abstains when retrieval finds nothing relevant, and the abstention by probability for passage
 readers (`idk_decision`: decided inside generation when streaming; in batches recorded with the answer it rules
-out and applied afterwards, so an evaluation can re-decide at any threshold). Must not: load or cache models
-itself (callers pass them from the ModelCache), know about contestant names' syntax, votes or scoring.
+out and applied afterwards, so an evaluation can re-decide at any threshold), and answers from many callers in one
+shared batch (`Row`, `generate_rows`, `batcher_for`: rows of one base model with their own adapter, abstention flag
+and growing text). Must not: load models itself (callers pass them from the ModelCache, which also keeps the shared
+batchers), know about contestant names' syntax, votes or scoring.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lab.config import GenConfig
 from lab.generation import IDK, Answer, arena_rag_messages, plain_messages, supported
+from lab.generation.batcher import Batcher, max_batch, window_s
 from lab.generation.focus import MemoEmbedder, warm
 
 
@@ -30,18 +33,20 @@ def _gen_kwargs(tok, gen: GenConfig) -> dict[str, Any]:
     return kwargs
 
 
-def idk_decision(tok, threshold: float, begin: int, record: list | None = None):
+def idk_decision(tok, threshold: float, begin: int, record: list | None = None, rows: list[bool] | None = None):
     """A logits processor that makes the first generated token decide between abstaining and answering by the
     model's own probability: when the first token of "I don't know." gets more than `threshold` of it, the row is
     forced to exactly "I don't know." and ends; otherwise that token is ruled out and the row answers. Greedy
     decoding alone takes the argmax, so one abstention token beats an answer whose probability is spread over
     many first tokens (a model trained with "I don't know" targets then abstains far more often than it believes
     it should). `begin` is the prompt width (left-padded batches share it). With `record`, each row's
-    probability of that first token is appended to it (in batch order)."""
+    probability of that first token is appended to it (in batch order). With `rows` (one flag per row), only the
+    flagged rows decide; the others generate untouched (a batch mixing passage readers and plain answers)."""
     import torch
     from transformers import LogitsProcessor
 
     ids = tok(IDK + ".", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    active = None if rows is None else torch.tensor(rows, dtype=torch.bool)
 
     class IdkDecision(LogitsProcessor):
         forced = None  # rows that abstain, decided at the first position
@@ -52,8 +57,9 @@ def idk_decision(tok, threshold: float, begin: int, record: list | None = None):
                 p_idk = torch.softmax(scores.float(), -1)[:, ids[0]]
                 if record is not None:
                     record.extend(float(x) for x in p_idk)
-                self.forced = p_idk > threshold
-                scores[~self.forced, ids[0]] = -float("inf")
+                on = torch.ones_like(p_idk, dtype=torch.bool) if active is None else active.to(p_idk.device)
+                self.forced = (p_idk > threshold) & on
+                scores[on & ~self.forced, ids[0]] = -float("inf")
             if self.forced is None or step >= len(ids) or not bool(self.forced.any()):
                 return scores
             scores[self.forced] = -float("inf")
@@ -63,13 +69,16 @@ def idk_decision(tok, threshold: float, begin: int, record: list | None = None):
     return IdkDecision()
 
 
-def _decide(tok, gen: GenConfig, enc, decide_idk: bool, record: list | None = None) -> dict[str, Any]:
-    """The abstention decision for one generate call; with `record`, no row is forced (every row answers with
-    the abstention token ruled out) and the probabilities go to `record`: the caller decides afterwards."""
-    if not decide_idk or gen.idk_above <= 0:
+def _decide(tok, gen: GenConfig, enc, decide_idk: bool | list[bool], record: list | None = None) -> dict[str, Any]:
+    """The abstention decision for one generate call (`decide_idk`: for every row, or one flag per row); with
+    `record`, no row is forced (every row answers with the abstention token ruled out) and the probabilities go to
+    `record`: the caller decides afterwards."""
+    rows = list(decide_idk) if isinstance(decide_idk, list) else None
+    if not (any(rows) if rows is not None else decide_idk) or gen.idk_above <= 0:
         return {}
     threshold = float("inf") if record is not None else gen.idk_above
-    return {"logits_processor": [idk_decision(tok, threshold, int(enc["input_ids"].shape[1]), record)]}
+    width, rows = int(enc["input_ids"].shape[1]), None if rows is None or all(rows) else rows
+    return {"logits_processor": [idk_decision(tok, threshold, width, record, rows)]}
 
 
 def _prompt_text(tok, messages: list[dict[str, str]]) -> str:
@@ -86,19 +95,23 @@ def generate_batch(
     tok,
     conversations: list[list[dict[str, str]]],
     gen: GenConfig,
-    decide_idk: bool = False,
+    decide_idk: bool | list[bool] = False,
     idk_probs: list | None = None,
     adapter_names: list[str] | None = None,
+    on_text: list[Callable[[str], None] | None] | None = None,
 ) -> list[tuple[str, int, int]]:
     """Answer many conversations, `gen.batch_size` at a time; returns (text, prompt_tokens, completion_tokens).
 
     Prompts are sorted by length so each batch pads little; results come back in the input order. With
-    `decide_idk` and `gen.idk_above`, abstaining is decided by probability (`idk_decision`). Given a list as
+    `decide_idk` (True, or one flag per conversation) and `gen.idk_above`, abstaining is decided by probability
+    (`idk_decision`) in the rows it flags. Given a list as
     `idk_probs` (and `decide_idk`), nothing is forced: every row answers with "I don't know" ruled out and
     `idk_probs` is filled, in input order, with each row's probability of abstaining, so the caller can decide
     for any threshold (the answer of a row not over it is the same as with the decision inside). With
     `adapter_names` (one per conversation, "__base__" for none) and a model over a shared base
-    (`lab.cache.SharedBase` or `Generator`), each row answers with its own adapter in the same batch.
+    (`lab.cache.SharedBase` or `Generator`), each row answers with its own adapter in the same batch. With
+    `on_text` (one callable or None per conversation), each row's text so far is passed to its callable after
+    every generated token, while the batch runs.
     """
     import torch
 
@@ -111,8 +124,11 @@ def generate_batch(
         enc = _encode(tok, [texts[i] for i in idx], model.device)
         record = [] if idk_probs is not None else None
         rows = {"adapter_names": [adapter_names[i] for i in idx]} if adapter_names else {}
+        decide = [decide_idk[i] for i in idx] if isinstance(decide_idk, list) else decide_idk
+        if on_text and any(on_text[i] for i in idx):
+            rows["streamer"] = _RowStreamer(tok, [on_text[i] for i in idx])
         with torch.inference_mode():
-            out = model.generate(**enc, **_gen_kwargs(tok, gen), **_decide(tok, gen, enc, decide_idk, record), **rows)
+            out = model.generate(**enc, **_gen_kwargs(tok, gen), **_decide(tok, gen, enc, decide, record), **rows)
         width = enc["input_ids"].shape[1]
         for row, p_idk in enumerate(record or []):
             probs[idx[row]] = p_idk
@@ -124,6 +140,32 @@ def generate_batch(
     if idk_probs is not None:
         idk_probs[:] = probs
     return results
+
+
+class _RowStreamer:
+    """A streamer for a batch (transformers' `BaseStreamer` protocol: `put`, `end`): after every step, each row's
+    text so far goes to its own callable (None: that row is not followed). Rows stop at their end token."""
+
+    def __init__(self, tok, callbacks: list[Callable[[str], None] | None]):
+        self.tok, self.callbacks = tok, callbacks
+        self.ids: list[list[int]] = [[] for _ in callbacks]
+        self.stopped = [cb is None for cb in callbacks]
+        self.ends = {tok.eos_token_id, tok.pad_token_id} - {None}
+
+    def put(self, value) -> None:
+        if value.dim() > 1:  # the prompt, sent once before the first step
+            return
+        for row, token in enumerate(value.tolist()):
+            if self.stopped[row]:
+                continue
+            if token in self.ends:
+                self.stopped[row] = True
+                continue
+            self.ids[row].append(token)
+            self.callbacks[row](self.tok.decode(self.ids[row], skip_special_tokens=True).strip())
+
+    def end(self) -> None:
+        pass
 
 
 def _until_eos(ids, tok):
@@ -160,6 +202,70 @@ def stream_generate(
     thread.join()
     if errors:
         raise errors[0]
+
+
+@dataclass
+class Row:
+    """One answer to generate in a shared batch: its model (a `lab.cache.Generator`, or any model), tokenizer,
+    prompt, settings, whether it decides abstention by probability, and who follows its text as it grows."""
+
+    model: Any
+    tok: Any
+    messages: list[dict[str, str]]
+    gen: GenConfig
+    decide_idk: bool = False
+    on_text: Callable[[str], None] | None = None
+
+    def key(self) -> Hashable:
+        """Rows with equal keys can share one generate call: same base model, tokenizer and decoding settings."""
+        g = self.gen
+        return (id(_base(self.model)), id(self.tok), g.max_new_tokens, g.temperature, g.top_p, g.idk_above)
+
+
+def _base(model):
+    """The object that generates: a Generator's shared base (so adapters of one base share batches), else the model."""
+    return getattr(model, "shared", model)
+
+
+def generate_rows(rows: list[Row]) -> list[tuple[str, int, int]]:
+    """Generate rows with one key (`Row.key`), each with its own adapter and its own abstention flag; returns
+    (text, prompt_tokens, completion_tokens) per row, in order. Rows of similar prompt length run in one generate
+    call (`length_groups`): padding a short prompt to a long one would cost more than a second call."""
+    tok = rows[0].tok
+    widths = [len(tok(_prompt_text(tok, r.messages), add_special_tokens=False)["input_ids"]) for r in rows]
+    results: list[tuple[str, int, int]] = [("", 0, 0)] * len(rows)
+    for group in length_groups(widths):
+        for i, out in zip(group, _generate_group([rows[i] for i in group]), strict=True):
+            results[i] = out
+    return results
+
+
+def length_groups(widths: list[int], ratio: float = 1.5, slack: int = 32) -> list[list[int]]:
+    """Indices grouped by prompt width, shortest first: a group's longest prompt is at most `ratio` times its
+    shortest plus `slack` tokens."""
+    groups: list[list[int]] = []
+    for i in sorted(range(len(widths)), key=widths.__getitem__):
+        if groups and widths[i] <= ratio * widths[groups[-1][0]] + slack:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _generate_group(rows: list[Row]) -> list[tuple[str, int, int]]:
+    first = rows[0]
+    adapters = [r.model.name for r in rows] if hasattr(first.model, "shared") else None
+    gen = replace(first.gen, batch_size=len(rows))
+    convs, decide = [r.messages for r in rows], [r.decide_idk for r in rows]
+    on_text = [r.on_text for r in rows]
+    return generate_batch(_base(first.model), first.tok, convs, gen, decide, adapter_names=adapters, on_text=on_text)
+
+
+def batcher_for(cache, model) -> Batcher:
+    """The one batcher in front of `model`'s base (kept in the model cache; LAB_BATCH_SIZE rows at most, waiting
+    LAB_BATCH_WINDOW_MS for company). It runs `generate_rows`; its rows carry their model, so it holds none."""
+    size, window = max_batch(), window_s()
+    return cache.get(("batcher", id(_base(model)), size, window), lambda: Batcher(generate_rows, size, window))
 
 
 class ModelResponder:
@@ -236,6 +342,24 @@ class ModelResponder:
         if p_idk > gen.idk_above:
             return replace(answer, text=IDK + ".", draft="", p_idk=p_idk, alt=answer.text)
         return replace(answer, p_idk=p_idk)
+
+    def answer_batched(
+        self, question: str, gen: GenConfig, batcher: Batcher, session: str = "", on_partial=None
+    ) -> Answer:
+        """The answer `stream` ends with, generated in a shared batch with other callers' answers (`batcher`, a
+        turn per `session`); `on_partial` gets the growing answer (done=False) after every token."""
+        start = time.perf_counter()
+        passages = self._retrieve([question], gen)[0]
+        if self._abstains(passages, gen):
+            return Answer(IDK + ".", passages, time.perf_counter() - start, system=self.name)
+
+        def grown(text: str) -> None:
+            on_partial(Answer(text, passages, time.perf_counter() - start, system=self.name, done=False))
+
+        messages, rag = self._messages(question, passages, gen), self.retriever is not None
+        row = Row(self.model, self.tok, messages, gen, rag, grown if on_partial else None)
+        text, n_in, n_out = batcher.submit(row, row.key(), session)
+        return self._supported(Answer(text, passages, time.perf_counter() - start, n_in, n_out, self.name), gen)
 
     def stream(self, question: str, gen: GenConfig) -> Iterator[Answer]:
         start = time.perf_counter()

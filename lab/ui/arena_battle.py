@@ -7,6 +7,9 @@ answers as generated come only after the one vote, which must name that battle. 
 settings that act on both sides alike (BATTLE_FIELDS); the passage readers' own settings stay at their defaults, or a
 voter could make the RAG side recognisable. The pool's default (`lab.arena.pool`) is read again when the page or the
 Blind battle tab opens.
+Both Arena answering events (this battle, the side-by-side question) run through `live_events` and `session_of`:
+with batching on (lab.generation.batcher) many of them run at once, so the answers of a class meet in shared
+batches, each session taking its turn; otherwise one generation at a time, as every generation event.
 Events: arena_battle, arena_vote_a, arena_vote_b, arena_vote_tie, arena_vote_both_bad, arena_submit_vote (API
 only: battle id, winner). Errors become a status line and a toast, never a traceback.
 """
@@ -21,12 +24,29 @@ from lab.arena import battles, contestants, live
 from lab.arena.pool import battle_pool
 from lab.config import GenConfig
 from lab.errors import LabError, expected, user_message
-from lab.generation import passage_dict
+from lab.generation import batcher, passage_dict
 from lab.ui import arena_view as view
 from lab.ui.common import GEN_FIELDS, READ_ONLY, ask_row, contestant_names, gen_controls, gen_from, generation
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
 BATTLE_FIELDS = GEN_FIELDS[:2]  # max_new_tokens, temperature: they act on every contestant alike
+LIVE = "live"  # the concurrency group of the Arena's answering events when they are batched
+WAITING_PER_BATCH = 2  # events let in per batch row: the next batch forms while one runs
+
+
+def live_events() -> dict:
+    """Event keyword arguments for an Arena answering event. Batched: enough events run at once for batches to
+    form (each waits for its answers in a shared batch; the batcher bounds the rows generated together, so memory
+    stays bounded); unbatched: the generation group's own limit."""
+    if not batcher.enabled():
+        return generation()
+    return {"concurrency_id": LIVE, "concurrency_limit": WAITING_PER_BATCH * batcher.max_batch()}
+
+
+def session_of() -> str:
+    """The browser session of the event being handled (its turn in the shared batches); "" outside an event."""
+    request = gr.context.LocalContext.request.get(None)
+    return str(getattr(request, "session_hash", "") or "")
 
 
 def build(ws, cache, choices):
@@ -57,7 +77,7 @@ def build(ws, cache, choices):
         [pool, question, *gen],
         [*sides, *infos, *buttons, status, reveal, battle_id, state],
         api_name="arena_battle",
-        **generation(),
+        **live_events(),
         show_progress_on=sides,
     )
     for winner, button in zip(battles.WINNERS, buttons, strict=True):
@@ -163,7 +183,7 @@ def _battle(ws, cache, pool, question, *settings):
     yield *blank, *off, f"{wait}...", "", "", {}
     makers = [lambda n=n: contestants.responder(ws, cache, n) for n in (a, b)]
     began, answers, errors = time.monotonic(), [None, None], ["", ""]
-    for snapshot in live.stream_many(makers, question, cfg, poll_s=1.0):
+    for snapshot in live.stream_many(makers, question, cfg, poll_s=1.0, cache=cache, session=session_of()):
         answers, errors = snapshot  # only the elapsed time is shown meanwhile: a side would give itself away
         yield *[gr.skip()] * 8, f"{wait} ({time.monotonic() - began:.0f} s)...", *[gr.skip()] * 3
     if any(errors) or not live.all_done(answers, errors):

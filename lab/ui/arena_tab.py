@@ -27,7 +27,6 @@ from lab.ui.common import (
     contestant_names,
     gen_controls,
     gen_from,
-    generation,
     picker_update,
 )
 from lab.ui.spaces import answers_duration, gpu, prefetch
@@ -176,7 +175,7 @@ def _build_side_by_side(ws, cache, choices):
         [pick, question, *gen],
         [status, *mds, *passages],
         api_name="arena_side_by_side",
-        **generation(),
+        **arena_battle.live_events(),
         show_progress="hidden",  # the status line counts finished answers; no bars over the columns
     )
     _follow_pick(ws, cache, pick, cols, mds, passages)
@@ -209,7 +208,7 @@ def _side_answers(ws, cache, names, q, *settings):
     makers = [lambda n=n: contestants.responder(ws, cache, n) for n in names]
     labels = contestant_names(ws, names)
     shown, rest = [None] * MAX_SIDE, [""] * (MAX_SIDE - len(names))
-    for answers, errors in live.stream_many(makers, q, cfg):
+    for answers, errors in live.stream_many(makers, q, cfg, cache=cache, session=arena_battle.session_of()):
         texts = [view.answer_md(n, a, e, labels) for n, a, e in zip(names, answers, errors, strict=True)]
         htmls = [view.passages_html(a.passages) if a else "" for a in answers] + rest
         fresh = [h if h != old else gr.skip() for h, old in zip(htmls, shown, strict=True)]  # keeps open ones open
