@@ -25,8 +25,9 @@ def test_markdown_cells_are_the_cards_values_and_only_winners_are_starred():
     assert decision_view.card_markdown({"questions": []}) == "" and decision_view.card_html({"questions": []}) == ""
 
 
-def test_start_tab_and_batch_evaluation_show_the_card():
+def test_start_tab_and_batch_evaluation_show_the_card(tmp_path):
     from lab.ui import arena_eval, start_tab
+    from lab.workspace import Workspace
 
     shipped = reference()
     said = start_tab._show(shipped)[1]
@@ -34,4 +35,4 @@ def test_start_tab_and_batch_evaluation_show_the_card():
     assert "| Made-up answers on questions nothing answers |" in said
     items = _items(12)
     result = _result({"a": _rows("a", items, {1, 2})}) | {"id": "e1"}
-    assert "The decision card" in arena_eval._show(result)[1]
+    assert "The decision card" in arena_eval._show(Workspace.open(tmp_path / "home"), result)[1]
