@@ -79,7 +79,7 @@ def side_update(ws, edited: bool, current, more) -> dict:
     return update
 
 
-def build(ws, cache) -> None:
+def build(ws, cache, settings) -> None:
     gr.Markdown(
         "## Arena\nCompare base, fine-tuned, RAG and fine-tuned + RAG on your own questions. A fresh workspace has "
         "`base` and `rag:sample`; each run you train in **Train** adds `ft:RUN` and `ft+rag:RUN:INDEX` (read again "
@@ -111,10 +111,14 @@ def build(ws, cache) -> None:
     with gr.Tab("Votes as data", elem_id="arena-votes"):  # the blind votes exported as training data
         from lab.ui import arena_votes
 
-        arena_votes.build(ws)
+        arena_votes.build(ws, settings)
     with gr.Tab("Teacher", elem_id="arena-teacher") as teacher:  # the whole tab, label included, hidden from students
-        teacher_tab.build(ws, cache)
-    gr.context.Context.root_block.load(teacher_tab.visible_for, None, teacher, api_name="teacher_visible", **READ_ONLY)
+        teacher_tab.build(ws, cache, settings)
+
+    def teacher_visible(request: gr.Request):
+        return teacher_tab.visible_for(settings, request)
+
+    gr.context.Context.root_block.load(teacher_visible, None, teacher, api_name="teacher_visible", **READ_ONLY)
 
     def reload(more=()):
         c = _choices(ws)

@@ -23,7 +23,7 @@ from lab.rag import RagError, build_index, delete_index, index_info, list_indexe
 from lab.rag.retrieve import terms
 from lab.storage import sample_dir
 from lab.ui.common import QUESTION_HINT, READ_ONLY, Picker, fail, follow_workspace, picker_update, this_tab
-from lab.ui.roles import require_teacher
+from lab.ui.roles import ServerSettings
 from lab.workspace import SAMPLE
 
 SAMPLE_QA = sample_dir() / "eval.jsonl"
@@ -187,7 +187,7 @@ CORPUS_PICKER = Picker("corpora", typed=True)
 INDEX_PICKER = Picker("indexes", default=_first_index)
 
 
-def build(ws, cache) -> None:
+def build(ws, cache, settings: ServerSettings) -> None:
     tab = this_tab()
     gr.Markdown(
         "## Retrieval (RAG)\nIndex your documents, see what the retriever finds for a question, and measure it. "
@@ -226,7 +226,7 @@ def build(ws, cache) -> None:
     index.change(lambda n: _on_info(ws, n), index, [status, query_hybrid], api_name="rag_info")
 
     def on_delete(name, request: gr.Request):
-        return _on_delete(ws, cache, name, request)
+        return _on_delete(ws, cache, settings, name, request)
 
     delete.click(on_delete, index, [status, index], api_name="rag_delete")
     opened = [tab.select] if tab else []  # corpora saved in Data, indexes built elsewhere
@@ -346,11 +346,11 @@ def _on_info(ws, name):
         return fail(user_message(exc)), gr.update()
 
 
-def _on_delete(ws, cache, name, request: gr.Request):
+def _on_delete(ws, cache, settings: ServerSettings, name, request: gr.Request):
     if not name:
         return fail(NO_INDEX), gr.update()
     try:
-        require_teacher(request, "delete an index")
+        settings.require_teacher(request, "delete an index")
         delete_index(ws, name or "", cache)
     except Exception as exc:
         return fail(user_message(exc)), gr.update()

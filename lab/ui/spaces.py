@@ -5,8 +5,9 @@ only while a function decorated with `spaces.GPU` runs, in a forked worker, for 
 `gpu(duration=fn)` applies `spaces.GPU` with a duration computed from the call's own arguments (e.g. questions x
 contestants), clamped to what one slot allows; anywhere else it returns the function unchanged (the `spaces`
 package is a no-op off ZeroGPU, and it may be absent altogether). Handlers must be decorated before launch.
-The wrapped function marks the slot's worker process (LAB_IN_GPU_CALL), so `lab.models.device()` says "cuda" there
-and "cpu" everywhere else on ZeroGPU (the main process only emulates CUDA, on one thread).
+The wrapped function marks the slot's worker process (`lab.models.mark_gpu_call`, a flag of that forked process),
+so `lab.models.device()` says "cuda" there and "cpu" everywhere else on ZeroGPU (the main process only emulates
+CUDA, on one thread).
 `slot_training` gives `lab.jobs.start` the hooks that refuse a run longer than one slot and train a shorter one
 inline, inside a slot (a background training process never gets the GPU on ZeroGPU); a slot the scheduler refuses
 (quota, duration, no GPU) or loses marks the run failed with the reason.
@@ -29,7 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lab.errors import LabError
-from lab.models import GPU_CALL_ENV, ZERO_GPU_ENV, on_zero_gpu
+from lab.models import ZERO_GPU_ENV, mark_gpu_call, on_zero_gpu
 
 try:  # first, before torch touches CUDA (on ZeroGPU this import patches torch)
     import spaces
@@ -151,14 +152,14 @@ def in_slot(fn: Callable) -> Callable:
 
         @functools.wraps(fn)
         def marked_gen(*args: Any, **kwargs: Any):
-            os.environ[GPU_CALL_ENV] = "1"
+            mark_gpu_call()
             yield from fn(*args, **kwargs)
 
         return marked_gen
 
     @functools.wraps(fn)
     def marked(*args: Any, **kwargs: Any):
-        os.environ[GPU_CALL_ENV] = "1"
+        mark_gpu_call()
         return fn(*args, **kwargs)
 
     return marked

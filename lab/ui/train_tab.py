@@ -25,7 +25,7 @@ from lab.errors import LabError, expected, user_message
 from lab.training.plan import PRESETS, apply_preset, cli_command, measured_throughput
 from lab.ui import spaces
 from lab.ui.common import READ_ONLY, Picker, fail, follow_workspace, picker_update, progress_bar_html, this_tab
-from lab.ui.roles import require_teacher
+from lab.ui.roles import ServerSettings
 from lab.ui.train_form import (
     _form,
     form_config,
@@ -436,7 +436,7 @@ def _live():
 RUNS_PICKER = Picker("runs")
 
 
-def build(ws, cache) -> None:
+def build(ws, cache, settings: ServerSettings) -> None:
     tab = this_tab()
     gr.Markdown("## Fine-tune with LoRA or QLoRA\nTraining runs in its own process; leave or reload the page, "
                 "it keeps going and this view re-attaches.")  # fmt: skip
@@ -479,7 +479,7 @@ def build(ws, cache) -> None:
     picked.change(lambda ids: overlay(ws, ids), picked, compare, api_name="train_compare")
 
     def on_delete(ids, request: gr.Request):
-        return _delete(ws, ids, request)
+        return _delete(ws, settings, ids, request)
 
     delete_btn.click(on_delete, picked, [table, picked], api_name="train_delete")
     runs = _follow_runs(ws, timer, {**live_pickers(form), picked: RUNS_PICKER}, [tab.select] if tab else [])
@@ -510,10 +510,10 @@ def _runs_update(ws, picked=None):
     return runs_table(ws), picker_update(ws, RUNS_PICKER, picked)
 
 
-def _delete(ws, run_ids: list[str], request: gr.Request):
+def _delete(ws, settings: ServerSettings, run_ids: list[str], request: gr.Request):
     for run_id in run_ids or []:
         try:
-            require_teacher(request, "delete a run")
+            settings.require_teacher(request, "delete a run")
             gr.Info(jobs.delete(ws, run_id))
         except Exception as exc:
             fail(user_message(exc))
