@@ -8,8 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from lab.arena import votes
-from lab.errors import user_message
-from lab.ui.common import fail
+from lab.ui.common import fail, shows_errors
 from lab.ui.roles import ServerSettings
 
 INTRO = (
@@ -33,11 +32,9 @@ def build(ws, settings: ServerSettings) -> None:
     button.click(on_export, None, [summary, files], api_name="arena_export_votes")
 
 
+@shows_errors(lambda message: (fail(message), None))
 def export(ws, settings: ServerSettings, request) -> tuple[str, list[str] | None]:
     """(summary line, the exported files) or (the refusal, None)."""
-    try:
-        settings.require_teacher(request, "export the votes")
-        done = votes.export(ws)
-    except Exception as exc:
-        return fail(user_message(exc)), None
+    settings.require_teacher(request, "export the votes")
+    done = votes.export(ws)
     return done.summary().replace(str(done.folder), f"`{done.folder.name}`"), [str(p) for p in done.files]

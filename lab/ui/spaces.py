@@ -123,25 +123,38 @@ def prefetch(ws, cache, specs) -> list[str]:
     """Resolve, in this process and on the CPU, every contestant's base model (a hub model is downloaded once, the
     embedded one converted once) and its index's embedder; returns the model folders. Best effort: a contestant
     that cannot be resolved is skipped here and reports its error from the slot as before."""
+    folders = []
+    for spec in [specs] if isinstance(specs, str) else list(specs or []):
+        folders += _prefetch_one(ws, cache, spec)
+    return folders
+
+
+def _not_prefetched(spec: str, message: str) -> list:
+    log.info("not prefetched: %s (%s)", spec, message)  # the slot reports it with its own message
+    return []
+
+
+def _prefetch_one(ws, cache, spec: str) -> list[str]:
+    """The folders of one contestant's base model and index embedder, resolved; [] when it cannot be."""
     from lab.arena import contestants
     from lab.config import RagConfig, TrainConfig
     from lab.models import resolve_embedder
     from lab.training import CONFIG
+    from lab.ui.common import shows_errors
 
-    folders = []
-    for spec in [specs] if isinstance(specs, str) else list(specs or []):
-        try:
-            c = contestants.parse(spec)
-            run_config = ws.dir("runs", c.run) / CONFIG if c.run else None
-            base = TrainConfig.load(run_config).base_model if run_config and run_config.is_file() else c.model
-            folders.append(cache.resolve(base).path)
-            if c.index:
-                index_config = ws.dir("indexes", c.index) / "config.json"
-                embed = RagConfig.load(index_config).embed_model if index_config.is_file() else RagConfig.embed_model
-                folders.append(resolve_embedder(embed).path)
-        except Exception as exc:  # noqa: BLE001 (the slot reports it with its own message)
-            log.info("not prefetched: %s (%s)", spec, exc)
-    return folders
+    @shows_errors(lambda message: _not_prefetched(spec, message))
+    def resolve() -> list[str]:
+        c = contestants.parse(spec)
+        run_config = ws.dir("runs", c.run) / CONFIG if c.run else None
+        base = TrainConfig.load(run_config).base_model if run_config and run_config.is_file() else c.model
+        found = [cache.resolve(base).path]
+        if c.index:
+            index_config = ws.dir("indexes", c.index) / "config.json"
+            embed = RagConfig.load(index_config).embed_model if index_config.is_file() else RagConfig.embed_model
+            found.append(resolve_embedder(embed).path)
+        return found
+
+    return resolve()
 
 
 def in_slot(fn: Callable) -> Callable:

@@ -12,9 +12,8 @@ import gradio as gr
 
 from lab import jobs
 from lab.arena import battles, evaluation
-from lab.errors import user_message
 from lab.rag import delete_index, list_indexes
-from lab.ui.common import fail
+from lab.ui.common import fail, fail_with, shows_errors
 from lab.ui.roles import ServerSettings
 
 KINDS = ("run", "evaluation", "index")
@@ -69,42 +68,36 @@ def _names(ws, kind: str) -> list[str]:
     return [r["id"] for r in evaluation.list_evaluations(ws)]
 
 
+@shows_errors(lambda message: (None, fail(message)))
 def _export(ws, settings: ServerSettings, request: gr.Request):
-    try:
-        settings.require_teacher(request, "export the votes")
-        text = battles.votes_csv(ws.db_path)
-        out = ws.downloads / "votes" / time.strftime("votes-%Y%m%d-%H%M%S.csv")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = out.with_name(f".{out.name}.tmp")
-        staging.write_text(text, encoding="utf-8")
-        staging.replace(out)  # the served folder never holds a half-written export
-    except Exception as exc:
-        return None, fail(user_message(exc))
+    settings.require_teacher(request, "export the votes")
+    text = battles.votes_csv(ws.db_path)
+    out = ws.downloads / "votes" / time.strftime("votes-%Y%m%d-%H%M%S.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.tmp")
+    staging.write_text(text, encoding="utf-8")
+    staging.replace(out)  # the served folder never holds a half-written export
     return str(out), f"Exported {text.count(chr(10)) - 1} votes."
 
 
+@shows_errors(fail_with(gr.skip()))
 def _reset(ws, settings: ServerSettings, sure: bool, request: gr.Request):
-    try:
-        settings.require_teacher(request, "reset the votes")
-        if not sure:
-            return fail("tick the confirmation first: resetting deletes every vote"), gr.skip()
-        n = battles.reset_votes(ws.db_path)
-    except Exception as exc:
-        return fail(user_message(exc)), gr.skip()
+    settings.require_teacher(request, "reset the votes")
+    if not sure:
+        return fail("tick the confirmation first: resetting deletes every vote"), gr.skip()
+    n = battles.reset_votes(ws.db_path)
     return f"Deleted {n} votes and every issued battle; the leaderboard starts again.", False
 
 
+@shows_errors(fail_with(gr.skip()))
 def _delete(ws, cache, settings: ServerSettings, kind: str, name: str, request: gr.Request):
-    try:
-        settings.require_teacher(request, f"delete a {kind}")
-        if not name:
-            return fail(f"choose the {kind} to delete"), gr.skip()
-        if kind == "run":
-            jobs.delete(ws, name)
-        elif kind == "index":
-            delete_index(ws, name, cache)
-        else:
-            evaluation.delete_evaluation(ws, name)
-    except Exception as exc:
-        return fail(user_message(exc)), gr.skip()
+    settings.require_teacher(request, f"delete a {kind}")
+    if not name:
+        return fail(f"choose the {kind} to delete"), gr.skip()
+    if kind == "run":
+        jobs.delete(ws, name)
+    elif kind == "index":
+        delete_index(ws, name, cache)
+    else:
+        evaluation.delete_evaluation(ws, name)
     return f"Deleted {kind} `{name}`.", gr.Dropdown(choices=_names(ws, kind), value=None)
