@@ -4,11 +4,11 @@ The sample domain (dataset and document corpus) is installed into the workspace 
 embedded model is converted once into the model cache, so the first page shows a working lab. The sample
 retrieval index is built in the background after launch (the Arena's `rag:sample` waits for it if asked first).
 Binds to 127.0.0.1 unless `--host` (or GRADIO_SERVER_NAME) says otherwise; LAB_AUTH=user:password adds a login.
+These server settings are read once, here (lab.ui.roles.ServerSettings), and passed to the app.
 A workspace that cannot be opened (unwritable folder, damaged lab.db) stops the start with one clear line.
 """
 
 import argparse
-import os
 import sys
 import threading
 
@@ -19,6 +19,7 @@ from lab.data import ensure_sample_domain
 from lab.errors import setup_logging, user_message
 from lab.rag import ensure_sample_index
 from lab.ui.app import build_app, launch
+from lab.ui.roles import ServerSettings
 from lab.workspace import Workspace
 
 
@@ -39,27 +40,29 @@ def open_workspace() -> Workspace:
 
 
 def parse_args() -> argparse.Namespace:
-    """--host and --port; read before the app is built, since a lab others can reach shows a notice and has no
-    teacher without a login (lab.ui.roles). Unknown arguments are left alone (a host that imports app.py)."""
+    """--host and --port. Unknown arguments are left alone (a host that imports app.py)."""
     parser = argparse.ArgumentParser(description="ExpertLab app")
     parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; 0.0.0.0 = all)")
     parser.add_argument("--port", type=int, default=None, help="port (default 7860 or GRADIO_SERVER_PORT)")
-    args = parser.parse_known_args()[0]
-    if args.host:
-        os.environ["GRADIO_SERVER_NAME"] = args.host
-    return args
+    return parser.parse_known_args()[0]
 
 
-args = parse_args()
+def server_settings(args: argparse.Namespace) -> ServerSettings:
+    """The settings from the flags and the environment, read before the app is built (a lab others can reach
+    shows a notice and has no teacher without a login); a malformed LAB_AUTH stops the start with one line."""
+    try:
+        return ServerSettings.from_env(host=args.host, port=args.port)
+    except ValueError as exc:
+        sys.exit(f"ExpertLab cannot start: {exc}")
+
+
+settings = server_settings(parse_args())
 ws = open_workspace()
 ensure_sample_domain(ws)
 cache = ModelCache(ws.model_cache)
-demo = build_app(ws, cache)
+demo = build_app(ws, cache, settings)
 
 if __name__ == "__main__":
     cache.resolve("embedded")  # convert the embedded model once, before the first request needs it
     threading.Thread(target=ensure_sample_index, args=(ws, cache), name="sample-index", daemon=True).start()
-    try:
-        launch(demo, ws, server_name=args.host, server_port=args.port)
-    except ValueError as exc:  # a malformed LAB_AUTH
-        sys.exit(f"ExpertLab cannot start: {exc}")
+    launch(demo, ws)

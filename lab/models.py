@@ -314,7 +314,7 @@ def _convert_gguf(gguf: Path | None, out: Path) -> None:
 
 
 ZERO_GPU_ENV = "SPACES_ZERO_GPU"  # set on a ZeroGPU Space (the `spaces` package reads the same variable)
-GPU_CALL_ENV = "LAB_IN_GPU_CALL"  # set by lab.ui.spaces.gpu inside a GPU slot's worker process
+_in_gpu_call = False  # True in a GPU slot's forked worker process (mark_gpu_call), which serves nothing else
 
 
 def on_zero_gpu(env: Mapping[str, str] | None = None) -> bool:
@@ -323,10 +323,15 @@ def on_zero_gpu(env: Mapping[str, str] | None = None) -> bool:
     return (env.get(ZERO_GPU_ENV) or "").strip().lower() in ("1", "t", "true")
 
 
-def in_gpu_call(env: Mapping[str, str] | None = None) -> bool:
+def mark_gpu_call() -> None:
+    """Mark this process as a ZeroGPU slot's worker (lab.ui.spaces does, inside the forked worker)."""
+    global _in_gpu_call
+    _in_gpu_call = True
+
+
+def in_gpu_call() -> bool:
     """True inside a ZeroGPU slot: the forked worker that runs a `gpu()`-wrapped call marks itself."""
-    env = os.environ if env is None else env
-    return env.get(GPU_CALL_ENV) == "1"
+    return _in_gpu_call
 
 
 def device(env: Mapping[str, str] | None = None) -> str:
@@ -335,7 +340,7 @@ def device(env: Mapping[str, str] | None = None) -> str:
     On a ZeroGPU Space the main process only emulates CUDA (`torch.cuda.is_available()` is True, but a tensor
     moved to "cuda" off the thread that imported `spaces` fails, and gradio runs handlers on worker threads), and
     the card exists only inside a GPU slot's forked worker: so "cpu" there except inside a `gpu()`-wrapped call."""
-    if on_zero_gpu(env) and not in_gpu_call(env):
+    if on_zero_gpu(env) and not in_gpu_call():
         return "cpu"
     import torch
 

@@ -51,9 +51,11 @@ def test_only_the_teacher_exports_resets_and_deletes(classroom):
     from types import SimpleNamespace
 
     from lab.ui import teacher_tab
+    from lab.ui.roles import ServerSettings
 
-    assert teacher_tab.visible_for(SimpleNamespace(username="stu")).visible is False  # the page-load event
-    assert teacher_tab.visible_for(SimpleNamespace(username="teach")).visible is True
+    settings = ServerSettings.from_env()  # the classroom's LAB_AUTH
+    assert teacher_tab.visible_for(settings, SimpleNamespace(username="stu")).visible is False  # the page-load event
+    assert teacher_tab.visible_for(settings, SimpleNamespace(username="teach")).visible is True
 
     file, status = student.predict(api_name="/teacher_export_votes")
     assert file is None and "only a teacher account" in status
@@ -90,41 +92,53 @@ def test_a_battle_belongs_to_the_session_that_started_it(client):
     assert "saved" in saved[0]
 
 
-def test_teachers_are_named_or_the_first_account_and_everyone_without_a_login(monkeypatch):
+def test_teachers_are_named_or_the_first_account_and_everyone_without_a_login():
     from types import SimpleNamespace
 
-    from lab.ui import roles
+    from lab.ui.roles import NotAllowed, ServerSettings
 
-    monkeypatch.delenv("LAB_AUTH", raising=False)
-    assert roles.is_teacher(SimpleNamespace(username=None))  # one user on localhost: all controls
-    monkeypatch.setenv("LAB_AUTH", "ann:1")
-    monkeypatch.setenv("LAB_TEACHERS", "bea, cy")
-    assert roles.teachers() == {"bea", "cy"}
-    assert not roles.is_teacher(SimpleNamespace(username="ann")) and roles.is_teacher(SimpleNamespace(username="cy"))
-    monkeypatch.delenv("LAB_TEACHERS")
-    assert roles.teachers() == {"ann"}
-    with pytest.raises(roles.NotAllowed, match="only a teacher account may reset"):
-        roles.require_teacher(SimpleNamespace(username="zed"), "reset the votes")
+    assert ServerSettings.from_env({}).is_teacher(SimpleNamespace(username=None))  # one user on localhost
+    settings = ServerSettings.from_env({"LAB_AUTH": "ann:1", "LAB_TEACHERS": "bea, cy"})
+    assert settings.teachers() == {"bea", "cy"}
+    assert not settings.is_teacher(SimpleNamespace(username="ann")) and settings.is_teacher(
+        SimpleNamespace(username="cy")
+    )
+    settings = ServerSettings.from_env({"LAB_AUTH": "ann:1"})
+    assert settings.teachers() == {"ann"}
+    with pytest.raises(NotAllowed, match="only a teacher account may reset"):
+        settings.require_teacher(SimpleNamespace(username="zed"), "reset the votes")
 
 
-@pytest.mark.parametrize("env", [{"SPACE_ID": "someone/expertlab"}, {"GRADIO_SERVER_NAME": "0.0.0.0"}])
-def test_a_lab_others_can_reach_without_a_login_has_no_teacher(monkeypatch, env):
+@pytest.mark.parametrize(
+    "env", [{"SPACE_ID": "someone/expertlab"}, {"GRADIO_SERVER_NAME": "0.0.0.0"}, {"GRADIO_SHARE": "True"}]
+)
+def test_a_lab_others_can_reach_without_a_login_has_no_teacher(env):
     from types import SimpleNamespace
 
-    from lab.ui import roles
+    from lab.ui.roles import NotAllowed, ServerSettings
 
-    monkeypatch.delenv("LAB_AUTH", raising=False)
-    monkeypatch.delenv("SPACE_ID", raising=False)
-    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     visitor = SimpleNamespace(username=None)
-    assert roles.is_teacher(visitor)  # this computer only: its one user
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    assert not roles.is_teacher(visitor)  # a Space visitor may not read others' votes or delete shared work
-    with pytest.raises(roles.NotAllowed, match="nobody may export the votes .* set LAB_AUTH"):
-        roles.require_teacher(visitor, "export the votes")
-    monkeypatch.setenv("LAB_AUTH", "ann:1")  # a login brings the teacher account back
-    assert roles.is_teacher(SimpleNamespace(username="ann"))
+    assert ServerSettings.from_env({}).is_teacher(visitor)  # this computer only: its one user
+    settings = ServerSettings.from_env(env)
+    assert settings.public_without_login()
+    assert not settings.is_teacher(visitor)  # a Space visitor may not read others' votes or delete shared work
+    with pytest.raises(NotAllowed, match="nobody may export the votes .* set LAB_AUTH"):
+        settings.require_teacher(visitor, "export the votes")
+    with_login = ServerSettings.from_env({**env, "LAB_AUTH": "ann:1"})  # a login brings the teacher account back
+    assert with_login.is_teacher(SimpleNamespace(username="ann")) and not with_login.public_without_login()
+
+
+def test_host_flag_wins_over_the_environment_and_a_bad_login_or_port_is_named():
+    from lab.errors import LabError
+    from lab.ui.roles import ServerSettings
+
+    settings = ServerSettings.from_env({"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7000"}, host="::1")
+    assert (settings.host, settings.port, settings.public_without_login()) == ("::1", 7000, False)
+    assert ServerSettings.from_env({}, port=8000).port == 8000
+    with pytest.raises(LabError, match="LAB_AUTH"):
+        ServerSettings.from_env({"LAB_AUTH": "no-colon"})
+    with pytest.raises(LabError, match="GRADIO_SERVER_PORT"):
+        ServerSettings.from_env({"GRADIO_SERVER_PORT": "http"})
 
 
 def test_browser_teacher_tab_exports_the_votes(page, shot):
@@ -142,27 +156,62 @@ def test_browser_teacher_tab_exports_the_votes(page, shot):
     shot(page, "arena-teacher")
 
 
-def test_a_public_lab_without_a_login_warns_that_uploads_are_shared(monkeypatch, tmp_path, cache):
+def _notes(demo) -> list[str]:
+    """The public-lab notices the page shows."""
+    return [
+        b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "public-note" and b.visible is True
+    ]
+
+
+def test_a_public_lab_without_a_login_warns_that_uploads_are_shared(tmp_path):
+    from lab.cache import ModelCache
     from lab.ui.app import PUBLIC_NOTE, build_app
+    from lab.ui.roles import ServerSettings
 
-    monkeypatch.delenv("LAB_AUTH", raising=False)
-    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
-    ws = Workspace.open(tmp_path / "home")
-
-    def notes(demo) -> list[str]:
-        return [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "public-note"]
-
-    assert notes(build_app(ws, cache)) == []  # this computer only: nothing to warn about
-    monkeypatch.setenv("SPACE_ID", "someone/expertlab")
-    assert notes(build_app(ws, cache)) == [PUBLIC_NOTE]
+    ws, cache = Workspace.open(tmp_path / "home"), ModelCache(tmp_path / "models")
+    assert _notes(build_app(ws, cache, ServerSettings.from_env({}))) == []  # this computer only: nothing to warn
+    space = ServerSettings.from_env({"SPACE_ID": "someone/expertlab"})
+    assert _notes(build_app(ws, cache, space)) == [PUBLIC_NOTE]
 
 
-def test_a_share_link_or_a_public_launch_also_leaves_the_lab_without_a_teacher(monkeypatch):
+def test_launch_with_a_share_link_from_python_shows_the_notice_and_has_no_teacher(tmp_path, monkeypatch):
+    """Before: launch(share=True) served a public link while the page built earlier showed no notice."""
     from types import SimpleNamespace
 
-    from lab.ui import roles
+    from lab.cache import ModelCache
+    from lab.ui.app import PUBLIC_NOTE, build_app, launch
 
     for key in ("LAB_AUTH", "SPACE_ID", "GRADIO_SERVER_NAME", "GRADIO_SHARE"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("GRADIO_SHARE", "True")  # gradio's own switch for a public share link
-    assert roles.public_without_login() and not roles.is_teacher(SimpleNamespace(username=None))
+    ws = Workspace.open(tmp_path / "home")
+    demo = build_app(ws, ModelCache(tmp_path / "models"))
+    assert _notes(demo) == []
+    served = {}
+    monkeypatch.setattr(demo, "launch", lambda **kwargs: served.update(kwargs))  # no share link from a test
+    launch(demo, ws, share=True)
+    assert served["share"] is True and _notes(demo) == [PUBLIC_NOTE]
+    assert not demo.lab_settings.is_teacher(SimpleNamespace(username=None))
+
+
+def test_launch_on_a_public_address_from_python_serves_the_notice(tmp_path, monkeypatch):
+    """The page's own config (what a browser renders) carries the notice when launch is given a public address."""
+    import json
+    import urllib.request
+
+    from lab.cache import ModelCache
+    from lab.ui.app import PUBLIC_NOTE, build_app, launch
+
+    for key in ("LAB_AUTH", "SPACE_ID", "GRADIO_SERVER_NAME", "GRADIO_SHARE"):
+        monkeypatch.delenv(key, raising=False)
+    ws = Workspace.open(tmp_path / "home")
+    demo = build_app(ws, ModelCache(tmp_path / "models"))
+    with pytest.warns(UserWarning, match="without a login"):
+        launch(demo, ws, server_name="0.0.0.0", server_port=None, prevent_thread_lock=True, quiet=True)
+    try:
+        port = demo.local_url.rstrip("/").rsplit(":", 1)[1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30) as resp:
+            config = json.load(resp)
+        shown = [c["props"] for c in config["components"] if c["props"].get("elem_id") == "public-note"]
+        assert [(p.get("value"), p.get("visible")) for p in shown] == [(PUBLIC_NOTE, True)]
+    finally:
+        demo.close()

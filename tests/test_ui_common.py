@@ -117,3 +117,42 @@ def test_start_and_arena_progress_views_use_the_drawn_bar():
                              stage_eta_s=12, overall_eta_s=90)  # fmt: skip
     for text in (start_tab.progress_md(update), arena_eval._progress({"progress": (0, 8, "loading")})):
         assert "role='progressbar'" in text and "0 %" in text and "[ " not in text
+
+
+def test_shows_errors_turns_a_user_error_into_the_outputs_and_logs_a_bug_once(caplog):
+    import gradio as gr
+
+    @common.shows_errors(common.fail_with(gr.skip()))
+    def save(name):
+        if name == "bad":
+            raise LabError("name 'bad' is taken: choose another")
+        if name == "disk":
+            raise OSError("disk full")
+        return 1 // 0
+
+    with pytest.warns(UserWarning):  # gr.Warning outside an event is a Python warning
+        heading, rest = save("bad")
+    assert heading == "### ✗ name 'bad' is taken: choose another" and rest == gr.skip()
+    with pytest.warns(UserWarning):
+        assert save("disk")[0] == "### ✗ disk full"
+    caplog.clear()
+    with pytest.warns(UserWarning):
+        heading, _ = save("bug")
+    assert heading.startswith("### ✗ unexpected error (ZeroDivisionError") and "bug" in heading
+    bugs = [r for r in caplog.records if r.exc_info]
+    assert len(bugs) == 1 and bugs[0].exc_info[0] is ZeroDivisionError  # one traceback in the log
+
+
+def test_shows_errors_keeps_a_generator_streaming_until_it_fails():
+    import inspect
+
+    @common.shows_errors(lambda message: ("error", message))
+    def steps(n):
+        yield "progress", 1
+        if n:
+            raise LabError("the slot ran out")
+        yield "result", 2
+
+    assert inspect.isgeneratorfunction(steps)
+    assert list(steps(0)) == [("progress", 1), ("result", 2)]
+    assert list(steps(1)) == [("progress", 1), ("error", "the slot ran out")]

@@ -102,12 +102,13 @@ def test_training_on_the_votes_uses_a_fresh_export_and_no_votes_is_a_clear_error
 
 def test_the_arena_export_button_offers_the_four_files(ws):
     from lab.ui import arena_votes
+    from lab.ui.roles import ServerSettings
 
     class Request:  # a local lab without a login: its one user may export
         username = None
 
     cast(ws)
-    summary, files = arena_votes.export(ws, Request())
+    summary, files = arena_votes.export(ws, ServerSettings.from_env({}), Request())
     assert summary.startswith("6 votes: 2 preference pairs, 2 winning answers")
     assert sorted(f.rsplit("/", 1)[-1] for f in files) == sorted(
         ["votes-sft.jsonl", "votes-prefs.jsonl", "votes-sft.meta.json", "votes-prefs.meta.json"]

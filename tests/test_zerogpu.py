@@ -72,7 +72,7 @@ def test_answers_ask_for_one_slot_and_release_it(zero_app):
     assert not (home / "indexes" / "sample" / "meta.json").is_file(), "the sample build finished before the slot"
     job = client.submit(["base", "rag:sample"], QUESTION, api_name="/arena_side_by_side")
     out = job.result(timeout=300)  # a worker deadlocked on a lock inherited through the fork never answers
-    assert "### base" in out[1] and "### rag:sample" in out[2], out
+    assert out[1].startswith("### <b>base</b>") and "<code>rag:sample</code>" in out[2], out  # the columns' names
     assert "arena-passage" in out[6], out[6]
     assert scheduler.counts["/schedule"] == 1 and scheduler.counts["/release"] == 1
     assert scheduler.counts["/allow"] == 1  # the forked worker announced itself
@@ -115,12 +115,13 @@ sys.path.insert(0, "tests")
 import zerogpu
 zerogpu.install_cuda_shim()
 import spaces, torch
+from lab import models
 from lab.models import device
 
 seen = {"main": device()}
 def on_worker():
     seen["worker"] = device()
-    os.environ["LAB_IN_GPU_CALL"] = "1"
+    models.mark_gpu_call()
     seen["in_call"] = device()
 thread = threading.Thread(target=on_worker)
 thread.start(); thread.join()
@@ -147,7 +148,7 @@ def test_device_off_zero_gpu_and_has_gpu():
 
 
 def test_the_slot_marks_its_process_and_keeps_generators(monkeypatch):
-    monkeypatch.setenv(models.GPU_CALL_ENV, "0")  # restored after the test: the marked call sets it to "1"
+    monkeypatch.setattr(models, "_in_gpu_call", False)  # restored after the test: the marked call sets it
 
     def stream(n):
         yield from range(n)

@@ -19,7 +19,7 @@ import gradio as gr
 from lab.arena import evaluation
 from lab.arena.verdict import findings, render_list
 from lab.data.evalset import held_out_questions, sample_evalset_path
-from lab.errors import LabError, user_message
+from lab.errors import LabError
 from lab.metrics.rate import Rate, format_rate
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
@@ -34,6 +34,7 @@ from lab.ui.common import (
     generation,
     in_background,
     progress_bar_html,
+    shows_errors,
 )
 from lab.ui.decision_view import card_markdown
 from lab.ui.spaces import answers_duration, gpu, prefetch
@@ -87,7 +88,7 @@ def build(ws, cache, choices):
         yield from _chunk(ws, cache, qa, systems, limit, gen, per, FileFlag(flag))
 
     def start(request: gr.Request, upload, pick, limit, batch, *settings):
-        yield from _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request=request)
+        yield from _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request=request, status=status)
 
     run.click(start, inputs, outputs, api_name="arena_eval_run", **generation(BATCH))
 
@@ -99,24 +100,32 @@ def build(ws, cache, choices):
     return pick
 
 
-def _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request: gr.Request | None = None):
+def _failed(message: str) -> tuple:
+    """The outputs of an evaluation that could not start or be loaded: the message as a toast and the status."""
+    gr.Warning(message)
+    return f"**{message}**", "", *_hidden(), {}, None
+
+
+@shows_errors(lambda message: ("error", f"{message} (the answers so far are saved: run it again to continue)"))
+def _steps(chunk, *args):
+    """One chunk's ("progress" | "result" | "error", value) steps; a failure (e.g. the GPU slot was refused or ran
+    out) ends them with an "error" step."""
+    yield from chunk(*args)
+
+
+@shows_errors(_failed)
+def _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request: gr.Request | None = None, status=None):
     """Check the inputs, refuse on ZeroGPU what cannot fit the quota, then answer chunk by chunk (one chunk off
     ZeroGPU) until the evaluation is finished or cancelled; answers are saved per batch, so a run stopped by a
     killed slot continues where it stopped when started again."""
-    try:
-        gen = gen_from(*settings, batch_size=int(batch or 8))
-        systems = list(dict.fromkeys(p for p in pick or [] if p))
-        if not systems:
-            raise LabError("pick at least one contestant")
-        qa, said = (upload, f"questions from {Path(upload).name}") if upload else default_questions(ws, systems)
-        items = evaluation.read_items(qa, int(limit or 0))  # an upload is costed by its own question count
-        saved = evaluation.saved_answers(ws, items, systems, gen)
-        chunks = budget.refuse_long_evaluation(len(items), len(systems), gen.batch_size, saved)
-    except Exception as exc:
-        msg = user_message(exc)
-        gr.Warning(msg)
-        yield f"**{msg}**", "", *_hidden(), {}, None
-        return
+    gen = gen_from(*settings, batch_size=int(batch or 8))
+    systems = list(dict.fromkeys(p for p in pick or [] if p))
+    if not systems:
+        raise LabError("pick at least one contestant")
+    qa, said = (upload, f"questions from {Path(upload).name}") if upload else default_questions(ws, systems)
+    items = evaluation.read_items(qa, int(limit or 0))  # an upload is costed by its own question count
+    saved = evaluation.saved_answers(ws, items, systems, gen)
+    chunks = budget.refuse_long_evaluation(len(items), len(systems), gen.batch_size, saved)
     flag = stops.fresh(request)
     total = len(items) * len(systems)  # every contestant answers every question
     box: dict = {"progress": (saved, total, f"{len(items)} questions x {len(systems)} contestants; loading...")}
@@ -124,13 +133,10 @@ def _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request: gr.Re
     yield _progress(box), "", *_hidden(), {}, None  # clear the previous results once
     per = chunks[0] if len(chunks) > 1 else None  # None: everything in one call
     for _ in range(len(chunks) + 1):
-        try:
-            for kind, value in chunk(qa, systems, int(limit or 0), gen, per, str(flag.path)):
-                box[kind] = value
-                if kind == "progress":
-                    yield _progress(box), *[gr.skip()] * 5
-        except Exception as exc:  # e.g. the GPU slot was refused or ran out: the answers so far are saved
-            box["error"] = f"{user_message(exc)} (the answers so far are saved: run it again to continue)"
+        for kind, value in _steps(chunk, qa, systems, int(limit or 0), gen, per, str(flag.path)):
+            box[kind] = value
+            if kind == "progress":
+                yield {status: _progress(box)}  # the other outputs stay as they are
         if "error" in box:
             gr.Warning(box["error"])
             yield f"**Evaluation failed:** {box['error']}", "", *_hidden(), {}, None
@@ -264,23 +270,16 @@ def _build_saved(ws, result, status, verdict, chart, summary):
     def do_list():
         return gr.Dropdown(choices=[r["id"] for r in evaluation.list_evaluations(ws)])
 
+    @shows_errors(_failed)
     def do_load(ids):
         if not ids:
             gr.Warning("select a saved evaluation first")
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        try:
-            return _show(ws, evaluation.load_evaluation(ws, ids[0]))
-        except Exception as exc:
-            msg = user_message(exc)
-            gr.Warning(msg)
-            return f"**{msg}**", "", *_hidden(), {}, None
+            return gr.skip()  # every output stays as it is
+        return _show(ws, evaluation.load_evaluation(ws, ids[0]))
 
+    @shows_errors(lambda message: gr.Warning(message) or [])
     def do_compare(ids):
-        try:
-            return evaluation.compare(ws, ids or [])
-        except Exception as exc:
-            gr.Warning(user_message(exc))
-            return []
+        return evaluation.compare(ws, ids or [])
 
     listing.click(do_list, None, saved, api_name="arena_eval_list")
     load.click(do_load, saved, [status, verdict, chart, summary, result, files], api_name="arena_eval_load")

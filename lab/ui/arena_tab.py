@@ -15,8 +15,7 @@ from lab import catalog
 from lab.arena import battles, contestants, live
 from lab.arena.leaderboard import leaderboard
 from lab.arena.pool import battle_pool
-from lab.config import ConfigError
-from lab.errors import LabError, expected, user_message
+from lab.errors import LabError, user_message
 from lab.metrics.rate import Rate, format_rate
 from lab.ui import arena_battle, arena_eval, teacher_tab
 from lab.ui import arena_view as view
@@ -28,41 +27,36 @@ from lab.ui.common import (
     gen_controls,
     gen_from,
     picker_update,
+    shows_errors,
 )
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
 MAX_SIDE = 4
 
 
+@shows_errors(lambda message: ["base"])  # logged when it is a bug; the fallback stands
 def _choices(ws) -> list[str]:
-    try:
-        return contestants.available(ws)
-    except Exception as exc:
-        expected(exc)  # logged when it is a bug; the fallback below stands
-        return ["base"]
+    return contestants.available(ws)
 
 
 def _marks(ws, choices: list[str]) -> str:
     """Which fine-tuned contestants were trained for RAG, and which ft+rag pairs read another index than theirs."""
-    try:
-        shown = contestants.marks(ws, choices)
-    except Exception as exc:
-        expected(exc)  # logged when it is a bug; the fallback below stands
-        return ""
+    shown = shows_errors(lambda message: [])(contestants.marks)(ws, choices)  # a bug is logged; no marks
     return ("Trained for RAG: " + "; ".join(f"`{m}`" for m in shown)) if shown else ""
 
 
 CONTESTANTS = Picker("contestants")
 
 
+@shows_errors(lambda message: [])  # logged when it is a bug; the fallback stands
+def _pool(ws, choices: list[str]) -> list[str]:
+    return battle_pool(ws, choices)
+
+
 def _default_pick(ws, choices: list[str]) -> list[str]:
     """The side-by-side default: the battle pool's spread of the newest work (base, the newest index, the newest
     run, both together), at most MAX_SIDE; base and the first index when the workspace cannot be read."""
-    try:
-        pick = battle_pool(ws, [c for c in choices if not c.startswith("base:")])[:MAX_SIDE]
-    except Exception as exc:
-        expected(exc)  # logged when it is a bug; the fallback below stands
-        pick = []
+    pick = _pool(ws, [c for c in choices if not c.startswith("base:")])[:MAX_SIDE]
     if len(pick) >= 2:
         return pick
     rag = [c for c in choices if c.startswith("rag:")]
@@ -78,7 +72,7 @@ def side_update(ws, edited: bool, current, more) -> dict:
     return update
 
 
-def build(ws, cache) -> None:
+def build(ws, cache, settings) -> None:
     gr.Markdown(
         "## Arena\nCompare base, fine-tuned, RAG and fine-tuned + RAG on your own questions. A fresh workspace has "
         "`base` and `rag:sample`; each run you train in **Train** adds `ft:RUN` and `ft+rag:RUN:INDEX` (read again "
@@ -110,10 +104,14 @@ def build(ws, cache) -> None:
     with gr.Tab("Votes as data", elem_id="arena-votes"):  # the blind votes exported as training data
         from lab.ui import arena_votes
 
-        arena_votes.build(ws)
+        arena_votes.build(ws, settings)
     with gr.Tab("Teacher", elem_id="arena-teacher") as teacher:  # the whole tab, label included, hidden from students
-        teacher_tab.build(ws, cache)
-    gr.context.Context.root_block.load(teacher_tab.visible_for, None, teacher, api_name="teacher_visible", **READ_ONLY)
+        teacher_tab.build(ws, cache, settings)
+
+    def teacher_visible(request: gr.Request):
+        return teacher_tab.visible_for(settings, request)
+
+    gr.context.Context.root_block.load(teacher_visible, None, teacher, api_name="teacher_visible", **READ_ONLY)
 
     def reload(more=()):
         c = _choices(ws)
@@ -170,8 +168,16 @@ def _build_side_by_side(ws, cache, choices):
     def run(names, q, *settings):
         yield from _side_answers(ws, cache, names, q, *settings)
 
+    def ask_side(names, q, *settings):
+        refused = _side_refusal(names, q, settings)
+        if refused:
+            gr.Warning(refused)
+            yield {status: f"**{refused}**"}  # the columns keep their answers
+            return
+        yield from run(names, q, *settings)
+
     ask.click(
-        run,
+        ask_side,
         [pick, question, *gen],
         [status, *mds, *passages],
         api_name="arena_side_by_side",
@@ -196,15 +202,18 @@ def _side_columns(ws, default: list[str]) -> tuple[list, list, list]:
     return cols, mds, passages
 
 
+@shows_errors(lambda message: message)
+def _side_refusal(names, q, settings) -> str:
+    """Why this question cannot be asked of these contestants (shown in the app's process, before any GPU call);
+    "" when it can."""
+    _check_side(names, q)
+    gen_from(*settings)
+    return ""
+
+
 def _side_answers(ws, cache, names, q, *settings):
     """Stream every chosen contestant's answer into its column: (status, answers..., passages...) per update."""
-    try:
-        names, cfg = _check_side(names, q), gen_from(*settings)
-    except (ConfigError, ValueError) as exc:
-        msg = user_message(exc)
-        gr.Warning(msg)
-        yield f"**{msg}**", *[gr.skip()] * (2 * MAX_SIDE)
-        return
+    names, cfg = _check_side(names, q), gen_from(*settings)  # checked before the GPU call (_side_refusal)
     makers = [lambda n=n: contestants.responder(ws, cache, n) for n in names]
     labels = contestant_names(ws, names)
     shown, rest = [None] * MAX_SIDE, [""] * (MAX_SIDE - len(names))
@@ -218,6 +227,11 @@ def _side_answers(ws, cache, names, q, *settings):
     yield "", *texts, *rest, *htmls  # the complete values (an API caller gets no skipped outputs)
 
 
+@shows_errors(lambda message: None)  # a malformed custom id never loaded anything; a bug is logged
+def _release(ws, cache, name: str, still_used: list[str]) -> None:
+    contestants.release(ws, cache, name, still_used=still_used)
+
+
 def _follow_pick(ws, cache, pick, cols, mds, passages) -> None:
     """When the selection changes: free dropped fine-tuned contestants, show one column per chosen one."""
     previous = gr.State(list(pick.value or []))
@@ -225,10 +239,7 @@ def _follow_pick(ws, cache, pick, cols, mds, passages) -> None:
     def dropped(before, now):
         """Free the adapter model of a fine-tuned contestant that was removed from the selection."""
         for name in set(before or []) - set(now or []):
-            try:
-                contestants.release(ws, cache, name, still_used=list(now or []))
-            except Exception as exc:  # a malformed custom id never loaded anything
-                expected(exc)  # logged when it is a bug
+            _release(ws, cache, name, list(now or []))
         return list(now or [])
 
     def columns(now):

@@ -8,9 +8,8 @@ from __future__ import annotations
 import gradio as gr
 
 from lab.arena import votes
-from lab.errors import user_message
-from lab.ui.common import fail
-from lab.ui.roles import require_teacher
+from lab.ui.common import fail, shows_errors
+from lab.ui.roles import ServerSettings
 
 INTRO = (
     "**Export votes** writes the blind A/B votes as two files, each with a metadata file (question set, contestants, "
@@ -21,23 +20,21 @@ INTRO = (
 )
 
 
-def build(ws) -> None:
+def build(ws, settings: ServerSettings) -> None:
     gr.Markdown(INTRO)
     button = gr.Button("Export votes", variant="primary")
     summary = gr.Markdown()
     files = gr.File(label="Exported files", file_count="multiple", interactive=False, elem_id="arena-votes-export")
 
     def on_export(request: gr.Request):
-        return export(ws, request)
+        return export(ws, settings, request)
 
     button.click(on_export, None, [summary, files], api_name="arena_export_votes")
 
 
-def export(ws, request) -> tuple[str, list[str] | None]:
+@shows_errors(lambda message: (fail(message), None))
+def export(ws, settings: ServerSettings, request) -> tuple[str, list[str] | None]:
     """(summary line, the exported files) or (the refusal, None)."""
-    try:
-        require_teacher(request, "export the votes")
-        done = votes.export(ws)
-    except Exception as exc:
-        return fail(user_message(exc)), None
+    settings.require_teacher(request, "export the votes")
+    done = votes.export(ws)
     return done.summary().replace(str(done.folder), f"`{done.folder.name}`"), [str(p) for p in done.files]

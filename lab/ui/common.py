@@ -1,7 +1,7 @@
 """Plumbing shared by the tabs: how generation events are scheduled, the generation settings controls, the
-one way an action's failure is shown (a toast and a heading), and long work in a worker thread with a cancel
-flag per browser session (the Start tab's comparison, the Arena's batch evaluation), kept as a file so that it also
-reaches work in a forked ZeroGPU worker.
+one way an action's failure is shown (`shows_errors`: a toast and a heading, a bug's traceback logged), and long
+work in a worker thread with a cancel flag per browser session (the Start tab's comparison, the Arena's batch
+evaluation), kept as a file so that it also reaches work in a forked ZeroGPU worker.
 
 Interactive answers (side by side, battles) share one concurrency group and batch work (evaluations, the Start
 tab's comparison) another, each `gen_limit()` wide: on a CPU one generation at a time per group (more only
@@ -16,9 +16,12 @@ user's selection while it exists.
 from __future__ import annotations
 
 import contextvars
+import copy
 import dataclasses
+import functools
 import hashlib
 import html
+import inspect
 import os
 import tempfile
 import threading
@@ -29,7 +32,7 @@ from pathlib import Path
 import gradio as gr
 
 from lab.config import GenConfig
-from lab.errors import LabError
+from lab.errors import LabError, user_message
 
 CONCURRENCY_ENV = "LAB_GEN_CONCURRENCY"
 THREADS_ENV = "LAB_GEN_THREADS"  # CPU threads the app's own generation uses (training processes are not affected)
@@ -134,6 +137,64 @@ def fail(message: str) -> str:
     return f"### ✗ {message}"
 
 
+def fail_with(*rest) -> Callable[[str], object]:
+    """An `on_error` for `shows_errors`: `fail(message)` (toast and heading), then `rest`, the handler's other
+    outputs (e.g. gr.skip() to leave one as it is)."""
+
+    def outputs(message: str):
+        shown = fail(message)
+        return (shown, *copy.deepcopy(rest)) if rest else shown
+
+    return outputs
+
+
+def shows_errors(on_error: Callable[[str], object] = fail) -> Callable[[Callable], Callable]:
+    """Decorator for an event handler or a helper it calls: an exception becomes `on_error(message)`, returned in
+    place of the outputs (a generator yields it and stops). The message is `lab.errors.user_message`: a LabError's
+    or OSError's own words; anything else is named as a bug and its traceback logged, once. `on_error` may also
+    just return a fallback value (a list that cannot be read shows empty)."""
+
+    def wrap(fn: Callable) -> Callable:
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def streamed(*args, **kwargs):
+                steps = fn(*args, **kwargs)
+                try:
+                    while True:
+                        ok, value = _attempt(next, steps, _DONE)
+                        if not ok:
+                            yield on_error(value)
+                            return
+                        if value is _DONE:
+                            return
+                        yield value
+                finally:
+                    steps.close()
+
+            return streamed
+
+        @functools.wraps(fn)
+        def handled(*args, **kwargs):
+            ok, value = _attempt(fn, *args, **kwargs)
+            return value if ok else on_error(value)
+
+        return handled
+
+    return wrap
+
+
+_DONE = object()
+
+
+def _attempt(call: Callable, /, *args, **kwargs) -> tuple[bool, object]:
+    """(True, call's result) or (False, the message for its exception; a bug's traceback is logged)."""
+    try:
+        return True, call(*args, **kwargs)
+    except Exception as exc:  # the one place the tabs catch everything: see shows_errors
+        return False, user_message(exc)
+
+
 class FileFlag:
     """A cancel flag kept as a file, so a process forked after it was made (a ZeroGPU GPU slot's worker) sees the
     main process raise it: `is_set` is checked between batches; the Event-like API of threading.Event."""
@@ -184,13 +245,10 @@ class SessionFlags:
 def in_background(work: Callable[[], object], box: dict, name: str) -> threading.Thread:
     """Start `work` in a daemon thread; its return value lands in box["result"], a failure as a message in
     box["error"] (never a traceback on the page; a bug's traceback goes to the log)."""
-    from lab.errors import user_message
 
+    @shows_errors(lambda message: box.__setitem__("error", message))
     def run() -> None:
-        try:
-            box["result"] = work()
-        except Exception as exc:
-            box["error"] = user_message(exc)
+        box["result"] = work()
 
     # The caller's context goes along: ZeroGPU reads the visitor (and so the quota) of a GPU call from it.
     thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True, name=name)
@@ -267,13 +325,8 @@ class Picker:
 def picker_choices(ws, kind: str) -> list[str]:
     """The choices a picker of `kind` offers in this workspace now; ["base"] / [] when it cannot be read (a bug
     is logged)."""
-    from lab.errors import expected
-
-    try:
-        return PICKERS[kind](ws)
-    except Exception as exc:
-        expected(exc)  # logged when it is a bug; the fallback below stands
-        return ["base"] if kind == "contestants" else []
+    listed = shows_errors(lambda message: ["base"] if kind == "contestants" else [])(PICKERS[kind])
+    return listed(ws)  # a bug is logged; the fallback stands
 
 
 def picker_update(ws, picker: Picker, current=None, extra=()) -> dict:
@@ -328,15 +381,13 @@ def progress_bar_html(fraction: float, label: str = "") -> str:
 def contestant_names(ws, specs) -> dict[str, str]:
     """{contestant id: friendly name} for `specs`, a run trained for RAG named as such (read from its lineage); an
     id that cannot be described keeps the name its kind gives it."""
-    from lab.arena import contestants
-    from lab.errors import expected
     from lab.ui.arena_view import friendly
 
-    names = {}
-    for spec in dict.fromkeys(s for s in specs or [] if s):
-        try:
-            names[spec] = friendly(spec, contestants.describe(ws, spec)["rag_trained"])
-        except Exception as exc:
-            expected(exc)  # logged when it is a bug; the kind's name stands
-            names[spec] = friendly(spec)
-    return names
+    return {spec: friendly(spec, _rag_trained(ws, spec)) for spec in dict.fromkeys(s for s in specs or [] if s)}
+
+
+@shows_errors(lambda message: False)  # logged when it is a bug; the kind's name stands
+def _rag_trained(ws, spec: str) -> bool:
+    from lab.arena import contestants
+
+    return contestants.describe(ws, spec)["rag_trained"]

@@ -14,9 +14,9 @@ from lab.corpus import SUFFIXES, corpus_files, list_corpora, save_corpus
 from lab.data import DataError, list_datasets, save_dataset, validate_file
 from lab.data.placeholders import parse_fill
 from lab.data.stats import histogram_figure, preview_segments, render
-from lab.errors import expected, user_message
+from lab.errors import user_message
 from lab.ui import data_view as view
-from lab.ui.common import READ_ONLY, fail, this_tab
+from lab.ui.common import READ_ONLY, fail, fail_with, shows_errors, this_tab
 
 DATA_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"]
 
@@ -118,20 +118,22 @@ def build(ws, cache) -> None:
     index.change(lambda s, i, m: _preview(cache, s, i, m), [state, index, model], preview, api_name="data_preview")
 
 
+def _invalid(message: str) -> tuple:
+    """The validation outputs for a file that could not be read: the message, nothing else shown."""
+    return fail(message), gr.update(value=None, visible=False), "", gr.update(value=None, visible=False), None, "", {}
+
+
+@shows_errors(_invalid)
 def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress, where=None):
     """An invalid file shows its errors (and warnings) only: no statistics, histograms or epoch estimate.
     `where`: the split of a saved dataset and the placeholder fill."""
-    empty = (gr.update(value=None, visible=False), "", gr.update(value=None, visible=False), None, "", {})
     if not path:
-        return (fail(NO_SOURCE), *empty)
-    try:
-        cfg = _config(fmt, qcol, acol, scol, max_len, **(where or {}))
-        progress(0.1, desc="loading the tokenizer")
-        tokenizer = cache.tokenizer(model or "embedded")
-        progress(0.3, desc="validating every line")
-        report = validate_file(path, cfg, tokenizer)
-    except Exception as exc:
-        return (fail(user_message(exc)), *empty)
+        return _invalid(NO_SOURCE)
+    cfg = _config(fmt, qcol, acol, scol, max_len, **(where or {}))
+    progress(0.1, desc="loading the tokenizer")
+    tokenizer = cache.tokenizer(model or "embedded")
+    progress(0.3, desc="validating every line")
+    report = validate_file(path, cfg, tokenizer)
     state = {"examples": report.examples, "lines": report.lines}
     first = _preview(cache, state, 1, model) if report.examples else ""
     out = report.to_dict()
@@ -147,16 +149,14 @@ def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress, wher
     return view.status_markdown(report), errors, view.stats_markdown(report.stats), plot, out, first, state
 
 
+@shows_errors(lambda message: f"<p>preview unavailable: {message}</p>")
 def _preview(cache, state, index, model) -> str:
     examples = (state or {}).get("examples") or []
     if not examples:
         return ""
     i = min(max(int(index or 1), 1), len(examples)) - 1
-    try:
-        tokenizer = cache.tokenizer(model or "embedded")
-        segments = preview_segments(examples[i], tokenizer)
-    except Exception as exc:
-        return f"<p>preview unavailable: {user_message(exc)}</p>"
+    tokenizer = cache.tokenizer(model or "embedded")
+    segments = preview_segments(examples[i], tokenizer)
     default_system = template_default_system(examples[i], tokenizer)
     return view.preview_html(segments, i, len(examples), state["lines"][i], default_system)
 
@@ -205,6 +205,7 @@ def _build_save(ws, cache, source: list, extra: list) -> gr.Dataframe:
         interactive=False,
     )
 
+    @shows_errors(fail_with(gr.skip()))
     def run(path, fmt_, q, a, s, model_, max_len_, name_, frac, seed_, over, saved_="", split_="", fill_=""):
         path = _source(path, saved_)
         if not path:
@@ -218,8 +219,6 @@ def _build_save(ws, cache, source: list, extra: list) -> gr.Dataframe:
             )
         except DataError as exc:
             return (_refused(path, cfg, exc) if cfg else fail(user_message(exc))), gr.skip()
-        except Exception as exc:
-            return fail(user_message(exc)), gr.skip()
         c = meta["counts"]
         msg = f"### ✓ dataset `{meta['name']}` saved: {c['train']} train / {c['val']} validation examples"
         msg += f" (seed {meta['seed']})"
@@ -234,11 +233,7 @@ def _build_save(ws, cache, source: list, extra: list) -> gr.Dataframe:
 
 def _refused(path, cfg, exc) -> str:
     """The save-refused message: the file's errors as a list (a structural re-check, no tokenizer: fast)."""
-    try:
-        report = validate_file(path, cfg)
-    except Exception as err:
-        expected(err)  # logged when it is a bug; the fallback below stands
-        report = None
+    report = shows_errors(lambda message: None)(validate_file)(path, cfg)  # a bug is logged; the fallback stands
     if report is None or report.valid:
         return fail(user_message(exc))
     gr.Warning(f"{report.source} is not valid: not saved")
@@ -259,13 +254,11 @@ def _build_corpus(ws) -> gr.Dataframe:
         value=lambda: _corpus_rows(ws), headers=["corpus", "documents"], label="Saved corpora", interactive=False
     )
 
+    @shows_errors(fail_with(gr.skip()))
     def run(paths, name_, over):
         if not paths:
             return fail("upload at least one document first"), gr.skip()
-        try:
-            report = save_corpus(ws, (name_ or "").strip(), paths, overwrite=bool(over))
-        except Exception as exc:
-            return fail(user_message(exc)), gr.skip()
+        report = save_corpus(ws, (name_ or "").strip(), paths, overwrite=bool(over))
         return view.corpus_markdown(report), _corpus_rows(ws)
 
     save.click(run, [files, name, overwrite], [status, table], api_name="data_save_corpus")

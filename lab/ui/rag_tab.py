@@ -18,12 +18,21 @@ import gradio as gr
 
 from lab.config import GenConfig, RagConfig
 from lab.corpus import list_corpora
-from lab.errors import user_message
 from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
 from lab.rag.retrieve import terms
 from lab.storage import sample_dir
-from lab.ui.common import QUESTION_HINT, READ_ONLY, Picker, fail, follow_workspace, picker_update, this_tab
-from lab.ui.roles import require_teacher
+from lab.ui.common import (
+    QUESTION_HINT,
+    READ_ONLY,
+    Picker,
+    fail,
+    fail_with,
+    follow_workspace,
+    picker_update,
+    shows_errors,
+    this_tab,
+)
+from lab.ui.roles import ServerSettings
 from lab.workspace import SAMPLE
 
 SAMPLE_QA = sample_dir() / "eval.jsonl"
@@ -133,11 +142,9 @@ def arena_prompt(cache, index, question: str, gen: GenConfig) -> tuple[list, str
     return passages, tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+@shows_errors(lambda message: f"(the Arena's prompt could not be built: {message})")
 def full_prompt(cache, index, question: str, gen: GenConfig) -> str:
-    try:
-        return arena_prompt(cache, index, question, gen)[1]
-    except Exception as exc:
-        return f"(the Arena's prompt could not be built: {user_message(exc)})"
+    return arena_prompt(cache, index, question, gen)[1]
 
 
 def metrics_markdown(rows: list[dict]) -> str:
@@ -187,7 +194,7 @@ CORPUS_PICKER = Picker("corpora", typed=True)
 INDEX_PICKER = Picker("indexes", default=_first_index)
 
 
-def build(ws, cache) -> None:
+def build(ws, cache, settings: ServerSettings) -> None:
     tab = this_tab()
     gr.Markdown(
         "## Retrieval (RAG)\nIndex your documents, see what the retriever finds for a question, and measure it. "
@@ -226,7 +233,7 @@ def build(ws, cache) -> None:
     index.change(lambda n: _on_info(ws, n), index, [status, query_hybrid], api_name="rag_info")
 
     def on_delete(name, request: gr.Request):
-        return _on_delete(ws, cache, name, request)
+        return _on_delete(ws, cache, settings, name, request)
 
     delete.click(on_delete, index, [status, index], api_name="rag_delete")
     opened = [tab.select] if tab else []  # corpora saved in Data, indexes built elsewhere
@@ -296,24 +303,22 @@ def checked_progress(ws, cache, name: str, progress):
 
 
 def _on_build(ws, cache):
+    @shows_errors(fail_with(gr.update()))
     def run(corpus, name, chunker, size, overlap, embed, store, hybrid, progress=gr.Progress()):
-        try:
-            config = RagConfig(
-                name=(name or "").strip(),
-                corpus=(corpus or "").strip(),
-                chunker=chunker or RagConfig.chunker,
-                chunk_size=int(size or 0),
-                overlap=int(overlap or 0),
-                embed_model=(embed or "").strip() or RagConfig.embed_model,
-                store_url=(store or "").strip(),
-                hybrid=bool(hybrid),
-            )
-            if not config.corpus:
-                raise RagError("choose a corpus (save one in the Data tab) or type a folder path")
-            build_index(ws, config, cache, progress=checked_progress(ws, cache, config.name, progress))
-            info = index_info(ws, config.name)
-        except Exception as exc:
-            return fail(user_message(exc)), gr.update()
+        config = RagConfig(
+            name=(name or "").strip(),
+            corpus=(corpus or "").strip(),
+            chunker=chunker or RagConfig.chunker,
+            chunk_size=int(size or 0),
+            overlap=int(overlap or 0),
+            embed_model=(embed or "").strip() or RagConfig.embed_model,
+            store_url=(store or "").strip(),
+            hybrid=bool(hybrid),
+        )
+        if not config.corpus:
+            raise RagError("choose a corpus (save one in the Data tab) or type a folder path")
+        build_index(ws, config, cache, progress=checked_progress(ws, cache, config.name, progress))
+        info = index_info(ws, config.name)
         return stats_markdown(config.name, info), gr.update(choices=_index_choices(ws), value=config.name)
 
     return run
@@ -332,6 +337,7 @@ def _questions_path(qa, upload) -> str:
     return path
 
 
+@shows_errors(fail_with(gr.update()))
 def _on_info(ws, name):
     """Statistics of the chosen index, and its default retrieval mode for the Inspect checkbox."""
     if not name:
@@ -339,51 +345,43 @@ def _on_info(ws, name):
     if name not in list_indexes(ws):
         note = f"Index `{name}` is not built yet; it is built with default settings on first use." if name else ""
         return note, gr.update()
-    try:
-        hybrid = RagConfig.load(ws.dir("indexes", name) / "config.json").hybrid
-        return stats_markdown(name, index_info(ws, name)), gr.update(value=hybrid)
-    except Exception as exc:
-        return fail(user_message(exc)), gr.update()
+    hybrid = RagConfig.load(ws.dir("indexes", name) / "config.json").hybrid
+    return stats_markdown(name, index_info(ws, name)), gr.update(value=hybrid)
 
 
-def _on_delete(ws, cache, name, request: gr.Request):
+@shows_errors(fail_with(gr.update()))
+def _on_delete(ws, cache, settings: ServerSettings, name, request: gr.Request):
     if not name:
         return fail(NO_INDEX), gr.update()
-    try:
-        require_teacher(request, "delete an index")
-        delete_index(ws, name or "", cache)
-    except Exception as exc:
-        return fail(user_message(exc)), gr.update()
+    settings.require_teacher(request, "delete an index")
+    delete_index(ws, name or "", cache)
     return f"Deleted index `{name}`.", gr.update(choices=_index_choices(ws), value=None)
 
 
+@shows_errors(lambda message: (f"<p><b>✗ {html.escape(message)}</b></p>", ""))
 def _on_query(ws, cache, name, question, k, hybrid, cutoff, focus=GenConfig.focus_sentences):
     if not name:
         return f"<p><b>✗ {html.escape(NO_INDEX)}</b></p>", ""
     if not (question or "").strip():
         return f"<p>{html.escape('Type a question first.')}</p>", ""
-    try:
-        idx = open_index(ws, name, cache)
-        passages = idx.retrieve(question, int(k), hybrid=bool(hybrid), cutoff=float(cutoff or 0))
-        gen = GenConfig(top_k=int(k), focus_sentences=int(focus or 0))
-    except Exception as exc:
-        return f"<p><b>✗ {html.escape(user_message(exc))}</b></p>", ""
+    idx = open_index(ws, name, cache)
+    passages = idx.retrieve(question, int(k), hybrid=bool(hybrid), cutoff=float(cutoff or 0))
+    gen = GenConfig(top_k=int(k), focus_sentences=int(focus or 0))
     return passages_html(passages, question), full_prompt(cache, idx, question, gen)
 
 
+@shows_errors()
 def _on_eval(ws, cache, name, qa, k, upload=None):
     from lab.rag.evaluate import compare_modes, load_questions
 
     if not name:
         return fail(NO_INDEX)
-    try:
-        rows = compare_modes(open_index(ws, name, cache), load_questions(_questions_path(qa, upload)), int(k))
-    except Exception as exc:
-        return fail(user_message(exc))
+    rows = compare_modes(open_index(ws, name, cache), load_questions(_questions_path(qa, upload)), int(k))
     return f"### Index `{name}`\n" + metrics_markdown(rows) + "\n\n" + misses_markdown(rows[0])
 
 
 def _on_sweep(ws, cache):
+    @shows_errors(lambda message: (gr.update(), fail(message)))
     def run(name, qa, sizes, k, upload=None, progress=gr.Progress()):
         import pandas as pd
 
@@ -392,19 +390,16 @@ def _on_sweep(ws, cache):
 
         if not name:
             return gr.update(), fail(NO_INDEX)
-        try:
-            base = open_index(ws, name, cache).config
-            rows = chunk_size_sweep(
-                ws,
-                base,
-                load_questions(_questions_path(qa, upload)),
-                _sizes(sizes or ""),
-                load_embedder(cache, base.embed_model),
-                int(k),
-                lambda f, m: progress(f, desc=m),
-            )
-        except Exception as exc:
-            return gr.update(), fail(user_message(exc))
+        base = open_index(ws, name, cache).config
+        rows = chunk_size_sweep(
+            ws,
+            base,
+            load_questions(_questions_path(qa, upload)),
+            _sizes(sizes or ""),
+            load_embedder(cache, base.embed_model),
+            int(k),
+            lambda f, m: progress(f, desc=m),
+        )
         table = ["| chunk size | chunks | mode | hit rate | MRR |", "|---|---|---|---|---|"]
         table += [
             f"| {r['chunk_size']} | {r['chunks']} | {r['mode']} | {r['hit_rate']:.3f} | {r['mrr']:.3f} |" for r in rows

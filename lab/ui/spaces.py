@@ -5,8 +5,9 @@ only while a function decorated with `spaces.GPU` runs, in a forked worker, for 
 `gpu(duration=fn)` applies `spaces.GPU` with a duration computed from the call's own arguments (e.g. questions x
 contestants), clamped to what one slot allows; anywhere else it returns the function unchanged (the `spaces`
 package is a no-op off ZeroGPU, and it may be absent altogether). Handlers must be decorated before launch.
-The wrapped function marks the slot's worker process (LAB_IN_GPU_CALL), so `lab.models.device()` says "cuda" there
-and "cpu" everywhere else on ZeroGPU (the main process only emulates CUDA, on one thread).
+The wrapped function marks the slot's worker process (`lab.models.mark_gpu_call`, a flag of that forked process),
+so `lab.models.device()` says "cuda" there and "cpu" everywhere else on ZeroGPU (the main process only emulates
+CUDA, on one thread).
 `slot_training` gives `lab.jobs.start` the hooks that refuse a run longer than one slot and train a shorter one
 inline, inside a slot (a background training process never gets the GPU on ZeroGPU); a slot the scheduler refuses
 (quota, duration, no GPU) or loses marks the run failed with the reason.
@@ -29,7 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lab.errors import LabError
-from lab.models import GPU_CALL_ENV, ZERO_GPU_ENV, on_zero_gpu
+from lab.models import ZERO_GPU_ENV, mark_gpu_call, on_zero_gpu
 
 try:  # first, before torch touches CUDA (on ZeroGPU this import patches torch)
     import spaces
@@ -122,25 +123,38 @@ def prefetch(ws, cache, specs) -> list[str]:
     """Resolve, in this process and on the CPU, every contestant's base model (a hub model is downloaded once, the
     embedded one converted once) and its index's embedder; returns the model folders. Best effort: a contestant
     that cannot be resolved is skipped here and reports its error from the slot as before."""
+    folders = []
+    for spec in [specs] if isinstance(specs, str) else list(specs or []):
+        folders += _prefetch_one(ws, cache, spec)
+    return folders
+
+
+def _not_prefetched(spec: str, message: str) -> list:
+    log.info("not prefetched: %s (%s)", spec, message)  # the slot reports it with its own message
+    return []
+
+
+def _prefetch_one(ws, cache, spec: str) -> list[str]:
+    """The folders of one contestant's base model and index embedder, resolved; [] when it cannot be."""
     from lab.arena import contestants
     from lab.config import RagConfig, TrainConfig
     from lab.models import resolve_embedder
     from lab.training import CONFIG
+    from lab.ui.common import shows_errors
 
-    folders = []
-    for spec in [specs] if isinstance(specs, str) else list(specs or []):
-        try:
-            c = contestants.parse(spec)
-            run_config = ws.dir("runs", c.run) / CONFIG if c.run else None
-            base = TrainConfig.load(run_config).base_model if run_config and run_config.is_file() else c.model
-            folders.append(cache.resolve(base).path)
-            if c.index:
-                index_config = ws.dir("indexes", c.index) / "config.json"
-                embed = RagConfig.load(index_config).embed_model if index_config.is_file() else RagConfig.embed_model
-                folders.append(resolve_embedder(embed).path)
-        except Exception as exc:  # noqa: BLE001 (the slot reports it with its own message)
-            log.info("not prefetched: %s (%s)", spec, exc)
-    return folders
+    @shows_errors(lambda message: _not_prefetched(spec, message))
+    def resolve() -> list[str]:
+        c = contestants.parse(spec)
+        run_config = ws.dir("runs", c.run) / CONFIG if c.run else None
+        base = TrainConfig.load(run_config).base_model if run_config and run_config.is_file() else c.model
+        found = [cache.resolve(base).path]
+        if c.index:
+            index_config = ws.dir("indexes", c.index) / "config.json"
+            embed = RagConfig.load(index_config).embed_model if index_config.is_file() else RagConfig.embed_model
+            found.append(resolve_embedder(embed).path)
+        return found
+
+    return resolve()
 
 
 def in_slot(fn: Callable) -> Callable:
@@ -151,14 +165,14 @@ def in_slot(fn: Callable) -> Callable:
 
         @functools.wraps(fn)
         def marked_gen(*args: Any, **kwargs: Any):
-            os.environ[GPU_CALL_ENV] = "1"
+            mark_gpu_call()
             yield from fn(*args, **kwargs)
 
         return marked_gen
 
     @functools.wraps(fn)
     def marked(*args: Any, **kwargs: Any):
-        os.environ[GPU_CALL_ENV] = "1"
+        mark_gpu_call()
         return fn(*args, **kwargs)
 
     return marked

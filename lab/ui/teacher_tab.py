@@ -1,7 +1,7 @@
 """The Arena's Teacher sub-tab: export every vote as CSV, reset the votes (after a confirmation), and delete runs,
-evaluations and indexes. Every handler checks `roles.require_teacher` first (the real guard); the tab is also
-hidden on page load from accounts that are not teachers. Events: teacher_export_votes, teacher_reset_votes,
-teacher_names, teacher_delete.
+evaluations and indexes. Every handler checks `ServerSettings.require_teacher` (lab.ui.roles) first (the real
+guard); the tab is also hidden on page load from accounts that are not teachers. Events: teacher_export_votes,
+teacher_reset_votes, teacher_names, teacher_delete.
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ import gradio as gr
 
 from lab import jobs
 from lab.arena import battles, evaluation
-from lab.errors import user_message
 from lab.rag import delete_index, list_indexes
-from lab.ui.common import fail
-from lab.ui.roles import is_teacher, require_teacher
+from lab.ui.common import fail, fail_with, shows_errors
+from lab.ui.roles import ServerSettings
 
 KINDS = ("run", "evaluation", "index")
 
 
-def build(ws, cache) -> gr.Column:
+def build(ws, cache, settings: ServerSettings) -> gr.Column:
     """The panel, inside the caller's Teacher tab (whose page-load event hides the tab from non-teachers)."""
     with gr.Column() as panel:
         gr.Markdown(
@@ -41,13 +40,13 @@ def build(ws, cache) -> gr.Column:
             delete = gr.Button("Delete", variant="stop")
 
     def on_export(request: gr.Request):
-        return _export(ws, request)
+        return _export(ws, settings, request)
 
     def on_reset(confirmed, request: gr.Request):
-        return _reset(ws, confirmed, request)
+        return _reset(ws, settings, confirmed, request)
 
     def on_delete(k, n, request: gr.Request):
-        return _delete(ws, cache, k, n, request)
+        return _delete(ws, cache, settings, k, n, request)
 
     export.click(on_export, None, [csv_file, status], api_name="teacher_export_votes")
     reset.click(on_reset, sure, [status, sure], api_name="teacher_reset_votes")
@@ -56,9 +55,9 @@ def build(ws, cache) -> gr.Column:
     return panel
 
 
-def visible_for(request: gr.Request):
+def visible_for(settings: ServerSettings, request: gr.Request):
     """Page load: show the Teacher tab (its label too) to teachers only."""
-    return gr.Tab(visible=is_teacher(request))
+    return gr.Tab(visible=settings.is_teacher(request))
 
 
 def _names(ws, kind: str) -> list[str]:
@@ -69,42 +68,36 @@ def _names(ws, kind: str) -> list[str]:
     return [r["id"] for r in evaluation.list_evaluations(ws)]
 
 
-def _export(ws, request: gr.Request):
-    try:
-        require_teacher(request, "export the votes")
-        text = battles.votes_csv(ws.db_path)
-        out = ws.downloads / "votes" / time.strftime("votes-%Y%m%d-%H%M%S.csv")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = out.with_name(f".{out.name}.tmp")
-        staging.write_text(text, encoding="utf-8")
-        staging.replace(out)  # the served folder never holds a half-written export
-    except Exception as exc:
-        return None, fail(user_message(exc))
+@shows_errors(lambda message: (None, fail(message)))
+def _export(ws, settings: ServerSettings, request: gr.Request):
+    settings.require_teacher(request, "export the votes")
+    text = battles.votes_csv(ws.db_path)
+    out = ws.downloads / "votes" / time.strftime("votes-%Y%m%d-%H%M%S.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.tmp")
+    staging.write_text(text, encoding="utf-8")
+    staging.replace(out)  # the served folder never holds a half-written export
     return str(out), f"Exported {text.count(chr(10)) - 1} votes."
 
 
-def _reset(ws, sure: bool, request: gr.Request):
-    try:
-        require_teacher(request, "reset the votes")
-        if not sure:
-            return fail("tick the confirmation first: resetting deletes every vote"), gr.skip()
-        n = battles.reset_votes(ws.db_path)
-    except Exception as exc:
-        return fail(user_message(exc)), gr.skip()
+@shows_errors(fail_with(gr.skip()))
+def _reset(ws, settings: ServerSettings, sure: bool, request: gr.Request):
+    settings.require_teacher(request, "reset the votes")
+    if not sure:
+        return fail("tick the confirmation first: resetting deletes every vote"), gr.skip()
+    n = battles.reset_votes(ws.db_path)
     return f"Deleted {n} votes and every issued battle; the leaderboard starts again.", False
 
 
-def _delete(ws, cache, kind: str, name: str, request: gr.Request):
-    try:
-        require_teacher(request, f"delete a {kind}")
-        if not name:
-            return fail(f"choose the {kind} to delete"), gr.skip()
-        if kind == "run":
-            jobs.delete(ws, name)
-        elif kind == "index":
-            delete_index(ws, name, cache)
-        else:
-            evaluation.delete_evaluation(ws, name)
-    except Exception as exc:
-        return fail(user_message(exc)), gr.skip()
+@shows_errors(fail_with(gr.skip()))
+def _delete(ws, cache, settings: ServerSettings, kind: str, name: str, request: gr.Request):
+    settings.require_teacher(request, f"delete a {kind}")
+    if not name:
+        return fail(f"choose the {kind} to delete"), gr.skip()
+    if kind == "run":
+        jobs.delete(ws, name)
+    elif kind == "index":
+        delete_index(ws, name, cache)
+    else:
+        evaluation.delete_evaluation(ws, name)
     return f"Deleted {kind} `{name}`.", gr.Dropdown(choices=_names(ws, kind), value=None)

@@ -15,10 +15,9 @@ import gradio as gr
 
 from lab import catalog, jobs
 from lab.config import TrainConfig
-from lab.errors import expected
 from lab.training import ADAPTER, CONFIG
 from lab.training.plan import TARGET_PRESETS
-from lab.ui.common import Picker
+from lab.ui.common import Picker, shows_errors
 from lab.workspace import SAMPLE
 
 # TrainConfig fields the form does not show (set by presets, the CLI or the engine's own defaults).
@@ -227,11 +226,13 @@ def _parent_base(ws, run_id: str, current: str) -> str:
     """The base model field follows the parent run (a continued run trains on its parent's base)."""
     if not run_id:
         return current
-    try:
-        return TrainConfig.load(ws.dir("runs", run_id) / CONFIG).base_model
-    except Exception as exc:
-        expected(exc)  # logged when it is a bug; the fallback below stands
-        return current
+    saved = _saved_base(ws, run_id)
+    return current if saved is None else saved
+
+
+@shows_errors(lambda message: None)  # logged when it is a bug; the field keeps its value
+def _saved_base(ws, run_id: str) -> str:
+    return TrainConfig.load(ws.dir("runs", run_id) / CONFIG).base_model
 
 
 def rag_preview_html(rewrite, tokenizer) -> str:

@@ -21,11 +21,20 @@ import gradio as gr
 from lab import jobs
 from lab.arena import votes
 from lab.config import TrainConfig
-from lab.errors import LabError, expected, user_message
+from lab.errors import LabError
 from lab.training.plan import PRESETS, apply_preset, cli_command, measured_throughput
 from lab.ui import spaces
-from lab.ui.common import READ_ONLY, Picker, fail, follow_workspace, picker_update, progress_bar_html, this_tab
-from lab.ui.roles import require_teacher
+from lab.ui.common import (
+    READ_ONLY,
+    Picker,
+    fail,
+    follow_workspace,
+    picker_update,
+    progress_bar_html,
+    shows_errors,
+    this_tab,
+)
+from lab.ui.roles import ServerSettings
 from lab.ui.train_form import (
     _form,
     form_config,
@@ -140,6 +149,13 @@ def log_rows(records: list[dict], started: float | None = None) -> list[list]:
     return rows[::-1]
 
 
+@shows_errors(lambda message: None)  # logged when it is a bug; the config's own fields stand
+def _saved_lineage(ws, run_id: str) -> dict:
+    from lab.training.lineage import lineage
+
+    return lineage(ws, run_id)
+
+
 def lineage_md(ws, run_id: str, config: TrainConfig) -> str:
     """Where a run came from: the parent run it continued and the index it was trained for (with fingerprint)."""
     info = _lineage(ws, run_id, config.to_dict())
@@ -153,13 +169,10 @@ def lineage_md(ws, run_id: str, config: TrainConfig) -> str:
 
 
 def _lineage(ws, run_id: str, config: dict) -> dict:
-    try:
-        from lab.training.lineage import lineage
-
-        return lineage(ws, run_id)
-    except Exception as exc:
-        expected(exc)  # logged when it is a bug; the fallback below stands
-        return {"parent": config.get("from_run", ""), "rag_index": config.get("rag_index", ""),
+    found = _saved_lineage(ws, run_id)
+    if found is not None:
+        return found
+    return {"parent": config.get("from_run", ""), "rag_index": config.get("rag_index", ""),
                 "index_fingerprint": ""}  # fmt: skip
 
 
@@ -227,15 +240,18 @@ def _plots(records: list[dict], label: str = "", total_steps: int = 0) -> list:
     return [line_plot(frame, x_lim) if len(frame) else gr.skip() for frame in frames]
 
 
+def _unreadable(message: str) -> tuple:
+    """The live view of a run that cannot be read: the message as its heading, nothing else."""
+    return "", f"### ✗ {message}", *_plots([]), log_html(""), "", _log_table([])
+
+
+@shows_errors(_unreadable)
 def refresh(ws, run_id: str):
     """Everything the live view shows for `run_id`; with no run chosen, re-attach to the running job if any."""
     run_id = run_id or jobs.active(ws) or ""
     if not run_id:
         return "", "No run yet: pick a dataset and press **Start**.", *_plots([]), log_html(""), "", _log_table([])
-    try:
-        info = jobs.progress(ws, run_id, log_lines=120)
-    except Exception as exc:
-        return "", f"### ✗ {user_message(exc)}", *_plots([]), log_html(""), "", _log_table([])
+    info = jobs.progress(ws, run_id, log_lines=120)
     config = TrainConfig.load(f"{info['run_dir']}/config.json")
     command = shlex.join(cli_command(config))
     text = progress_md(info, info["progress"])
@@ -303,23 +319,22 @@ def with_measured_time(ws, config: TrainConfig, plan: dict, calibrate=None) -> d
     return {**plan, "time_s": plan["tokens_total"] / found["tokens_per_s"], "time_source": found["source"]}
 
 
+@shows_errors(lambda message: _calibration_failed(message))
 def _calibrate(ws, config: TrainConfig, plan: dict):
     from lab.training.plan import calibrate
 
     gr.Info("No finished run of this model to learn its speed from: timing a few training steps (about a minute)")
-    try:
-        return calibrate(ws.root / "runs", config, plan["model_dir"], plan["mean_tokens"])
-    except Exception as exc:
-        gr.Warning(f"calibration failed ({user_message(exc)}); the time shown is a rough guess")
-        return None
+    return calibrate(ws.root / "runs", config, plan["model_dir"], plan["mean_tokens"])
 
 
+def _calibration_failed(message: str) -> None:
+    gr.Warning(f"calibration failed ({message}); the time shown is a rough guess")
+
+
+@shows_errors()
 def _estimate(ws, *values) -> str:
-    try:
-        config = form_config(*values)
-        plan = jobs.check(ws, config)
-    except Exception as exc:
-        return fail(user_message(exc))
+    config = form_config(*values)
+    plan = jobs.check(ws, config)
     # On ZeroGPU a run trains inside a GPU slot but a calibration child would time the CPU: keep the GPU estimate.
     calibrate = None if spaces.on_zero_gpu() else _calibrate
     text = estimate_md(with_measured_time(ws, config, plan, calibrate), config.method)
@@ -329,41 +344,35 @@ def _estimate(ws, *values) -> str:
     return text
 
 
+@shows_errors(lambda message: f"<p><b>✗ {html.escape(message)}</b></p>")
 def _rag_preview(ws, cache, *values):
-    try:
-        config = form_config(*values)
-        if not config.rag_index:
-            raise LabError("choose an index under 'Train for retrieval (RAG)' first (empty = plain fine-tuning)")
-        from lab.training.lineage import inherit
-        from lab.training.ragdata import preview
+    config = form_config(*values)
+    if not config.rag_index:
+        raise LabError("choose an index under 'Train for retrieval (RAG)' first (empty = plain fine-tuning)")
+    from lab.training.lineage import inherit
+    from lab.training.ragdata import preview
 
-        config = inherit(ws, config)
-        rewrite = preview(ws, cache, config)
-        return rag_preview_html(rewrite, cache.tokenizer(config.base_model))
-    except Exception as exc:
-        return f"<p><b>✗ {html.escape(user_message(exc))}</b></p>"
+    config = inherit(ws, config)
+    rewrite = preview(ws, cache, config)
+    return rag_preview_html(rewrite, cache.tokenizer(config.base_model))
 
 
+@shows_errors(lambda message: ("", fail(message)))
 def _start(ws, cache, *values):
-    try:
-        hooks = spaces.slot_training() if spaces.on_zero_gpu() else {}  # ZeroGPU: train inside a GPU slot
-        cache.release_generators()  # the training child gets the memory the app's generators held
-        config = votes.for_training(ws, form_config(*values))  # DPO on "votes": a fresh export of them
-        run_id = jobs.start(ws, config, cache, **hooks)
-    except Exception as exc:
-        return "", fail(user_message(exc))
+    hooks = spaces.slot_training() if spaces.on_zero_gpu() else {}  # ZeroGPU: train inside a GPU slot
+    cache.release_generators()  # the training child gets the memory the app's generators held
+    config = votes.for_training(ws, form_config(*values))  # DPO on "votes": a fresh export of them
+    run_id = jobs.start(ws, config, cache, **hooks)
     gr.Info(f"run {run_id} started")
     return run_id, f"### Run `{run_id}` starting..."
 
 
+@shows_errors()
 def _act(ws, action: str, run_id: str) -> str:
-    try:
-        if not run_id:
-            raise jobs.JobError("no run selected: start one or pick one in the runs table")
-        hooks = spaces.slot_training() if action == "resume" and spaces.on_zero_gpu() else {}  # in a GPU slot
-        message = getattr(jobs, action)(ws, run_id, **hooks)
-    except Exception as exc:
-        return fail(user_message(exc))
+    if not run_id:
+        raise jobs.JobError("no run selected: start one or pick one in the runs table")
+    hooks = spaces.slot_training() if action == "resume" and spaces.on_zero_gpu() else {}  # in a GPU slot
+    message = getattr(jobs, action)(ws, run_id, **hooks)
     gr.Info(message)
     if action == "stop":
         return f"### Run `{run_id}`\n\n{STOPPING}"
@@ -371,11 +380,18 @@ def _act(ws, action: str, run_id: str) -> str:
 
 
 def _preset(preset: str, *values):
-    try:
-        return form_values(apply_preset(form_config(*values), preset))
-    except Exception as exc:
-        fail(user_message(exc))
-        return list(values)
+    applied = _applied(preset, *values)
+    return list(values) if applied is None else applied
+
+
+@shows_errors(lambda message: _shown(message))
+def _applied(preset: str, *values):
+    return form_values(apply_preset(form_config(*values), preset))
+
+
+def _shown(message: str) -> None:
+    """The failure shown as a toast only (the form keeps its values)."""
+    fail(message)
 
 
 REWARDS = ("reward_margin", "reward_chosen", "reward_rejected")  # what a DPO run logs besides its loss
@@ -395,6 +411,11 @@ def reward_plot(records: list[dict], total_steps: int = 0):
     return gr.LinePlot(frame, x_lim=step_axis(last), visible=True)
 
 
+@shows_errors(lambda message: None)  # a typed run name that is not one: nothing to draw
+def _run_dir(ws, run_id: str):
+    return ws.dir("runs", run_id) if run_id else None
+
+
 def _rewards_chart(ws, run_state) -> gr.LinePlot:
     """The rewards chart of the run shown, read from its progress.jsonl on its own timer."""
     from lab.training import read_progress, read_status
@@ -402,11 +423,7 @@ def _rewards_chart(ws, run_state) -> gr.LinePlot:
     chart = gr.LinePlot(x="step", y="value", color="series", title="Rewards (DPO)", height=260, visible=False)
 
     def update(run_id: str):
-        try:
-            run_dir = ws.dir("runs", run_id) if run_id else None
-        except Exception as exc:
-            expected(exc)  # a typed run name that is not one: nothing to draw
-            return gr.skip()
+        run_dir = _run_dir(ws, run_id)
         if run_dir is None or not run_dir.is_dir():
             return gr.skip()
         return reward_plot(read_progress(run_dir), read_status(run_dir).get("total_steps") or 0)
@@ -437,7 +454,7 @@ def _live():
 RUNS_PICKER = Picker("runs")
 
 
-def build(ws, cache) -> None:
+def build(ws, cache, settings: ServerSettings) -> None:
     tab = this_tab()
     gr.Markdown("## Fine-tune with LoRA or QLoRA\nTraining runs in its own process; leave or reload the page, "
                 "it keeps going and this view re-attaches.")  # fmt: skip
@@ -480,7 +497,7 @@ def build(ws, cache) -> None:
     picked.change(lambda ids: overlay(ws, ids), picked, compare, api_name="train_compare")
 
     def on_delete(ids, request: gr.Request):
-        return _delete(ws, ids, request)
+        return _delete(ws, settings, ids, request)
 
     delete_btn.click(on_delete, picked, [table, picked], api_name="train_delete")
     runs = _follow_runs(ws, timer, {**live_pickers(form), picked: RUNS_PICKER}, [tab.select] if tab else [])
@@ -497,13 +514,10 @@ def _follow_runs(ws, timer, pickers: dict, triggers: list) -> gr.State:
     return runs
 
 
+@shows_errors(lambda message: [])  # a bug is logged; the lists stay as they are
 def _run_states(ws) -> list:
     """Each run's id and status (what the run pickers depend on)."""
-    try:
-        return [[r["id"], r["status"]] for r in jobs.list_runs(ws)]
-    except Exception as exc:
-        expected(exc)  # logged when it is a bug; the lists stay as they are
-        return []
+    return [[r["id"], r["status"]] for r in jobs.list_runs(ws)]
 
 
 def _runs_update(ws, picked=None):
@@ -511,11 +525,13 @@ def _runs_update(ws, picked=None):
     return runs_table(ws), picker_update(ws, RUNS_PICKER, picked)
 
 
-def _delete(ws, run_ids: list[str], request: gr.Request):
+def _delete(ws, settings: ServerSettings, run_ids: list[str], request: gr.Request):
     for run_id in run_ids or []:
-        try:
-            require_teacher(request, "delete a run")
-            gr.Info(jobs.delete(ws, run_id))
-        except Exception as exc:
-            fail(user_message(exc))
+        _delete_one(ws, settings, run_id, request)
     return _runs_update(ws, run_ids)
+
+
+@shows_errors()  # a refusal is a toast; the other picked runs are still deleted
+def _delete_one(ws, settings: ServerSettings, run_id: str, request: gr.Request) -> None:
+    settings.require_teacher(request, "delete a run")
+    gr.Info(jobs.delete(ws, run_id))
