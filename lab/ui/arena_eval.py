@@ -187,7 +187,7 @@ def _show(ws, result, said: str = ""):
     table = gr.Dataframe({"headers": head, "data": rows}, column_widths=view.summary_widths(head), visible=True)
     files = [str(p) for p in evaluation.export_paths_for(result)]
     chart = gr.Plot(view.bar_chart(result, names), visible=True)
-    verdict = f"{card_markdown(result)}\n\n{render_list(findings(result), markdown=True, small_notes=True)}"
+    verdict = f"{card_markdown(result, ws=ws)}\n\n{render_list(findings(result), markdown=True, small_notes=True)}"
     return text, verdict, chart, table, result, files  # the decision card first
 
 
