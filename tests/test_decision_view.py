@@ -3,6 +3,8 @@ the Start tab and batch evaluation showing it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lab.arena.reference import reference
 from lab.arena.report import format_cell
 from lab.ui import decision_view
@@ -71,3 +73,29 @@ def test_the_card_shows_training_and_index_costs_the_workspace_records(ws):
         assert rows["Index build time (one-time)"] == "| Index build time (one-time) | n/a | 3.50 s |"
         assert rows["Index size on disk"].startswith("| Index size on disk | n/a | ")
 
+
+def test_the_evidence_pack_button_writes_the_html_and_zip_of_the_result_shown(ws):
+    import json
+    import zipfile
+
+    import gradio as gr
+
+    from lab.ui import arena_eval
+
+    with gr.Blocks() as demo:
+        arena_eval.build(ws, None, ["base"])
+    fn = next(f for f in demo.fns.values() if f.api_name == "arena_eval_pack")
+    button = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "arena-eval-pack")
+    assert button.value == "Evidence pack (HTML + zip)" and (button._id, "click") in [t[:2] for t in fn.targets]
+    result = _costly_result(ws)
+    shown = fn.fn(result)
+    html_path, zip_path = (Path(p) for p in shown["value"])
+    assert shown["visible"] is True and (html_path.name, zip_path.name) == ("report.html", "evidence.zip")
+    assert html_path.parent == ws.downloads / "reports" / "e-costs"  # the folder the app serves
+    page = html_path.read_text(encoding="utf-8")
+    assert "decision card" in page.lower() and "Training time (one-time)" in page
+    with zipfile.ZipFile(zip_path) as zf:
+        card = json.loads(zf.read("card.json"))
+        assert zf.read("report.html").decode("utf-8") == page
+    assert {r["key"] for r in card["rows"]} >= {"train_s", "index_s"}
+    assert fn.fn({})["visible"] is False  # nothing shown yet: a warning, no files

@@ -1,13 +1,13 @@
 """The Arena tab's batch-evaluation sub-tab: run a question set against contestants with a progress bar and a
 cancel button, then show the verdict, a grouped bar chart, the summary with intervals, a filterable per-question
-table with passages, saved evaluations (load, compare) and CSV/JSON downloads. Without an uploaded file the questions
-are lab.arena.questions' choice.
+table with passages, saved evaluations (load, compare), CSV/JSON downloads and the evidence pack (lab.arena.report).
+Without an uploaded file the questions are lab.arena.questions' choice.
 
 Work is in lab.arena.evaluation (run in a worker thread so Cancel can stop it between batches, through a flag file
 that also reaches a forked ZeroGPU worker); answers are saved per batch, and on ZeroGPU the evaluation is split into
 chunks of one GPU slot each, or refused up front when it needs more than a visitor's quota (lab.ui.zerogpu_budget).
 Formatting in lab.ui.arena_view. Events: arena_eval_run, arena_eval_cancel, arena_eval_filter, arena_eval_detail,
-arena_eval_list, arena_eval_load, arena_eval_compare.
+arena_eval_list, arena_eval_load, arena_eval_compare, arena_eval_pack.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def build(ws, cache, choices):
         with gr.Column(scale=1):
             status = gr.Markdown("Choose contestants and press **Run evaluation**.")
             verdict = gr.Markdown()
+            pack, packed = _pack_controls()
     chart = gr.Plot(show_label=False, visible=False)  # the figure carries its own title: no label over the axis
     summary = gr.Dataframe(
         label="Summary (rates in %, 95% bootstrap interval in brackets)",
@@ -77,6 +78,7 @@ def build(ws, cache, choices):
     result = gr.State({})
     _build_questions(ws, result, choices)
     files = _build_saved(ws, result, status, verdict, chart, summary)
+    pack.click(lambda res: pack_files(ws, res), result, packed, api_name="arena_eval_pack")
     inputs = [upload, pick, limit, batch, *gen]
     outputs = [status, verdict, chart, summary, result, files]
 
@@ -297,3 +299,25 @@ def _compare_table(rows):
             cells += [view.rate_cell({key: r.get(key)}, key), format_rate(Rate.of(r, key), "interval")]
         data.append([r["evaluation"], r["system"], *cells])
     return {"headers": head, "data": data}
+
+
+def _pack_controls():
+    """The evidence pack's button and its download box (hidden until a pack is written)."""
+    button = gr.Button("Evidence pack (HTML + zip)", size="sm", elem_id="arena-eval-pack")
+    return button, gr.File(label="Evidence pack", file_count="multiple", interactive=False, visible=False)
+
+
+def pack_files(ws, result: dict):
+    """Write the evidence pack of the result shown (lab.arena.report: report.html and evidence.zip under the
+    workspace's downloads folder, the one the app serves) and show both files; a warning when there is none."""
+    from lab.arena.report import pack_for_download
+
+    try:
+        if not (result or {}).get("questions"):
+            raise LabError("no evaluation shown: run or load one, then press Evidence pack")
+        paths = pack_for_download(ws, result)
+    except (LabError, OSError) as exc:
+        gr.Warning(user_message(exc))
+        return gr.update(value=None, visible=False)
+    gr.Info(f"Evidence pack written: {paths['html'].name} and {paths['zip'].name}")
+    return gr.update(value=[str(paths["html"]), str(paths["zip"])], visible=True)
