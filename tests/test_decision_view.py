@@ -99,3 +99,6 @@ def test_the_evidence_pack_button_writes_the_html_and_zip_of_the_result_shown(ws
         assert zf.read("report.html").decode("utf-8") == page
     assert {r["key"] for r in card["rows"]} >= {"train_s", "index_s"}
     assert fn.fn({})["visible"] is False  # nothing shown yet: a warning, no files
+    shipped = decision_view.evidence_files(ws, reference())  # what a Start-tab button would pack: the reference
+    assert [Path(p).name for p in shipped] == ["report.html", "evidence.zip"]
+    assert all(Path(p).is_file() for p in shipped)

@@ -35,7 +35,7 @@ from lab.ui.common import (
     in_background,
     progress_bar_html,
 )
-from lab.ui.decision_view import card_markdown
+from lab.ui.decision_view import card_markdown, evidence_files
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
 
@@ -308,16 +308,12 @@ def _pack_controls():
 
 
 def pack_files(ws, result: dict):
-    """Write the evidence pack of the result shown (lab.arena.report: report.html and evidence.zip under the
-    workspace's downloads folder, the one the app serves) and show both files; a warning when there is none."""
-    from lab.arena.report import pack_for_download
-
+    """Write the evidence pack of the result shown (report.html and evidence.zip, lab.arena.report) and show both
+    files; a warning and no files when there is nothing to pack."""
     try:
-        if not (result or {}).get("questions"):
-            raise LabError("no evaluation shown: run or load one, then press Evidence pack")
-        paths = pack_for_download(ws, result)
+        files = evidence_files(ws, result)
     except (LabError, OSError) as exc:
         gr.Warning(user_message(exc))
         return gr.update(value=None, visible=False)
-    gr.Info(f"Evidence pack written: {paths['html'].name} and {paths['zip'].name}")
-    return gr.update(value=[str(paths["html"]), str(paths["zip"])], visible=True)
+    gr.Info("Evidence pack written: report.html and evidence.zip")
+    return gr.update(value=files, visible=True)

@@ -1,7 +1,7 @@
 """Pure rendering of the decision card for the UI: a Markdown table (a row per criterion, a column per contestant,
 the winner starred), each row's sentence, the recommendation and the sample-size note; and the same card as an
 HTML table or as rows for a Dataframe. The card itself is lab.arena.decision's (with the workspace's one-time costs
-from lab.arena.costs when a workspace is given); no gradio here.
+from lab.arena.costs when a workspace is given), and the evidence pack's files for a download button; no gradio here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 
 from lab.arena.costs import card_for
 from lab.arena.decision import card as build_card
-from lab.arena.report import card_table_html, format_cell
+from lab.arena.report import card_table_html, format_cell, pack_for_download
+from lab.errors import LabError
 from lab.workspace import Workspace
 
 STAR = " ★"
@@ -75,3 +76,12 @@ def card_html(card_or_result: dict[str, Any], bootstrap: int = 1000, ws: Workspa
     """The card's table as HTML (the evidence pack's rendering)."""
     card = _card(card_or_result, bootstrap, ws)
     return card_table_html(card) if card and card["systems"] else ""
+
+
+def evidence_files(ws: Workspace, result: dict[str, Any]) -> list[str]:
+    """[report.html, evidence.zip] of the evaluation or comparison shown, written under the workspace's downloads
+    folder (the one the app serves); LabError when nothing is shown. What an "Evidence pack" button returns."""
+    if not (result or {}).get("questions"):
+        raise LabError("no evaluation shown: run or load one, then press Evidence pack")
+    paths = pack_for_download(ws, result)
+    return [str(paths["html"]), str(paths["zip"])]
