@@ -304,7 +304,10 @@ def _compare_table(rows):
 def _pack_controls():
     """The evidence pack's button and its download box (hidden until a pack is written)."""
     button = gr.Button("Evidence pack (HTML + zip)", size="sm", elem_id="arena-eval-pack")
-    return button, gr.File(label="Evidence pack", file_count="multiple", interactive=False, visible=False)
+    files = gr.File(
+        label="Evidence pack", file_count="multiple", interactive=False, visible=False, elem_id="arena-eval-pack-files"
+    )
+    return button, files
 
 
 def pack_files(ws, result: dict):
