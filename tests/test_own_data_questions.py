@@ -90,3 +90,13 @@ def test_cli_eval_keeps_an_explicit_question_file_and_the_sample_set_for_sample_
     _own_index(ws, "manuals", "manuals")
     assert main(["eval", "--qa", str(qa), "--systems", "rag:manuals", "--no-save", "--bootstrap", "20"]) == 0
     assert asked == [str(sample_evalset_path(ws)), str(qa)]
+
+
+def test_the_evidence_pack_reproduces_own_questions_with_lab_eval_not_a_temporary_file(ws, tmp_path):
+    from lab.arena.report import commands
+
+    _own_run(ws, tmp_path, "mine", "parts")
+    held_out, _ = default_questions(ws, ["ft:mine"])
+    result = {"qa": held_out, "systems": [{"system": "ft:mine"}], "gen": {"max_new_tokens": 8}, "id": "e1"}
+    assert commands(result)[0] == "python -m lab eval --systems ft:mine --max-new-tokens 8"
+    assert commands(result | {"qa": "/data/mine.jsonl"})[0].startswith("python -m lab eval --qa /data/mine.jsonl ")
