@@ -245,9 +245,17 @@ def commands(result: dict[str, Any]) -> list[str]:
         systems = ",".join(s["system"] for s in result.get("systems", []))
         gen = result.get("gen") or {}
         flags = " ".join(f"--{k.replace('_', '-')} {gen[k]}" for k in GEN_FLAGS if k in gen)
-        out.append(f"python -m lab eval --qa {result.get('qa') or '(the sample set)'} --systems {systems} {flags}")
+        out.append(f"python -m lab eval {_qa_flag(result.get('qa') or '')}--systems {systems} {flags}")
     out.append(f"python -m lab report {result.get('id') or 'EVAL'}")
     return out
+
+
+def _qa_flag(qa: str) -> str:
+    """`--qa FILE ` for an evaluation file; nothing when none is recorded or the file is one the lab held out of a
+    dataset (tmp evalsets/held-out-*), since `python -m lab eval` without --qa chooses those questions again."""
+    path = Path(qa)
+    chosen = not qa or (path.parent.name == "evalsets" and path.name.startswith("held-out-"))
+    return "" if chosen else f"--qa {qa} "
 
 
 def _hashes(ws: Workspace | None, result: dict[str, Any]) -> dict[str, Any]:

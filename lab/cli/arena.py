@@ -1,7 +1,8 @@
 """`python -m lab ask | eval | leaderboard`: the Arena tab's CLI twin (work is in lab.arena).
 
 ask --system SYSTEM "question"                 one answer with its passages, latency and tokens/s
-eval --qa PATH --systems base,rag:INDEX,...    batch evaluation: prints a table, writes JSON (--out), saves it
+eval --qa PATH --systems base,rag:INDEX,...    batch evaluation: prints a table, writes JSON (--out), saves it;
+                                               without --qa, lab.arena.questions picks the questions
 leaderboard                                    Bradley-Terry ratings from the blind votes in the workspace
 """
 
@@ -32,7 +33,12 @@ def register(sub) -> None:
     _gen_flags(ask)
     ask.set_defaults(func=cmd_ask)
     ev = sub.add_parser("eval", help="evaluate contestants on a question set (JSONL)")
-    ev.add_argument("--qa", default="", help="evaluation JSONL (default: the sample domain's eval set)")
+    ev.add_argument(
+        "--qa",
+        default="",
+        help="evaluation JSONL (default: the questions held out from a fine-tuned contestant's own dataset; the "
+        "sample's held-out set only when every contestant is of the sample domain)",
+    )
     ev.add_argument(
         "--systems", required=True, help="comma-separated contestant ids: base, ft:RUN, rag:INDEX, ft+rag:RUN:INDEX"
     )
@@ -109,12 +115,21 @@ def print_verdict(result: dict) -> None:
     print(verdict_text(result))
 
 
+def questions(ws, qa: str, systems: list[str]) -> tuple[str, str]:
+    """(question file, which questions in words): `--qa` when given, else lab.arena.questions' choice, which never
+    asks own-data contestants the sample's questions (QuestionsError, before any model loads)."""
+    from lab.arena.questions import default_questions
+
+    return (qa, f"questions from {qa}") if qa else default_questions(ws, systems)
+
+
 def cmd_eval(args) -> int:
     from lab.arena.evaluation import evaluate_in_workspace
-    from lab.data.evalset import sample_evalset_path
 
     ws, cache = _context()
-    qa = args.qa or str(sample_evalset_path(ws))
+    systems = args.systems.split(",")
+    qa, said = questions(ws, args.qa, systems)
+    print(f"questions: {said}", file=sys.stderr)
 
     def progress(done: int, total: int, message: str) -> None:
         print(f"\r{done}/{total} {message}   ", end="", file=sys.stderr, flush=True)
@@ -123,7 +138,7 @@ def cmd_eval(args) -> int:
         ws,
         cache,
         qa,
-        args.systems.split(","),
+        systems,
         _gen(args),
         args.limit,
         progress,

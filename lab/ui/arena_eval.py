@@ -1,25 +1,25 @@
 """The Arena tab's batch-evaluation sub-tab: run a question set against contestants with a progress bar and a
 cancel button, then show the verdict, a grouped bar chart, the summary with intervals, a filterable per-question
-table with passages, saved evaluations (load, compare) and CSV/JSON downloads.
+table with passages, saved evaluations (load, compare), CSV/JSON downloads and the evidence pack (lab.arena.report).
+Without an uploaded file the questions are lab.arena.questions' choice.
 
 Work is in lab.arena.evaluation (run in a worker thread so Cancel can stop it between batches, through a flag file
 that also reaches a forked ZeroGPU worker); answers are saved per batch, and on ZeroGPU the evaluation is split into
 chunks of one GPU slot each, or refused up front when it needs more than a visitor's quota (lab.ui.zerogpu_budget).
 Formatting in lab.ui.arena_view. Events: arena_eval_run, arena_eval_cancel, arena_eval_filter, arena_eval_detail,
-arena_eval_list, arena_eval_load, arena_eval_compare.
+arena_eval_list, arena_eval_load, arena_eval_compare, arena_eval_pack.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import gradio as gr
 
 from lab.arena import evaluation
+from lab.arena.questions import default_questions
 from lab.arena.verdict import findings, render_list
-from lab.data.evalset import held_out_questions, sample_evalset_path
-from lab.errors import LabError
+from lab.errors import LabError, user_message
 from lab.metrics.rate import Rate, format_rate
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
@@ -36,7 +36,7 @@ from lab.ui.common import (
     progress_bar_html,
     shows_errors,
 )
-from lab.ui.decision_view import card_markdown
+from lab.ui.decision_view import card_markdown, evidence_files
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
 
@@ -67,6 +67,7 @@ def build(ws, cache, choices):
         with gr.Column(scale=1):
             status = gr.Markdown("Choose contestants and press **Run evaluation**.")
             verdict = gr.Markdown()
+            pack, packed = _pack_controls()
     chart = gr.Plot(show_label=False, visible=False)  # the figure carries its own title: no label over the axis
     summary = gr.Dataframe(
         label="Summary (rates in %, 95% bootstrap interval in brackets)",
@@ -78,6 +79,7 @@ def build(ws, cache, choices):
     result = gr.State({})
     _build_questions(ws, result, choices)
     files = _build_saved(ws, result, status, verdict, chart, summary)
+    pack.click(lambda res: pack_files(ws, res), result, packed, api_name="arena_eval_pack")
     inputs = [upload, pick, limit, batch, *gen]
     outputs = [status, verdict, chart, summary, result, files]
 
@@ -193,7 +195,7 @@ def _show(ws, result, said: str = ""):
     table = gr.Dataframe({"headers": head, "data": rows}, column_widths=view.summary_widths(head), visible=True)
     files = [str(p) for p in evaluation.export_paths_for(result)]
     chart = gr.Plot(view.bar_chart(result, names), visible=True)
-    verdict = f"{card_markdown(result)}\n\n{render_list(findings(result), markdown=True, small_notes=True)}"
+    verdict = f"{card_markdown(result, ws=ws)}\n\n{render_list(findings(result), markdown=True, small_notes=True)}"
     return text, verdict, chart, table, result, files  # the decision card first
 
 
@@ -298,58 +300,22 @@ def _compare_table(rows):
     return {"headers": head, "data": data}
 
 
-def default_questions(ws, systems: list[str]) -> tuple[str, str]:
-    """(question file, a sentence saying which questions) when no evaluation file is given. A fine-tuned contestant
-    trained on the user's own dataset is asked the questions held out from that dataset (its validation split,
-    never trained on), written to a file under the workspace's tmp folder; contestants of the sample domain get its
-    held-out set. Never the sample's for own data: a contestant reading an own index with no dataset behind it, or
-    a dataset that holds nothing out, is refused with what to do."""
-    from lab.workspace import SAMPLE
-
-    datasets = [d for d in dict.fromkeys(_run_dataset(ws, s) for s in systems) if d and d != SAMPLE]
-    if datasets:
-        return _held_out_file(ws, datasets[0])
-    own = [s for s in systems if _index_corpus(ws, s) not in ("", SAMPLE)]
-    if own:
-        raise LabError(
-            f"{', '.join(own)} read{'s' if len(own) == 1 else ''} your own documents, and the sample's questions "
-            'would not measure that: upload an evaluation JSONL (one {"question": ..., "answer": ...} per line)'
-        )
-    return str(sample_evalset_path(ws)), "the sample domain's held-out questions"
+def _pack_controls():
+    """The evidence pack's button and its download box (hidden until a pack is written)."""
+    button = gr.Button("Evidence pack (HTML + zip)", size="sm", elem_id="arena-eval-pack")
+    files = gr.File(
+        label="Evidence pack", file_count="multiple", interactive=False, visible=False, elem_id="arena-eval-pack-files"
+    )
+    return button, files
 
 
-def _run_dataset(ws, spec: str) -> str:
-    """The dataset a fine-tuned contestant's run trained on ("" for other contestants)."""
-    from lab.arena import contestants
-    from lab.config import TrainConfig
-
-    run = contestants.parse(spec).run
-    path = ws.dir("runs", run) / "config.json" if run else None
-    return TrainConfig.load(path).dataset if path and path.is_file() else ""
-
-
-def _index_corpus(ws, spec: str) -> str:
-    """The corpus a RAG contestant's index was built from ("" when it reads none or the index is not built)."""
-    from lab.arena import contestants
-    from lab.config import RagConfig
-
-    index = contestants.parse(spec).index
-    path = ws.dir("indexes", index) / "config.json" if index else None
-    return RagConfig.load(path).corpus if path and path.is_file() else ""
-
-
-def _held_out_file(ws, dataset: str) -> tuple[str, str]:
-    from lab.data import load_split
-
-    items = held_out_questions(load_split(ws, dataset, "val"), Path(dataset).stem)
-    if not items:
-        raise LabError(
-            f"dataset {dataset!r} holds no rows out of training (too few rows, or a validation fraction of 0), so "
-            "it has no questions of its own and the sample's would not measure it: upload an evaluation JSONL (one "
-            '{"question": ..., "answer": ...} per line), or save the dataset again in the Data tab with more rows'
-        )
-    path = ws.tmp / "evalsets" / f"held-out-{Path(dataset).stem}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(it.to_dict()) + "\n" for it in items), encoding="utf-8")
-    said = f"{len(items)} questions held out from dataset {dataset!r} (its validation split, never trained on)"
-    return str(path), said
+def pack_files(ws, result: dict):
+    """Write the evidence pack of the result shown (report.html and evidence.zip, lab.arena.report) and show both
+    files; a warning and no files when there is nothing to pack."""
+    try:
+        files = evidence_files(ws, result)
+    except (LabError, OSError) as exc:
+        gr.Warning(user_message(exc))
+        return gr.update(value=None, visible=False)
+    gr.Info("Evidence pack written: report.html and evidence.zip")
+    return gr.update(value=files, visible=True)
