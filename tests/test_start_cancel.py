@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 
+import gradio as gr
 import pytest
 
 from lab.arena import evaluation, reference, showcase
@@ -59,7 +60,10 @@ def _save_comparison(ws, name: str = "cancel-test") -> dict:
 
 def _cancelled_run(ws, cache) -> tuple:
     """The last view the run handler yields for a run cancelled at once (progress, the shown parts, switch, ...)."""
-    outputs = list(start_tab._run(ws, cache, CancelledAtOnce(), "sample", "sample", None, 10, ["base"], None))
+    view = start_tab.RunView(gr.Markdown(), gr.Button(), gr.State(""))
+    outputs = list(start_tab._run(ws, cache, CancelledAtOnce(), "sample", "sample", None, 10, ["base"], None,
+                                  view=view))  # fmt: skip
+    assert all(set(o) <= {view.progress, view.button, view.armed} for o in outputs[:-1])  # the view stays as it is
     return outputs[-1]
 
 

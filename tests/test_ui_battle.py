@@ -54,7 +54,7 @@ def test_nothing_identifies_a_contestant_before_the_vote(ws, monkeypatch):
     first, last = outs[0], outs[-1]
     assert first[:4] == ("", "", "", "")  # both sides wait with the same (empty) value: the same placeholder
     for snapshot in outs[:-1]:  # while generating: no answer text, no passage, no name on either side
-        shown = _texts(snapshot[:4])
+        shown = snapshot if isinstance(snapshot, str) else _texts(snapshot[:4])  # a str: the status line alone
         assert "400" not in shown and "checked often" not in shown
     sides, infos, status, battle_id, state = last[:2], last[2:4], last[8], last[10], last[11]
     # both at once, in one update, the citation, source note and "according to the passages" hidden
@@ -91,6 +91,36 @@ def test_a_failed_contestant_voids_the_battle(ws, monkeypatch):
     assert last[11] == {} and last[:2] == ("", "")
     assert all(b.interactive is False for b in last[4:8] if isinstance(b, gr.Button))
     assert "No finished battle" in arena_battle._vote(ws, {}, "a")[0]
+
+
+def test_while_both_answers_are_generated_the_event_changes_only_the_status_line(ws, monkeypatch):
+    """The answers may come from a ZeroGPU slot, whose yields cross a process boundary as plain values: the
+    waiting line comes back as a str and the event, in the app's process, updates that line alone."""
+    fakes = _fake_contestants(monkeypatch)
+    with gr.Blocks() as demo:
+        arena_battle.build(ws, None, list(fakes))
+    (event,) = [fn for fn in demo.fns.values() if fn.api_name == "arena_battle"]
+    status = event.outputs[8]
+    outs = list(event.fn(list(fakes), "How often is the coupling checked?", 16, 0))
+    waiting = [o for o in outs if isinstance(o, dict)]
+    assert waiting and all(list(o) == [status] and "Generating both answers" in o[status] for o in waiting)
+    assert isinstance(outs[-1], tuple) and "vote" in outs[-1][8]
+
+
+def test_a_vote_that_cannot_be_stored_keeps_the_battle_open_for_another_try(ws, monkeypatch):
+    _fake_contestants(monkeypatch)
+    state = list(arena_battle._battle(ws, None, ["base", "rag:docs"], "q?", 16, 0))[-1][11]
+    stored = battles.vote
+
+    def full_disk(*args):
+        raise OSError("no space left on the workspace's disk")
+
+    monkeypatch.setattr(arena_battle.battles, "vote", full_disk)
+    failed = arena_battle._vote(ws, state, "a")
+    assert failed[0] == "**Vote not saved:** no space left on the workspace's disk"
+    assert all(b.interactive for b in failed[3:7]) and failed[7] != {}  # the battle and its state stay votable
+    monkeypatch.setattr(arena_battle.battles, "vote", stored)
+    assert "saved" in arena_battle._vote(ws, state, "a")[0]
 
 
 def test_a_battle_gives_the_voter_no_setting_that_acts_on_one_side_only(ws, monkeypatch):

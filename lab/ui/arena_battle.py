@@ -23,10 +23,19 @@ import gradio as gr
 from lab.arena import battles, contestants, live
 from lab.arena.pool import battle_pool
 from lab.config import GenConfig
-from lab.errors import LabError, expected, user_message
+from lab.errors import LabError, user_message
 from lab.generation import batcher, passage_dict
 from lab.ui import arena_view as view
-from lab.ui.common import GEN_FIELDS, READ_ONLY, ask_row, contestant_names, gen_controls, gen_from, generation
+from lab.ui.common import (
+    GEN_FIELDS,
+    READ_ONLY,
+    ask_row,
+    contestant_names,
+    gen_controls,
+    gen_from,
+    generation,
+    shows_errors,
+)
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
 BATTLE_FIELDS = GEN_FIELDS[:2]  # max_new_tokens, temperature: they act on every contestant alike
@@ -69,8 +78,12 @@ def build(ws, cache, choices):
     state = gr.State({})
 
     @gpu(duration=lambda *_: answers_duration(2), prepare=lambda pool, *_: prefetch(ws, cache, pool))
-    def battle(*args):
+    def answer_both(*args):
         yield from _battle(ws, cache, *args)
+
+    def battle(*args):  # in this process: what comes back from a GPU slot is plain values, never a component
+        for outputs in answer_both(*args):
+            yield {status: outputs} if isinstance(outputs, str) else outputs
 
     start.click(
         battle,
@@ -107,22 +120,25 @@ def follow_work(ws, pool, edited, added, triggers) -> None:
 
 def pool_update(ws, was_edited: bool, more: list[str]) -> dict:
     """The pool picker with this workspace's contestants (plus `more`) and, unless edited, its default value."""
-    try:
-        choices = contestants.available(ws)
-    except Exception as exc:
-        expected(exc)  # logged when it is a bug; the fallback below stands
-        choices = ["base"]
+    choices = _available(ws)
     choices += [m for m in more if m not in choices]
     return gr.update(choices=choices) if was_edited else gr.update(choices=choices, value=_default(ws, choices))
 
 
 def _default(ws, choices: list[str]) -> list[str]:
     """The default pool (lab.arena.pool); the first two choices when the workspace cannot be read."""
-    try:
-        return battle_pool(ws, [c for c in choices if not c.startswith("base:")])
-    except Exception as exc:
-        expected(exc)  # logged when it is a bug; the fallback below stands
-        return choices[:2]
+    pool = _pool(ws, [c for c in choices if not c.startswith("base:")])
+    return choices[:2] if pool is None else pool
+
+
+@shows_errors(lambda message: ["base"])  # logged when it is a bug; the fallback stands
+def _available(ws) -> list[str]:
+    return contestants.available(ws)
+
+
+@shows_errors(lambda message: None)  # logged when it is a bug; the caller's fallback stands
+def _pool(ws, choices: list[str]) -> list[str]:
+    return battle_pool(ws, choices)
 
 
 def _battle_config(*values) -> GenConfig:
@@ -163,29 +179,31 @@ def _battle_views() -> tuple[list, list, gr.Markdown, list]:
     return sides, buttons, reveal, infos
 
 
+def _not_started(message: str) -> tuple:
+    """The battle's outputs when it cannot start or stops: empty sides and reveals, no vote, `message`."""
+    gr.Warning(message)
+    return *[""] * 4, *[gr.Button(interactive=False)] * 4, f"**{message}**", "", "", {}
+
+
+@shows_errors(_not_started)
 def _battle(ws, cache, pool, question, *settings):
-    """Issue a battle, generate both answers out of sight, then show both at once (or void the battle)."""
+    """Issue a battle, generate both answers out of sight, then show both at once (or void the battle). Yields
+    the outputs, or while the answers are generated only the status line (a str)."""
     off, blank = [gr.Button(interactive=False)] * 4, [""] * 4
-    try:
-        a, b = battles.pick_pair([p for p in pool or [] if p])
-        cfg = _battle_config(*settings)
-        if not (question or "").strip():
-            raise LabError("type a question first")
-        for name in (a, b):
-            contestants.parse(name)
-        battle = battles.start_battle(ws.db_path, question, a, b, cfg.to_dict())
-    except Exception as exc:
-        msg = user_message(exc)
-        gr.Warning(msg)
-        yield *blank, *off, f"**{msg}**", "", "", {}
-        return
+    a, b = battles.pick_pair([p for p in pool or [] if p])
+    cfg = _battle_config(*settings)
+    if not (question or "").strip():
+        raise LabError("type a question first")
+    for name in (a, b):
+        contestants.parse(name)
+    battle = battles.start_battle(ws.db_path, question, a, b, cfg.to_dict())
     wait = "Generating both answers: they appear together when both are complete"
     yield *blank, *off, f"{wait}...", "", "", {}
     makers = [lambda n=n: contestants.responder(ws, cache, n) for n in (a, b)]
     began, answers, errors = time.monotonic(), [None, None], ["", ""]
     for snapshot in live.stream_many(makers, question, cfg, poll_s=1.0, cache=cache, session=session_of()):
         answers, errors = snapshot  # only the elapsed time is shown meanwhile: a side would give itself away
-        yield *[gr.skip()] * 8, f"{wait} ({time.monotonic() - began:.0f} s)...", *[gr.skip()] * 3
+        yield f"{wait} ({time.monotonic() - began:.0f} s)..."
     if any(errors) or not live.all_done(answers, errors):
         battles.fail_battle(ws.db_path, battle)
         why = "; ".join(f"side {s}: {e}" for s, e in zip("AB", errors, strict=True) if e) or "an answer stopped"
@@ -221,16 +239,9 @@ def _vote(ws, state, winner):
     if not state or not state.get("battle"):
         gr.Warning("no finished battle to vote on: start a battle first")
         return "No finished battle to vote on: start a battle first.", *keep, *off, {}
-    try:
-        row = battles.vote(ws.db_path, state["battle"], winner)
-    except battles.BattleError as exc:
-        msg = user_message(exc)
-        gr.Warning(msg)
-        return f"**Vote refused:** {msg}", *keep, *off, {}
-    except Exception as exc:
-        msg = user_message(exc)
-        gr.Warning(msg)
-        return f"**Vote not saved:** {msg}", *keep, *[gr.Button(interactive=True)] * 4, state
+    row = _cast(ws, state["battle"], winner)
+    if isinstance(row, tuple):
+        return row
     names = [row["system_a"], row["system_b"]]
     labels = contestant_names(ws, names)  # one friendly name per contestant, the id small
     infos = [view.battle_reveal_html(s, n, x, labels) for s, n, x in zip("AB", names, state["sides"], strict=True)]
@@ -244,6 +255,24 @@ def _vote(ws, state, winner):
     return reveal, *infos, *off, {}
 
 
+def _not_saved(message: str) -> tuple:
+    """The vote's outputs when it could not be stored (a bug or the disk): the battle and its buttons stay, so
+    the voter can try again."""
+    gr.Warning(message)
+    return f"**Vote not saved:** {message}", gr.skip(), gr.skip(), *[gr.Button(interactive=True)] * 4, gr.skip()
+
+
+@shows_errors(_not_saved)
+def _cast(ws, battle: str, winner: str) -> dict | tuple:
+    """Store the vote: the battle's row, or the vote's outputs that say why it was refused or not saved."""
+    try:
+        return battles.vote(ws.db_path, battle, winner)
+    except battles.BattleError as exc:  # an unknown, unfinished or already voted battle: it takes no vote now
+        message = user_message(exc)
+        gr.Warning(message)
+        return f"**Vote refused:** {message}", gr.skip(), gr.skip(), *[gr.Button(interactive=False)] * 4, {}
+
+
 def _submit_vote_api(ws) -> None:
     """An API-only endpoint for scripted arenas: vote on a battle this server issued (the battle id that
     arena_battle returned) with a, b, tie or both_bad; returns the vote id. The stored vote holds the battle's
@@ -251,9 +280,9 @@ def _submit_vote_api(ws) -> None:
     vote on answers an earlier reveal already named is stored but not rated (battles.vote)."""
 
     def submit(battle_id: str, winner: str) -> int:
-        try:
-            return int(battles.vote(ws.db_path, battle_id, winner)["vote_id"])
-        except Exception as exc:
-            raise gr.Error(f"vote refused: {user_message(exc)}") from None
+        row = shows_errors(lambda message: message)(battles.vote)(ws.db_path, battle_id, winner)
+        if isinstance(row, str):
+            raise gr.Error(f"vote refused: {row}")
+        return int(row["vote_id"])
 
     gr.api(submit, api_name="arena_submit_vote", concurrency_limit=None)

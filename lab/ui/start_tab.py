@@ -25,7 +25,6 @@ import gradio as gr
 from lab.arena import evaluation, reference, showcase
 from lab.arena.verdict import headline
 from lab.config import GenConfig
-from lab.errors import user_message
 from lab.estimate import ASK_ABOVE_S
 from lab.metrics.rate import Rate, format_rate
 from lab.ui import spaces
@@ -39,6 +38,7 @@ from lab.ui.common import (
     generation,
     in_background,
     progress_bar_html,
+    shows_errors,
     this_tab,
 )
 from lab.ui.decision_view import card_markdown
@@ -108,11 +108,12 @@ def build(ws, cache) -> None:
     answer = slot_answers(answer_slot) if spaces.on_zero_gpu() else None
 
     def start(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
-        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed)
+        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
+                        view=RunView(progress, run, armed))  # fmt: skip
 
     def start_quick(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
         yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
-                        quick=True)  # fmt: skip
+                        quick=True, view=RunView(progress, quick, armed))  # fmt: skip
 
     outputs = [progress, *shown, view]
     run.click(start, [*picker, armed], [*outputs, run, armed], api_name="start_run", **generation(BATCH))
@@ -159,32 +160,46 @@ def _pick(ws, which: str):
     return reference.reference() if which == REFERENCE else showcase.latest(ws) or reference.reference()
 
 
-N_SHOWN = 8  # the outputs after the progress line that a run leaves alone while it works: shown parts, switch
+@dataclasses.dataclass(frozen=True)
+class RunView:
+    """The outputs a run updates before it ends (the shown comparison and the switch stay as they are until
+    then): the progress line, the clicked button (it asks "Run anyway" before a long run) and the confirmed
+    inputs."""
+
+    progress: gr.Markdown
+    button: gr.Button
+    armed: gr.State
 
 
 def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer=None, confirmed="",
-         quick=False):  # fmt: skip
-    """The run handler: yields (progress, the shown parts, switch, the clicked button, the confirmed inputs)."""
-    label, skip = QUICK if quick else RUN, [gr.skip()] * N_SHOWN
+         quick=False, *, view: RunView):  # fmt: skip
+    """The run handler: yields updates of `view`'s outputs, then (progress, the shown parts, switch, the clicked
+    button, the confirmed inputs) when the run ends."""
+    label = QUICK if quick else RUN
     if not contestants:
         gr.Warning("Tick at least one contestant.")
-        yield "**Nothing to compare:** tick at least one contestant.", *skip, gr.skip(), ""
+        yield {view.progress: "**Nothing to compare:** tick at least one contestant.", view.armed: ""}
         return
     inputs = _inputs(dataset, corpus, qa, questions, contestants, quick)
-    try:
-        refuse_over_quota(ws, inputs)
-        plan = showcase.forecast(ws, inputs)
-    except Exception as exc:
-        message = user_message(exc)
-        gr.Warning(message)
-        yield f"**The comparison did not start:** {html.escape(message)}", *skip, gr.skip(), ""
+    plan = _plan(ws, inputs)
+    if isinstance(plan, str):
+        gr.Warning(plan)
+        yield {view.progress: f"**The comparison did not start:** {html.escape(plan)}", view.armed: ""}
         return
     key = showcase.digest(dataclasses.asdict(inputs))
     ask = ask_first(plan, confirmed, key)
     if ask:
-        yield ask_md(plan, ask), *skip, gr.Button(value=ask), key
+        yield {view.progress: ask_md(plan, ask), view.button: gr.Button(value=ask), view.armed: key}
         return
-    yield from _work(ws, cache, stops, inputs, request, answer, plan, label)
+    yield from _work(ws, cache, stops, inputs, request, answer, plan, label, view)
+
+
+@shows_errors(lambda message: message)
+def _plan(ws, inputs):
+    """The comparison's plan (showcase.forecast), or why it cannot start (a str: over a ZeroGPU visitor's quota,
+    an input that cannot be read)."""
+    refuse_over_quota(ws, inputs)
+    return showcase.forecast(ws, inputs)
 
 
 def _inputs(dataset, corpus, qa, questions, contestants, quick: bool) -> showcase.Inputs:
@@ -193,23 +208,23 @@ def _inputs(dataset, corpus, qa, questions, contestants, quick: bool) -> showcas
     return showcase.quick_look(inputs) if quick else inputs
 
 
-def _work(ws, cache, stops, inputs, request, answer, plan, label):
+def _work(ws, cache, stops, inputs, request, answer, plan, label, view: RunView):
     flag = stops.fresh(request)
     box: dict = {"update": None}
-    hooks, skip, first = training_hooks(), [gr.skip()] * N_SHOWN, plan.total
+    hooks, first = training_hooks(), plan.total
 
     def work():
         return showcase.run_showcase(ws, cache, inputs, lambda u: box.update(update=u), flag.is_set, hooks, answer,
                                      plan.machine)  # fmt: skip
 
     thread = in_background(work, box, "showcase")
-    yield progress_md(None, first), *skip, gr.Button(value=label), ""
+    yield {view.progress: progress_md(None, first), view.button: gr.Button(value=label), view.armed: ""}
     while thread.is_alive():
-        yield progress_md(box["update"], first), *skip, gr.skip(), gr.skip()
+        yield {view.progress: progress_md(box["update"], first)}
         time.sleep(1.0)
     if "error" in box:
         gr.Warning(box["error"])
-        yield f"**The comparison stopped:** {html.escape(box['error'])}", *skip, gr.skip(), gr.skip()
+        yield {view.progress: f"**The comparison stopped:** {html.escape(box['error'])}"}
         return
     result = box["result"]
     shown = after_run(ws, result)
@@ -233,15 +248,13 @@ def ask_md(plan, label: str) -> str:
     )
 
 
+@shows_errors(lambda message: f"Time estimate unavailable: {html.escape(message)}")
 def estimate_md(ws, dataset, corpus, qa, questions, contestants) -> str:
     """The quick look's and the whole comparison's time ranges on this machine now, before either starts."""
     if not contestants:
         return ""
-    try:
-        full = showcase.forecast(ws, _inputs(dataset, corpus, qa, questions, contestants, False))
-        fast = showcase.forecast(ws, _inputs(dataset, corpus, qa, 0, contestants, True), full.machine)
-    except Exception as exc:
-        return f"Time estimate unavailable: {html.escape(user_message(exc))}"
+    full = showcase.forecast(ws, _inputs(dataset, corpus, qa, questions, contestants, False))
+    fast = showcase.forecast(ws, _inputs(dataset, corpus, qa, 0, contestants, True), full.machine)
     note = f" ({full.total.note})" if full.total.note else ""
     return (
         f"**Time on this machine{note}:** {QUICK.lower()} ({fast.questions} questions, wide intervals) "
