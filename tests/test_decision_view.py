@@ -102,3 +102,18 @@ def test_the_evidence_pack_button_writes_the_html_and_zip_of_the_result_shown(ws
     shipped = decision_view.evidence_files(ws, reference())  # what a Start-tab button would pack: the reference
     assert [Path(p).name for p in shipped] == ["report.html", "evidence.zip"]
     assert all(Path(p).is_file() for p in shipped)
+
+
+def test_the_start_tab_packs_the_comparison_it_shows(ws):
+    import gradio as gr
+
+    from lab.ui import start_tab
+
+    with gr.Blocks() as demo:
+        start_tab.build(ws, None)
+    fn = next(f for f in demo.fns.values() if f.api_name == "start_pack")
+    shown = fn.fn(start_tab.REFERENCE)  # a fresh workspace shows the shipped reference
+    html_path, zip_path = (Path(p) for p in shown["value"])
+    assert shown["visible"] is True and (html_path.name, zip_path.name) == ("report.html", "evidence.zip")
+    assert "decision card" in html_path.read_text(encoding="utf-8").lower()
+    assert html_path.is_relative_to(ws.downloads)  # the folder the app serves

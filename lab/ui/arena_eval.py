@@ -19,7 +19,7 @@ import gradio as gr
 from lab.arena import evaluation
 from lab.arena.questions import default_questions
 from lab.arena.verdict import findings, render_list
-from lab.errors import LabError, user_message
+from lab.errors import LabError
 from lab.metrics.rate import Rate, format_rate
 from lab.metrics.scoring import CATEGORIES
 from lab.ui import arena_view as view
@@ -33,10 +33,11 @@ from lab.ui.common import (
     gen_from,
     generation,
     in_background,
+    pack_files,
     progress_bar_html,
     shows_errors,
 )
-from lab.ui.decision_view import card_markdown, evidence_files
+from lab.ui.decision_view import card_markdown
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
 
@@ -307,15 +308,3 @@ def _pack_controls():
         label="Evidence pack", file_count="multiple", interactive=False, visible=False, elem_id="arena-eval-pack-files"
     )
     return button, files
-
-
-def pack_files(ws, result: dict):
-    """Write the evidence pack of the result shown (report.html and evidence.zip, lab.arena.report) and show both
-    files; a warning and no files when there is nothing to pack."""
-    try:
-        files = evidence_files(ws, result)
-    except (LabError, OSError) as exc:
-        gr.Warning(user_message(exc))
-        return gr.update(value=None, visible=False)
-    gr.Info("Evidence pack written: report.html and evidence.zip")
-    return gr.update(value=files, visible=True)

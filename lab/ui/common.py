@@ -391,3 +391,17 @@ def _rag_trained(ws, spec: str) -> bool:
     from lab.arena import contestants
 
     return contestants.describe(ws, spec)["rag_trained"]
+
+
+def pack_files(ws, result: dict):
+    """Write the evidence pack of the result shown (report.html and evidence.zip, lab.arena.report) and show both
+    files; a warning and no files when there is nothing to pack."""
+    from lab.ui.decision_view import evidence_files
+
+    try:
+        files = evidence_files(ws, result)
+    except (LabError, OSError) as exc:
+        gr.Warning(user_message(exc))
+        return gr.update(value=None, visible=False)
+    gr.Info("Evidence pack written: report.html and evidence.zip")
+    return gr.update(value=files, visible=True)

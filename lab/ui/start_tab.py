@@ -37,6 +37,7 @@ from lab.ui.common import (
     follow_workspace,
     generation,
     in_background,
+    pack_files,
     progress_bar_html,
     shows_errors,
     this_tab,
@@ -90,10 +91,13 @@ def build(ws, cache) -> None:
         verdict = gr.Markdown("")
     picker = _picker()
     table = gr.Dataframe(label="Summary", interactive=False, wrap=True)
+    pack = gr.Button("Evidence pack (HTML + zip)", size="sm", elem_id="start-pack")
+    packed = gr.File(label="Evidence pack", file_count="multiple", interactive=False, visible=False)
+    pack.click(lambda which: pack_files(ws, _pick(ws, which)), view, packed, api_name="start_pack")
     shown = [heading, evidence, verdict, chart, examples, table, how]
     load = gr.context.Context.root_block.load
     load(lambda: _on_load(ws), None, [*shown, view], api_name="start_latest", **READ_ONLY)
-    view.input(lambda which: _show(_pick(ws, which)), view, shown, api_name="start_view", **READ_ONLY)
+    view.input(lambda which: _show(_pick(ws, which), ws), view, shown, api_name="start_view", **READ_ONLY)
     follow_workspace(ws, dict(zip(picker[:2], PICKERS, strict=True)), [tab.select] if tab else [], "start_pickers")
     ins = list(picker)  # dataset, corpus, evaluation file, questions, contestants
     load(lambda *a: estimate_md(ws, *a), ins, estimate, api_name="start_estimate", **READ_ONLY)
@@ -151,7 +155,7 @@ def _picker():
 
 def _on_load(ws):
     latest = showcase.latest(ws)
-    return (*_show(latest or reference.reference()), gr.Radio(value=LATEST, visible=latest is not None))
+    return (*_show(latest or reference.reference(), ws), gr.Radio(value=LATEST, visible=latest is not None))
 
 
 def _pick(ws, which: str):
@@ -229,7 +233,7 @@ def _work(ws, cache, stops, inputs, request, answer, plan, label, view: RunView)
     result = box["result"]
     shown = after_run(ws, result)
     switch = gr.Radio(value=LATEST, visible=not shown.get("reference"))
-    yield _done_line(result, shown, first), *_show(shown), switch, gr.skip(), gr.skip()
+    yield _done_line(result, shown, first), *_show(shown, ws), switch, gr.skip(), gr.skip()
 
 
 def ask_first(plan, confirmed: str, key: str) -> str:
@@ -345,15 +349,15 @@ def _done_line(result, shown=None, first=None) -> str:
     return f"{line} Shown below: {which}."
 
 
-def _show(result):
+def _show(result, ws=None):
     """(heading, headline, verdict, chart, examples, table, how it was measured) for a comparison, or an
-    invitation when there is none."""
+    invitation when there is none; with the workspace, the decision card adds the one-time costs it records."""
     if not result or not result.get("systems"):
         note = f"No comparison on this workspace yet: press **{QUICK}** or **{RUN}** (the time is shown above)."
         return note, "", "", None, "", None, RECIPE
     said = headline(result)
     said = f"### What the evidence says\n\n{said}" if said else ""
-    said = f"{said}\n\n{card_markdown(result)}".strip()  # the decision card under the headline
+    said = f"{said}\n\n{card_markdown(result, ws=ws)}".strip()  # the decision card under the headline
     parts = (heading_md(result), said, result.get("verdict", ""), chart(result), examples_html(result))
     return *parts, summary(result), how_md(result)
 
