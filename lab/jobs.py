@@ -117,11 +117,11 @@ def check_preferences(ws: Workspace, config: TrainConfig) -> dict:
     speed = measured_throughput(ws.root / "runs", config) or {}
     doubled = config.replace(method="lora", batch_size=2 * config.batch_size, assistant_only_loss=False)
     longest, rate = min(max(lengths), config.max_length), speed.get("tokens_per_s")
-    plan = estimate(doubled, model_dir, 2 * len(pairs), sum(lengths) / len(lengths), longest, rate,
+    plan = plan_estimate(doubled, model_dir, 2 * len(pairs), sum(lengths) / len(lengths), longest, rate,
                     speed.get("source", ""))  # fmt: skip
     if not speed:
         plan["time_s"] = plan["time_s_cpu"] = plan["time_s"] * 4 / 3
-    return {"n_train": len(pairs), "n_val": 0, "model_dir": model_dir, **plan,
+    return {"n_train": len(pairs), "n_val": 0, "model_dir": model_dir, **plan, **time_range(plan),
             "steps": planned_steps(config, len(pairs))}  # fmt: skip
 
 

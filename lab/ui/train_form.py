@@ -137,7 +137,7 @@ def _preferences(ws, d: TrainConfig, c: dict) -> None:
             "left out); or pick or type a JSONL file of `{prompt, chosen, rejected}` lines. The dataset is not used."
         )
         with gr.Row():
-            c["prefs"] = gr.Dropdown(prefs_choices(ws), value=d.prefs or None, label="Preference pairs",
+            c["prefs"] = gr.Dropdown(prefs_choices(ws), value=d.prefs, label="Preference pairs",
                                      allow_custom_value=True, elem_id="train-prefs", scale=3,
                                      info="votes, an exported votes-prefs.jsonl, or a pairs file path")  # fmt: skip
             c["beta"] = gr.Number(d.beta, label="DPO beta", info="higher = stay closer to the reference", scale=1)
