@@ -59,9 +59,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="embedded", help="whose tokenizer counts tokens (default embedded)")
     parser.add_argument("--max-length", type=int, default=DataConfig.max_length, help=_help("max_length"))
     parser.add_argument("--max-upload-mb", type=float, default=DataConfig.max_upload_mb, help=_help("max_upload_mb"))
-    parser.add_argument(
-        "--split", default=DataConfig.split, help=_help("split")
-    )
+    parser.add_argument("--split", default=DataConfig.split, help=_help("split"))
     parser.add_argument(
         "--fill",
         action="append",
