@@ -249,6 +249,20 @@ class RagConfig(_Config):
         _check(-1 <= self.similarity_cutoff <= 1, "similarity_cutoff", self.similarity_cutoff, "must be in [-1, 1]")
 
 
+# The GenConfig settings `python -m lab eval` takes as flags (the evidence pack writes the same flags back).
+EVAL_GEN_FLAGS = (
+    "max_new_tokens",
+    "temperature",
+    "batch_size",
+    "top_k",
+    "context_chars",
+    "abstain_below",
+    "focus_sentences",
+    "support_below",
+    "idk_above",
+)
+
+
 @dataclass
 class GenConfig(_Config):
     """Decoding settings shared by every contestant; greedy (temperature 0) for scoring."""

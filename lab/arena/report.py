@@ -20,20 +20,10 @@ from typing import Any
 
 from lab.arena import costs
 from lab.arena.verdict import headline
+from lab.config import EVAL_GEN_FLAGS
 from lab.errors import LabError
 from lab.workspace import Workspace
 
-GEN_FLAGS = (
-    "max_new_tokens",
-    "temperature",
-    "batch_size",
-    "top_k",
-    "context_chars",
-    "abstain_below",
-    "focus_sentences",
-    "support_below",
-    "idk_above",
-)  # fmt: skip  (python -m lab eval's settings)
 SHORT = {"taught": "correct: taught facts", "documents": "correct: facts only in documents",
          "unanswerable": "says I don't know", "made_up": "made-up answers"}  # fmt: skip
 STYLE = """
@@ -244,7 +234,7 @@ def commands(result: dict[str, Any]) -> list[str]:
     else:
         systems = ",".join(s["system"] for s in result.get("systems", []))
         gen = result.get("gen") or {}
-        flags = " ".join(f"--{k.replace('_', '-')} {gen[k]}" for k in GEN_FLAGS if k in gen)
+        flags = " ".join(f"--{k.replace('_', '-')} {gen[k]}" for k in EVAL_GEN_FLAGS if k in gen)
         out.append(f"python -m lab eval {_qa_flag(result.get('qa') or '')}--systems {systems} {flags}")
     out.append(f"python -m lab report {result.get('id') or 'EVAL'}")
     return out

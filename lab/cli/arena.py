@@ -11,19 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from lab.config import GenConfig, field_help
-
-GEN_FLAGS = (
-    "max_new_tokens",
-    "temperature",
-    "batch_size",
-    "top_k",
-    "context_chars",
-    "abstain_below",
-    "focus_sentences",
-    "support_below",
-    "idk_above",
-)
+from lab.config import EVAL_GEN_FLAGS, GenConfig, field_help
 
 
 def register(sub) -> None:
@@ -55,14 +43,14 @@ def register(sub) -> None:
 
 def _gen_flags(parser) -> None:
     defaults = GenConfig()
-    for name in GEN_FLAGS:
+    for name in EVAL_GEN_FLAGS:
         value = getattr(defaults, name)
         text = f"{field_help(GenConfig, name)}; default {value!r}".replace("%", "%%")
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type(value), default=value, help=text)
 
 
 def _gen(args) -> GenConfig:
-    return GenConfig(**{n: getattr(args, n) for n in GEN_FLAGS})
+    return GenConfig(**{n: getattr(args, n) for n in EVAL_GEN_FLAGS})
 
 
 def _context():

@@ -18,7 +18,7 @@ from pathlib import Path
 from lab.catalog import device_facts
 from lab.config import TrainConfig
 from lab.models import load_tokenizer, resolve_model
-from lab.training import CHECKPOINTS, CONFIG, STOP, last_checkpoint, read_progress, write_status
+from lab.training import CONFIG, STOP, last_checkpoint, read_progress, write_status
 from lab.training.engine import (
     LOGGED,
     build_model,
@@ -26,11 +26,10 @@ from lab.training.engine import (
     make_callbacks,
     name_base_model,
     pin_rank_device,
-    precision_args,
     rank,
     reset_peak_memory,
     run_precision,
-    scheduler_kwargs,
+    shared_args,
     world_size,
 )
 from lab.training.lineage import parent_adapter
@@ -52,26 +51,8 @@ def dpo_args(config: TrainConfig, run_dir: Path, facts, chosen: str):
     from trl import DPOConfig
 
     return DPOConfig(
-        output_dir=str(run_dir / CHECKPOINTS),
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.scheduler,
-        lr_scheduler_kwargs=scheduler_kwargs(config),
-        warmup_steps=config.warmup_ratio,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps if config.max_steps > 0 else -1,
-        logging_steps=config.logging_steps,
-        save_steps=config.save_steps,
-        save_total_limit=2,
+        **shared_args(config, run_dir, facts, chosen),
         eval_strategy="no",
-        **precision_args(chosen, facts),
-        gradient_checkpointing=config.gradient_checkpointing,
-        seed=config.seed,
-        report_to=[] if config.report_to == "none" else [config.report_to],
-        dataloader_num_workers=0,
-        dataloader_pin_memory=facts.cuda,
-        disable_tqdm=True,
         beta=config.beta,
         max_length=config.max_length,
     )

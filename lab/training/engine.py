@@ -277,10 +277,26 @@ def training_args(
 
     evaluate = has_eval and config.eval_steps > 0
     early = evaluate and config.early_stopping_patience > 0
-    return TrainingArguments(
+    return TrainingArguments(**shared_args(config, run_dir, facts, chosen) | dict(
+        per_device_eval_batch_size=config.batch_size,
+        save_steps=config.eval_steps if early else config.save_steps,
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=config.eval_steps if evaluate else None,
+        load_best_model_at_end=early,
+        metric_for_best_model="eval_loss" if early else None,
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        remove_unused_columns=False,
+        prediction_loss_only=True,
+    ))  # fmt: skip
+
+
+def shared_args(config: TrainConfig, run_dir: Path, facts, chosen: str) -> dict:
+    """The trainer arguments every run takes from its settings (fine-tuning and DPO alike): schedule, batch,
+    checkpoints, precision, seed and reporting."""
+    return dict(
         output_dir=str(run_dir / CHECKPOINTS),
         per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.scheduler,
@@ -289,20 +305,12 @@ def training_args(
         num_train_epochs=config.epochs,
         max_steps=config.max_steps if config.max_steps > 0 else -1,
         logging_steps=config.logging_steps,
-        save_steps=config.eval_steps if early else config.save_steps,
+        save_steps=config.save_steps,
         save_total_limit=2,
-        eval_strategy="steps" if evaluate else "no",
-        eval_steps=config.eval_steps if evaluate else None,
-        load_best_model_at_end=early,
-        metric_for_best_model="eval_loss" if early else None,
         **precision_args(chosen, facts),  # autocast is applied inside LabTrainer.compute_loss
         gradient_checkpointing=config.gradient_checkpointing,
         seed=config.seed,
         report_to=[] if config.report_to == "none" else [config.report_to],
-        train_sampling_strategy="group_by_length",
-        length_column_name="length",
-        remove_unused_columns=False,
-        prediction_loss_only=True,
         dataloader_num_workers=0,
         dataloader_pin_memory=facts.cuda,
         disable_tqdm=True,
