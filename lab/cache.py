@@ -1,7 +1,9 @@
 """`ModelCache`: the one place loaded models, tokenizers and embedders live (created at app start, passed down).
 
 Boundary: this module decides what stays in memory and who shares it; how a model is found and loaded is
-lab/models.py's business (`resolve_model`, `load_causal_lm`, `load_tokenizer`). No module state.
+lab/models.py's business (`resolve_model`, `load_causal_lm`, `load_tokenizer`). It holds nothing else: open
+indexes (lab/rag/registry.py), batchers (lab/generation/batchers.py) and cancel requests (lab/cancel.py) have their
+own homes. No module state.
 
 - Keys carry the device the entry was loaded on (`lab.models.device()`, asked per call, never cached), so an
   entry made on the CPU is never handed to a caller that runs on the GPU, or the other way round.
@@ -257,9 +259,9 @@ class Generator:
 class ModelCache:
     """Loaded models, tokenizers and embedders shared by every tab; created once at app start.
 
-    Keys are tuples whose first item is the kind ("tokenizer", "model", "adapter", "embedder", or another
-    layer's own kinds through `get`/`put`); model, adapter and embedder keys end with the device. `release`
-    drops entries by key prefix. `free_bytes(device)` and `margin_bytes` bound the generators kept (LRU).
+    Keys are tuples whose first item is the kind ("tokenizer", "model", "adapter" or "embedder"; nothing else lives
+    here); model, adapter and embedder keys end with the device. `release` drops entries by key prefix.
+    `free_bytes(device)` and `margin_bytes` bound the generators kept (LRU).
     Thread-safe: gradio runs events in worker threads; fork-safe: a forked child gets fresh locks.
     """
 
@@ -376,19 +378,7 @@ class ModelCache:
 
         return self._get(("embedder", path, "", dev), make)
 
-    # -- generic entries for other layers ------------------------------------------------------------------------
-
-    def put(self, key: tuple, value: Any) -> Any:
-        slot = _Slot(None, next(self._clock))
-        slot.value = value
-        slot.ready.set()
-        with self._lock:
-            self._slots[key] = slot
-        return value
-
-    def get(self, key: tuple, make: Callable[[], Any]):
-        """Generic memoisation for other layers (e.g. an index over a cached embedder); `make` runs once per key."""
-        return self._get(key, make)
+    # -- what is loaded --------------------------------------------------------------------------------------------
 
     def keys(self) -> list[tuple]:
         with self._lock:

@@ -36,6 +36,7 @@ LAYERS = {
     "metrics": 1,
     "config": 0,
     "errors": 0,
+    "cancel": 0,
     "workspace": 0,
     "db": 0,
     "storage": 0,

@@ -73,11 +73,11 @@ def test_concurrent_answers_share_batches_and_equal_the_answers_alone(pair):
         assert len(partial[i]) > 1 and partial[i][-1] == together[i].text
 
 
-def test_one_batcher_per_base_model(pair, cache):
+def test_one_batcher_per_base_model(pair):
     from lab.generation.engine import batcher_for
 
     base, rag = pair
-    assert batcher_for(cache, base.model) is batcher_for(cache, rag.model)
+    assert batcher_for(base.model) is batcher_for(rag.model)
 
 
 def test_arena_answers_from_several_sessions_meet_in_shared_batches(pair, cache, monkeypatch):
@@ -89,7 +89,7 @@ def test_arena_answers_from_several_sessions_meet_in_shared_batches(pair, cache,
     base, rag = pair
     gen = GenConfig(max_new_tokens=12, idk_above=0.5)
     monkeypatch.setenv("LAB_BATCH_WINDOW_MS", "400")
-    shared = batcher_for(cache, base.model)
+    shared = batcher_for(base.model)
     before = shared.batches
     finals: dict = {}
 

@@ -42,12 +42,12 @@ def _in_thread(fn, *args):
 def test_a_load_blocks_only_its_own_key_and_runs_once(tmp_path):
     cache = ModelCache(tmp_path)
     slow = Gate("slow")
-    first, got_first = _in_thread(cache.get, ("thing", "a", ""), slow)
+    first, got_first = _in_thread(cache._get, ("thing", "a", ""), slow)
     assert slow.started.wait(10)
-    other, got_other = _in_thread(cache.get, ("thing", "b", ""), lambda: "quick")
+    other, got_other = _in_thread(cache._get, ("thing", "b", ""), lambda: "quick")
     other.join(5)
     assert got_other == ["quick"], "a load of another key waited for the slow one"
-    second, got_second = _in_thread(cache.get, ("thing", "a", ""), Gate("second load"))
+    second, got_second = _in_thread(cache._get, ("thing", "a", ""), Gate("second load"))
     second.join(0.3)
     assert second.is_alive(), "the same key must wait for its load in progress"
     slow.opened.set()
@@ -62,30 +62,30 @@ def test_a_failed_load_is_retried_by_the_next_caller(tmp_path):
         raise OSError("disk gone")
 
     with pytest.raises(OSError):
-        cache.get(("thing", "a", ""), broken)
-    assert cache.get(("thing", "a", ""), lambda: 1) == 1
+        cache._get(("thing", "a", ""), broken)
+    assert cache._get(("thing", "a", ""), lambda: 1) == 1
 
 
 def test_a_forked_child_can_use_the_cache_while_another_thread_is_mid_load(tmp_path):
     cache = ModelCache(tmp_path)
-    cache.put(("thing", "ready", ""), "kept")
+    cache._get(("thing", "ready", ""), lambda: "kept")  # the per-key protocol every kind uses
     slow = Gate("parent's")
-    loader, _ = _in_thread(cache.get, ("thing", "a", ""), slow)
+    loader, _ = _in_thread(cache._get, ("thing", "a", ""), slow)
     assert slow.started.wait(10)
     pid = os.fork()
     if pid == 0:  # the child: a deadlock is cut short by the alarm and reads as a failure
         signal.alarm(10)
         ok = (
-            cache.get(("thing", "a", ""), lambda: "child's") == "child's"
-            and cache.get(("thing", "b", ""), lambda: "b") == "b"
-            and cache.get(("thing", "ready", ""), lambda: "reloaded") == "kept"
+            cache._get(("thing", "a", ""), lambda: "child's") == "child's"
+            and cache._get(("thing", "b", ""), lambda: "b") == "b"
+            and cache._get(("thing", "ready", ""), lambda: "reloaded") == "kept"
         )
         os._exit(0 if ok else 3)
     _, status = os.waitpid(pid, 0)
     slow.opened.set()
     loader.join(5)
     assert os.waitstatus_to_exitcode(status) == 0, "the forked child could not use the cache"
-    assert cache.get(("thing", "a", ""), lambda: "again") == "parent's"
+    assert cache._get(("thing", "a", ""), lambda: "again") == "parent's"
 
 
 class FakeCard:

@@ -48,15 +48,15 @@ def test_stats_and_metrics_tables():
     assert rag_tab._sizes("128, 256 512") == [128, 256, 512]
 
 
-def test_cancel_stops_a_build_at_its_next_progress_report(ws, cache):
+def test_cancel_stops_a_build_at_its_next_progress_report(ws):
     seen = []
-    report = rag_tab.checked_progress(ws, cache, "idx", lambda f, desc: seen.append(desc))
+    report = rag_tab.checked_progress(ws, "idx", lambda f, desc: seen.append(desc))
     report(0.1, "embedding chunk 32 of 64")
-    assert "`idx`" in rag_tab.request_cancel(ws, cache, "idx")
+    assert "`idx`" in rag_tab.request_cancel(ws, "idx")
     with pytest.raises(ValueError, match="build of 'idx' cancelled"):
         report(0.5, "embedding chunk 64 of 64")
     assert seen == ["embedding chunk 32 of 64"]
-    rag_tab.checked_progress(ws, cache, "idx", lambda f, desc: None)(0.1, "a new build starts uncancelled")
+    rag_tab.checked_progress(ws, "idx", lambda f, desc: None)(0.1, "a new build starts uncancelled")
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ def stream_many(
         try:
             responder = makers[i]()
             if shared and hasattr(responder, "answer_batched"):
-                latest[i] = _batched(responder, question, gen, cache, session, lambda a: latest.__setitem__(i, a))
+                latest[i] = _batched(responder, question, gen, session, lambda a: latest.__setitem__(i, a))
                 return
             for answer in stream_answer(responder, question, gen):
                 latest[i] = answer
@@ -54,10 +54,10 @@ def stream_many(
     yield list(latest), list(errors)
 
 
-def _batched(responder, question: str, gen: GenConfig, cache, session: str, partial) -> Answer:
+def _batched(responder, question: str, gen: GenConfig, session: str, partial) -> Answer:
     from lab.generation.engine import batcher_for
 
-    return responder.answer_batched(question, gen, batcher_for(cache, responder.model), session, partial)
+    return responder.answer_batched(question, gen, batcher_for(responder.model), session, partial)
 
 
 def all_done(answers: list[Answer | None], errors: list[str]) -> bool:

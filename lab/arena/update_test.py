@@ -222,7 +222,7 @@ def run_update_test(
         outcomes, answers = _ask(items, changes, contestants, name, gen, responder or _responder(ws, cache))
     finally:
         shutil.rmtree(copy, ignore_errors=True)
-        _drop_index(ws, name, cache)
+        _drop_index(ws, name)
     return {
         "k": len(changes),
         "seed": seed,
@@ -235,14 +235,14 @@ def run_update_test(
     }
 
 
-def _drop_index(ws: Workspace, name: str, cache=None) -> None:
+def _drop_index(ws: Workspace, name: str) -> None:
     """Remove the temporary index (its vector store too); a half-written one is removed as a folder."""
     if not ws.exists("indexes", name):
         return
     from lab.rag import delete_index
 
     try:
-        delete_index(ws, name, cache)
+        delete_index(ws, name)
     except (OSError, ValueError, KeyError, LabError):
         ws.delete("indexes", name)
 

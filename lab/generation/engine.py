@@ -21,6 +21,7 @@ from typing import Any
 from lab.config import GenConfig
 from lab.generation import IDK, Answer, arena_rag_messages, plain_messages, supported
 from lab.generation.batcher import Batcher, max_batch, window_s
+from lab.generation.batchers import BATCHERS
 from lab.generation.focus import MemoEmbedder, warm
 
 
@@ -261,11 +262,11 @@ def _generate_group(rows: list[Row]) -> list[tuple[str, int, int]]:
     return generate_batch(_base(first.model), first.tok, convs, gen, decide, adapter_names=adapters, on_text=on_text)
 
 
-def batcher_for(cache, model) -> Batcher:
-    """The one batcher in front of `model`'s base (kept in the model cache; LAB_BATCH_SIZE rows at most, waiting
-    LAB_BATCH_WINDOW_MS for company). It runs `generate_rows`; its rows carry their model, so it holds none."""
+def batcher_for(model) -> Batcher:
+    """The one batcher in front of `model`'s base (`BATCHERS`, keyed by the base; LAB_BATCH_SIZE rows at most,
+    waiting LAB_BATCH_WINDOW_MS for company). It runs `generate_rows`; its rows carry their model, so it holds none."""
     size, window = max_batch(), window_s()
-    return cache.get(("batcher", id(_base(model)), size, window), lambda: Batcher(generate_rows, size, window))
+    return BATCHERS.get(_base(model), size, window, lambda: Batcher(generate_rows, size, window))
 
 
 class ModelResponder:

@@ -40,6 +40,6 @@ class SentenceEmbedder:
 
 
 def load_embedder(cache, spec: str) -> SentenceEmbedder:
-    """The cached embedder for `spec` (a ModelError names it when it cannot be loaded)."""
-    model = cache.embedder(spec)
-    return cache.get(("rag-embedder", str(id(model)), spec), lambda: SentenceEmbedder(model, spec))
+    """The cached embedder for `spec`, seen as the index sees it (a ModelError names it when it cannot be loaded).
+    The wrapper is cheap and holds nothing of its own: the model stays in the cache."""
+    return SentenceEmbedder(cache.embedder(spec), spec)

@@ -7,9 +7,10 @@ the vectors live on a Qdrant server). A build happens in a staging folder that r
 complete, so a failed or cancelled build leaves the previous index untouched. No gradio here.
 
 Fork safety (a ZeroGPU Space runs GPU calls in a fork of the app): the sample build's lock and the open embedded
-Qdrant Edge stores belong to the process that made them. After a fork the child gets fresh locks, each open edge
-store is opened again on its first use there (the inherited handle stays referenced, never used or dropped, since its
-own locks may have been held by a thread that does not exist in the child), and torch computes on one CPU thread.
+Qdrant Edge stores belong to the process that made them. After a fork the child gets fresh locks (the sample
+build's and the open-index registry's, `lab.rag.registry`), each open edge store is opened again on its first use
+there (the inherited handle stays referenced, never used or dropped, since its own locks may have been held by a
+thread that does not exist in the child), and torch computes on one CPU thread.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 from lab.config import RagConfig
 from lab.rag.chunking import Chunk, Document, RagError, load_documents, split_document
 from lab.rag.embed import load_embedder
+from lab.rag.registry import IndexRegistry
 from lab.rag.retrieve import Index
 from lab.rag.store import API_KEY_ENV, edge_store, point_id, server_store
 from lab.workspace import SAMPLE, Workspace
@@ -42,6 +44,7 @@ _sample_locks: dict[str, threading.Lock] = {}  # one per workspace: the sample i
 _sample_locks_guard = threading.Lock()
 _edge_indexes: weakref.WeakSet = weakref.WeakSet()  # open indexes whose vectors live in an embedded edge store
 _inherited: list[Any] = []  # stores a forked child inherited: kept, never used nor dropped there
+_handles = IndexRegistry()  # the open index of each folder (the current build, opened with one model cache)
 
 
 def _sample_lock(ws: Workspace) -> threading.Lock:
@@ -76,6 +79,7 @@ def _after_fork_in_child() -> None:
         torch.set_num_threads(1)
     _sample_locks_guard = threading.Lock()
     _sample_locks.clear()
+    _handles.after_fork()
     for index in list(_edge_indexes):
         _inherited.append(index.store)
         index.store = ReopenedEdgeStore(index.store.path)
@@ -301,19 +305,19 @@ def _drop_collection(url: str, collection: str, qdrant_client=None) -> None:
         pass
 
 
-def delete_index(ws: Workspace, name: str, cache=None, qdrant_client: Any = None) -> None:
+def delete_index(ws: Workspace, name: str, *, qdrant_client: Any = None) -> None:
     folder = _folder(ws, name)
     config = RagConfig.load(folder / "config.json")
     collection = index_info(ws, name)["stats"].get("collection", "")
-    if cache is not None:
-        cache.release(("rag-index", str(folder)))
+    _handles.drop(str(folder))
     shutil.rmtree(folder)
     if config.store_url and collection:
         _drop_collection(config.store_url, collection, qdrant_client)
 
 
 def open_index(ws: Workspace, name: str, cache=None, *, embedder=None, qdrant_client: Any = None) -> Index:
-    """The index `name`, ready to retrieve; `sample` is built on first use. Cached per build in `cache`."""
+    """The index `name`, ready to retrieve; `sample` is built on first use. With `cache` (and no `embedder`), one
+    handle per build is kept and shared (`IndexRegistry`)."""
     if name == SAMPLE and SAMPLE not in list_indexes(ws) and cache is not None:
         ensure_sample_index(ws, cache)
     folder = _folder(ws, name)
@@ -330,10 +334,7 @@ def open_index(ws: Workspace, name: str, cache=None, *, embedder=None, qdrant_cl
 
     if cache is None or embedder is not None:
         return make()
-    key = ("rag-index", str(folder), meta["build_id"])
-    if key not in cache.keys():
-        cache.release(("rag-index", str(folder)))
-    return cache.get(key, make)
+    return _handles.get(str(folder), meta["build_id"], cache, make)
 
 
 def _vectors_file(folder: Path):

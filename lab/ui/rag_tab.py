@@ -16,6 +16,7 @@ import re
 
 import gradio as gr
 
+from lab.cancel import Cancellations
 from lab.config import GenConfig, RagConfig
 from lab.corpus import list_corpora
 from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
@@ -226,7 +227,7 @@ def build(ws, cache, settings: ServerSettings) -> None:
     query_hybrid = _inspect_and_measure(ws, cache, index)
     build_args = [corpus, name, chunker, size, overlap, embed, store, hybrid]
     build_btn.click(_on_build(ws, cache), build_args, [status, index], api_name="rag_build")
-    cancel.click(lambda n: request_cancel(ws, cache, n), name, status, api_name="rag_cancel")
+    cancel.click(lambda n: request_cancel(ws, n), name, status, api_name="rag_cancel")
     refresh.click(
         lambda c, i: _refresh(ws, c, i), [corpus, index], [corpus, index], api_name="rag_refresh", **READ_ONLY
     )
@@ -280,22 +281,23 @@ def _inspect_and_measure(ws, cache, index) -> gr.Checkbox:
     return hybrid
 
 
-def _cancel_key(ws, name: str) -> tuple[str, str, str]:
-    return ("rag-cancel", str(ws.root), (name or "").strip())
+def _builds(ws) -> Cancellations:
+    return Cancellations.of(ws, "index-build")
 
 
-def request_cancel(ws, cache, name: str) -> str:
+def request_cancel(ws, name: str) -> str:
     """Ask the running build of `name` to stop at its next embedding batch (its old index stays)."""
-    cache.put(_cancel_key(ws, name), True)
+    _builds(ws).request(name)
     return f"Cancelling the build of `{name}`; the previous index, if any, stays as it was."
 
 
-def checked_progress(ws, cache, name: str, progress):
+def checked_progress(ws, name: str, progress):
     """A build progress callback that reports to gradio and raises when a cancel was requested."""
-    cache.put(_cancel_key(ws, name), False)
+    builds = _builds(ws)
+    builds.start(name)
 
     def report(fraction: float, message: str) -> None:
-        if cache.get(_cancel_key(ws, name), lambda: False):
+        if builds.requested(name):
             raise RagError(f"build of {name!r} cancelled; the previous index, if any, is unchanged")
         progress(fraction, desc=message)
 
@@ -317,7 +319,7 @@ def _on_build(ws, cache):
         )
         if not config.corpus:
             raise RagError("choose a corpus (save one in the Data tab) or type a folder path")
-        build_index(ws, config, cache, progress=checked_progress(ws, cache, config.name, progress))
+        build_index(ws, config, cache, progress=checked_progress(ws, config.name, progress))
         info = index_info(ws, config.name)
         return stats_markdown(config.name, info), gr.update(choices=_index_choices(ws), value=config.name)
 
@@ -354,7 +356,7 @@ def _on_delete(ws, cache, settings: ServerSettings, name, request: gr.Request):
     if not name:
         return fail(NO_INDEX), gr.update()
     settings.require_teacher(request, "delete an index")
-    delete_index(ws, name or "", cache)
+    delete_index(ws, name or "")
     return f"Deleted index `{name}`.", gr.update(choices=_index_choices(ws), value=None)
 
 

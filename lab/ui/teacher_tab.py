@@ -97,7 +97,7 @@ def _delete(ws, cache, settings: ServerSettings, kind: str, name: str, request: 
     if kind == "run":
         jobs.delete(ws, name)
     elif kind == "index":
-        delete_index(ws, name, cache)
+        delete_index(ws, name)
     else:
         evaluation.delete_evaluation(ws, name)
     return f"Deleted {kind} `{name}`.", gr.Dropdown(choices=_names(ws, kind), value=None)
