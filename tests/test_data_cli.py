@@ -96,3 +96,23 @@ def test_module_entry_point_exit_code(tmp_path, files):
     )
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["errors"][0]["line"] == 2
+
+
+def test_validate_names_the_system_prompt_the_chat_template_adds(ws, files, capsys, embedded_path):
+    """The embedded model's template adds its own system turn to examples without one: the report says so, in
+    text and JSON; an example file that brings its own system message gets no note."""
+    from lab.cache import ModelCache
+    from lab.data.stats import template_default_system
+
+    added = template_default_system(GOOD, ModelCache(ws.model_cache).tokenizer("embedded"))
+    assert added
+    assert main(["data", "validate", str(files[0])]) == 0
+    text = capsys.readouterr().out
+    assert "chat template adds this system prompt" in text and repr(added[:40])[1:-1] in text
+    code, out = run_json(capsys, str(files[0]))
+    assert code == 0 and out["template_default_system"] == added
+    own = ws.root / "own.jsonl"
+    rows = [{"messages": [{"role": "system", "content": "Be brief."}, *GOOD["messages"]]}] * 12
+    own.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    assert main(["data", "validate", str(own)]) == 0
+    assert "chat template adds" not in capsys.readouterr().out

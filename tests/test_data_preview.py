@@ -56,7 +56,7 @@ def test_batched_rendering_equals_one_by_one(cache):
 
 
 def test_default_system_prompt_of_the_chat_template_is_found(cache):
-    from lab.ui.data_tab import template_default_system
+    from lab.data.stats import template_default_system
 
     tokenizer = cache.tokenizer("embedded")
     plain = {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}
@@ -68,7 +68,7 @@ def test_default_system_prompt_of_the_chat_template_is_found(cache):
 
 
 def test_no_default_system_prompt_when_the_template_adds_none():
-    from lab.ui.data_tab import template_default_system
+    from lab.data.stats import template_default_system
 
     class Plain:  # a template that renders only the messages it is given
         def apply_chat_template(self, messages, tools=None, tokenize=False):
@@ -76,3 +76,19 @@ def test_no_default_system_prompt_when_the_template_adds_none():
 
     example = {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}
     assert template_default_system(example, Plain()) == ""
+
+
+def test_the_examples_default_system_prompt_is_probed_on_one_without_its_own():
+    from lab.data.stats import examples_default_system
+
+    class Defaulting:  # a template that opens with its own system turn when the messages bring none
+        def apply_chat_template(self, messages, tools=None, tokenize=False):
+            if messages[0]["role"] != "system":
+                messages = [{"role": "system", "content": "You are helpful."}, *messages]
+            return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
+
+    chat = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
+    own = {"messages": [{"role": "system", "content": "Be brief."}, *chat]}
+    assert examples_default_system([own, {"messages": chat}], Defaulting()) == "You are helpful."
+    assert examples_default_system([own, own], Defaulting()) == ""
+    assert examples_default_system([], Defaulting()) == ""

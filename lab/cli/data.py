@@ -3,6 +3,7 @@ corpus, list what the workspace holds. The CLI twin of the Data tab; all the wor
 
   data validate PATH_OR_ID [--format auto|chat|alpaca|sharegpt|csv] [--split S] [--fill K=V] [--json]
                                                                        exit 0 valid, 1 not valid
+                           (with a tokenizer it also names the system prompt --model's chat template adds)
   data import PATH_OR_ID --name NAME [--split S] [--fill K=V] [--val-fraction F] [--seed S] [--overwrite]
 
 PATH_OR_ID is a file, a folder written by `datasets` (save_to_disk, or parquet / jsonl shards) or a hub dataset id.
@@ -111,12 +112,25 @@ def cmd_validate(args) -> int:
     cfg = _config(args)
     tokenizer = None if args.no_tokens else _tokenizer(_workspace(), args.model)
     report = validate_file(args.path, cfg, tokenizer)
-    print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if args.json else report_text(report))
+    added = _default_system(report, tokenizer)
+    if args.json:
+        out = report.to_dict() | ({"template_default_system": added} if added else {})
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        print(report_text(report, added, args.model))
     return 0 if report.valid else 1
 
 
-def report_text(report) -> str:
-    """A human-readable report: verdict, errors (first 50), warnings, statistics."""
+def _default_system(report, tokenizer) -> str:
+    """The system prompt the model's chat template adds to the examples that bring none ("" without a tokenizer)."""
+    from lab.data.stats import examples_default_system
+
+    return examples_default_system(report.examples, tokenizer) if tokenizer is not None else ""
+
+
+def report_text(report, default_system: str = "", model: str = "") -> str:
+    """A human-readable report: verdict, errors (first 50), warnings, statistics, and a note naming the system
+    prompt the chat template adds by itself (`default_system`, found with `model`'s tokenizer)."""
     verdict = "VALID" if report.valid else "NOT VALID"
     lines = [
         f"{report.source}: {verdict} ({report.format or '?'} format, {report.records} records, "
@@ -130,6 +144,12 @@ def report_text(report) -> str:
     for key, value in report.stats.items():
         shown = ", ".join(f"{k} {v:g}" for k, v in value.items()) if isinstance(value, dict) else value
         lines.append(f"  {key}: {shown}")
+    if default_system:
+        shown = default_system if len(default_system) <= 200 else default_system[:200] + "..."
+        lines.append(
+            f"  note    {model or 'the model'}'s chat template adds this system prompt to examples without one "
+            f"(they train with it; add your own system message to replace it): {shown!r}"
+        )
     return "\n".join(lines)
 
 

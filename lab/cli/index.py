@@ -1,4 +1,5 @@
-"""`python -m lab index ...`: build, query, evaluate, list and delete RAG indexes (the RAG tab's CLI twin).
+"""`python -m lab index ...`: build, query, evaluate, list and delete RAG indexes, and print the prompt the
+Arena's `rag:INDEX` contestant sends (the RAG tab's CLI twin).
 
 Builds print progress to stderr and the statistics to stdout; `--json` prints machine-readable results.
 User-fixable errors (unknown index, empty corpus, bad settings) surface as ValueError -> one line, exit 2.
@@ -9,12 +10,12 @@ from __future__ import annotations
 import json
 import sys
 
-from lab.config import RagConfig, field_help
+from lab.config import GenConfig, RagConfig, field_help
 from lab.errors import LabError
 
 
-def _help(name: str) -> str:
-    return f"{field_help(RagConfig, name)}; default {getattr(RagConfig, name)!r}".replace("%", "%%")
+def _help(name: str, config=RagConfig) -> str:
+    return f"{field_help(config, name)}; default {getattr(config, name)!r}".replace("%", "%%")
 
 
 def register(sub) -> None:
@@ -38,6 +39,7 @@ def register(sub) -> None:
     query.add_argument("--hybrid", action=argparse_bool(), default=None, help="dense + BM25 (default: the index's)")
     query.add_argument("--json", action="store_true", help="print the passages as JSON")
     query.set_defaults(func=cmd_query)
+    _prompt_parser(cmds)
     ev = cmds.add_parser("eval", help="hit rate@k and MRR, dense vs hybrid, on a JSONL with question + source")
     ev.add_argument("name", help="the index")
     ev.add_argument("--qa", required=True, help="JSONL with question and source (the document's file name)")
@@ -55,6 +57,18 @@ def register(sub) -> None:
     delete = cmds.add_parser("delete", help="delete an index")
     delete.add_argument("name", help="the index to delete")
     delete.set_defaults(func=cmd_delete)
+
+
+def _prompt_parser(cmds) -> None:
+    prompt = cmds.add_parser("prompt", help="print the passages and the exact prompt the Arena's rag:NAME sends")
+    prompt.add_argument("name", help="the index")
+    prompt.add_argument("question", help="the question the contestant answers")
+    for flag, field in (("--top-k", "top_k"), ("--focus", "focus_sentences"), ("--context-chars", "context_chars")):
+        default = getattr(GenConfig, field)
+        prompt.add_argument(flag, dest=field, type=int, default=default, metavar="N", help=_help(field, GenConfig))
+    prompt.add_argument("--model", default="embedded", help="whose chat template renders it (default embedded)")
+    prompt.add_argument("--json", action="store_true", help="print the passages and the prompt as JSON")
+    prompt.set_defaults(func=cmd_prompt)
 
 
 def argparse_bool():
@@ -110,6 +124,23 @@ def cmd_query(args) -> int:
     for rank, p in enumerate(passages, start=1):
         print(f"#{rank}  {p.score:.3f}  {p.source}  [{p.chunk_id}]")
         print("    " + p.text.replace("\n", "\n    ")[:600])
+    return 0
+
+
+def cmd_prompt(args) -> int:
+    from lab.generation.prompt import arena_prompt
+    from lab.rag import open_index
+
+    ws, cache = _context()
+    gen = GenConfig(top_k=args.top_k, focus_sentences=args.focus_sentences, context_chars=args.context_chars)
+    passages, prompt = arena_prompt(open_index(ws, args.name, cache), args.question, gen, cache.tokenizer(args.model))
+    if args.json:
+        print(json.dumps({"passages": [p.__dict__ for p in passages], "prompt": prompt}, indent=2, ensure_ascii=False))
+        return 0
+    for rank, p in enumerate(passages, start=1):
+        print(f"#{rank}  {p.score:.3f}  {p.source}  [{p.chunk_id}]")
+    print(f"\n--- the prompt rag:{args.name} sends ({args.model}'s chat template) ---")
+    print(prompt)
     return 0
 
 

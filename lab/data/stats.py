@@ -1,5 +1,6 @@
 """Statistics of validated chat examples: token / message / assistant-token distributions, duplicates, the
-epoch and token estimate, a histogram figure and a chat-template preview with the trained tokens marked.
+epoch and token estimate, a histogram figure, a chat-template preview with the trained tokens marked, and the
+system prompt a chat template adds by itself (`template_default_system`).
 
 Token counts use the caller's tokenizer (the chosen model's) on the chat-template rendering, in batches so
 50,000 examples take seconds. Distributions report min, p10, median, p90, max and mean (really p10 / p90,
@@ -80,6 +81,35 @@ def render(example: dict, tokenizer) -> str:
         return tokenizer.apply_chat_template(messages, tools=listed, tokenize=False)
     except Exception:
         return "\n".join(f"{m['role']}: {m['content']}" for m in example["messages"])
+
+
+SENTINEL = "\u2063SYSTEM-PROMPT-PROBE\u2063"
+
+
+def template_default_system(example: dict, tokenizer) -> str:
+    """The system prompt the chat template inserts when `example` has none ("" when it adds none).
+
+    Found without knowing the template: render the example once with a sentinel system message and once without;
+    when the template fills the sentinel's place with its own text, that text is the default."""
+    messages = example.get("messages") or []
+    if not messages or any(m.get("role") == "system" for m in messages):
+        return ""
+    plain = render(example, tokenizer)
+    probe = render({**example, "messages": [{"role": "system", "content": SENTINEL}, *messages]}, tokenizer)
+    if SENTINEL not in probe:
+        return ""
+    before, after = probe.split(SENTINEL, 1)
+    if plain.startswith(before) and plain.endswith(after) and len(plain) > len(before) + len(after):
+        return plain[len(before) : len(plain) - len(after)].strip()
+    return ""
+
+
+def examples_default_system(examples: list[dict], tokenizer) -> str:
+    """The system prompt the chat template adds to these examples' prompts where they bring none ("" when it adds
+    none, or every example has its own): probed on the first example without a system message."""
+    plain = (e for e in examples if not any(m.get("role") == "system" for m in e.get("messages") or []))
+    first = next(plain, None)
+    return template_default_system(first, tokenizer) if first is not None else ""
 
 
 def render_all(examples: list[dict], tokenizer) -> list[str]:

@@ -13,7 +13,7 @@ from lab.config import DataConfig
 from lab.corpus import SUFFIXES, corpus_files, list_corpora, save_corpus
 from lab.data import DataError, list_datasets, save_dataset, validate_file
 from lab.data.placeholders import parse_fill
-from lab.data.stats import histogram_figure, preview_segments, render
+from lab.data.stats import histogram_figure, preview_segments, template_default_system
 from lab.errors import user_message
 from lab.ui import data_view as view
 from lab.ui.common import READ_ONLY, fail, fail_with, shows_errors, this_tab
@@ -159,27 +159,6 @@ def _preview(cache, state, index, model) -> str:
     segments = preview_segments(examples[i], tokenizer)
     default_system = template_default_system(examples[i], tokenizer)
     return view.preview_html(segments, i, len(examples), state["lines"][i], default_system)
-
-
-SENTINEL = "\u2063SYSTEM-PROMPT-PROBE\u2063"
-
-
-def template_default_system(example: dict, tokenizer) -> str:
-    """The system prompt the chat template inserts when `example` has none ("" when it adds none).
-
-    Found without knowing the template: render the example once with a sentinel system message and once without;
-    when the template fills the sentinel's place with its own text, that text is the default."""
-    messages = example.get("messages") or []
-    if not messages or any(m.get("role") == "system" for m in messages):
-        return ""
-    plain = render(example, tokenizer)
-    probe = render({**example, "messages": [{"role": "system", "content": SENTINEL}, *messages]}, tokenizer)
-    if SENTINEL not in probe:
-        return ""
-    before, after = probe.split(SENTINEL, 1)
-    if plain.startswith(before) and plain.endswith(after) and len(plain) > len(before) + len(after):
-        return plain[len(before) : len(plain) - len(after)].strip()
-    return ""
 
 
 def _lists(ws) -> tuple[list, list]:

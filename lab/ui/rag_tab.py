@@ -19,6 +19,7 @@ import gradio as gr
 from lab.cancel import Cancellations
 from lab.config import GenConfig, RagConfig
 from lab.corpus import list_corpora
+from lab.generation.prompt import arena_prompt
 from lab.rag import RagError, build_index, delete_index, index_info, list_indexes, open_index
 from lab.rag.retrieve import terms
 from lab.storage import sample_dir
@@ -129,23 +130,10 @@ def stats_markdown(name: str, info: dict) -> str:
     return "\n".join(lines)
 
 
-def arena_prompt(cache, index, question: str, gen: GenConfig) -> tuple[list, str]:
-    """The passages and the exact prompt text the Arena's `rag:INDEX` contestant sends for `question`.
-
-    Same steps as the Arena's responder (lab.generation.engine.ModelResponder): `retrieve_many` with `gen.top_k`
-    in the index's own mode, `arena_rag_messages` (sentence focus with the index's embedder, character limit),
-    the generator's chat template with the generation prompt, so this view and the Arena cannot drift apart."""
-    from lab.generation import arena_rag_messages
-
-    passages = list(index.retrieve_many([question], top_k=gen.top_k or None)[0])
-    messages = arena_rag_messages(question, passages, gen, getattr(index, "embedder", None))
-    tok = cache.tokenizer("embedded")
-    return passages, tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
 @shows_errors(lambda message: f"(the Arena's prompt could not be built: {message})")
 def full_prompt(cache, index, question: str, gen: GenConfig) -> str:
-    return arena_prompt(cache, index, question, gen)[1]
+    """The prompt the Arena's `rag:INDEX` contestant sends (`lab.generation.prompt.arena_prompt`)."""
+    return arena_prompt(index, question, gen, cache.tokenizer("embedded"))[1]
 
 
 def metrics_markdown(rows: list[dict]) -> str:
