@@ -1,10 +1,10 @@
 """Scoring one evaluation: per-question rows for every contestant, and per-contestant summaries.
 
-A question row holds the answer, its category and every per-answer metric; a summary holds rates with seeded
-bootstrap 95% intervals beside them (`NAME` and `NAME_ci`), latency percentiles, tokens/s and a breakdown by the
-evaluation set's `group`; and `idk_curve`, a passage-reading contestant's correct / hallucination rates re-decided
-for every abstention threshold from the probabilities its answers recorded. Pure functions of answers and items
-(the embedding similarity is passed in).
+A question row holds the answer, its category and every per-answer metric; a summary (`lab.arena.summary.Summary`,
+saved as a dict) holds rates with seeded bootstrap 95% intervals beside them (`NAME` and `NAME_ci`), latency
+percentiles, tokens/s and a breakdown by the evaluation set's `group`; and `idk_curve`, a passage-reading
+contestant's correct / hallucination rates re-decided for every abstention threshold from the probabilities its
+answers recorded. Pure functions of answers and items (the embedding similarity is passed in).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from lab.arena.summary import Summary
 from lab.data.evalset import EvalItem
 from lab.generation import Answer, passage_dict
 from lab.metrics import scoring as sc
@@ -102,42 +103,58 @@ def add_similarity(rows: list[dict[str, Any]], similarity: Callable[[list[str], 
             row["similarity"] = float(value)
 
 
-def _with_ci(name: str, values: list[float], n: int, seed: int) -> dict[str, Any]:
+def _with_ci(values: list[float], n: int, seed: int) -> tuple[float | None, list[float] | None]:
     ci = bootstrap_ci(values, n, seed)
-    return {name: mean(values), f"{name}_ci": list(ci) if ci else None}
+    return mean(values), list(ci) if ci else None
 
 
-def summarize(rows: list[dict[str, Any]], bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
+def summary_of(rows: list[dict[str, Any]], bootstrap: int = 1000, seed: int = 0, system: str | None = None) -> Summary:
     """Rates and means with 95% bootstrap intervals, latency p50/p95 and tokens/s for one contestant's rows."""
     answerable = [r for r in rows if r["answerable"]]
     unanswerable = [r for r in rows if not r["answerable"]]
-    out: dict[str, Any] = {"n": len(rows), "n_answerable": len(answerable), "n_unanswerable": len(unanswerable)}
+    values: dict[str, float | None] = {}
+    intervals: dict[str, list[float] | None] = {}
     for name, (cat, over_answerable) in RATES.items():
         pool = answerable if over_answerable else unanswerable
-        out |= _with_ci(name, [float(r["category"] == cat) for r in pool], bootstrap, seed)
+        values[name], intervals[name] = _with_ci([float(r["category"] == cat) for r in pool], bootstrap, seed)
     for name in MEANS:
         pool = answerable if name != "groundedness" else rows
-        out |= _with_ci(name, [r[name] for r in pool if r.get(name) is not None], bootstrap, seed)
+        values[name], intervals[name] = _with_ci([r[name] for r in pool if r.get(name) is not None], bootstrap, seed)
     latencies = [r["latency_s"] for r in rows]
     total_s = sum(latencies)
-    out |= {
-        "latency_p50": percentile(latencies, 50),
-        "latency_p95": percentile(latencies, 95),
-        "tokens_per_s": sum(r["completion_tokens"] for r in rows) / total_s if total_s else None,
-    }
-    return out
+    return Summary(
+        len(rows),
+        len(answerable),
+        len(unanswerable),
+        values,
+        intervals,
+        latency_p50=percentile(latencies, 50),
+        latency_p95=percentile(latencies, 95),
+        tokens_per_s=sum(r["completion_tokens"] for r in rows) / total_s if total_s else None,
+        system=system,
+    )
 
 
-def summarize_all(rows: list[dict[str, Any]], systems: list[str], bootstrap: int = 1000, seed: int = 0) -> list:
+def summarize(rows: list[dict[str, Any]], bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """`summary_of` in its saved form (a dict)."""
+    return summary_of(rows, bootstrap, seed).to_dict()
+
+
+def summaries(rows: list[dict[str, Any]], systems: list[str], bootstrap: int = 1000, seed: int = 0) -> list[Summary]:
     """One summary per system, each with a `by_group` breakdown when the set has groups."""
     out = []
     for system in systems:
         mine = [r for r in rows if r["system"] == system]
-        summary = {"system": system} | summarize(mine, bootstrap, seed)
+        summary = summary_of(mine, bootstrap, seed, system)
         groups = sorted({r["group"] for r in mine if r.get("group")})
         if groups:
-            summary["by_group"] = {
-                g: summarize([r for r in mine if r.get("group") == g], bootstrap, seed) for g in groups
+            summary.by_group = {
+                g: summary_of([r for r in mine if r.get("group") == g], bootstrap, seed) for g in groups
             }
         out.append(summary)
     return out
+
+
+def summarize_all(rows: list[dict[str, Any]], systems: list[str], bootstrap: int = 1000, seed: int = 0) -> list:
+    """`summaries` in their saved form (what results.json holds under "systems")."""
+    return [s.to_dict() for s in summaries(rows, systems, bootstrap, seed)]

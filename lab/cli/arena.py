@@ -77,16 +77,16 @@ def cmd_ask(args) -> int:
 def table_lines(result: dict) -> list[str]:
     """The summary as aligned text rows: one per contestant, every metric some contestant has (short labels from
     lab.metrics.table), each rate with its 95% interval, then latency and tokens/s."""
-    from lab.metrics.rate import Rate, format_rate
+    from lab.arena.summary import Summary
+    from lab.metrics.rate import format_rate
     from lab.metrics.table import present
 
     metrics = present(result["systems"])
     head = ["system", *(m.short for m in metrics), "p50 s", "p95 s", "tok/s"]
     lines = [head]
-    for s in result["systems"]:
-        speed = [f"{s.get(k) or 0:.2f}" for k in ("latency_p50", "latency_p95")]
-        speed.append(f"{s.get('tokens_per_s') or 0:.1f}")
-        lines.append([s["system"], *(format_rate(Rate.of(s, m.key), "short") for m in metrics), *speed])
+    for s in map(Summary.from_dict, result["systems"]):
+        speed = [f"{s.latency_p50 or 0:.2f}", f"{s.latency_p95 or 0:.2f}", f"{s.tokens_per_s or 0:.1f}"]
+        lines.append([s.system or "", *(format_rate(s.rate(m.key), "short") for m in metrics), *speed])
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     rows = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in lines]
     return [*rows, "(95% bootstrap interval in brackets)"]
