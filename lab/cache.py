@@ -2,8 +2,8 @@
 
 Boundary: this module decides what stays in memory and who shares it; how a model is found and loaded is
 lab/models.py's business (`resolve_model`, `load_causal_lm`, `load_tokenizer`). It holds nothing else: open
-indexes (lab/rag/registry.py), batchers (lab/generation/batchers.py) and cancel requests (lab/cancel.py) have their
-own homes. No module state.
+indexes (lab/rag/registry.py), batchers (lab/generation/batchers.py) and cancel requests (lab/cancel.py) are kept
+elsewhere. No module state.
 
 - Keys carry the device the entry was loaded on (`lab.models.device()`, asked per call, never cached), so an
   entry made on the CPU is never handed to a caller that runs on the GPU, or the other way round.
