@@ -131,3 +131,24 @@ def test_cli_refuses_a_curve_estimated_over_ten_minutes_without_yes(ws, tmp_path
     code = main(["curve", "--dataset", "bakery", "--qa", inputs.qa])
     err = capsys.readouterr().err
     assert code == 2 and not called and "--yes" in err and "Fine-tuning on 25%" in err
+
+
+def test_a_comparison_on_the_same_dataset_shows_the_saved_curve_in_its_card_columns(ws, tmp_path):
+    from lab.arena.costs import card_for
+
+    inputs = _inputs(ws, tmp_path)
+    evaluator = ScriptedEvaluator({"25%": 2, "50%": 4, "100%": 8, "RAG": 6})
+    saved = lc.run_curve(ws, None, inputs, trainer=ScriptedTrainer(), evaluator=evaluator, plan=_plan(inputs))
+    names = {"100%": "fine-tuned", "RAG": "RAG"}
+    rows = [r | {"system": names[r["system"]]} for r in saved["questions"] if r["system"] in names]
+    comparison = {"questions": rows, "showcase": {"inputs": {"dataset": "bakery"}},
+                  "contestants": {"fine-tuned": {"kind": "ft", "run": saved["curve"]["runs"]["100%"]},
+                                  "RAG": {"kind": "rag", "index": "bakeidx"}}}  # fmt: skip
+    row = next(r for r in card_for(ws, comparison, bootstrap=200)["rows"] if r["key"] == "learning_curve")
+    assert row["cells"]["RAG"]["value"] == 0.75
+    assert (
+        row["cells"]["fine-tuned"]["text"].startswith("25%: 25% (")
+        and "100%: 100%" in row["cells"]["fine-tuned"]["text"]
+    )
+    other = dict(comparison, showcase={"inputs": {"dataset": "another"}}, contestants={})
+    assert not any(r["key"] == "learning_curve" for r in card_for(ws, other, bootstrap=200)["rows"])

@@ -451,3 +451,18 @@ def _tick(steps: _Progress) -> Callable[[int, int, str], None]:
         steps.report(done / max(total, 1), message, eta_s)
 
     return tick
+
+
+def for_result(ws: Workspace, result: dict[str, Any]) -> dict[str, Any] | None:
+    """The curve a decision card shows beside `result`: its own (a curve's evaluation), else the newest saved one
+    of the dataset it fine-tuned on (the comparison's inputs, else a contestant's run); None when there is none."""
+    if result.get("curve"):
+        return result["curve"]
+    dataset = ((result.get("showcase") or {}).get("inputs") or {}).get("dataset", "")
+    for info in (result.get("contestants") or {}).values():
+        run = (info or {}).get("run", "")
+        config = ws.dir("runs", run) / "config.json" if run and not dataset else None
+        if config is not None and config.is_file():
+            dataset = json.loads(config.read_text(encoding="utf-8")).get("dataset", "")
+    found = latest(ws, dataset) if dataset else None
+    return found["curve"] if found else None
