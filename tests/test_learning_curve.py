@@ -152,3 +152,22 @@ def test_a_comparison_on_the_same_dataset_shows_the_saved_curve_in_its_card_colu
     )
     other = dict(comparison, showcase={"inputs": {"dataset": "another"}}, contestants={})
     assert not any(r["key"] == "learning_curve" for r in card_for(ws, other, bootstrap=200)["rows"])
+
+
+def test_the_100_point_reuses_a_finished_run_of_the_same_preset_and_data_under_any_name(ws, tmp_path):
+    from lab.data import dataset_hash
+
+    inputs = _inputs(ws, tmp_path)
+    folder = ws.dir("runs", "my-quick-run")
+    (folder / "adapter").mkdir(parents=True)
+    (folder / "adapter" / "adapter_config.json").write_text("{}")
+    lc.plain_config("bakery").replace(name="my-quick-run").save(folder / "config.json")
+    (folder / "status.json").write_text(json.dumps({"data_hash": dataset_hash(ws, "bakery")}))
+    trainer = ScriptedTrainer()
+    result = lc.run_curve(ws, None, inputs, trainer=trainer, evaluator=ScriptedEvaluator({}), plan=_plan(inputs))
+    assert result["curve"]["runs"]["100%"] == "my-quick-run" and [c.dataset for c in trainer.configs] == [
+        lc.subset_name("bakery", 0.25, 0),
+        lc.subset_name("bakery", 0.5, 0),
+    ]
+    (folder / "status.json").write_text(json.dumps({"data_hash": "other data"}))  # the dataset changed since
+    assert lc.run_name(ws, "bakery", 1.0, 0).startswith("start-plain-")

@@ -181,11 +181,27 @@ def run_name(ws: Workspace, dataset: str, share: float, seed: int) -> str:
 
     config = plain_config(dataset)
     if share >= 1.0:
-        return _name_for("plain", dataset_hash(ws, dataset), config)
+        own = _name_for("plain", dataset_hash(ws, dataset), config)
+        return own if finished(ws, own) else (same_run(ws, config, dataset_hash(ws, dataset)) or own)
     name = subset_name(dataset, share, seed)
     rows = subset(load_split(ws, dataset, "train"), share, seed), load_split(ws, dataset, "val")
     key = digest([examples_hash(*rows), config.replace(dataset=name).to_dict()])[:10]
     return f"{PREFIX}{round(100 * share)}-{key}"
+
+
+def same_run(ws: Workspace, config: TrainConfig, data_hash: str) -> str:
+    """A finished run of exactly `config` (its name aside) on data of `data_hash`, e.g. one started with
+    `python -m lab train --preset ...`; "" when there is none."""
+    from lab.training import CONFIG, read_status
+
+    for run in sorted(ws.list("runs")):
+        folder = ws.dir("runs", run)
+        if not finished(ws, run) or not (folder / CONFIG).is_file():
+            continue
+        same = TrainConfig.load(folder / CONFIG).replace(name="") == config.replace(name="")
+        if same and read_status(folder).get("data_hash") == data_hash:
+            return run
+    return ""
 
 
 def finished(ws: Workspace, run_id: str) -> bool:
