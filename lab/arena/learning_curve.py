@@ -3,7 +3,9 @@
 `subset(examples, share, seed)` is the seeded share of a dataset a curve point trains on; `curve(points, flat)`
 turns each point's per-question correct flags into rates with 95% intervals, and `trend_sentence` names a trend
 only when the smallest and the largest share's intervals do not overlap ("no trend detectable with these questions"
-otherwise). Training and answering are the caller's; these functions are pure.
+otherwise); these are pure. `run_curve` trains and asks each point (training through lab.jobs, answers through the
+shared model cache, both replaceable for tests), `forecast` gives its time before it starts (the training planner and
+lab.arena.timing), and the result is saved as an evaluation that the decision card reads. No gradio here.
 """
 
 from __future__ import annotations
@@ -81,9 +83,10 @@ def trend_sentence(result: dict[str, Any]) -> str:
 # --- running it -----------------------------------------------------------------------------------------------
 # Each point is the plain quick preset under the Start tab's schedule, trained on a seeded share of the dataset's
 # training split (saved as dataset `curve-DATASET-PCT-sSEED`, the validation split kept whole), then asked the
-# taught-fact questions. The 100% point is the Start tab's own plain run (`start-plain-KEY`), reused when present.
-# RAG's line is the same questions asked of RAG over the index. The curve is saved as evaluation `curve-KEY` (its
-# per-question rows, one contestant per share plus RAG) with the curve itself under "curve".
+# taught-fact questions. The 100% point is the Start tab's own plain run (`start-plain-KEY`), or any finished run
+# of the same config on the same data, reused when present. RAG's line is the same questions asked of RAG over the
+# index. The curve is saved as evaluation `curve-KEY` (its per-question rows, one contestant per share plus RAG)
+# with the curve itself under "curve".
 
 PREFIX = "curve-"
 PRESET = "quick CPU demo"
