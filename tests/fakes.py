@@ -139,8 +139,8 @@ class FakeGenerate:
 
 
 class ScriptedTrainer:
-    """A fake learning-curve trainer: records each config it is asked to train, writes the run's adapter config
-    (so the run counts as finished), and returns "cancelled" from the call numbered `cancel_at` (1-based)."""
+    """A fake learning-curve trainer: records each config it is asked to train, writes the run's config and adapter
+    config (so the run counts as finished), and returns "cancelled" from the call numbered `cancel_at` (1-based)."""
 
     def __init__(self, cancel_at: int | None = None):
         self.configs: list[TrainConfig] = []
@@ -153,6 +153,7 @@ class ScriptedTrainer:
         adapter = ws.dir("runs", config.name) / "adapter"
         adapter.mkdir(parents=True, exist_ok=True)
         (adapter / "adapter_config.json").write_text("{}", encoding="utf-8")
+        config.save(ws.dir("runs", config.name) / "config.json")
         report(1.0, "trained")
         return "finished"
 

@@ -150,6 +150,8 @@ def test_a_comparison_on_the_same_dataset_shows_the_saved_curve_in_its_card_colu
         row["cells"]["fine-tuned"]["text"].startswith("25%: 25% (")
         and "100%: 100%" in row["cells"]["fine-tuned"]["text"]
     )
+    evaluation = {k: v for k, v in comparison.items() if k != "showcase"}  # the dataset from its run's config
+    assert any(r["key"] == "learning_curve" for r in card_for(ws, evaluation, bootstrap=200)["rows"])
     other = dict(comparison, showcase={"inputs": {"dataset": "another"}}, contestants={})
     assert not any(r["key"] == "learning_curve" for r in card_for(ws, other, bootstrap=200)["rows"])
 

@@ -22,7 +22,7 @@ from lab.data.evalset import EvalItem
 from lab.errors import LabError
 from lab.metrics.stats import bootstrap_ci
 from lab.training.plan import apply_preset
-from lab.workspace import SAMPLE, Workspace, slugify
+from lab.workspace import SAMPLE, Workspace, WorkspaceError, slugify
 
 SHARES = (0.25, 0.5, 1.0)
 NO_TREND = "no trend detectable with these questions"
@@ -479,9 +479,15 @@ def for_result(ws: Workspace, result: dict[str, Any]) -> dict[str, Any] | None:
         return result["curve"]
     dataset = ((result.get("showcase") or {}).get("inputs") or {}).get("dataset", "")
     for info in (result.get("contestants") or {}).values():
-        run = (info or {}).get("run", "")
-        config = ws.dir("runs", run) / "config.json" if run and not dataset else None
-        if config is not None and config.is_file():
-            dataset = json.loads(config.read_text(encoding="utf-8")).get("dataset", "")
+        dataset = dataset or _dataset_of_run(ws, (info or {}).get("run", ""))
     found = latest(ws, dataset) if dataset else None
     return found["curve"] if found else None
+
+
+def _dataset_of_run(ws: Workspace, run: str) -> str:
+    """The dataset a run of this workspace trained on; "" for no run, a bad name or a run that is not here."""
+    try:
+        config = ws.dir("runs", run) / "config.json" if run else None
+    except WorkspaceError:
+        return ""
+    return TrainConfig.load(config).dataset if config is not None and config.is_file() else ""
