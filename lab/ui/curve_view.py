@@ -143,10 +143,10 @@ def chart(curve: dict):
         ax.plot(ends, [100 * flat["value"]] * 2, linestyle="--", color="#2e7d32", label="RAG (no training)")
         ax.fill_between(ends, [100 * flat["lo"]] * 2, [100 * flat["hi"]] * 2, color="#2e7d32", alpha=0.12)
     ax.set_xticks(xs, [f"{x:.0f}%" for x in xs])
-    ax.set_ylim(0, 100)
+    ax.set_ylim(-3, 103)  # a point at 0% or 100% stays visible
     ax.set_xlabel("share of the training data")
     ax.set_ylabel("% correct (band: 95% interval)")
     ax.set_title(f"Correct on taught facts, n={curve.get('questions', 0)}", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     return fig
