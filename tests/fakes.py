@@ -136,3 +136,42 @@ class FakeGenerate:
         if self.fail_on is not None and self.fail_on in items:
             raise RuntimeError(f"generation failed on {self.fail_on!r}")
         return [f"{item}!" for item in items]
+
+
+class ScriptedTrainer:
+    """A fake learning-curve trainer: records each config it is asked to train, writes the run's config and adapter
+    config (so the run counts as finished), and returns "cancelled" from the call numbered `cancel_at` (1-based)."""
+
+    def __init__(self, cancel_at: int | None = None):
+        self.configs: list[TrainConfig] = []
+        self.cancel_at = cancel_at
+
+    def __call__(self, ws, config: TrainConfig, should_stop, report) -> str:
+        self.configs.append(config)
+        if self.cancel_at == len(self.configs):
+            return "cancelled"
+        adapter = ws.dir("runs", config.name) / "adapter"
+        adapter.mkdir(parents=True, exist_ok=True)
+        (adapter / "adapter_config.json").write_text("{}", encoding="utf-8")
+        config.save(ws.dir("runs", config.name) / "config.json")
+        report(1.0, "trained")
+        return "finished"
+
+
+class ScriptedEvaluator:
+    """A fake learning-curve evaluator: contestant label -> how many of the questions (the first ones) it gets
+    right; the rest are answered "I don't know.". Scored as the lab scores, rows named by the label. Records the
+    (spec, label) pairs it was asked."""
+
+    def __init__(self, right: dict[str, int]):
+        self.right, self.asked = right, []
+
+    def __call__(self, spec, label, items, gen, should_stop, progress):
+        from lab.arena.scoring import question_row
+
+        self.asked.append((spec, label))
+        n = self.right.get(label, 0)
+        rows = [question_row(it, Answer(it.answer if i < n else "I don't know.", [], 0.1, 10, 4, label), label)
+                for i, it in enumerate(items)]  # fmt: skip
+        progress(len(items), len(items), f"{label}: {len(items)}/{len(items)}")
+        return rows

@@ -183,3 +183,35 @@ def test_update_for_a_saved_evaluation_reads_its_contestants_index_and_training_
     assert one_time["index_s"]["cells"]["rag:bake"]["value"] == 3.5
     assert "training **ft:run1** took 95 s" in one_time["update"]["sentence"]
     assert decision.DOCUMENTS in one_time  # groups name places: no lookup needed
+
+
+@pytest.mark.integration
+def test_a_fine_tuned_plus_rag_contestant_is_asked_over_the_changed_index_end_to_end(ws, cache, embedded_path):
+    """ft+rag:RUN:INDEX (a tiny LoRA adapter on the embedded model) with the real index build and responders."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    folder = _corpus(ws)
+    before = _tree_hash(folder)
+    lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], task_type="CAUSAL_LM")
+    get_peft_model(AutoModelForCausalLM.from_pretrained(embedded_path), lora).save_pretrained(
+        ws.dir("runs", "tiny") / "adapter"
+    )
+    contestants = {"fine-tuned + RAG": "ft+rag:tiny:bake", "RAG": "rag:bake"}
+    asked = []
+
+    def responder(spec):  # the real contestant, its id recorded
+        from lab.arena.contestants import responder as real
+
+        asked.append(spec)
+        return real(ws, cache, spec)
+
+    result = ut.run_update_test(ws, ITEMS, "bake", RagConfig(name="bake", corpus="bake"), contestants,
+                                GenConfig(max_new_tokens=8), k=2, seed=0, cache=cache, responder=responder,
+                                training_s={"fine-tuned + RAG": 1.0})  # fmt: skip
+    temp = asked[1].split(":")[1]
+    assert asked == [f"ft+rag:tiny:{temp}", f"rag:{temp}"] and temp.startswith("update-test-")
+    assert result["k"] == 2 and all(sum(c.values()) == 2 for c in result["counts"].values())
+    assert set(result["counts"]) == set(contestants) and all(len(a) == 2 for a in result["answers"].values())
+    assert result["reindex_s"] > 0 and result["training_s"] == {"fine-tuned + RAG": 1.0}
+    assert _tree_hash(folder) == before and not ws.exists("indexes", temp)

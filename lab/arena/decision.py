@@ -334,14 +334,30 @@ def _count(outcomes) -> dict[str, int]:
     return out
 
 
-def curve_row(curve: dict[str, Any]) -> dict:
-    """The learning-curve row (lab.arena.learning_curve's result): a slope only when the intervals allow."""
+def curve_row(curve: dict[str, Any], systems: list[str] = (), info: dict[str, dict] | None = None) -> dict:
+    """The learning-curve row (lab.arena.learning_curve's result): a slope only when the intervals allow. Its cells
+    are keyed by share (a curve's own evaluation); a fine-tuned contestant's column shows every share's rate with
+    its interval, a RAG contestant's the flat line."""
     from lab.arena.learning_curve import trend_sentence
 
-    cells = curve.get("cells", {})
+    cells = dict(curve.get("cells", {}))
+    points = " · ".join(f"{k}: {_ci_text(c)}" for k, c in curve.get("cells", {}).items())
+    for s in systems:
+        kind = ((info or {}).get(s) or {}).get("kind")
+        if s not in cells and kind == "ft":
+            cells[s] = {"value": None, "lo": None, "hi": None, "n": 0, "text": points}
+        elif s not in cells and kind == "rag" and curve.get("flat"):
+            cells[s] = curve["flat"]
     meaning = "fine-tuning on shares of the training data"
     return _plain_row("learning_curve", "Correct on taught facts by share of training data", meaning, True, cells,
                       trend_sentence(curve))  # fmt: skip
+
+
+def _ci_text(cell: dict[str, Any]) -> str:
+    if cell.get("value") is None:
+        return "n/a"
+    ci = f" ({_pct(cell['lo'])}-{_pct(cell['hi'])})" if cell.get("lo") is not None else ""
+    return f"{_pct(cell['value'])}{ci}"
 
 
 # --- sample size and recommendation ---------------------------------------------------------------------------
@@ -428,7 +444,7 @@ def card(
     if update:
         rows.append(update_row(update, bootstrap))
     if curve:
-        rows.append(curve_row(curve))
+        rows.append(curve_row(curve, list(by), result.get("contestants") or {}))
     rows.append(traceability_row(by, support, bootstrap))
     rows.append(made_up_row(by, bootstrap))
     rows += cost_rows(by, costs or {}, bootstrap)

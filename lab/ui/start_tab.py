@@ -27,7 +27,7 @@ from lab.arena.verdict import headline
 from lab.config import GenConfig
 from lab.estimate import ASK_ABOVE_S
 from lab.metrics.rate import Rate, format_rate
-from lab.ui import spaces
+from lab.ui import curve_view, spaces
 from lab.ui import zerogpu_budget as budget
 from lab.ui.common import (
     BATCH,
@@ -94,6 +94,7 @@ def build(ws, cache) -> None:
     pack = gr.Button("Evidence pack (HTML + zip)", size="sm", elem_id="start-pack")
     packed = gr.File(label="Evidence pack", file_count="multiple", interactive=False, visible=False)
     pack.click(lambda which: pack_files(ws, _pick(ws, which)), view, packed, api_name="start_pack")
+    curve_view.build(ws, cache, *picker[:3])  # the opt-in learning curve on the dataset, corpus and questions picked
     shown = [heading, evidence, verdict, chart, examples, table, how]
     load = gr.context.Context.root_block.load
     load(lambda: _on_load(ws), None, [*shown, view], api_name="start_latest", **READ_ONLY)
