@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lab.cli import arena, data, index, report, showcase, train, votes
+from lab.cli import arena, data, evalset, index, report, showcase, train, votes
 from lab.errors import LabError, setup_logging, user_message
 
-MODULES = (showcase, data, train, index, arena, report, votes)
+MODULES = (showcase, data, evalset, train, index, arena, report, votes)
 
 
 def build_parser() -> argparse.ArgumentParser:
