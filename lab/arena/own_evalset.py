@@ -48,9 +48,13 @@ class OwnSet:
     path: str = ""
 
     def counts(self) -> dict[str, int]:
-        """Questions per group, in GROUP_ORDER."""
-        got = Counter(it.group or "(no group)" for it in self.items)
-        return {g: got[g] for g in (*GROUP_ORDER, *sorted(set(got) - set(GROUP_ORDER))) if got[g]}
+        return group_counts(self.items)
+
+
+def group_counts(items: list[EvalItem]) -> dict[str, int]:
+    """Questions per group, GROUP_ORDER first."""
+    got = Counter(it.group or "(no group)" for it in items)
+    return {g: got[g] for g in (*GROUP_ORDER, *sorted(set(got) - set(GROUP_ORDER))) if got[g]}
 
 
 def counts_text(counts: dict[str, int]) -> str:
