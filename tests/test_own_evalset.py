@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
 from fakes import QuestionWriter, WordCountEmbedder
 
 from lab.arena import own_evalset, showcase
 from lab.corpus import save_corpus
-from lab.data import save_dataset
+from lab.data import load_split, save_dataset
 from lab.data.evalset import GENERATED, HELD_OUT, UNANSWERABLE_GROUP, read_evalset
 from lab.rag import index_info
 
@@ -92,3 +93,37 @@ def test_the_comparison_index_leaves_the_held_out_documents_out(ws, tmp_path):
     assert indexed == set(DOCS) - set(held_out)
     assert run.ctx["index"] != "ferry" and "ferry" in ws.list("corpora")  # the user's corpus is untouched
     assert run.ctx["index"] == showcase._index_name(ws, showcase.indexed_corpus(ws, "ferry", held_out))
+
+
+@pytest.mark.integration
+def test_cli_generates_a_set_with_the_embedded_model_and_the_comparison_uses_it(ws, cache, tmp_path, capsys):
+    """End to end on the ferry domain: `evalset generate` with the embedded model, then `showcase --qa` on it (RAG
+    only): its index leaves the held-out documents out, and it says which questions it asked."""
+    from lab.cli import main
+
+    _own_data(ws, tmp_path)
+    out = tmp_path / "ferry-questions.jsonl"
+    assert main(["evalset", "generate", "--dataset", "crew", "--corpus", "ferry", "--n", "2", "--seed", "1",
+                 "--out", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr()
+    items = read_evalset(out)
+    assert "questions (" in printed.out and "rough" in printed.err
+    assert {it.group for it in items} <= {HELD_OUT, GENERATED, UNANSWERABLE_GROUP}
+    taught = {r["messages"][0]["content"] for r in load_split(ws, "crew", "val")}
+    assert taught and {it.question for it in items if it.group == HELD_OUT} == taught
+    assert sum(it.group == GENERATED for it in items) <= 2
+    for it in items:
+        if it.group == GENERATED:
+            assert len(it.answer.split()) <= 8 and it.answer.lower() in DOCS[it.source].lower()
+        if it.group == UNANSWERABLE_GROUP:
+            assert it.held_out_doc in DOCS and not it.answerable
+    held_out = {it.held_out_doc for it in items if it.held_out_doc}
+    code = main(["showcase", "--data", "crew", "--docs", "ferry", "--qa", str(out), "--contestants", "RAG",
+                 "--questions", "0", "--max-new-tokens", "16", "--bootstrap", "50", "--yes"])  # fmt: skip
+    assert code == 0
+    from lab.arena.showcase import latest
+
+    result = latest(ws)
+    index = result["showcase"]["contestants"]["RAG"].split(":", 1)[1]
+    assert {d["source"] for d in index_info(ws, index)["documents"]} == set(DOCS) - held_out
+    assert f"asked {len(items)}: " in result["showcase"]["question_source"]

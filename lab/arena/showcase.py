@@ -28,6 +28,7 @@ from typing import Any
 
 from lab import jobs
 from lab.arena import evaluation
+from lab.arena.own_evalset import counts_text, group_counts
 from lab.arena.scoring import summarize_all
 from lab.arena.timing import Forecast, Plan, prior_times, stage_estimate
 from lab.arena.verdict import verdict
@@ -208,7 +209,7 @@ def _validate(run: _Run) -> dict:
     run.ctx.update(qa=qa, items=items, all_items=len(every), data_hash=dataset_hash(ws, inp.dataset))
     run.ctx["held_out_docs"] = held_out_docs(every)
     run.plan.answers = len(items)
-    run.ctx["question_source"] = said
+    run.ctx["question_source"] = f"{said}; asked {len(items)}: {counts_text(group_counts(items))}"
     run.ctx["configs"] = {kind: _train_config(inp, preset, rag) for kind, preset, rag in trainings()}
     plain = run.ctx["configs"]["plain"]
     reused = _finished_run(ws, _run_name(run, "plain"))

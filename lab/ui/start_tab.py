@@ -501,6 +501,8 @@ def _done_line(result, shown=None, first=None) -> str:
     state = "finished" if run.get("status") == "finished" else "cancelled (finished stages are kept)"
     said = f" (estimated {first.text})" if first is not None else ""
     line = f"Comparison {state} in {_eta(run.get('total_s'))}{said}: {len(stages)} stages, {reused} reused."
+    asked = result.get("showcase", {}).get("question_source")
+    line += f" Questions: {html.escape(asked)}." if asked else ""
     if shown is None or shown is result:
         return line + (" Shown below, marked partial." if run.get("status") != "finished" else "")
     which = "the shipped reference" if shown.get("reference") else "the last finished comparison"
