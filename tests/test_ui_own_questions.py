@@ -10,7 +10,7 @@ import json
 import uuid
 
 from lab.data.evalset import read_evalset, sample_evalset_path
-from lab.ui import evalset_view, start_tab
+from lab.ui import start_tab
 
 DOCS = {
     "harbour.md": "# Harbour\n\nThe ferry Nordlys leaves pier 3 at 07:40 every weekday.",
@@ -56,6 +56,7 @@ def test_run_on_own_data_without_a_file_does_not_start_on_the_sample_s_questions
 
 def test_the_review_table_round_trips_and_names_a_bad_row():
     from lab.data.evalset import EvalItem, EvalSetError
+    from lab.ui import evalset_view
 
     items = [EvalItem("crew-1", "Which berth does boat 1 use?", "Boat 1 uses berth 11.", group="held-out"),
              EvalItem("gen-1", "Which pier does Nordlys leave from?", "pier 3", [], "harbour.md", True, "documents"),
@@ -104,6 +105,8 @@ def test_own_data_without_a_file_builds_a_set_for_review_never_the_sample_s(clie
             assert len(it.answer.split()) <= 8 and it.answer.lower() in DOCS[it.source].lower()
     progress, *_ = client.predict(dataset, corpus, None, 0, ["base"], api_name="/start_run")
     assert "needs its own questions" in progress  # Run without a file never starts on the sample's questions
+    from lab.ui import evalset_view
+
     rows[0][3] = "Berth 10, edited"  # the reviewer's edit, taken by "Use the edited questions"
     _, note, review, download, qa = client.predict({"headers": list(evalset_view.COLUMNS), "data": rows},
                                                    api_name="/start_own_use")  # fmt: skip
