@@ -64,6 +64,9 @@ def test_generation_keeps_only_verbatim_short_golds_through_llamaindex_question_
     assert len(asked) == 1 and "generate only questions based on the below query" in asked[0]
     assert "Write 3 short questions" in asked[0] and TEXT in asked[0]
     assert sum("\nQuestion: " in p for p in writer.prompts) == 3  # one answer per question line, at most per_chunk
+    from llama_index.core import Settings
+
+    assert Settings._llm is None and Settings._embed_model is None  # no global LLM or embedder was reached for
 
 
 def test_controls_come_only_from_held_out_documents_and_read_back(tmp_path):

@@ -57,6 +57,13 @@ def group_counts(items: list[EvalItem]) -> dict[str, int]:
     return {g: got[g] for g in (*GROUP_ORDER, *sorted(set(got) - set(GROUP_ORDER))) if got[g]}
 
 
+def is_embedded(model: str) -> bool:
+    """Whether `model` names the embedded generator (its questions are rough: EMBEDDED_NOTE)."""
+    from lab.models import EMBEDDED_GENERATOR_HUB_ID, EMBEDDED_NAMES
+
+    return model in EMBEDDED_NAMES or model == EMBEDDED_GENERATOR_HUB_ID
+
+
 def counts_text(counts: dict[str, int]) -> str:
     """ "12 held-out, 8 documents, 3 unanswerable"."""
     return ", ".join(f"{n} {group}" for group, n in counts.items()) or "no questions"
@@ -87,7 +94,7 @@ def build_own_evalset(
 ) -> OwnSet:
     """Held-out questions of `dataset` + up to `n` questions generated from `corpus`'s documents by `complete` +
     about n/4 (at least 2) unanswerable controls from a seeded `held_out_share` of the documents (at least one,
-    never all). OwnSetError when neither the dataset nor the documents give a question."""
+    never all). OwnEvalsetError when neither the dataset nor the documents give a question."""
     from lab.data import load_split
     from lab.rag.chunking import load_documents
 

@@ -30,9 +30,15 @@ def register(sub) -> None:
 
 
 def cmd_generate(args) -> int:
-    from lab.arena.own_evalset import EMBEDDED_NOTE, build_own_evalset, counts_text, model_complete, write_own
+    from lab.arena.own_evalset import (
+        EMBEDDED_NOTE,
+        build_own_evalset,
+        counts_text,
+        is_embedded,
+        model_complete,
+        write_own,
+    )
     from lab.cache import ModelCache
-    from lab.models import EMBEDDED_GENERATOR_HUB_ID, EMBEDDED_NAMES
     from lab.workspace import Workspace
 
     ws = Workspace.from_env()
@@ -46,7 +52,7 @@ def cmd_generate(args) -> int:
     print("", file=sys.stderr)
     for reason in own.dropped:
         print(f"dropped: {reason}", file=sys.stderr)
-    if args.model in EMBEDDED_NAMES or args.model == EMBEDDED_GENERATOR_HUB_ID:
+    if is_embedded(args.model):
         print(EMBEDDED_NOTE, file=sys.stderr)
     left_out = f"; held out of the index: {', '.join(own.held_out_docs)}" if own.held_out_docs else ""
     print(f"{len(own.items)} questions ({counts_text(own.counts())}){left_out}")

@@ -10,9 +10,8 @@ import html
 import json
 from typing import Any
 
-from lab.arena.own_evalset import EMBEDDED_NOTE, counts_text, group_counts
+from lab.arena.own_evalset import EMBEDDED_NOTE, counts_text, group_counts, is_embedded
 from lab.data.evalset import EvalItem, EvalSetError, parse_evalset
-from lab.models import EMBEDDED_GENERATOR_HUB_ID, EMBEDDED_NAMES
 
 COLUMNS = ("id", "group", "question", "answer", "answerable", "source", "held_out_doc")
 DATATYPES = ("str", "str", "str", "str", "bool", "str", "str")
@@ -68,6 +67,6 @@ def review_note(items: list[EvalItem], model: str = "", dropped: int = 0, fresh:
         lines.append(f"- kept out of the comparison's index: {', '.join(html.escape(h) for h in held)}")
     if dropped:
         lines.append(f"- {dropped} generated questions dropped: the answer was not a short span copied from the text")
-    if model in EMBEDDED_NAMES or model == EMBEDDED_GENERATOR_HUB_ID:
+    if is_embedded(model):
         lines.append(f"\n⚠️ {EMBEDDED_NOTE}")
     return "\n".join(lines)

@@ -270,7 +270,7 @@ def build_own(ws, cache, dataset, corpus, count):
 
 
 def _review(items) -> tuple:
-    """(review table, use button, download) updates showing `items`."""
+    """(review table, use button) updates showing `items`."""
     return gr.update(value=evalset_view.review_table(items), visible=True), gr.update(visible=True)
 
 
