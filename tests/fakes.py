@@ -175,3 +175,41 @@ class ScriptedEvaluator:
                 for i, it in enumerate(items)]  # fmt: skip
         progress(len(items), len(items), f"{label}: {len(items)}/{len(items)}")
         return rows
+
+
+class QuestionWriter:
+    """A scripted generator for question generation, a `complete(prompt) -> text`: asked for questions about a text
+    (LlamaIndex's question prompt holds the chunk), it writes the lines `questions[key]` of the first key found in
+    the prompt; asked to answer (the prompt ends "Question: ...\\nAnswer: "), it replies `answers[question]`. Records
+    every prompt."""
+
+    def __init__(self, questions: dict[str, list[str]], answers: dict[str, str]):
+        self.questions, self.answers, self.prompts = questions, answers, []
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        if "\nQuestion: " in prompt:
+            asked = prompt.rsplit("\nQuestion: ", 1)[1].split("\nAnswer:")[0].strip()
+            return self.answers.get(asked, "I am not sure.")
+        return "\n".join(next((lines for key, lines in self.questions.items() if key in prompt), []))
+
+
+class WordCountEmbedder:
+    """An embedder for building an index without a model: vectors of letter counts, L2-normalised."""
+
+    name, dims, max_tokens = "fake", 26, 0
+
+    def tokenize(self, text):
+        return text.split()
+
+    def embed(self, texts, on_batch=None):
+        import numpy as np
+
+        out = np.ones((len(texts), self.dims), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for ch in text.lower():
+                if "a" <= ch <= "z":
+                    out[i, ord(ch) - 97] += 1.0
+        if on_batch:
+            on_batch(len(texts), len(texts))
+        return out / np.linalg.norm(out, axis=1, keepdims=True)

@@ -9,7 +9,8 @@ gives each stage's time range before a run (lab.arena.timing, under the CPU load
 callback (`Update`: stage, its ETA and the overall ETA, both following measured progress). `quick_look` is the
 same comparison on QUICK_QUESTIONS questions. Training extra kinds (e.g. for RAG) and extra
 contestants are one entry each in TRAININGS / CONTESTANTS. The questions (`question_set`) are the evaluation file
-given, the sample's for the sample dataset, else those held out from the chosen dataset, never the sample's. The
+given, the sample's for the sample dataset, else those held out from the chosen dataset, never the sample's; the
+documents an evaluation file's unanswerable controls name (`held_out_doc`) are left out of the index. The
 comparison shipped with the app and the examples shown from a comparison are lab/arena/reference.py's. No gradio here.
 """
 
@@ -22,10 +23,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lab import jobs
 from lab.arena import evaluation
+from lab.arena.own_evalset import counts_text, group_counts
 from lab.arena.scoring import summarize_all
 from lab.arena.timing import Forecast, Plan, prior_times, stage_estimate
 from lab.arena.verdict import verdict
@@ -204,8 +207,9 @@ def _validate(run: _Run) -> dict:
     every, qa, said = question_set(ws, inp)
     items = stratified(every, inp.questions, inp.seed)
     run.ctx.update(qa=qa, items=items, all_items=len(every), data_hash=dataset_hash(ws, inp.dataset))
+    run.ctx["held_out_docs"] = held_out_docs(every)
     run.plan.answers = len(items)
-    run.ctx["question_source"] = said
+    run.ctx["question_source"] = f"{said}; asked {len(items)}: {counts_text(group_counts(items))}"
     run.ctx["configs"] = {kind: _train_config(inp, preset, rag) for kind, preset, rag in trainings()}
     plain = run.ctx["configs"]["plain"]
     reused = _finished_run(ws, _run_name(run, "plain"))
@@ -273,7 +277,7 @@ def _index(run: _Run) -> dict:
     from lab.rag.chunking import load_documents
     from lab.rag.index import fingerprint
 
-    ws, corpus = run.ws, run.inputs.corpus
+    ws, corpus = run.ws, indexed_corpus(run.ws, run.inputs.corpus, run.ctx.get("held_out_docs", ()), create=True)
     name = SAMPLE if corpus == SAMPLE else _index_name(ws, corpus)
     folder = ws.dir("indexes", name)
     config = RagConfig.load(folder / "config.json") if name in list_indexes(ws) else RagConfig(name=name)
@@ -288,6 +292,32 @@ def _index(run: _Run) -> dict:
     meta = index_info(ws, name)
     run.ctx.update(index=name, index_key=digest([meta.get("fingerprint") or fingerprint(config), docs]))
     return {"reused": reused, "index": name}
+
+
+def held_out_docs(items: list[EvalItem]) -> tuple[str, ...]:
+    """The documents the question set's unanswerable controls come from: the index must not hold them."""
+    return tuple(sorted({it.held_out_doc for it in items if it.held_out_doc and not it.answerable}))
+
+
+def indexed_corpus(ws: Workspace, corpus: str, held_out: tuple[str, ...] = (), create: bool = False) -> str:
+    """The corpus the comparison indexes: `corpus` itself, or with `held_out` documents a copy of it without
+    them, saved as corpus CORPUS-indexed-KEY (written when `create`; KEY from the names left out and the files)."""
+    from lab.corpus import corpus_files, save_corpus
+
+    if not held_out:
+        return corpus
+    files = corpus_files(ws, corpus)
+    missing = sorted(set(held_out) - {p.name for p in files})
+    if missing:
+        raise ShowcaseError(
+            f"the evaluation file holds out {', '.join(missing)}, which corpus {corpus!r} does not have: use the "
+            "evaluation file generated for this corpus, or remove those unanswerable questions"
+        )
+    key = digest([sorted(held_out), [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files]])
+    name = f"{slugify(Path(corpus).name, 'corpus')[:40]}-indexed-{key[:8]}"
+    if create and not ws.exists("corpora", name):
+        save_corpus(ws, name, [p for p in files if p.name not in held_out])
+    return name
 
 
 def _index_docs(meta: dict) -> list[str]:
@@ -537,22 +567,26 @@ def forecast(ws: Workspace, inputs: Inputs | None = None, machine: Machine | Non
     if SAMPLE in (inp.dataset, inp.corpus):
         ensure_sample_domain(ws)
     _check_corpus(ws, inp.corpus)
-    items = stratified(question_set(ws, inp)[0], inp.questions, inp.seed)
+    every = question_set(ws, inp)[0]
+    items = stratified(every, inp.questions, inp.seed)
     stages = _stage_list(inp.contestants)
     plan = Plan(answers=len(items), fast_cpu=_fast_cpu())
-    _plan_reuse(ws, inp, items, [s for s, _, _ in stages], plan)
+    _plan_reuse(ws, inp, items, [s for s, _, _ in stages], plan, held_out_docs(every))
     machine = machine or machine_now()
     prior = prior_times((latest(ws) or {}).get("showcase", {}).get("stages", []))
     estimates = [(stage, label, stage_estimate(stage, prior, plan, machine)) for stage, label, _ in stages]
     return Forecast(estimates, machine, len(items), plan.reused)
 
 
-def _plan_reuse(ws: Workspace, inp: Inputs, items: list[EvalItem], stages: list[str], plan: Plan) -> None:
-    """Which stages' products exist already (into `plan.reused`), and the steps of the trainings still to run."""
+def _plan_reuse(ws: Workspace, inp: Inputs, items: list[EvalItem], stages: list[str], plan: Plan,
+                held_out: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Which stages' products exist already (into `plan.reused`), and the steps of the trainings still to run;
+    `held_out`: the documents the index leaves out."""
     from lab.data import dataset_hash
     from lab.rag import index_info, list_indexes
 
-    index = SAMPLE if inp.corpus == SAMPLE else _index_name(ws, inp.corpus)
+    corpus = indexed_corpus(ws, inp.corpus, held_out)
+    index = SAMPLE if corpus == SAMPLE else _index_name(ws, corpus)
     ctx: dict[str, Any] = {"index_key": None, "runs": {}, "questions_hash": digest([it.to_dict() for it in items])}
     if index in list_indexes(ws):
         meta = index_info(ws, index)

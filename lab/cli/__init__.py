@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lab.cli import arena, curve, data, index, report, showcase, train, votes
+from lab.cli import arena, curve, data, evalset, index, report, showcase, train, votes
 from lab.errors import LabError, setup_logging, user_message
 
-MODULES = (showcase, data, train, index, arena, report, votes, curve)
+MODULES = (showcase, data, evalset, train, index, arena, report, votes, curve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,14 +1,16 @@
 """Evaluation sets: read and validate a JSONL of questions, reporting every bad line with its number.
 
 Format per line: {"id", "question", "answer", "aliases": [...], "source": file name | null, "answerable": bool,
-"group": str}. Only `question` and `answer` are required: `answerable` defaults to true, `aliases` to [],
-`id` to "line-N"; without `group` there is no breakdown, without `source` no retrieval hit rate. A retrieval
+"group": str, "held_out_doc": file name}. Only `question` and `answer` are required: `answerable` defaults to true,
+`aliases` to [], `id` to "line-N"; without `group` there is no breakdown, without `source` no retrieval hit rate;
+`held_out_doc` (an unanswerable control's document) is kept out of the index a comparison builds. A retrieval
 question set (the RAG tab's Measure) is the same format with `answer` optional. The one parser of question files,
 and `stratified`, the seeded subset that keeps every (group, answerable) stratum (the Start tab's questions).
 `held_out_questions` turns the examples a training never sees into questions (own data without a question file);
-`generate_questions` asks a generator (any `complete(prompt) -> text`) for question / answer pairs over the
-documents' chunks, keeping a pair only when its answer is a short span (at most MAX_GOLD_WORDS words) copied verbatim
-from its chunk (`verbatim_gold`), and marks the questions from documents held out of the index unanswerable.
+`generate_questions` has LlamaIndex's DatasetGenerator, driven by any `complete(prompt) -> text` passed to it as
+its LLM, write questions for the documents' chunks, keeping a pair only when its answer is a short span (at most
+MAX_GOLD_WORDS words) copied verbatim from its chunk (`verbatim_gold`); questions from documents held out of the
+index become unanswerable controls.
 """
 
 from __future__ import annotations
@@ -43,9 +45,13 @@ class EvalItem:
     source: str | None = None
     answerable: bool = True
     group: str | None = None
+    held_out_doc: str | None = None  # an unanswerable control's document, kept out of the index
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["held_out_doc"] is None:  # files and question hashes without controls stay as they were
+            del out["held_out_doc"]
+        return out
 
 
 def _check(obj: Any, n: int, require_answer: bool = True) -> tuple[EvalItem | None, list[str]]:
@@ -62,7 +68,7 @@ def _check(obj: Any, n: int, require_answer: bool = True) -> tuple[EvalItem | No
         errs.append(f"line {n}: 'aliases' must be a list of strings, got {aliases!r}")
     if not isinstance(obj.get("answerable", True), bool):
         errs.append(f"line {n}: 'answerable' must be true or false, got {obj.get('answerable')!r}")
-    for key in ("source", "group", "id"):
+    for key in ("source", "group", "id", "held_out_doc"):
         if obj.get(key) is not None and not isinstance(obj.get(key), str | int):
             errs.append(f"line {n}: {key!r} must be a string or null, got {obj.get(key)!r}")
     if errs:
@@ -75,6 +81,7 @@ def _check(obj: Any, n: int, require_answer: bool = True) -> tuple[EvalItem | No
         source=obj.get("source") or None,
         answerable=obj.get("answerable", True),
         group=obj.get("group") or None,
+        held_out_doc=str(obj["held_out_doc"]) if obj.get("held_out_doc") else None,
     )
     return item, []
 
@@ -169,14 +176,18 @@ def held_out_questions(examples: list[dict], dataset: str) -> list[EvalItem]:
     return items
 
 
-GENERATED = "generated"  # the group of questions generated from the documents (facts only in the documents)
+GENERATED = "documents"  # the group of questions generated from the documents (facts only in the documents)
 UNANSWERABLE_GROUP = "unanswerable"
 MAX_GOLD_WORDS = 8
-PAIR_PROMPT = (
-    "Read the text and write {n} questions it answers. After each question write the answer copied word for word "
-    "from the text, at most {words} words. Use exactly this form:\nQ: question\nA: answer\n\nText:\n{text}\n"
+QUESTION_QUERY = (
+    "Write {n} short questions, one per line, that the text answers with a name, a number, a code or a short "
+    "phrase. Write only the questions."
 )
-_PAIR = re.compile(r"^\s*Q\s*[:.)]\s*(.+?)\s*$\n^\s*A\s*[:.)]\s*(.+?)\s*$", re.M | re.I)
+ANSWER_PROMPT = (
+    "Text:\n{context_str}\n\nAnswer the question with a few words copied exactly from the text, at most {words} "
+    "words.\nQuestion: {query_str}\nAnswer: "
+)
+_TAG = re.compile(r"^\s*(?:[-*•]\s*|\d+\s*[.):]\s*|q(?:uestion)?\s*\d*\s*[:.)]\s*)+", re.I)
 
 
 def _collapse(text: str) -> str:
@@ -192,9 +203,24 @@ def verbatim_gold(answer: str, source: str, max_words: int = MAX_GOLD_WORDS) -> 
     return gold if gold.lower() in _collapse(source).lower() else None
 
 
-def parse_pairs(text: str) -> list[tuple[str, str]]:
-    """(question, answer) pairs of a generator's "Q: ... / A: ..." reply."""
-    return [(q.strip(), a.strip()) for q, a in _PAIR.findall(text or "")]
+def _word(token: str) -> str:
+    return token.strip(".,;:!?\"'()").lower()
+
+
+def trim_to_question(answer: str, question: str) -> str:
+    """The answer without a run of two or more words at its start or end that only repeats the question (its
+    words, articles and "is / are"): "The head brewer is Marta Olsen" to "What is the name of the head brewer?" ->
+    "Marta Olsen", while "pier 3" stays whole. Unchanged when nothing would be left."""
+    asked = {_word(t) for t in question.split()} | {"a", "an", "the", "is", "are", "was", "were"}
+    words = _collapse(answer).split()
+    start, end = 0, len(words)
+    while start < end and _word(words[start]) in asked:
+        start += 1
+    start = start if start >= 2 else 0
+    while end > start and _word(words[end - 1]) in asked:
+        end -= 1
+    end = end if len(words) - end >= 2 else len(words)
+    return " ".join(words[start:end]) if start < end else _collapse(answer)
 
 
 def generated_items(
@@ -202,14 +228,14 @@ def generated_items(
 ) -> tuple[list[EvalItem], list[str]]:
     """Items from (question, answer, source name, chunk text) and the reasons for every pair dropped. An
     answerable item keeps its verbatim short gold; an unanswerable control (its document is held out of the
-    index) keeps only the question."""
+    index) keeps the question and names its document in `held_out_doc`."""
     items, dropped, seen = [], [], set()
     for question, answer, source, text in pairs:
         question = _collapse(question)
         if not question.endswith("?") or question.lower() in seen:
             dropped.append(f"{question[:60]!r}: not a new question")
             continue
-        gold = verbatim_gold(answer, text)
+        gold = verbatim_gold(trim_to_question(answer, question), text)
         if gold is None:
             dropped.append(f"{question[:60]!r}: answer {answer[:40]!r} is not a span of at most "
                            f"{MAX_GOLD_WORDS} words copied from {source}")  # fmt: skip
@@ -219,7 +245,8 @@ def generated_items(
         if answerable:
             items.append(EvalItem(f"{prefix}-{n}", question, gold, [], source, True, GENERATED))
         else:
-            items.append(EvalItem(f"{prefix}-u{n}", question, "I don't know", [], None, False, UNANSWERABLE_GROUP))
+            items.append(EvalItem(f"{prefix}-u{n}", question, "I don't know", [], None, False, UNANSWERABLE_GROUP,
+                                  source))  # fmt: skip
     return items, dropped
 
 
@@ -231,28 +258,109 @@ def chunks_of(docs: dict[str, str], chunk_size: int = 256) -> list[tuple[str, st
     return [(name, chunk) for name, text in docs.items() for chunk in splitter.split_text(text) if chunk.strip()]
 
 
+def completion_llm(complete: Callable[[str], str]):
+    """A LlamaIndex LLM whose every completion is `complete(prompt)`: how the lab's generator is passed to
+    LlamaIndex explicitly (never through its global Settings)."""
+    from llama_index.core.llms import CompletionResponse, CustomLLM, LLMMetadata
+    from llama_index.core.llms.callbacks import llm_completion_callback
+    from pydantic import PrivateAttr
+
+    class CompletionLLM(CustomLLM):
+        _complete: Callable[[str], str] = PrivateAttr()
+
+        def __init__(self, fn: Callable[[str], str]) -> None:
+            super().__init__()
+            self._complete = fn
+
+        @property
+        def metadata(self) -> LLMMetadata:
+            return LLMMetadata(context_window=4096, num_output=128, model_name="expertlab-generator")
+
+        @llm_completion_callback()
+        def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+            return CompletionResponse(text=self._complete(prompt))
+
+        @llm_completion_callback()
+        def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any):
+            text = self._complete(prompt)
+
+            def one():
+                yield CompletionResponse(text=text, delta=text)
+
+            return one()
+
+    return CompletionLLM(complete)
+
+
+def chunk_pairs(text: str, llm, per_chunk: int = 2) -> list[tuple[str, str]]:
+    """(question, answer) pairs for one chunk: LlamaIndex's DatasetGenerator writes the questions (at most
+    `per_chunk` kept), then `llm` answers each over the same chunk with ANSWER_PROMPT."""
+    import warnings
+
+    from llama_index.core.callbacks import CallbackManager
+    from llama_index.core.evaluation import DatasetGenerator
+    from llama_index.core.prompts import PromptTemplate
+    from llama_index.core.schema import TextNode
+
+    # Recorded, not shown: its "deprecated for RagDatasetGenerator" warning (a class this llama-index lacks).
+    with warnings.catch_warnings(record=True):
+        writer = DatasetGenerator([TextNode(text=text)], llm=llm, callback_manager=CallbackManager([]),
+                                  num_questions_per_chunk=per_chunk,
+                                  question_gen_query=QUESTION_QUERY.format(n=per_chunk))  # fmt: skip
+        lines = writer.generate_questions_from_nodes()
+    questions = [q for q in (_collapse(_TAG.sub("", line)) for line in lines) if q.endswith("?")][:per_chunk]
+    answer = PromptTemplate(ANSWER_PROMPT)
+    return [(q, llm.complete(answer.format(context_str=text, query_str=q, words=MAX_GOLD_WORDS)).text)
+            for q in questions]  # fmt: skip
+
+
 def generate_questions(
     docs: dict[str, str],
     complete: Callable[[str], str],
     per_chunk: int = 2,
     held_out: tuple[str, ...] = (),
-    limit: int = 0,
+    want: int = 0,
+    controls: int = 0,
     seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
 ) -> tuple[list[EvalItem], list[str]]:
-    """An evaluation set for documents without one: `complete` (the chosen generator) writes question / answer
-    pairs for a seeded choice of chunks (`limit` of them, 0 = all); pairs whose answer is not a short verbatim span
-    are dropped (the reasons are returned). Questions from documents in `held_out` (kept out of the index) become
-    unanswerable controls. Review the file before use: a small generator writes rough questions."""
+    """An evaluation set for documents without one: the chosen generator (`complete`, passed to LlamaIndex's
+    question generation as its LLM) writes question / answer pairs over a seeded order of chunks until `want`
+    answerable questions (0 = every chunk) and `controls` unanswerable ones (0 = every held-out chunk) are kept;
+    pairs whose answer is not a short verbatim span are dropped (the reasons are returned). Questions from
+    documents in `held_out` (kept out of the index) become unanswerable controls. Review the file before use: a
+    small generator writes rough questions."""
     chunks = chunks_of(docs)
     random.Random(seed).shuffle(chunks)
-    chunks = chunks[:limit] if limit else chunks
-    kept: dict[bool, list] = {True: [], False: []}
-    for name, text in chunks:
-        reply = complete(PAIR_PROMPT.format(n=per_chunk, words=MAX_GOLD_WORDS, text=text))
-        kept[name not in held_out] += [(q, a, name, text) for q, a in parse_pairs(reply)]
-    answerable, dropped = generated_items(kept[True])
-    controls, dropped_too = generated_items(kept[False], answerable=False)
-    return answerable + controls, dropped + dropped_too
+    llm = completion_llm(complete)
+    raw: dict[bool, list] = {True: [], False: []}
+    quota = {True: want, False: controls}
+
+    def kept(side: bool) -> list[EvalItem]:
+        return generated_items(raw[side], answerable=side)[0]
+
+    for done, (name, text) in enumerate(chunks, 1):
+        side = name not in held_out
+        if quota[side] and len(kept(side)) >= quota[side]:
+            continue
+        raw[side] += [(q, a, name, text) for q, a in chunk_pairs(text, llm, per_chunk)]
+        if progress:
+            progress(done / len(chunks), f"chunk {done} of {len(chunks)}: {len(kept(True))} questions kept")
+        if all(quota.values()) and all(len(kept(s)) >= quota[s] for s in quota):
+            break
+    answerable, dropped = generated_items(raw[True])
+    unanswerable, dropped_too = generated_items(raw[False], answerable=False)
+    return answerable[: want or None] + unanswerable[: controls or None], dropped + dropped_too
+
+
+def held_out_documents(names: list[str], share: float = 0.2, seed: int = 0) -> tuple[str, ...]:
+    """A seeded choice of documents to keep out of the index (their questions become unanswerable controls):
+    `share` of them, at least one, never all; none when there is a single document."""
+    names = sorted(names)
+    if len(names) < 2:
+        return ()
+    k = min(len(names) - 1, max(1, round(share * len(names))))
+    return tuple(sorted(random.Random(seed).sample(names, k)))
 
 
 def write_evalset(items: list[EvalItem], path: str | Path) -> Path:

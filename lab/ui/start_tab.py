@@ -11,23 +11,32 @@ Train tab), each contestant's answers in slot-sized GPU calls (`slot_answers`), 
 GPU time than a visitor's quota is refused before it starts, saying what would fit. The latest comparison is read
 from disk on page load: a visitor sees it at once.
 The dataset and corpus pickers are read again when the tab is selected (common.follow_workspace).
-Events: start_latest (page load), start_estimate (page load, input changes), start_run, start_quick, start_cancel.
+Own data without an evaluation file is never compared on the sample's questions: the run stops and the tab builds
+the own-data set (lab.arena.own_evalset: held-out, generated and unanswerable questions, with a progress bar),
+shows it in an editable table for review (lab.ui.evalset_view) with a download, and the comparison runs once the
+reviewed, edited or re-uploaded file is in place.
+Events: start_latest (page load), start_estimate (page load, input changes), start_run, start_quick, start_cancel,
+start_own_build (also run by Run without a file on own data), start_own_use (the edited table), start_own_upload.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
+import os
+import shutil
 import time
 
 import gradio as gr
 
-from lab.arena import evaluation, reference, showcase
+from lab.arena import evaluation, own_evalset, reference, showcase
 from lab.arena.verdict import headline
 from lab.config import GenConfig
+from lab.data.evalset import read_evalset, write_evalset
+from lab.errors import LabError, user_message
 from lab.estimate import ASK_ABOVE_S
 from lab.metrics.rate import Rate, format_rate
-from lab.ui import curve_view, spaces
+from lab.ui import curve_view, evalset_view, spaces
 from lab.ui import zerogpu_budget as budget
 from lab.ui.common import (
     BATCH,
@@ -66,9 +75,38 @@ CATEGORY_NOTE = {
 }
 GOOD = ("correct", "idk")
 QA_LABEL = (
-    "Evaluation JSONL (empty: the sample's questions for the sample dataset; for your own dataset, its rows held "
-    "out of training)"
+    "Evaluation JSONL (empty: the sample's questions for the sample domain; for your own data the lab builds one "
+    "below for you to review)"
 )
+OWN_NOTE = (
+    "**No evaluation file for your own data?** The lab builds one: questions held out from your dataset (taught "
+    "facts), questions the model writes from your documents (each answer a short span copied from them) and "
+    "unanswerable questions written from documents it keeps out of the index. Review and edit them before the "
+    "comparison uses them."
+)
+BUILD, USE = "Build questions from my data", "Use the edited questions"
+NEEDS_QUESTIONS = (
+    "**Not started: your own data needs its own questions.** The sample's would not measure it. Building them "
+    f"from your dataset and documents now (see **{BUILD}** under *Your own data*): review them, then press "
+    "**{label}** again."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnView:
+    """The own-data questions section: how many to write, the build button, its progress, the note, the review
+    table, the button that takes the edited table, and the download."""
+
+    count: gr.Number
+    build: gr.Button
+    progress: gr.HTML
+    note: gr.Markdown
+    review: gr.Dataframe
+    use: gr.Button
+    download: gr.File
+
+    def outputs(self, qa) -> list:
+        return [self.progress, self.note, self.review, self.use, self.download, qa]
 
 
 def build(ws, cache) -> None:
@@ -89,7 +127,7 @@ def build(ws, cache) -> None:
     with gr.Accordion("How this was measured", open=False, elem_id="start-how"):
         how = gr.Markdown("")
         verdict = gr.Markdown("")
-    picker = _picker()
+    picker, own = _picker()
     table = gr.Dataframe(label="Summary", interactive=False, wrap=True)
     pack = gr.Button("Evidence pack (HTML + zip)", size="sm", elem_id="start-pack")
     packed = gr.File(label="Evidence pack", file_count="multiple", interactive=False, visible=False)
@@ -129,6 +167,7 @@ def build(ws, cache) -> None:
         return "Cancelling: finished stages are kept and reused next time..."
 
     cancel.click(stop, None, progress, api_name="start_cancel", concurrency_limit=None)
+    _wire_own(ws, cache, picker, own, (run, quick))
 
 
 def _picker():
@@ -144,6 +183,7 @@ def _picker():
                 minimum=0,
                 label="Questions to ask (a stratified subset that keeps every group; 0 = all)",
             )
+        own = _own_section()
     contestants = gr.CheckboxGroup(
         list(showcase.ALL_CONTESTANTS),
         value=list(showcase.default_contestants()),
@@ -151,7 +191,122 @@ def _picker():
         info=showcase.CONTESTANTS_NOTE,
         elem_id="start-contestants",
     )
-    return dataset, corpus, qa, questions, contestants
+    return (dataset, corpus, qa, questions, contestants), own
+
+
+def _own_section() -> OwnView:
+    gr.Markdown(OWN_NOTE)
+    with gr.Row():
+        count = gr.Number(12, precision=0, minimum=1, maximum=200, label="Questions to write from the documents",
+                          elem_id="start-own-n")  # fmt: skip
+        build = gr.Button(BUILD, elem_id="start-own-build")
+    progress = gr.HTML("")
+    note = gr.Markdown("", elem_id="start-own-note")
+    review = gr.Dataframe(headers=list(evalset_view.COLUMNS), datatype=list(evalset_view.DATATYPES), type="array",
+                          interactive=True, wrap=True, visible=False, elem_id="start-own-review",
+                          label="Questions for review: edit any cell; clear a question to delete it")  # fmt: skip
+    with gr.Row():
+        use = gr.Button(USE, visible=False, elem_id="start-own-use")
+        download = gr.File(label="Download to edit", interactive=False, visible=False)
+    return OwnView(count, build, progress, note, review, use, download)
+
+
+def _wire_own(ws, cache, picker, own: OwnView, runs) -> None:
+    dataset, corpus, qa = picker[:3]
+    outputs = own.outputs(qa)
+
+    def build(dataset, corpus, count):
+        yield from build_own(ws, cache, dataset, corpus, count)
+
+    def auto(dataset, corpus, qa_file, count, contestants):
+        if qa_file or not contestants or not is_own(dataset, corpus):
+            yield tuple(gr.skip() for _ in outputs)
+            return
+        yield from build_own(ws, cache, dataset, corpus, count)
+
+    own.build.click(build, [dataset, corpus, own.count], outputs, api_name="start_own_build", **generation(BATCH))
+    for button in runs:  # Run without a file on own data: the run stops and the questions are built for review
+        button.click(auto, [dataset, corpus, qa, own.count, picker[4]], outputs, api_name=False, **generation(BATCH))
+    own.use.click(lambda rows: use_edited(ws, rows), own.review, outputs, api_name="start_own_use")
+    qa.upload(lambda path: show_uploaded(path), qa, outputs[:-1], api_name="start_own_upload")
+
+
+def is_own(dataset, corpus) -> bool:
+    """Whether the comparison reads the user's own data (a dataset or a corpus other than the sample's)."""
+    return (dataset or showcase.SAMPLE) != showcase.SAMPLE or (corpus or showcase.SAMPLE) != showcase.SAMPLE
+
+
+def own_model() -> str:
+    """The model that writes the questions: the comparison's base model."""
+    from lab.config import TrainConfig
+
+    return TrainConfig().base_model
+
+
+def build_own(ws, cache, dataset, corpus, count):
+    """Build the own-data set in a worker thread, showing a progress bar; then the review table, its note, the
+    download and the evaluation-file slot set to the new file (progress, note, review, use, download, qa)."""
+    model, box = own_model(), {"update": (0.0, "loading the model")}
+    taught = "" if (dataset or showcase.SAMPLE) == showcase.SAMPLE else dataset  # never the sample's questions
+
+    def work():
+        complete = own_evalset.model_complete(cache, model)
+        own = own_evalset.build_own_evalset(ws, complete, taught, corpus or showcase.SAMPLE, int(count or 12),
+                                            progress=lambda f, m: box.update(update=(f, m)))  # fmt: skip
+        return own_evalset.write_own(own, own_evalset.own_evalset_path(ws, taught or "documents", corpus, 0))
+
+    thread = in_background(work, box, "own-questions")
+    skip = (gr.skip(),) * 5
+    while thread.is_alive():
+        fraction, message = box["update"]
+        yield progress_bar_html(fraction, f"writing questions: {message}"), *skip
+        time.sleep(1.0)
+    if "error" in box:
+        gr.Warning(box["error"])
+        yield "", f"**No questions built:** {html.escape(box['error'])}", *skip[:4]
+        return
+    own = box["result"]
+    note = evalset_view.review_note(own.items, model, len(own.dropped))
+    yield ("", note, *_review(own.items), *_published(ws, own.path))
+
+
+def _review(items) -> tuple:
+    """(review table, use button) updates showing `items`."""
+    return gr.update(value=evalset_view.review_table(items), visible=True), gr.update(visible=True)
+
+
+def _published(ws, path: str) -> tuple:
+    """(download, evaluation-file slot) updates for the set at `path` (a copy in the served downloads folder)."""
+    target = ws.downloads / "evalsets" / os.path.basename(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    return gr.update(value=str(target), visible=True), str(target)
+
+
+def use_edited(ws, rows):
+    """The edited table as the evaluation file the comparison uses (checked like an upload; a bad row is named)."""
+    try:
+        items = evalset_view.items_from_table(rows)
+    except LabError as exc:
+        gr.Warning(user_message(exc))
+        return "", f"**Not used:** {html.escape(user_message(exc))}", *(gr.skip(),) * 4
+    path = ws.tmp / "evalsets" / f"edited-{showcase.digest([it.to_dict() for it in items])[:10]}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_evalset(items, path)
+    note = evalset_view.review_note(items, fresh=False)
+    return "", note, *_review(items), *_published(ws, str(path))
+
+
+def show_uploaded(path):
+    """An uploaded evaluation file shown in the review table (it is used as uploaded; edits need Use)."""
+    if not path:
+        return "", "", gr.update(visible=False), gr.update(visible=False), gr.skip()
+    try:
+        items = read_evalset(path)
+    except (LabError, OSError) as exc:
+        gr.Warning(user_message(exc))
+        return "", f"**This file cannot be used:** {html.escape(user_message(exc))}", *(gr.skip(),) * 3
+    return "", evalset_view.review_note(items, fresh=False), *_review(items), gr.skip()
 
 
 def _on_load(ws):
@@ -184,6 +339,9 @@ def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request,
     if not contestants:
         gr.Warning("Tick at least one contestant.")
         yield {view.progress: "**Nothing to compare:** tick at least one contestant.", view.armed: ""}
+        return
+    if is_own(dataset, corpus) and not qa:
+        yield {view.progress: NEEDS_QUESTIONS.replace("{label}", label), view.armed: ""}
         return
     inputs = _inputs(dataset, corpus, qa, questions, contestants, quick)
     plan = _plan(ws, inputs)
@@ -344,6 +502,8 @@ def _done_line(result, shown=None, first=None) -> str:
     state = "finished" if run.get("status") == "finished" else "cancelled (finished stages are kept)"
     said = f" (estimated {first.text})" if first is not None else ""
     line = f"Comparison {state} in {_eta(run.get('total_s'))}{said}: {len(stages)} stages, {reused} reused."
+    asked = result.get("showcase", {}).get("question_source")
+    line += f" Questions: {html.escape(asked)}." if asked else ""
     if shown is None or shown is result:
         return line + (" Shown below, marked partial." if run.get("status") != "finished" else "")
     which = "the shipped reference" if shown.get("reference") else "the last finished comparison"
