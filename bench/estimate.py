@@ -51,12 +51,15 @@ def _one(models: Path, inputs, busy: int) -> dict:
         started = time.time()
         result = run_showcase(ws, ModelCache(ws.model_cache), inputs, machine=plan.machine)
         took = time.time() - started
+        import torch
+
+        threads = torch.get_num_threads()  # as run_showcase chose them for the load it read
     finally:
         for p in spinners:
             p.kill()
             p.wait()
     stages = {s["stage"]: (s["seconds"], s.get("estimate_s")) for s in result["run"]["stages"]}
-    return {"plan": plan, "took": took, "status": result["run"]["status"], "stages": stages}
+    return {"plan": plan, "took": took, "status": result["run"]["status"], "stages": stages, "threads": threads}
 
 
 def _row(name: str, busy: int, out: dict) -> str:
@@ -65,8 +68,8 @@ def _row(name: str, busy: int, out: dict) -> str:
     ok = "yes" if abs(ratio - 1) <= GOAL else "no"
     inside = "yes" if est.lo <= out["took"] <= est.hi else "no"
     return (
-        f"| {name} | {busy} | {out['plan'].machine.factor:.2f} | {est.seconds:.0f} s ({est.text}) | "
-        f"{out['took']:.0f} s | {ratio:.2f} | {ok} | {inside} |"
+        f"| {name} | {busy} | {out['plan'].machine.factor:.2f} | {out['threads']} | {est.seconds:.0f} s "
+        f"({est.text}) | {out['took']:.0f} s | {ratio:.2f} | {ok} | {inside} |"
     )
 
 
@@ -89,7 +92,7 @@ def thread_probe(models: Path, busy: int, steps: int = 20, rounds: int = 3) -> l
     from transformers import AutoModelForCausalLM
 
     from lab.cache import ModelCache
-    from lab.estimate import pick_threads
+    from lab.estimate import machine_now, pick_threads
 
     path = ModelCache(models).resolve("embedded").path
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
@@ -99,6 +102,7 @@ def thread_probe(models: Path, busy: int, steps: int = 20, rounds: int = 3) -> l
         spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(spin)]
         try:
             time.sleep(1.0 if spin else 0.0)
+            now = machine_now()  # the load the policy would read: the spinners and any other work
             times: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
             for _ in range(rounds):
                 for n in (1, 2):
@@ -112,7 +116,7 @@ def thread_probe(models: Path, busy: int, steps: int = 20, rounds: int = 3) -> l
         wall = {n: statistics.median(w for w, _ in t) for n, t in times.items()}
         cpu = {n: statistics.median(c for _, c in t) for n, t in times.items()}
         rows.append(f"| {spin} | {wall[1]:.2f} s ({cpu[1]:.2f} CPU s) | {wall[2]:.2f} s ({cpu[2]:.2f} CPU s) | "
-                    f"{wall[2] / wall[1]:.2f} | {pick_threads(os.cpu_count() or 1, spin)} |")  # fmt: skip
+                    f"{wall[2] / wall[1]:.2f} | {now.load:.1f} | {pick_threads(now.cores, now.load)} |")  # fmt: skip
         print(rows[-1], flush=True)
     return rows
 
@@ -130,9 +134,8 @@ def main() -> int:
         print(f"machine: {os.cpu_count()} cores; load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         rows = thread_probe(Path(os.environ.get("LAB_BENCH_MODELS") or tempfile.mkdtemp()), args.busy)
         print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        print(
-            "| spinning processes | 1 thread, 20 steps | 2 threads | 2 / 1 | threads picked |\n|---|---|---|---|---|"
-        )
+        head = "| spinning processes | 1 thread, 20 steps | 2 threads | 2 / 1 | other runnable | threads picked |"
+        print(head + "\n|---|---|---|---|---|---|")
         print("\n".join(rows))
         return 0
     chosen = [c.strip() for c in args.contestants.split(",") if c.strip()]
@@ -149,10 +152,10 @@ def main() -> int:
             for stage, (seconds, guess) in out["stages"].items():
                 print(f"    {stage:<34} took {seconds:7.1f} s, estimated {guess or 0:7.1f} s", flush=True)
     print(f"\nload average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    head = ("run", "busy processes", "load factor read", "first estimate", "took", "took / estimate", "within 35%",
-            "in range")  # fmt: skip
+    head = ("run", "busy processes", "load factor read", "torch threads", "first estimate", "took", "took / estimate",
+            "within 35%", "in range")  # fmt: skip
     print("| " + " | ".join(head) + " |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     return 0
 

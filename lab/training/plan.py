@@ -322,8 +322,9 @@ def probe_flops(hidden: int, intermediate: int, tokens: int, bf16: bool, seconds
 def probe_cpu(runs_dir: str | Path, config: TrainConfig, model_dir: str | Path, mean_tokens: float,
               machine=None) -> dict:  # fmt: skip
     """{"tokens_per_s", "source"} from a speed probe of this CPU (`probe_flops` with the thread count the load
-    leaves, taken back to an idle machine by its load factor), for a run with nothing measured yet. A probe read
-    on a quiet CPU is remembered in runs/.calibration.json; one read on a busy CPU is used once."""
+    leaves, taken back to an idle machine by its load factor), for a run with nothing measured yet. The probe is
+    remembered in runs/.calibration.json with the load factor it was read under; one read on a busy CPU is read
+    again once the CPU is quiet."""
     from lab.estimate import BUSY_FROM, machine_now, pick_threads
 
     lim = model_limits(model_dir)
@@ -332,19 +333,19 @@ def probe_cpu(runs_dir: str | Path, config: TrainConfig, model_dir: str | Path, 
     bf16 = _bf16_autocast(config)
     key = f"probe|{os.cpu_count()} cpus|{'bf16' if bf16 else 'fp32'}|{lim['hidden']}x{lim['intermediate']}x{tokens}"
     saved = _calibrations(Path(runs_dir)).get(key)
-    if saved:
+    machine = machine or machine_now()
+    if saved and (float(saved.get("factor") or 1.0) < BUSY_FROM or machine.factor >= BUSY_FROM):
         flops, when = float(saved["flops"]), "remembered"
     else:
         import torch
 
-        machine, before = machine or machine_now(), torch.get_num_threads()
+        before = torch.get_num_threads()
         torch.set_num_threads(pick_threads(machine.cores, machine.load))
         try:
             flops, when = probe_flops(lim["hidden"], lim["intermediate"], tokens, bf16) * machine.factor, "now"
         finally:
             torch.set_num_threads(before)
-        if machine.factor < BUSY_FROM:
-            _remember(Path(runs_dir), key, {"flops": flops, "at": time.time()})
+        _remember(Path(runs_dir), key, {"flops": flops, "factor": round(machine.factor, 3), "at": time.time()})
     source = (
         f"rough guess from the model size and a speed probe of this CPU ({when}): no run or calibration measured yet"
     )
