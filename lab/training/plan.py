@@ -335,20 +335,18 @@ def probe_cpu(runs_dir: str | Path, config: TrainConfig, model_dir: str | Path, 
     saved = _calibrations(Path(runs_dir)).get(key)
     machine = machine or machine_now()
     if saved and (float(saved.get("factor") or 1.0) < BUSY_FROM or machine.factor >= BUSY_FROM):
-        flops, when = float(saved["flops"]), "remembered"
+        flops = float(saved["flops"])
     else:
         import torch
 
         before = torch.get_num_threads()
         torch.set_num_threads(pick_threads(machine.cores, machine.load))
         try:
-            flops, when = probe_flops(lim["hidden"], lim["intermediate"], tokens, bf16) * machine.factor, "now"
+            flops = probe_flops(lim["hidden"], lim["intermediate"], tokens, bf16) * machine.factor
         finally:
             torch.set_num_threads(before)
         _remember(Path(runs_dir), key, {"flops": flops, "factor": round(machine.factor, 3), "at": time.time()})
-    source = (
-        f"rough guess from the model size and a speed probe of this CPU ({when}): no run or calibration measured yet"
-    )
+    source = "rough guess from the model size and a speed probe of this CPU: no run or calibration measured yet"
     return {"tokens_per_s": probed_rate(params, config.method, flops), "source": source}
 
 
