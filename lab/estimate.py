@@ -147,7 +147,9 @@ class Threads:
         return f"{self.count} of {m.cores} cores ({m.load:.1f} runnable threads of other work)"
 
 
-def choose_threads(machine: Machine, env: Mapping[str, str] | None = None, names: tuple[str, ...] = (THREADS_ENV,)):
+def choose_threads(
+    machine: Machine, env: Mapping[str, str] | None = None, names: tuple[str, ...] = (THREADS_ENV,)
+) -> Threads:
     """The `Threads` for work started now on `machine`: the user's own setting wins, else `pick_threads`."""
     found = user_threads(env, names)
     if found:

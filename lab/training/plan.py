@@ -8,7 +8,8 @@ the longest batch), with coefficients measured on this stack; on a CUDA machine 
 memory allocated, what the run reports as its peak there). The time estimate uses this machine's measured
 throughput: the last finished runs of the same base model and method, else `calibrate` (a few real training steps
 timed in a child process, `python -m lab.training.plan calibrate ...`, remembered in runs/.calibration.json); the
-model-size formula is only the last resort. Nothing here imports torch at module level.
+model-size formula is only the last resort, on a CPU scaled by a quarter-second speed probe. The result is a
+`TrainPlan`. Nothing here imports torch at module level.
 """
 
 from __future__ import annotations
