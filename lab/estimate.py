@@ -22,7 +22,9 @@ ASK_ABOVE_S = 600.0  # a stage estimated longer than this is started only after 
 BUSY_FROM = 1.15  # a load factor from here on is said out loud
 MEASURED_SPREAD = (0.8, 1.25)  # range around a time measured on this machine (idle)
 GUESS_SPREAD = (0.7, 1.5)  # range around a default guess (nothing measured here yet)
-PARALLEL_GAIN = 0.6  # each torch thread beyond the first adds this much of one thread's speed on an idle CPU
+# Each torch thread beyond the first adds this much of one thread's speed on an idle CPU (assumed for small models;
+# `bench/estimate.py --threads` on an idle machine measures it: wall with 1 thread / wall with 2, minus 1).
+PARALLEL_GAIN = 0.6
 BUSY_WIDEN = 0.15  # a busy CPU's share changes while the action runs: the top widens by this per unit (up to 2)
 MIN_FRACTION = 0.05  # from this much measured progress on, the ETA follows progress, not the prior guess
 THREADS_ENV = "LAB_THREADS"  # the user's own CPU thread count for torch's work (else OMP_NUM_THREADS, else the policy)
