@@ -1,8 +1,10 @@
 """Time estimates as ranges: a long action's seconds from this machine's measured throughput, scaled by the load
-other work puts on the CPU now, and the ETA of a running action from its measured progress.
+other work puts on the CPU now, and the ETA of a running action from its measured progress; and the CPU thread count
+torch's work uses, chosen from the same load (`pick_threads`, applied once where a long action starts).
 
 Pure functions: the machine's facts (cores, load) come in as a `Machine`, so callers measure them once
-(`machine_now`, about half a second) and tests pass their own. No lab imports, no I/O beyond `machine_now`.
+(`machine_now`, about half a second) and tests pass their own. No I/O beyond `machine_now`; torch is touched only by
+`apply_threads`.
 """
 
 from __future__ import annotations
@@ -11,14 +13,22 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from lab.errors import LabError
 
 ASK_ABOVE_S = 600.0  # a stage estimated longer than this is started only after the user confirms
 BUSY_FROM = 1.15  # a load factor from here on is said out loud
 MEASURED_SPREAD = (0.8, 1.25)  # range around a time measured on this machine (idle)
 GUESS_SPREAD = (0.7, 1.5)  # range around a default guess (nothing measured here yet)
+# Each torch thread beyond the first adds this much of one thread's speed on an idle CPU (assumed for small models;
+# `bench/estimate.py --threads` on an idle machine measures it: wall with 1 thread / wall with 2, minus 1).
+PARALLEL_GAIN = 0.6
 BUSY_WIDEN = 0.15  # a busy CPU's share changes while the action runs: the top widens by this per unit (up to 2)
 MIN_FRACTION = 0.05  # from this much measured progress on, the ETA follows progress, not the prior guess
+THREADS_ENV = "LAB_THREADS"  # the user's own CPU thread count for torch's work (else OMP_NUM_THREADS, else the policy)
+FOR_GENERATION = ("LAB_GEN_THREADS", THREADS_ENV)  # the app's own generation: its own setting first
 
 
 @dataclass(frozen=True)
@@ -75,9 +85,91 @@ def _runnable(path: str = "/proc/loadavg") -> int | None:
 
 
 def load_factor(load: float, cores: int) -> float:
-    """How many times longer work that keeps every core busy takes when `load` other runnable threads share the
-    `cores` cores: the scheduler shares fairly, so 1 + load / cores (1.0 on an idle machine)."""
-    return 1.0 + max(0.0, load) / max(cores, 1)
+    """How many times longer torch's work takes when `load` other runnable threads share the `cores` cores, run
+    with `pick_threads`' count against the idle machine's run on every core. The scheduler shares fairly: the
+    work's threads get min(1, cores / (threads + load)) of a core each, and threads add PARALLEL_GAIN of a core's
+    speed each beyond the first (so 1.0 on an idle machine, 1 + load / cores when the load leaves every thread a
+    whole core's share on a big machine, more when fewer threads run than the idle machine used)."""
+    cores, load = max(cores, 1), max(0.0, load)
+    threads = pick_threads(cores, load)
+    share = min(1.0, cores / (threads + load))
+    return max(1.0, _speedup(cores) / (_speedup(threads) * share))
+
+
+def _speedup(threads: int) -> float:
+    """How many times faster `threads` threads run torch's work than one thread on an idle machine."""
+    return 1.0 + PARALLEL_GAIN * (max(threads, 1) - 1)
+
+
+def pick_threads(cores: int, others: float) -> int:
+    """Torch's intra-op thread count for work started now: the cores other runnable threads (`others`) leave free,
+    at least 1. More threads than free cores makes torch's OpenMP workers wait on each other at every operation
+    while the scheduler runs other work in their place, which slows small matrix products many times over."""
+    taken = math.floor(max(0.0, others) + 0.5)  # a half-busy reading (median of two counts) rounds up
+    return max(1, max(cores, 1) - taken)
+
+
+def user_threads(
+    env: Mapping[str, str] | None = None, names: tuple[str, ...] = (THREADS_ENV,)
+) -> tuple[str, int] | None:
+    """(variable, count) of the user's own thread setting: the first of `names`, then OMP_NUM_THREADS, that is
+    set; None when none is. A malformed LAB_THREADS-style variable is refused; a malformed OMP_NUM_THREADS is
+    left to torch (it ignores it)."""
+    env = os.environ if env is None else env
+    for name in (*names, "OMP_NUM_THREADS"):
+        value = str(env.get(name) or "").strip()
+        if not value:
+            continue
+        if value.isdigit() and int(value) >= 1:
+            return name, int(value)
+        if name != "OMP_NUM_THREADS":
+            raise ThreadsError(
+                f"{name}={value!r} must be a positive integer (e.g. 1), or unset to let the load decide"
+            )
+    return None
+
+
+class ThreadsError(LabError):
+    """A thread-count setting is not a positive integer; the message names the variable and its value."""
+
+
+@dataclass(frozen=True)
+class Threads:
+    """The thread count torch's work uses and why: `source` is the variable the user set, or "load" (the policy)."""
+
+    count: int
+    source: str
+    machine: Machine | None = None
+
+    @property
+    def why(self) -> str:
+        if self.machine is None:
+            return f"{self.source}={self.count}"
+        m = self.machine
+        return f"{self.count} of {m.cores} cores ({m.load:.1f} runnable threads of other work)"
+
+
+def choose_threads(
+    machine: Machine, env: Mapping[str, str] | None = None, names: tuple[str, ...] = (THREADS_ENV,)
+) -> Threads:
+    """The `Threads` for work started now on `machine`: the user's own setting wins, else `pick_threads`."""
+    found = user_threads(env, names)
+    if found:
+        return Threads(found[1], found[0])
+    return Threads(pick_threads(machine.cores, machine.load), "load", machine)
+
+
+def apply_threads(machine: Machine | None = None, env: Mapping[str, str] | None = None,
+                  names: tuple[str, ...] = (THREADS_ENV,)) -> Threads:  # fmt: skip
+    """Choose the thread count (`machine` default: read now) and set torch's intra-op threads to it. A count from
+    OMP_NUM_THREADS is left as torch read it at start; call once where a long action starts, not per step."""
+    chosen = choose_threads(machine or (Machine() if user_threads(env, names) else machine_now()), env, names)
+    if chosen.source != "OMP_NUM_THREADS":
+        import torch
+
+        if torch.get_num_threads() != chosen.count:
+            torch.set_num_threads(chosen.count)
+    return chosen
 
 
 @dataclass(frozen=True)

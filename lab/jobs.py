@@ -18,13 +18,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from lab import db
 from lab.cache import ModelCache
 from lab.config import TrainConfig
 from lab.errors import LabError
-from lab.estimate import Machine, estimate, machine_now
+from lab.estimate import Machine, estimate, machine_now, user_threads
 from lab.models import load_tokenizer, resolve_model
 from lab.training import (
     CHECKPOINTS,
@@ -39,8 +42,17 @@ from lab.training import (
     write_status,
 )
 from lab.training.lineage import inherit
+from lab.training.plan import (
+    TrainPlan,
+    linear_modules,
+    measured_throughput,
+    model_limits,
+    probe_cpu,
+    rate_device,
+    target_names,
+    weight_shapes,
+)
 from lab.training.plan import estimate as plan_estimate
-from lab.training.plan import linear_modules, measured_throughput, model_limits, target_names, weight_shapes
 from lab.training.prep import load_examples
 from lab.training.ragdata import prepare_run, prompt_lengths, write_run_files
 from lab.workspace import Workspace, check_name
@@ -58,9 +70,10 @@ def new_run_id(name: str = "") -> str:
     return check_name(name, "run name") if name else time.strftime("run-%Y%m%d-%H%M%S")
 
 
-def check(ws: Workspace, config: TrainConfig, examples: list[dict] | None = None) -> dict:
-    """Everything that can be refused before a process starts; returns the plan (examples, estimate).
+def check(ws: Workspace, config: TrainConfig, examples: list[dict] | None = None) -> TrainPlan:
+    """Everything that can be refused before a process starts; returns the plan (examples, memory, time range).
     `examples` are the rows that will be trained on when they are not the dataset's own (training for RAG)."""
+    user_threads()  # a malformed LAB_THREADS is refused before anything starts
     if config.method == "dpo":
         return check_preferences(ws, config)
     if not config.dataset:
@@ -78,25 +91,54 @@ def check(ws: Workspace, config: TrainConfig, examples: list[dict] | None = None
     if config.report_to != "none" and importlib.util.find_spec(config.report_to) is None:
         raise JobError(f"report_to={config.report_to!r}: that package is not installed; install it or use none")
     lengths = prompt_lengths(load_tokenizer(model_dir), train[:2000]) or [1]  # real chat-template token counts
-    speed = measured_throughput(ws.root / "runs", config) or {}
+    mean = sum(lengths) / len(lengths)
+    machine = machine_now() if rate_device() == "cpu" else Machine()
+    speed = measured_throughput(ws.root / "runs", config) or _probed(ws, config, model_dir, mean, machine)
     longest = min(max(lengths), config.max_length)
-    plan = plan_estimate(config, model_dir, len(train), sum(lengths) / len(lengths), longest,
-                         speed.get("tokens_per_s"), speed.get("source", ""))  # fmt: skip
-    return {"n_train": len(train), "n_val": len(val), "model_dir": model_dir, **plan, **time_range(plan)}
+    plan = plan_estimate(config, model_dir, len(train), mean, longest, speed.get("tokens_per_s"),
+                         speed.get("source", ""))  # fmt: skip
+    return _finished(replace(plan, n_train=len(train), n_val=len(val)), machine)
 
 
-def time_range(plan: dict, machine: Machine | None = None) -> dict:
+def _finished(plan: TrainPlan, machine: Machine | None = None) -> TrainPlan:
+    """The plan with its time range under the load on `machine` (default read now), and its warnings."""
+    plan = replace(plan, **time_range(plan, machine))
+    return replace(plan, warnings=plan_warnings(plan))
+
+
+def plan_warnings(plan: TrainPlan, available_mb: float | None = None) -> tuple[str, ...]:
+    """What the user should know before starting beyond the plan's figures: a peak memory above the memory
+    available now (`available_mb`, default read now) on a CPU."""
+    out = []
+    if available_mb is None:
+        import psutil
+
+        available_mb = psutil.virtual_memory().available / 2**20
+    if plan.memory_total_mb > available_mb and not plan.device.startswith(("cuda", "zerogpu")):
+        out.append(f"its peak memory (about {plan.memory_total_mb:.0f} MB) is above the {available_mb:.0f} MB "
+                   "free now: lower batch_size or max_length, or close other programs")  # fmt: skip
+    return tuple(out)
+
+
+def _probed(ws: Workspace, config: TrainConfig, model_dir: str, mean_tokens: float, machine: Machine) -> dict:
+    """With nothing measured on this machine: on a CPU, the model-size guess calibrated by a quarter-second speed
+    probe of this CPU (lab.training.plan.probe_cpu, under the load on `machine`); on a GPU {} (the formula for the
+    device)."""
+    return probe_cpu(ws.root / "runs", config, model_dir, mean_tokens, machine) if rate_device() == "cpu" else {}
+
+
+def time_range(plan: Mapping[str, Any], machine: Machine | None = None) -> dict:
     """The plan's training time as a range under the load now: `time_range` ("about 2-3 min"), `time_lo_s`,
     `time_hi_s`, and `load_note` ("the CPU is busy: estimate x1.8", or ""). Training on a CPU shares it with other
     work, so its range scales with the load (`machine`, default read now); on a GPU it does not. The range is
     narrower when the time comes from this machine's measured throughput than from the rough formula."""
     on_cpu = str(plan.get("device") or "cpu").split(":", 1)[0] not in ("cuda", "zerogpu")
-    measured = bool(plan.get("time_source")) and not str(plan["time_source"]).startswith("rough guess")
+    measured = TrainPlan.from_dict(plan).measured
     span = estimate(float(plan.get("time_s") or 0.0), (machine or machine_now()) if on_cpu else None, measured)
     return {"time_range": span.text, "time_lo_s": span.lo, "time_hi_s": span.hi, "load_note": span.note}
 
 
-def check_preferences(ws: Workspace, config: TrainConfig) -> dict:
+def check_preferences(ws: Workspace, config: TrainConfig) -> TrainPlan:
     """A DPO run's checks and plan: its preference pairs (a file, or the Arena's votes), the model's limits and
     target modules. Memory and time are a LoRA run's on twice the batch (each pair is two sequences), plus a
     reference forward pass (a third more time)."""
@@ -120,9 +162,8 @@ def check_preferences(ws: Workspace, config: TrainConfig) -> dict:
     plan = plan_estimate(doubled, model_dir, 2 * len(pairs), sum(lengths) / len(lengths), longest, rate,
                     speed.get("source", ""))  # fmt: skip
     if not speed:
-        plan["time_s"] = plan["time_s_cpu"] = plan["time_s"] * 4 / 3
-    return {"n_train": len(pairs), "n_val": 0, "model_dir": model_dir, **plan, **time_range(plan),
-            "steps": planned_steps(config, len(pairs))}  # fmt: skip
+        plan = replace(plan, time_s=plan.time_s * 4 / 3, time_s_cpu=plan.time_s * 4 / 3)
+    return _finished(replace(plan, n_train=len(pairs), n_val=0, steps=planned_steps(config, len(pairs))))
 
 
 def _write_preferences(ws: Workspace, config: TrainConfig) -> dict:
@@ -262,7 +303,7 @@ def start(ws: Workspace, config: TrainConfig, cache=None, admit=None, run_inline
     return run_id
 
 
-def _create(ws: Workspace, config: TrainConfig, plan: dict) -> None:
+def _create(ws: Workspace, config: TrainConfig, plan: TrainPlan) -> None:
     run_id, run_dir = config.name, ws.dir("runs", config.name)
     run_dir.mkdir(parents=True)
     config.save(run_dir / CONFIG)
@@ -270,8 +311,8 @@ def _create(ws: Workspace, config: TrainConfig, plan: dict) -> None:
 
     data_hash = "" if config.method == "dpo" else dataset_hash(ws, config.dataset)  # dpo: its pairs' hash, below
     data = config.prefs if config.method == "dpo" else config.dataset
-    write_status(run_dir, state="queued", data_hash=data_hash, estimate_mb=plan["memory_mb"]["total"],
-                 estimate=plan)  # fmt: skip
+    write_status(run_dir, state="queued", data_hash=data_hash, estimate_mb=plan.memory_total_mb,
+                 estimate=plan.to_dict())  # fmt: skip
     now = time.time()
     with db.connect(db.init(ws.db_path)) as conn:
         conn.execute(
@@ -421,15 +462,16 @@ def resume(ws: Workspace, run_id: str, admit=None, run_inline=None) -> str:
     return f"resumed {run_id} from {checkpoint.name}"
 
 
-def remaining_plan(status: dict, checkpoint: Path) -> dict:
+def remaining_plan(status: dict, checkpoint: Path) -> TrainPlan:
     """The run's saved estimate for the steps after `checkpoint` (checkpoint-STEP): `steps` and `time_s` scaled."""
-    plan = dict(status.get("estimate") or {})
-    total = int(plan.get("steps") or status.get("total_steps") or 0)
+    saved = status.get("estimate") or {}
+    plan = TrainPlan.from_dict(saved)
+    total = int(plan.steps or status.get("total_steps") or 0)
     done = int(checkpoint.name.rsplit("-", 1)[-1]) if checkpoint.name.rsplit("-", 1)[-1].isdigit() else 0
     left = max(0, total - done)
-    if total and plan.get("time_s") is not None:
-        plan["time_s"] = float(plan["time_s"]) * left / total
-    return plan | {"steps": left}
+    if total and saved.get("time_s") is not None:
+        plan = replace(plan, time_s=float(plan.time_s) * left / total)
+    return replace(plan, steps=left)
 
 
 def reconcile(ws: Workspace) -> dict[str, str]:

@@ -27,6 +27,7 @@ from lab.arena.verdict import verdict
 from lab.config import GenConfig
 from lab.data.evalset import EvalItem
 from lab.errors import LabError
+from lab.estimate import FOR_GENERATION, apply_threads
 from lab.workspace import Workspace, check_name
 
 Progress = Callable[[int, int, str], None]
@@ -304,6 +305,7 @@ def evaluate_in_workspace(
     {"status": "partial", "done": N, "total": M} (a ZeroGPU slot answers one such chunk; the next call goes on)."""
     from lab.arena.contestants import describe, parse_many, responder
 
+    apply_threads(names=FOR_GENERATION)  # torch's CPU threads for the load now
     items = read_items(qa, limit)
     contestants = parse_many(systems)
     names = [c.id for c in contestants]

@@ -35,7 +35,7 @@ from lab.arena.verdict import verdict
 from lab.config import GenConfig, RagConfig, TrainConfig
 from lab.data.evalset import EvalItem, held_out_questions, read_evalset, sample_evalset_path, stratified
 from lab.errors import LabError
-from lab.estimate import Machine, drift, eta, machine_now
+from lab.estimate import FOR_GENERATION, Machine, apply_threads, drift, eta, machine_now
 from lab.training import ADAPTER
 from lab.training.plan import PRESETS, apply_preset
 from lab.workspace import SAMPLE, Workspace, slugify
@@ -231,9 +231,9 @@ def _plan_training(ws: Workspace, config: TrainConfig, kind: str, plan: Plan) ->
     """jobs.check's steps for a training (on the dataset's own rows), and its time where this machine's
     throughput was measured; both go into `plan`. Returns the steps."""
     checked = jobs.check(ws, config)
-    plan.steps[kind] = int(checked["steps"])
-    if checked.get("time_s") and not str(checked.get("time_source", "")).startswith("rough guess"):
-        plan.measured_train_s[kind] = float(checked["time_s"])
+    plan.steps[kind] = checked.steps
+    if checked.time_s and checked.measured:
+        plan.measured_train_s[kind] = checked.time_s
     return plan.steps[kind]
 
 
@@ -531,6 +531,7 @@ def run_showcase(
     training's `jobs.start` hooks (`admit`, `run_inline`: it trains inside a GPU slot), and `answer(spec, label,
     items, gen, should_stop, progress)` answers one contestant's questions into its checkpoint
     (`evaluation.answer_to_checkpoint`, in GPU slots) and returns "finished" or "cancelled"."""
+    apply_threads(machine, names=FOR_GENERATION)  # torch's threads for the load the estimate read
     return _Run(ws, cache, inputs or Inputs(), progress, should_stop, train_hooks, answer, machine).go()
 
 
@@ -551,7 +552,7 @@ def work_plan(ws: Workspace, inputs: Inputs | None = None) -> dict[str, Any]:
     for kind, preset, rag in trainings():
         config = _train_config(inp, preset, rag)
         if kind in kinds and (rag or not _finished_run(ws, _name_for(kind, data_hash, config))):
-            training[kind] = float(jobs.check(ws, config).get("time_s") or 0.0)
+            training[kind] = jobs.check(ws, config).time_s
     untrained = sum(not c[2] for c in chosen)
     return {"training_s": training, "questions": len(items), "contestants": len(chosen), "untrained": untrained}
 

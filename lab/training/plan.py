@@ -8,7 +8,8 @@ the longest batch), with coefficients measured on this stack; on a CUDA machine 
 memory allocated, what the run reports as its peak there). The time estimate uses this machine's measured
 throughput: the last finished runs of the same base model and method, else `calibrate` (a few real training steps
 timed in a child process, `python -m lab.training.plan calibrate ...`, remembered in runs/.calibration.json); the
-model-size formula is only the last resort. Nothing here imports torch at module level.
+model-size formula is only the last resort, on a CPU scaled by a quarter-second speed probe. The result is a
+`TrainPlan`. Nothing here imports torch at module level.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from lab.catalog import cpu_has_bf16
 from lab.config import TrainConfig
@@ -47,6 +51,12 @@ GPU_EFFICIENCY = 0.05
 ZEROGPU_PEAK_FLOPS = 990e12 * 3 / 7
 CUDA_PEAK_FLOPS = 125e12
 QLORA_SLOWDOWN = 0.6  # de-quantising the NF4 weights on every step
+# On a CPU the last resort is calibrated by a speed probe (`probe_cpu`: a quarter second of matrix products shaped
+# like the model's MLP, forward and backward to the input, as a frozen base's LoRA step does them): useful training
+# FLOP/s (6 x parameters per token) of real LoRA steps of the quick CPU preset came out at PROBE_EFFICIENCY of the
+# probe's FLOP/s, both timed in CPU seconds on one thread (docs/benchmarks.md, "Time estimates").
+PROBE_EFFICIENCY = 0.32
+PROBE_S = 0.25
 
 TARGET_PRESETS = ("attention", "mlp", "all-linear")
 _ATTN = re.compile(r"(attn|attention)", re.I)
@@ -147,6 +157,72 @@ def model_limits(model_dir: str | Path) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class TrainPlan(Mapping):
+    """What is known about a training run before it starts (lab.jobs.check): its data (`n_train`, `n_val`), the
+    model (`model_dir`, `base_params`, `lora_params`), `steps`, peak memory by part (`memory_mb`, MB, with its
+    "total"), the time (`time_s` and where it comes from, `time_source`; `time_range`, `time_lo_s`, `time_hi_s`
+    and `load_note` under the load when it was checked), the device it trains on, and `warnings` for the user.
+    `to_dict()` is its JSON form (saved with the run as its estimate); it also reads like that dict
+    (`plan["steps"]`), for hooks and saved statuses that predate it."""
+
+    memory_mb: dict[str, float] = field(default_factory=dict)
+    lora_params: int = 0
+    base_params: int = 0
+    steps: int = 0
+    tokens_total: float = 0.0
+    mean_tokens: float = 0.0
+    time_s: float = 0.0
+    time_source: str = ""
+    time_s_cpu: float = 0.0
+    device: str = "cpu"
+    n_train: int = 0
+    n_val: int = 0
+    model_dir: str = ""
+    time_range: str = ""
+    time_lo_s: float = 0.0
+    time_hi_s: float = 0.0
+    load_note: str = ""
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TrainPlan:
+        """A plan from its JSON form (a run's saved estimate); keys it does not know are left out."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in (data or {}).items() if k in known}
+        return cls(**{**values, "warnings": tuple(values.get("warnings") or ())})
+
+    @property
+    def memory_total_mb(self) -> float:
+        return float(self.memory_mb.get("total") or 0.0)
+
+    @property
+    def measured(self) -> bool:
+        """Whether the time comes from this machine's measured speed rather than the model-size guess."""
+        return bool(self.time_source) and not self.time_source.startswith("rough guess")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: every field (`warnings` only when there are some)."""
+        out = asdict(self)
+        if not self.warnings:
+            out.pop("warnings")
+        else:
+            out["warnings"] = list(self.warnings)
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self.to_dict()[key]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
 def estimate(
     config: TrainConfig,
     model_dir: str | Path,
@@ -157,7 +233,7 @@ def estimate(
     time_source: str = "",
     gpu: bool | None = None,
     device: str | None = None,
-) -> dict:
+) -> TrainPlan:
     """Memory (MB: CUDA memory allocated on a GPU machine, with lab.catalog's GPU formula; resident memory of the
     training process on a CPU) and time (s) before a run. `gpu` defaults to whether this machine has CUDA.
 
@@ -184,9 +260,9 @@ def estimate(
         if tokens_per_s
         else f"rough guess from the model size {_ON[_kind(dev)]}: no run or calibration measured yet"
     )
-    return {"memory_mb": mb, "lora_params": lora, "base_params": total, "steps": steps,
-            "tokens_total": tokens_total, "mean_tokens": mean_tokens, "time_s": time_s, "time_source": source,
-            "time_s_cpu": time_s, "device": dev}  # fmt: skip
+    return TrainPlan(memory_mb=mb, lora_params=lora, base_params=total, steps=steps, tokens_total=tokens_total,
+                     mean_tokens=mean_tokens, time_s=time_s, time_source=source, time_s_cpu=time_s, device=dev,
+                     model_dir=str(model_dir), n_train=n_examples)  # fmt: skip
 
 
 _ON = {"cpu": "on a CPU", "zerogpu": "on a ZeroGPU slot", "cuda": "on a GPU"}
@@ -215,6 +291,72 @@ def fallback_rate(params: int, method: str, dev: str) -> float:
     flops = {"zerogpu": ZEROGPU_PEAK_FLOPS * GPU_EFFICIENCY, "cuda": CUDA_PEAK_FLOPS * GPU_EFFICIENCY}
     rate = flops.get(_kind(dev), CPU_FLOPS) / (6 * max(params, 1))
     return rate * (QLORA_SLOWDOWN if method == "qlora" else 1.0)
+
+
+def probed_rate(params: int, method: str, probe_flops: float) -> float:
+    """Tokens/s on this CPU from a speed probe's FLOP/s (taken back to an idle machine): PROBE_EFFICIENCY of them
+    over 6 x parameters, slower for QLoRA."""
+    rate = max(probe_flops, 0.0) * PROBE_EFFICIENCY / (6 * max(params, 1))
+    return rate * (QLORA_SLOWDOWN if method == "qlora" else 1.0)
+
+
+def probe_flops(hidden: int, intermediate: int, tokens: int, bf16: bool, seconds: float = PROBE_S) -> float:
+    """FLOP/s of `seconds` of (tokens x hidden) @ (hidden x intermediate) products and their backward to the input,
+    in bf16 autocast when the run trains in it, on the threads torch uses now."""
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(max(tokens, 1), max(hidden, 1), generator=gen)
+    w = torch.randn(max(intermediate, 1), max(hidden, 1), generator=gen)
+    done, elapsed = 0, 0.0
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        (F.linear(x, w) @ w).sum()  # warm-up: thread pool, kernels
+        started = time.perf_counter()
+        while elapsed < seconds:
+            (F.linear(x, w) @ w).sum()
+            done += 1
+            elapsed = time.perf_counter() - started
+    return done * 4.0 * x.shape[0] * x.shape[1] * w.shape[0] / max(elapsed, 1e-9)
+
+
+def probe_cpu(runs_dir: str | Path, config: TrainConfig, model_dir: str | Path, mean_tokens: float,
+              machine=None) -> dict:  # fmt: skip
+    """{"tokens_per_s", "source"} from a speed probe of this CPU (`probe_flops` with the thread count the load
+    leaves, taken back to an idle machine by its load factor), for a run with nothing measured yet. The probe is
+    remembered in runs/.calibration.json with the load factor it was read under; one read on a busy CPU is read
+    again once the CPU is quiet."""
+    from lab.estimate import BUSY_FROM, machine_now, pick_threads
+
+    lim = model_limits(model_dir)
+    params = sum(_numel(s) for s in weight_shapes(model_dir).values())
+    tokens = int(config.batch_size * min(config.max_length, max(mean_tokens, 8)))
+    bf16 = _bf16_autocast(config)
+    key = f"probe|{os.cpu_count()} cpus|{'bf16' if bf16 else 'fp32'}|{lim['hidden']}x{lim['intermediate']}x{tokens}"
+    saved = _calibrations(Path(runs_dir)).get(key)
+    machine = machine or machine_now()
+    if saved and (float(saved.get("factor") or 1.0) < BUSY_FROM or machine.factor >= BUSY_FROM):
+        flops = float(saved["flops"])
+    else:
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(pick_threads(machine.cores, machine.load))
+        try:
+            flops = probe_flops(lim["hidden"], lim["intermediate"], tokens, bf16) * machine.factor
+        finally:
+            torch.set_num_threads(before)
+        _remember(Path(runs_dir), key, {"flops": flops, "factor": round(machine.factor, 3), "at": time.time()})
+    source = "rough guess from the model size and a speed probe of this CPU: no run or calibration measured yet"
+    return {"tokens_per_s": probed_rate(params, config.method, flops), "source": source}
+
+
+def _remember(runs_dir: Path, key: str, value: dict) -> None:
+    """Keep `value` under `key` in runs/.calibration.json."""
+    saved = _calibrations(runs_dir)
+    saved[key] = value
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    (runs_dir / CALIBRATION).write_text(json.dumps(saved, indent=2), encoding="utf-8")
 
 
 def peak_rss_mb() -> float:
@@ -293,6 +435,7 @@ def _run_rate(run_dir: Path, config: TrainConfig, dev: str = "cpu") -> tuple[flo
         rate = est["tokens_total"] * metrics["steps"] / est["steps"] / metrics["runtime_s"]
     else:
         rate = metrics.get("tokens_per_s") or 0.0
+    rate *= float(status.get("load_factor") or 1.0) if dev == "cpu" else 1.0  # as on an idle CPU
     return (float(status.get("ended") or 0), float(rate), run_dir.name) if rate > 0 else None
 
 
@@ -354,15 +497,9 @@ def calibrate(runs_dir: str | Path, config: TrainConfig, model_dir: str | Path, 
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise LabError(f"calibration of {config.base_model!r} failed: {tail[0]}")
     result = json.loads(lines[-1])
-    saved = _calibrations(Path(runs_dir))
-    saved[_calibration_key(config, calibration_device())] = {
-        "tokens_per_s": result["tokens_per_s"],
-        "at": time.time(),
-        **result,
-    }
-    Path(runs_dir).mkdir(parents=True, exist_ok=True)
-    (Path(runs_dir) / CALIBRATION).write_text(json.dumps(saved, indent=2), encoding="utf-8")
-    return {"tokens_per_s": result["tokens_per_s"], "source": "calibrated just now on this machine", **result}
+    result["tokens_per_s"] = result["tokens_per_s"] * float(result.get("load_factor") or 1.0)  # as on an idle CPU
+    _remember(Path(runs_dir), _calibration_key(config, calibration_device()), {**result, "at": time.time()})
+    return {**result, "source": "calibrated just now on this machine"}
 
 
 def _calibration_child(job: dict, steps: int = 3, facts=None) -> dict:
@@ -463,4 +600,9 @@ def accelerate_command(run_dir: str | Path, num_processes: int, mixed_precision:
 if __name__ == "__main__":  # python -m lab.training.plan calibrate JOB_JSON (started by `calibrate`)
     if len(sys.argv) != 3 or sys.argv[1] != "calibrate":
         sys.exit("usage: python -m lab.training.plan calibrate JOB_JSON")
-    print(json.dumps(_calibration_child(json.loads(sys.argv[2]))), flush=True)
+    from lab.estimate import apply_threads, machine_now
+
+    now = machine_now()
+    chosen = apply_threads(now)  # the steps run on the threads a training started now would use
+    factor = now.factor if chosen.source == "load" and calibration_device() == "cpu" else 1.0
+    print(json.dumps({**_calibration_child(json.loads(sys.argv[2])), "load_factor": factor}), flush=True)

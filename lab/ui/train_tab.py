@@ -81,7 +81,7 @@ def estimate_md(plan: dict, method: str) -> str:
         f"**Estimate** ({method}, {plan['n_train']} train / {plan['n_val']} val examples, {plan['steps']} steps): "
         f"memory ≈ **{mb['total']:.0f} MB** ({parts}; LoRA {plan['lora_params']:,} params); "
         f"time **{span['time_range']}** ({source}{busy})"
-    )
+    ) + "".join(f"\n\n**Warning:** {w}" for w in plan.get("warnings") or ())
 
 
 STOPPING = "⏳ **Stopping after the current step: saving a checkpoint and the adapter (no final evaluation)...**"
