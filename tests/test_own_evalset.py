@@ -77,7 +77,7 @@ def test_own_set_has_taught_generated_and_controls_from_held_out_documents_only(
     assert read_evalset(path) == own.items
 
 
-def test_the_comparison_index_leaves_the_held_out_documents_out(ws, tmp_path):
+def test_the_comparison_index_leaves_the_held_out_documents_out(ws, tmp_path, monkeypatch):
     _own_data(ws, tmp_path)
     own = own_evalset.build_own_evalset(ws, QuestionWriter(QUESTIONS, ANSWERS), "crew", "ferry", n=4, seed=3,
                                         held_out_share=0.4)  # fmt: skip
@@ -85,7 +85,8 @@ def test_the_comparison_index_leaves_the_held_out_documents_out(ws, tmp_path):
     held_out = showcase.held_out_docs(items)
     assert held_out and set(held_out) == {it.held_out_doc for it in items if not it.answerable}
     embedder = WordCountEmbedder()
-    cache = SimpleNamespace(embedder=lambda spec: embedder, get=lambda key, make: embedder)
+    monkeypatch.setattr("lab.rag.index.load_embedder", lambda cache, spec: embedder)  # no embedding model
+    cache = SimpleNamespace()
     run = SimpleNamespace(ws=ws, cache=cache, inputs=showcase.Inputs(dataset="crew", corpus="ferry"),
                           ctx={"held_out_docs": held_out}, report=lambda *a: None)  # fmt: skip
     showcase._index(run)  # the comparison's index stage
