@@ -110,7 +110,7 @@ def test_the_start_tab_packs_the_comparison_it_shows(ws):
     from lab.ui import start_tab
 
     with gr.Blocks() as demo:
-        start_tab.build(ws, None)
+        start_tab.build(demo, ws, None)
     fn = next(f for f in demo.fns.values() if f.api_name == "start_pack")
     shown = fn.fn(start_tab.REFERENCE)  # a fresh workspace shows the shipped reference
     html_path, zip_path = (Path(p) for p in shown["value"])

@@ -105,7 +105,7 @@ def build(ws, cache, choices):
     return pool, edited
 
 
-def follow_work(ws, pool, edited, added, triggers) -> None:
+def follow_work(demo, ws, pool, edited, added, triggers) -> None:
     """Read the pool's choices and default again on page load (api: arena_battle_pool) and on each of `triggers`
     (listener methods such as a tab's `select`): runs and indexes made after the app started enter it. A pool the
     voter edited keeps its value and only gains the new choices. `added`: this page's extra base models."""
@@ -113,7 +113,7 @@ def follow_work(ws, pool, edited, added, triggers) -> None:
     def refresh(was_edited, more):
         return pool_update(ws, bool(was_edited), list(more or []))
 
-    gr.context.Context.root_block.load(refresh, [edited, added], pool, api_name="arena_battle_pool", **READ_ONLY)
+    demo.load(refresh, [edited, added], pool, api_name="arena_battle_pool", **READ_ONLY)
     for trigger in triggers:
         trigger(refresh, [edited, added], pool, api_name=False, **READ_ONLY)
 

@@ -28,6 +28,7 @@ from lab.ui.common import (
     gen_from,
     picker_update,
     shows_errors,
+    this_tab,
 )
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
@@ -72,14 +73,14 @@ def side_update(ws, edited: bool, current, more) -> dict:
     return update
 
 
-def build(ws, cache, settings) -> None:
+def build(demo, ws, cache, settings) -> None:
     gr.Markdown(
         "## Arena\nCompare base, fine-tuned, RAG and fine-tuned + RAG on your own questions. A fresh workspace has "
         "`base` and `rag:sample`; each run you train in **Train** adds `ft:RUN` and `ft+rag:RUN:INDEX` (read again "
         "when the page or this tab opens), each index you build in **RAG** adds `rag:INDEX`."
     )
     choices = _choices(ws)
-    arena = gr.context.Context.block  # the tab this builds into: opening it reads the battle pool again
+    arena = this_tab()  # the tab this builds into: opening it reads the battle pool again
     with gr.Row():
         refresh = gr.Button("Refresh contestant list", size="sm", scale=0, min_width=180)
         extra = gr.Dropdown(
@@ -111,7 +112,7 @@ def build(ws, cache, settings) -> None:
     def teacher_visible(request: gr.Request):
         return teacher_tab.visible_for(settings, request)
 
-    gr.context.Context.root_block.load(teacher_visible, None, teacher, api_name="teacher_visible", **READ_ONLY)
+    demo.load(teacher_visible, None, teacher, api_name="teacher_visible", **READ_ONLY)
 
     def reload(more=()):
         c = _choices(ws)
@@ -127,14 +128,14 @@ def build(ws, cache, settings) -> None:
     refresh.click(reload, added, listed, api_name="arena_contestants", **READ_ONLY)
     extra.change(add, [extra, added], [added, *listed], api_name="arena_add_model", **READ_ONLY)
     opened = [arena.select] if isinstance(arena, gr.Tab) else []
-    arena_battle.follow_work(ws, pool, pool_edited, added, [*opened, battle_tab.select, refresh.click])
+    arena_battle.follow_work(demo, ws, pool, pool_edited, added, [*opened, battle_tab.select, refresh.click])
 
     def lists(edited, current, evals, more):
         side = side_update(ws, bool(edited), current, more)
         return side, picker_update(ws, CONTESTANTS, evals, extra=list(more or [])), _marks(ws, side["choices"])
 
     io = ([side_edited, pick, eval_pick, added], [pick, eval_pick, trained])
-    gr.context.Context.root_block.load(lists, *io, api_name="arena_pickers", **READ_ONLY)
+    demo.load(lists, *io, api_name="arena_pickers", **READ_ONLY)
     for trigger in [*opened, side_tab.select]:
         trigger(lists, *io, api_name=False, **READ_ONLY)
 

@@ -343,15 +343,15 @@ def picker_update(ws, picker: Picker, current=None, extra=()) -> dict:
     return gr.update(choices=choices, value=picker.default(choices) if picker.default else None)
 
 
-def follow_workspace(ws, pickers: dict, triggers=(), api_name: str | bool = False) -> None:
-    """Read `pickers` ({component: Picker}) again when the page loads (api_name, for gradio_client), on each of
+def follow_workspace(demo, ws, pickers: dict, triggers=(), api_name: str | bool = False) -> None:
+    """Read `pickers` ({component: Picker}) again when `demo`'s page loads (api_name, for gradio_client), on each of
     `triggers` (listener methods: a tab's `select`, an action's `success`), keeping each current selection."""
     comps, specs = list(pickers), list(pickers.values())
 
     def refresh(*current):
         return [picker_update(ws, spec, value) for spec, value in zip(specs, current, strict=True)]
 
-    gr.context.Context.root_block.load(refresh, comps, comps, api_name=api_name, **READ_ONLY)
+    demo.load(refresh, comps, comps, api_name=api_name, **READ_ONLY)
     for trigger in triggers:
         trigger(refresh, comps, comps, api_name=False, **READ_ONLY)
 

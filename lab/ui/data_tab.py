@@ -46,7 +46,7 @@ def _corpus_rows(ws) -> list[list]:
     return [[name, len(corpus_files(ws, name))] for name in list_corpora(ws)]
 
 
-def build(ws, cache) -> None:
+def build(demo, ws, cache, settings=None) -> None:
     tab = this_tab()
     gr.Markdown(
         "## Fine-tuning data\nUpload chat JSONL (OpenAI `messages`, with `weight`, `tool_calls`, `tool` role, "

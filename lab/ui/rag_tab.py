@@ -194,7 +194,7 @@ CORPUS_PICKER = Picker("corpora", typed=True)
 INDEX_PICKER = Picker("indexes", default=_first_index)
 
 
-def build(ws, cache, settings: ServerSettings) -> None:
+def build(demo, ws, cache, settings: ServerSettings) -> None:
     tab = this_tab()
     gr.Markdown(
         "## Retrieval (RAG)\nIndex your documents, see what the retriever finds for a question, and measure it. "
@@ -237,7 +237,7 @@ def build(ws, cache, settings: ServerSettings) -> None:
 
     delete.click(on_delete, index, [status, index], api_name="rag_delete")
     opened = [tab.select] if tab else []  # corpora saved in Data, indexes built elsewhere
-    follow_workspace(ws, {corpus: CORPUS_PICKER, index: INDEX_PICKER}, opened, api_name="rag_pickers")
+    follow_workspace(demo, ws, {corpus: CORPUS_PICKER, index: INDEX_PICKER}, opened, api_name="rag_pickers")
 
 
 def _inspect_and_measure(ws, cache, index) -> gr.Checkbox:

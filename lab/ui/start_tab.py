@@ -71,7 +71,7 @@ QA_LABEL = (
 )
 
 
-def build(ws, cache) -> None:
+def build(demo, ws, cache, settings=None) -> None:
     stops, tab = SessionFlags(ws.tmp / "cancel" / "start"), this_tab()
     gr.Markdown(QUESTION)
     evidence = gr.Markdown("", elem_id="start-headline")
@@ -95,12 +95,12 @@ def build(ws, cache) -> None:
     packed = gr.File(label="Evidence pack", file_count="multiple", interactive=False, visible=False)
     pack.click(lambda which: pack_files(ws, _pick(ws, which)), view, packed, api_name="start_pack")
     shown = [heading, evidence, verdict, chart, examples, table, how]
-    load = gr.context.Context.root_block.load
-    load(lambda: _on_load(ws), None, [*shown, view], api_name="start_latest", **READ_ONLY)
+    demo.load(lambda: _on_load(ws), None, [*shown, view], api_name="start_latest", **READ_ONLY)
     view.input(lambda which: _show(_pick(ws, which), ws), view, shown, api_name="start_view", **READ_ONLY)
-    follow_workspace(ws, dict(zip(picker[:2], PICKERS, strict=True)), [tab.select] if tab else [], "start_pickers")
+    pickers = dict(zip(picker[:2], PICKERS, strict=True))
+    follow_workspace(demo, ws, pickers, [tab.select] if tab else [], "start_pickers")
     ins = list(picker)  # dataset, corpus, evaluation file, questions, contestants
-    load(lambda *a: estimate_md(ws, *a), ins, estimate, api_name="start_estimate", **READ_ONLY)
+    demo.load(lambda *a: estimate_md(ws, *a), ins, estimate, api_name="start_estimate", **READ_ONLY)
     for comp in ins:
         comp.change(lambda *a: estimate_md(ws, *a), ins, estimate, api_name=False, **READ_ONLY)
 

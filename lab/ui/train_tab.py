@@ -454,7 +454,7 @@ def _live():
 RUNS_PICKER = Picker("runs")
 
 
-def build(ws, cache, settings: ServerSettings) -> None:
+def build(demo, ws, cache, settings: ServerSettings) -> None:
     tab = this_tab()
     gr.Markdown("## Fine-tune with LoRA or QLoRA\nTraining runs in its own process; leave or reload the page, "
                 "it keeps going and this view re-attaches.")  # fmt: skip
@@ -500,17 +500,17 @@ def build(ws, cache, settings: ServerSettings) -> None:
         return _delete(ws, settings, ids, request)
 
     delete_btn.click(on_delete, picked, [table, picked], api_name="train_delete")
-    runs = _follow_runs(ws, timer, {**live_pickers(form), picked: RUNS_PICKER}, [tab.select] if tab else [])
+    runs = _follow_runs(demo, ws, timer, {**live_pickers(form), picked: RUNS_PICKER}, [tab.select] if tab else [])
     runs.change(lambda: runs_table(ws), None, table, api_name=False, **READ_ONLY)
 
 
-def _follow_runs(ws, timer, pickers: dict, triggers: list) -> gr.State:
+def _follow_runs(demo, ws, timer, pickers: dict, triggers: list) -> gr.State:
     """The pickers read again on page load (api: train_pickers), on `triggers` and whenever a run starts,
     finishes or is deleted: the timer reads each run's status into the returned state, and a change of it
     re-reads the lists."""
     runs = gr.State(_run_states(ws))
     timer.tick(lambda: _run_states(ws), None, runs, api_name=False, show_progress="hidden", **READ_ONLY)
-    follow_workspace(ws, pickers, [*triggers, runs.change], api_name="train_pickers")
+    follow_workspace(demo, ws, pickers, [*triggers, runs.change], api_name="train_pickers")
     return runs
 
 
