@@ -19,6 +19,7 @@ import gradio as gr
 from lab.arena import evaluation
 from lab.arena.questions import default_questions
 from lab.arena.verdict import findings, render_list
+from lab.config import GenConfig
 from lab.errors import LabError
 from lab.metrics.rate import Rate, format_rate
 from lab.metrics.scoring import CATEGORIES
@@ -28,6 +29,7 @@ from lab.ui.common import (
     BATCH,
     FileFlag,
     SessionFlags,
+    config_help,
     contestant_names,
     gen_controls,
     gen_from,
@@ -60,7 +62,8 @@ def build(ws, cache, choices):
             )
             with gr.Row():
                 limit = gr.Number(0, label="Only the first N questions (0 = all)", precision=0, minimum=0)
-                batch = gr.Number(8, label="Batch size", precision=0, minimum=1)
+                batch = gr.Number(GenConfig().batch_size, label="Batch size", precision=0, minimum=1,
+                                  info=config_help(GenConfig, "batch_size"))  # fmt: skip
             gen = gen_controls()
             with gr.Row():
                 run = gr.Button("Run evaluation", variant="primary")

@@ -16,7 +16,7 @@ from lab.data.placeholders import parse_fill
 from lab.data.stats import histogram_figure, preview_segments, render
 from lab.errors import user_message
 from lab.ui import data_view as view
-from lab.ui.common import READ_ONLY, fail, fail_with, shows_errors, this_tab
+from lab.ui.common import READ_ONLY, config_help, fail, fail_with, shows_errors, this_tab
 
 DATA_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"]
 
@@ -65,20 +65,25 @@ def build(demo, ws, cache, settings=None) -> None:
                     placeholder="a folder written by datasets, or owner/name",
                     scale=3,
                 )
-                split = gr.Textbox(DataConfig.split, label="Split", scale=1)
+                split = gr.Textbox(DataConfig.split, label="Split", scale=1, info=config_help(DataConfig, "split"))
             fill = gr.Textbox(
                 "",
                 label="Fill placeholders",
                 placeholder="name=ExpertLab, author=Lab team (replaces {{name}}, {{author}})",
+                info=config_help(DataConfig, "fill"),
             )
-            fmt = gr.Dropdown(list(DataConfig.FORMATS), value="auto", label="Format")
+            fmt = gr.Dropdown(list(DataConfig.FORMATS), value="auto", label="Format",
+                              info=config_help(DataConfig, "format"))  # fmt: skip
             with gr.Accordion("Column mapping (CSV / Parquet / question-answer JSON)", open=False):
-                qcol = gr.Textbox(label="Question column", placeholder="auto: question, prompt, input, ...")
-                acol = gr.Textbox(label="Answer column", placeholder="auto: answer, response, output, ...")
-                scol = gr.Textbox(label="System column (optional)")
+                qcol = gr.Textbox(label="Question column", placeholder="auto: question, prompt, input, ...",
+                                  info=config_help(DataConfig, "question_column"))  # fmt: skip
+                acol = gr.Textbox(label="Answer column", placeholder="auto: answer, response, output, ...",
+                                  info=config_help(DataConfig, "answer_column"))  # fmt: skip
+                scol = gr.Textbox(label="System column (optional)", info=config_help(DataConfig, "system_column"))
             with gr.Row():
                 model = gr.Textbox("embedded", label="Tokenizer of model")
-                max_len = gr.Number(DataConfig.max_length, label="Max length (tokens)", precision=0)
+                max_len = gr.Number(DataConfig.max_length, label="Max length (tokens)", precision=0,
+                                    info=config_help(DataConfig, "max_length"))  # fmt: skip
             check = gr.Button("Validate", variant="primary")
         with gr.Column(scale=2):
             status = gr.Markdown("Upload a file and press **Validate**.")
@@ -193,8 +198,9 @@ def _build_save(ws, cache, source: list, extra: list) -> gr.Dataframe:
     gr.Markdown("### Save as a dataset\nA seeded train / validation split, saved in the workspace for the Train tab.")
     with gr.Row():
         name = gr.Textbox(label="Dataset name", placeholder="e.g. my-support-data")
-        val_fraction = gr.Slider(0, 0.5, value=DataConfig.val_fraction, step=0.05, label="Validation fraction")
-        seed = gr.Number(DataConfig.seed, label="Split seed", precision=0)
+        val_fraction = gr.Slider(0, 0.5, value=DataConfig.val_fraction, step=0.05, label="Validation fraction",
+                                 info=config_help(DataConfig, "val_fraction"))  # fmt: skip
+        seed = gr.Number(DataConfig.seed, label="Split seed", precision=0, info=config_help(DataConfig, "seed"))
         overwrite = gr.Checkbox(False, label="Overwrite if it exists")
     save = gr.Button("Save dataset")
     saved = gr.Markdown()
