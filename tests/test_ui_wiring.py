@@ -93,3 +93,33 @@ def test_tab_controls_show_their_config_fields_help(workspace, tab, expected):
     for label, (cls, name) in expected.items():
         assert name in {f.name for f in dataclasses.fields(cls)}
         assert [c.info for c in labelled[label]] == [field_help(cls, name)], label
+
+
+def _whiskers(ax, horizontal: bool = False) -> list[tuple[float, float]]:
+    """(low end, high end) of each whisker drawn on `ax`, in drawing order."""
+    from matplotlib.collections import LineCollection
+
+    spans = []
+    for lines in (c for c in ax.collections if isinstance(c, LineCollection)):
+        for (x0, y0), (x1, y1) in lines.get_segments():
+            ends = (x0, x1) if horizontal else (y0, y1)
+            spans.append((round(min(ends), 6), round(max(ends), 6)))
+    return spans
+
+
+def test_start_and_arena_charts_draw_each_rate_with_its_own_interval():
+    """Both charts draw through charts.ci_bars: a whisker spans the rate's interval, and a rate without an
+    interval has none (not a line down to 0)."""
+    from lab.ui import arena_view, start_tab
+
+    systems = [
+        {"system": "rag", "correct_rate": 0.5, "correct_rate_ci": [0.4, 0.7], "hallucination_rate": 0.2,
+         "hallucination_rate_ci": [0.1, 0.3], "n_answerable": 10, "n_unanswerable": 5},
+        {"system": "ft", "correct_rate": 0.6, "hallucination_rate": 0.3, "n_answerable": 10, "n_unanswerable": 5},
+    ]  # fmt: skip
+    fig = start_tab.chart({"systems": systems})
+    assert _whiskers(fig.axes[0], horizontal=True) == [(40.0, 70.0), (60.0, 60.0)]  # correct: an interval, then none
+    assert _whiskers(fig.axes[1], horizontal=True) == [(10.0, 30.0), (30.0, 30.0)]
+    arena = arena_view.bar_chart({"systems": systems})
+    spans = _whiskers(arena.axes[0])
+    assert spans[0] == (40.0, 70.0) and spans[len(arena_view.CHART_METRICS)] == (60.0, 60.0)

@@ -29,6 +29,7 @@ from lab.estimate import ASK_ABOVE_S
 from lab.metrics.rate import Rate, format_rate
 from lab.ui import spaces
 from lab.ui import zerogpu_budget as budget
+from lab.ui.charts import ci_bars, ci_whiskers
 from lab.ui.common import (
     BATCH,
     READ_ONLY,
@@ -431,12 +432,11 @@ def chart(result):
     panels = (("correct_rate", "n_answerable", "Correct answers", "#2e7d32"),
               ("hallucination_rate", "n_unanswerable", "Hallucinations (lower is better)", "#c62828"))  # fmt: skip
     for ax, (key, n_key, title, colour) in zip(axes, panels, strict=True):
-        vals = [100 * (s.get(key) or 0) for s in systems]
-        err = [[v - 100 * (s.get(f"{key}_ci") or [0, 0])[0] for v, s in zip(vals, systems, strict=True)],
-               [100 * (s.get(f"{key}_ci") or [0, 0])[1] - v for v, s in zip(vals, systems, strict=True)]]  # fmt: skip
-        ax.barh(range(len(names)), vals, xerr=[[max(0, e) for e in err[0]], [max(0, e) for e in err[1]]],
-                color=colour, alpha=0.8, capsize=3)  # fmt: skip
-        for y, (v, hi) in enumerate(zip(vals, [v + e for v, e in zip(vals, err[1], strict=True)], strict=True)):
+        rates = [Rate.of(s, key) for s in systems]
+        ci_bars(ax, range(len(names)), rates, horizontal=True, color=colour, alpha=0.8)
+        for y, (r, above) in enumerate(zip(rates, ci_whiskers(rates)[1], strict=True)):
+            v = 100 * (r.value or 0)
+            hi = v + above  # the whisker's right end
             inside = hi > 86  # no room right of the whisker: write the number at the bar's start
             ax.text(1.5 if inside else hi + 1.5, y - (0.28 if inside else 0), f"{v:.0f}%", va="center", fontsize=9,
                     fontweight="bold")  # fmt: skip
