@@ -91,6 +91,31 @@ def config_help(cls: type, name: str) -> str:
 GEN_FIELDS = ("max_new_tokens", "temperature", "abstain_below", "focus_sentences", "idk_above")
 
 
+@dataclasses.dataclass(frozen=True)
+class View:
+    """Base of a section's outputs: a frozen dataclass whose fields are components (or lists of them). `outputs()`
+    lists them in field order (an event's outputs, and the API's order); `updates(**values)` turns field names
+    into {component: value}, a list field taking a list of values, so a handler names what it changes and leaves
+    the rest as they are."""
+
+    def outputs(self) -> list:
+        out = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out.extend(value if isinstance(value, (list, tuple)) else [value])
+        return out
+
+    def updates(self, **values) -> dict:
+        out = {}
+        for name, value in values.items():
+            component = getattr(self, name)
+            if isinstance(component, (list, tuple)):
+                out.update(zip(component, value, strict=True))
+            else:
+                out[component] = value
+        return out
+
+
 def ask_row(choices: list[str], value: list[str], label: str, elem_id: str, action: str) -> tuple:
     """A row with a contestant multi-picker, a question box and the action button: (picker, question, button)."""
     with gr.Row():
