@@ -96,7 +96,7 @@ def build(demo, ws, cache, settings=None) -> None:
     packed = gr.File(label="Evidence pack", file_count="multiple", interactive=False, visible=False)
     pack.click(lambda which: pack_files(ws, _pick(ws, which)), view, packed, api_name="start_pack")
     shown = [heading, evidence, verdict, chart, examples, table, how]
-    demo.load(lambda: _on_load(ws), None, [*shown, view], api_name="start_latest", **READ_ONLY)
+    demo.load(lambda: _on_load(ws, shown, view), None, [*shown, view], api_name="start_latest", **READ_ONLY)
     view.input(lambda which: _show(_pick(ws, which), ws), view, shown, api_name="start_view", **READ_ONLY)
     pickers = dict(zip(picker[:2], PICKERS, strict=True))
     follow_workspace(demo, ws, pickers, [tab.select] if tab else [], "start_pickers")
@@ -114,11 +114,11 @@ def build(demo, ws, cache, settings=None) -> None:
 
     def start(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
         yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
-                        view=RunView(progress, run, armed))  # fmt: skip
+                        view=RunView(progress, run, armed, shown, view))  # fmt: skip
 
     def start_quick(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
         yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
-                        quick=True, view=RunView(progress, quick, armed))  # fmt: skip
+                        quick=True, view=RunView(progress, quick, armed, shown, view))  # fmt: skip
 
     outputs = [progress, *shown, view]
     run.click(start, [*picker, armed], [*outputs, run, armed], api_name="start_run", **generation(BATCH))
@@ -154,9 +154,12 @@ def _picker():
     return dataset, corpus, qa, questions, contestants
 
 
-def _on_load(ws):
+def _on_load(ws, shown: list, switch: gr.Radio) -> dict:
+    """The page's first view: this workspace's latest comparison (else the shipped reference) in `shown`, and the
+    switch between the two, offered when there is a latest one."""
     latest = showcase.latest(ws)
-    return (*_show(latest or reference.reference(), ws), gr.Radio(value=LATEST, visible=latest is not None))
+    parts = _show(latest or reference.reference(), ws)
+    return {**dict(zip(shown, parts, strict=True)), switch: gr.Radio(value=LATEST, visible=latest is not None)}
 
 
 def _pick(ws, which: str):
@@ -167,19 +170,21 @@ def _pick(ws, which: str):
 
 @dataclasses.dataclass(frozen=True)
 class RunView:
-    """The outputs a run updates before it ends (the shown comparison and the switch stay as they are until
-    then): the progress line, the clicked button (it asks "Run anyway" before a long run) and the confirmed
-    inputs."""
+    """A run's outputs: while it runs, the progress line, the clicked button (it asks "Run anyway" before a long
+    run) and the confirmed inputs; when it ends also the shown comparison (`shown`, the parts `_show` returns, in
+    its order) and the switch between latest and reference."""
 
     progress: gr.Markdown
     button: gr.Button
     armed: gr.State
+    shown: list
+    switch: gr.Radio
 
 
 def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer=None, confirmed="",
          quick=False, *, view: RunView):  # fmt: skip
-    """The run handler: yields updates of `view`'s outputs, then (progress, the shown parts, switch, the clicked
-    button, the confirmed inputs) when the run ends."""
+    """The run handler: yields {component: value} updates of `view`'s outputs; when the run ends, the progress
+    line, the shown comparison and the switch."""
     label = QUICK if quick else RUN
     if not contestants:
         gr.Warning("Tick at least one contestant.")
@@ -234,7 +239,8 @@ def _work(ws, cache, stops, inputs, request, answer, plan, label, view: RunView)
     result = box["result"]
     shown = after_run(ws, result)
     switch = gr.Radio(value=LATEST, visible=not shown.get("reference"))
-    yield _done_line(result, shown, first), *_show(shown, ws), switch, gr.skip(), gr.skip()
+    parts = dict(zip(view.shown, _show(shown, ws), strict=True))
+    yield {view.progress: _done_line(result, shown, first), **parts, view.switch: switch}
 
 
 def ask_first(plan, confirmed: str, key: str) -> str:
