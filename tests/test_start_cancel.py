@@ -62,7 +62,7 @@ def _cancelled_run(ws, cache) -> tuple:
     """The last view the run handler yields for a run cancelled at once (progress, the shown parts, switch)."""
     shown = [gr.Markdown() for _ in range(7)]
     view = start_tab.RunView(gr.Markdown(), gr.Button(), gr.State(""), shown, gr.Radio())
-    outputs = list(start_tab._run(ws, cache, CancelledAtOnce(), "sample", "sample", None, 10, ["base"], None,
+    outputs = list(start_tab._on_run(ws, cache, CancelledAtOnce(), "sample", "sample", None, 10, ["base"], None,
                                   view=view))  # fmt: skip
     assert all(set(o) <= {view.progress, view.button, view.armed} for o in outputs[:-1])  # the view stays as it is
     last = outputs[-1]

@@ -112,23 +112,23 @@ def build(demo, ws, cache, settings=None) -> None:
 
     answer = slot_answers(answer_slot) if spaces.on_zero_gpu() else None
 
-    def start(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
-        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
+    def on_run(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
+        yield from _on_run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
                         view=RunView(progress, run, armed, shown, view))  # fmt: skip
 
-    def start_quick(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
-        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
+    def on_quick(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
+        yield from _on_run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
                         quick=True, view=RunView(progress, quick, armed, shown, view))  # fmt: skip
 
     outputs = [progress, *shown, view]
-    run.click(start, [*picker, armed], [*outputs, run, armed], api_name="start_run", **generation(BATCH))
-    quick.click(start_quick, [*picker, armed], [*outputs, quick, armed], api_name="start_quick", **generation(BATCH))
+    run.click(on_run, [*picker, armed], [*outputs, run, armed], api_name="start_run", **generation(BATCH))
+    quick.click(on_quick, [*picker, armed], [*outputs, quick, armed], api_name="start_quick", **generation(BATCH))
 
-    def stop(request: gr.Request):
+    def on_cancel(request: gr.Request):
         stops.cancel(request)
         return "Cancelling: finished stages are kept and reused next time..."
 
-    cancel.click(stop, None, progress, api_name="start_cancel", concurrency_limit=None)
+    cancel.click(on_cancel, None, progress, api_name="start_cancel", concurrency_limit=None)
 
 
 def _picker():
@@ -181,7 +181,7 @@ class RunView:
     switch: gr.Radio
 
 
-def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer=None, confirmed="",
+def _on_run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer=None, confirmed="",
          quick=False, *, view: RunView):  # fmt: skip
     """The run handler: yields {component: value} updates of `view`'s outputs; when the run ends, the progress
     line, the shown comparison and the switch."""
