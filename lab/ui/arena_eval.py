@@ -49,27 +49,7 @@ def build(ws, cache, choices):
     stops = SessionFlags(ws.tmp / "cancel" / "arena-eval")
     with gr.Row():
         with gr.Column(scale=1):
-            upload = gr.File(
-                label="Evaluation JSONL (empty = the questions held out from the contestants' own dataset, or the "
-                "sample's for the sample domain)",
-                type="filepath",
-            )
-            pick = gr.Dropdown(
-                choices,
-                value=choices[:4],
-                multiselect=True,
-                allow_custom_value=True,
-                label="Contestants",
-                elem_id="arena-eval-pick",
-            )
-            with gr.Row():
-                limit = gr.Number(0, label="Only the first N questions (0 = all)", precision=0, minimum=0)
-                batch = gr.Number(GenConfig().batch_size, label="Batch size", precision=0, minimum=1,
-                                  info=config_help(GenConfig, "batch_size"))  # fmt: skip
-            gen = gen_controls()
-            with gr.Row():
-                run = gr.Button("Run evaluation", variant="primary")
-                cancel = gr.Button("Cancel", variant="stop")
+            inputs, run, cancel = _run_controls(choices)
         with gr.Column(scale=1):
             status = gr.Markdown("Choose contestants and press **Run evaluation**.")
             verdict = gr.Markdown()
@@ -86,7 +66,6 @@ def build(ws, cache, choices):
     _build_questions(ws, result, choices)
     shown = _build_saved(ws, status, verdict, chart, summary, result)
     pack.click(lambda res: pack_files(ws, res), result, packed, api_name="arena_eval_pack")
-    inputs = [upload, pick, limit, batch, *gen]
 
     # On ZeroGPU each chunk of answers is its own GPU call, sized to one slot (zerogpu_budget.answer_chunks); the
     # handler itself runs in the app's process, where Cancel's flag file and the checkpoint are read.
@@ -105,7 +84,28 @@ def build(ws, cache, choices):
         return "Cancelling after the current batch..."
 
     cancel.click(on_cancel, None, status, api_name="arena_eval_cancel", concurrency_limit=None)
-    return pick
+    return inputs[1]
+
+
+def _run_controls(choices) -> tuple[list, gr.Button, gr.Button]:
+    """What an evaluation runs on: ([questions file, contestants, question limit, batch size, generation
+    settings...], Run, Cancel)."""
+    upload = gr.File(
+        label="Evaluation JSONL (empty = the questions held out from the contestants' own dataset, or the "
+        "sample's for the sample domain)",
+        type="filepath",
+    )
+    pick = gr.Dropdown(choices, value=choices[:4], multiselect=True, allow_custom_value=True, label="Contestants",
+                       elem_id="arena-eval-pick")  # fmt: skip
+    with gr.Row():
+        limit = gr.Number(0, label="Only the first N questions (0 = all)", precision=0, minimum=0)
+        batch = gr.Number(GenConfig().batch_size, label="Batch size", precision=0, minimum=1,
+                          info=config_help(GenConfig, "batch_size"))  # fmt: skip
+    gen = gen_controls()
+    with gr.Row():
+        run = gr.Button("Run evaluation", variant="primary")
+        cancel = gr.Button("Cancel", variant="stop")
+    return [upload, pick, limit, batch, *gen], run, cancel
 
 
 @dataclasses.dataclass(frozen=True)
