@@ -123,3 +123,21 @@ def test_start_and_arena_charts_draw_each_rate_with_its_own_interval():
     arena = arena_view.bar_chart({"systems": systems})
     spans = _whiskers(arena.axes[0])
     assert spans[0] == (40.0, 70.0) and spans[len(arena_view.CHART_METRICS)] == (60.0, 60.0)
+
+
+def test_a_view_lists_its_outputs_in_field_order_and_maps_names_to_components():
+    from lab.ui.common import View
+
+    @dataclasses.dataclass(frozen=True)
+    class Shown(View):
+        status: gr.Markdown
+        sides: list
+        state: gr.State
+
+    with gr.Blocks():
+        status, a, b, state = gr.Markdown(), gr.Textbox(), gr.Textbox(), gr.State()
+    shown = Shown(status, [a, b], state)
+    assert shown.outputs() == [status, a, b, state]  # the API's order
+    assert shown.updates(status="x", sides=["1", "2"]) == {status: "x", a: "1", b: "2"}  # the state is left alone
+    with pytest.raises(ValueError):
+        shown.updates(sides=["only one"])  # a list field takes one value per component
