@@ -208,26 +208,28 @@ def _build_side_by_side(ws, cache, choices):
     gen = gen_controls()
     status = gr.Markdown()
     cols, mds, passages = _side_columns(ws, default)
+    shown = Side(status, mds, passages)
 
     @gpu(
         duration=lambda names, *_: answers_duration(len(names or [])),
         prepare=lambda names, *_: prefetch(ws, cache, names),
     )
-    def answer_slot(names, q, *settings):  # one GPU slot on ZeroGPU: plain values in the outputs' order
+    def answer_slot(names, q, *settings):  # one GPU slot on ZeroGPU: plain values keyed by name
         yield from _side_answers(ws, cache, names, q, *settings)
 
     def on_ask(names, q, *settings):
         refused = _side_refusal(names, q, settings)
         if refused:
             gr.Warning(refused)
-            yield {status: f"**{refused}**"}  # the columns keep their answers
+            yield shown.updates(status=f"**{refused}**")  # the columns keep their answers
             return
-        yield from answer_slot(names, q, *settings)
+        for outputs in answer_slot(names, q, *settings):
+            yield shown.updates(**outputs)
 
     ask.click(
         on_ask,
         [pick, question, *gen],
-        [status, *mds, *passages],
+        shown.outputs(),
         api_name="arena_side_by_side",
         **arena_battle.live_events(),
         show_progress="hidden",  # the status line counts finished answers; no bars over the columns
@@ -236,6 +238,16 @@ def _build_side_by_side(ws, cache, choices):
     edited = gr.State(False)
     pick.input(lambda: True, None, edited, api_name=False, **READ_ONLY)  # the user's own pick is kept from now on
     return pick, edited
+
+
+@dataclasses.dataclass(frozen=True)
+class Side(View):
+    """The side-by-side answer's outputs, in the arena_side_by_side API's order: the status line, then MAX_SIDE
+    answer titles and MAX_SIDE passage panels."""
+
+    status: gr.Markdown
+    answers: list
+    passages: list
 
 
 def _side_columns(ws, default: list[str]) -> tuple[list, list, list]:
@@ -260,7 +272,7 @@ def _side_refusal(names, q, settings) -> str:
 
 
 def _side_answers(ws, cache, names, q, *settings):
-    """Stream every chosen contestant's answer into its column: (status, answers..., passages...) per update."""
+    """Stream every chosen contestant's answer into its column: the outputs by name (Side's fields) per update."""
     names, cfg = _check_side(names, q), gen_from(*settings)  # checked before the GPU call (_side_refusal)
     makers = [lambda n=n: contestants.responder(ws, cache, n) for n in names]
     labels = contestant_names(ws, names)
@@ -271,8 +283,9 @@ def _side_answers(ws, cache, names, q, *settings):
         fresh = [h if h != old else gr.skip() for h, old in zip(htmls, shown, strict=True)]  # keeps open ones open
         shown = htmls
         done = sum(bool(e) or (a is not None and a.done) for a, e in zip(answers, errors, strict=True))
-        yield f"Generating: {done} of {len(names)} answers complete...", *texts, *rest, *fresh
-    yield "", *texts, *rest, *htmls  # the complete values (an API caller gets no skipped outputs)
+        yield {"status": f"Generating: {done} of {len(names)} answers complete...", "answers": [*texts, *rest],
+               "passages": fresh}  # fmt: skip
+    yield {"status": "", "answers": [*texts, *rest], "passages": htmls}  # complete: an API caller gets no skips
 
 
 @shows_errors(lambda message: None)  # a malformed custom id never loaded anything; a bug is logged

@@ -97,7 +97,8 @@ def build(demo, ws, cache, settings=None) -> None:
     pack.click(lambda which: pack_files(ws, _pick(ws, which)), view, packed, api_name="start_pack")
     shown = [heading, evidence, verdict, chart, examples, table, how]
     demo.load(lambda: _on_load(ws, shown, view), None, [*shown, view], api_name="start_latest", **READ_ONLY)
-    view.input(lambda which: _show(_pick(ws, which), ws), view, shown, api_name="start_view", **READ_ONLY)
+    view.input(lambda which: _keyed(shown, _show(_pick(ws, which), ws)), view, shown, api_name="start_view",
+               **READ_ONLY)  # fmt: skip
     pickers = dict(zip(picker[:2], PICKERS, strict=True))
     follow_workspace(demo, ws, pickers, [tab.select] if tab else [], "start_pickers")
     ins = list(picker)  # dataset, corpus, evaluation file, questions, contestants
@@ -158,8 +159,13 @@ def _on_load(ws, shown: list, switch: gr.Radio) -> dict:
     """The page's first view: this workspace's latest comparison (else the shipped reference) in `shown`, and the
     switch between the two, offered when there is a latest one."""
     latest = showcase.latest(ws)
-    parts = _show(latest or reference.reference(), ws)
-    return {**dict(zip(shown, parts, strict=True)), switch: gr.Radio(value=LATEST, visible=latest is not None)}
+    parts = _keyed(shown, _show(latest or reference.reference(), ws))
+    return {**parts, switch: gr.Radio(value=LATEST, visible=latest is not None)}
+
+
+def _keyed(shown: list, parts: tuple) -> dict:
+    """{component: value} for the shown comparison's components and `_show`'s parts, in the same order."""
+    return dict(zip(shown, parts, strict=True))
 
 
 def _pick(ws, which: str):
@@ -239,8 +245,11 @@ def _work(ws, cache, stops, inputs, request, answer, plan, label, view: RunView)
     result = box["result"]
     shown = after_run(ws, result)
     switch = gr.Radio(value=LATEST, visible=not shown.get("reference"))
-    parts = dict(zip(view.shown, _show(shown, ws), strict=True))
-    yield {view.progress: _done_line(result, shown, first), **parts, view.switch: switch}
+    yield {
+        view.progress: _done_line(result, shown, first),
+        **_keyed(view.shown, _show(shown, ws)),
+        view.switch: switch,
+    }
 
 
 def ask_first(plan, confirmed: str, key: str) -> str:
