@@ -13,8 +13,8 @@ from typing import Any
 
 from lab.arena.showcase import CONTESTANTS as SHOWCASE_CONTESTANTS
 from lab.generation import Answer, passage_dict
+from lab.metrics.charts import ci_bars
 from lab.metrics.rate import Rate, format_rate
-from lab.ui.charts import ci_bars
 
 # The names the Start tab gives its contestants, by contestant id template (one friendly name per kind everywhere).
 _SHOWCASE_NAMES = {template: label for label, template, _ in SHOWCASE_CONTESTANTS}

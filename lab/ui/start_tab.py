@@ -26,10 +26,10 @@ from lab.arena import evaluation, reference, showcase
 from lab.arena.verdict import headline
 from lab.config import GenConfig
 from lab.estimate import ASK_ABOVE_S
+from lab.metrics.charts import ci_bars, ci_whiskers
 from lab.metrics.rate import Rate, format_rate
 from lab.ui import spaces
 from lab.ui import zerogpu_budget as budget
-from lab.ui.charts import ci_bars, ci_whiskers
 from lab.ui.common import (
     BATCH,
     READ_ONLY,
