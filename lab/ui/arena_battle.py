@@ -108,12 +108,12 @@ def follow_work(demo, ws, pool, edited, added, triggers) -> None:
     (listener methods such as a tab's `select`): runs and indexes made after the app started enter it. A pool the
     voter edited keeps its value and only gains the new choices. `added`: this page's extra base models."""
 
-    def refresh(was_edited, more):
+    def on_pool(was_edited, more):
         return pool_update(ws, bool(was_edited), list(more or []))
 
-    demo.load(refresh, [edited, added], pool, api_name="arena_battle_pool", **READ_ONLY)
+    demo.load(on_pool, [edited, added], pool, api_name="arena_battle_pool", **READ_ONLY)
     for trigger in triggers:
-        trigger(refresh, [edited, added], pool, api_name=False, **READ_ONLY)
+        trigger(on_pool, [edited, added], pool, api_name=False, **READ_ONLY)
 
 
 def pool_update(ws, was_edited: bool, more: list[str]) -> dict:

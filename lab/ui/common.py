@@ -396,12 +396,12 @@ def follow_workspace(demo, ws, pickers: dict, triggers=(), api_name: str | bool 
     `triggers` (listener methods: a tab's `select`, an action's `success`), keeping each current selection."""
     comps, specs = list(pickers), list(pickers.values())
 
-    def refresh(*current):
+    def on_pickers(*current):
         return [picker_update(ws, spec, value) for spec, value in zip(specs, current, strict=True)]
 
-    demo.load(refresh, comps, comps, api_name=api_name, **READ_ONLY)
+    demo.load(on_pickers, comps, comps, api_name=api_name, **READ_ONLY)
     for trigger in triggers:
-        trigger(refresh, comps, comps, api_name=False, **READ_ONLY)
+        trigger(on_pickers, comps, comps, api_name=False, **READ_ONLY)
 
 
 def this_tab():
