@@ -144,12 +144,12 @@ def test_a_battle_shows_both_answers_normalised_and_stores_and_reveals_them_as_g
     }
     monkeypatch.setattr(arena_battle.contestants, "responder", lambda ws, cache, name: fakes[name])
     last = list(arena_battle._battle(ws, None, list(fakes), "How often is the coupling checked?", 16, 0))[-1]
-    shown = last[:2]
+    shown = last["sides"]
     assert not any(MARKS.search(s) for s in shown) and "insp" not in " ".join(shown)
     assert _structure(shown[0]) == _structure(shown[1])
-    row = battles.get_battle(ws.db_path, last[10])
+    row = battles.get_battle(ws.db_path, last["battle_id"])
     assert {row["answer_a"], row["answer_b"]} == {RAG_MARKDOWN, BASE_CUT}  # stored as generated
-    reveal = "".join(arena_battle._vote(ws, last[11], "tie")[1:3])
+    reveal = "".join(arena_battle._vote(ws, last["state"], "tie")["infos"])
     assert "**every 400 hours**" in reveal and "It is important to insp" in reveal  # revealed as generated
     (vote,) = battles.load_votes(ws.db_path)
     assert {vote["answer_a"], vote["answer_b"]} == {RAG_MARKDOWN, BASE_CUT}

@@ -318,6 +318,6 @@ def test_starting_a_training_run_frees_the_apps_generators_first(ws, model_cache
 
     cache = ModelCache(model_cache_dir)
     model = weakref.ref(cache.model("embedded"))
-    run_id, message = train_tab._start(ws, cache, *form_values(TrainConfig(name="x", dataset="no-such-data")))
+    run_id, message = train_tab._on_start(ws, cache, *form_values(TrainConfig(name="x", dataset="no-such-data")))
     assert run_id == "" and "no-such-data" in message  # refused, yet the memory was handed back first
     assert model() is None and not [k for k in cache.keys() if k[0] == "model"]

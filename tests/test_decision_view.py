@@ -36,7 +36,7 @@ def test_start_tab_and_batch_evaluation_show_the_card(ws):
     assert "| Made-up answers on questions nothing answers |" in said
     items = _items(12)
     result = _result({"a": _rows("a", items, {1, 2})}) | {"id": "e1"}
-    assert "The decision card" in arena_eval._show(ws, result)[1]
+    assert "The decision card" in arena_eval._show(ws, result)["verdict"]
 
 
 def _costly_result(ws):
@@ -66,7 +66,7 @@ def test_the_card_shows_training_and_index_costs_the_workspace_records(ws):
     result = _costly_result(ws)
     without = decision_view.card_markdown(result, bootstrap=20)
     assert "Training time (one-time)" not in without and "Index build time (one-time)" not in without
-    for md in (decision_view.card_markdown(result, bootstrap=20, ws=ws), arena_eval._show(ws, result)[1]):
+    for md in (decision_view.card_markdown(result, bootstrap=20, ws=ws), arena_eval._show(ws, result)["verdict"]):
         rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| ")}
         assert rows["Training time (one-time)"] == "| Training time (one-time) | 95 s | n/a |"
         assert rows["Training peak memory"] == "| Training peak memory | 812 MB | n/a |"
@@ -110,7 +110,7 @@ def test_the_start_tab_packs_the_comparison_it_shows(ws):
     from lab.ui import start_tab
 
     with gr.Blocks() as demo:
-        start_tab.build(ws, None)
+        start_tab.build(demo, ws, None)
     fn = next(f for f in demo.fns.values() if f.api_name == "start_pack")
     shown = fn.fn(start_tab.REFERENCE)  # a fresh workspace shows the shipped reference
     html_path, zip_path = (Path(p) for p in shown["value"])

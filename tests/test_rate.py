@@ -68,7 +68,7 @@ def test_interval_whiskers_are_distances_from_the_value_never_negative():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lab.ui.charts import ci_bars, ci_whiskers
+    from lab.metrics.charts import ci_bars, ci_whiskers
 
     rates = [Rate(0.5, 0.25, 0.75, 8), Rate(0.0, 0.0, 0.1, 4), Rate(None), Rate(0.4, 0.45, 0.5, 3)]
     below, above = ci_whiskers(rates)

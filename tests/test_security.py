@@ -188,7 +188,7 @@ def test_secrets_never_reach_a_runs_artefacts_or_its_view(ws, tmp_path, monkeypa
                          logging_steps=1, save_steps=1, warmup_ratio=0.0)  # fmt: skip
     run_id = jobs.start(ws, config)
     assert jobs.wait(ws, run_id, timeout=600)["state"] == "finished"
-    view = repr(train_tab.refresh(ws, run_id))
+    view = repr(train_tab._on_refresh(ws, run_id))
     files = [p for p in ws.root.rglob("*") if p.is_file() and "models" not in p.relative_to(ws.root).parts]
     assert any(p.name == "README.md" for p in files) and any(p.name == "train.log" for p in files)
     assert ws.db_path in files and len(files) > 10

@@ -59,12 +59,15 @@ def _save_comparison(ws, name: str = "cancel-test") -> dict:
 
 
 def _cancelled_run(ws, cache) -> tuple:
-    """The last view the run handler yields for a run cancelled at once (progress, the shown parts, switch, ...)."""
-    view = start_tab.RunView(gr.Markdown(), gr.Button(), gr.State(""))
-    outputs = list(start_tab._run(ws, cache, CancelledAtOnce(), "sample", "sample", None, 10, ["base"], None,
+    """The last view the run handler yields for a run cancelled at once (progress, the shown parts, switch)."""
+    shown = [gr.Markdown() for _ in range(7)]
+    view = start_tab.RunView(gr.Markdown(), gr.Button(), gr.State(""), shown, gr.Radio())
+    outputs = list(start_tab._on_run(ws, cache, CancelledAtOnce(), "sample", "sample", None, 10, ["base"], None,
                                   view=view))  # fmt: skip
     assert all(set(o) <= {view.progress, view.button, view.armed} for o in outputs[:-1])  # the view stays as it is
-    return outputs[-1]
+    last = outputs[-1]
+    assert set(last) == {view.progress, *shown, view.switch}  # the button and the confirmed inputs stay as they are
+    return last[view.progress], *(last[c] for c in shown), last[view.switch]
 
 
 @pytest.mark.integration

@@ -44,7 +44,10 @@ def _fake_contestants(monkeypatch):
     return fakes
 
 
-def _texts(values) -> str:
+def _texts(outputs: dict) -> str:
+    """Every text a battle's outputs show (answers, panels, status, reveal, id), by name."""
+    values = [v for name in ("sides", "infos") for v in outputs.get(name, [])]
+    values += [outputs.get(name) for name in ("status", "reveal", "battle_id")]
     return " ".join(v for v in values if isinstance(v, str))
 
 
@@ -52,15 +55,15 @@ def test_nothing_identifies_a_contestant_before_the_vote(ws, monkeypatch):
     _fake_contestants(monkeypatch)
     outs = list(arena_battle._battle(ws, None, ["base", "rag:docs"], "How often is the coupling checked?", 16, 0))
     first, last = outs[0], outs[-1]
-    assert first[:4] == ("", "", "", "")  # both sides wait with the same (empty) value: the same placeholder
+    assert first["sides"] == first["infos"] == ["", ""]  # both sides wait with the same (empty) value
     for snapshot in outs[:-1]:  # while generating: no answer text, no passage, no name on either side
-        shown = snapshot if isinstance(snapshot, str) else _texts(snapshot[:4])  # a str: the status line alone
+        shown = _texts({k: v for k, v in snapshot.items() if k != "status"})
         assert "400" not in shown and "checked often" not in shown
-    sides, infos, status, battle_id, state = last[:2], last[2:4], last[8], last[10], last[11]
+    sides, infos, status, battle_id, state = (last[k] for k in ("sides", "infos", "status", "battle_id", "state"))
     # both at once, in one update, the citation, source note and "according to the passages" hidden
     assert set(sides) == {"It is checked often.", "Every 400 hours."}
-    assert infos == ("", "") and "vote" in status
-    everything = _texts(last[:11])
+    assert infos == ["", ""] and "vote" in status
+    everything = _texts(last)
     for secret in (PASSAGE[:30], "m.md", "rag:docs", "base", "tokens/s", "[1]", "passages"):
         assert secret not in everything
     row = battles.get_battle(ws.db_path, battle_id)
@@ -68,14 +71,15 @@ def test_nothing_identifies_a_contestant_before_the_vote(ws, monkeypatch):
     assert row["status"] == "ready" and {row["answer_a"], row["answer_b"]} == generated  # stored as generated
     assert state["battle"] == battle_id
 
-    reveal, info_a, info_b, *_ = arena_battle._vote(ws, state, "tie")
+    voted = arena_battle._vote(ws, state, "tie")
+    reveal, (info_a, info_b) = voted["reveal"], voted["infos"]
     assert "saved" in reveal and f"**A** was {arena_view.name_html(row['system_a'])}" in reveal
     rag_info = info_a if row["system_a"] == "rag:docs" else info_b
     assert PASSAGE in rag_info and "m.md" in rag_info and "<details" in rag_info
     assert "every 400 hours [1]" in rag_info  # the answer as generated, after the vote
     assert "as generated" not in (info_b if rag_info is info_a else info_a)  # nothing hidden on the plain side
     again = arena_battle._vote(ws, state, "a")  # the same battle cannot be voted on twice
-    assert "refused" in again[0] and "already has its vote" in again[0]
+    assert "refused" in again["reveal"] and "already has its vote" in again["reveal"]
     assert len(battles.load_votes(ws.db_path)) == 1
 
 
@@ -87,29 +91,29 @@ def test_a_failed_contestant_voids_the_battle(ws, monkeypatch):
 
     fakes["rag:docs"].answer = broken
     last = list(arena_battle._battle(ws, None, ["base", "rag:docs"], "q?", 16, 0))[-1]
-    assert "void" in last[8] and "cannot be opened" in last[8] and "bug" not in last[8]
-    assert last[11] == {} and last[:2] == ("", "")
-    assert all(b.interactive is False for b in last[4:8] if isinstance(b, gr.Button))
-    assert "No finished battle" in arena_battle._vote(ws, {}, "a")[0]
+    assert "void" in last["status"] and "cannot be opened" in last["status"] and "bug" not in last["status"]
+    assert last["state"] == {} and last["sides"] == ["", ""]
+    assert all(b.interactive is False for b in last["buttons"])
+    assert "No finished battle" in arena_battle._vote(ws, {}, "a")["reveal"]
 
 
 def test_while_both_answers_are_generated_the_event_changes_only_the_status_line(ws, monkeypatch):
-    """The answers may come from a ZeroGPU slot, whose yields cross a process boundary as plain values: the
-    waiting line comes back as a str and the event, in the app's process, updates that line alone."""
+    """The answers may come from a ZeroGPU slot, whose yields cross a process boundary as plain values keyed by
+    name: the waiting line comes back alone and the event, in the app's process, updates that line alone."""
     fakes = _fake_contestants(monkeypatch)
     with gr.Blocks() as demo:
         arena_battle.build(ws, None, list(fakes))
     (event,) = [fn for fn in demo.fns.values() if fn.api_name == "arena_battle"]
     status = event.outputs[8]
     outs = list(event.fn(list(fakes), "How often is the coupling checked?", 16, 0))
-    waiting = [o for o in outs if isinstance(o, dict)]
-    assert waiting and all(list(o) == [status] and "Generating both answers" in o[status] for o in waiting)
-    assert isinstance(outs[-1], tuple) and "vote" in outs[-1][8]
+    waiting = [o for o in outs if list(o) == [status]]
+    assert waiting and all("Generating both answers" in o[status] for o in waiting)
+    assert set(outs[-1]) == set(event.outputs) and "vote" in outs[-1][status]
 
 
 def test_a_vote_that_cannot_be_stored_keeps_the_battle_open_for_another_try(ws, monkeypatch):
     _fake_contestants(monkeypatch)
-    state = list(arena_battle._battle(ws, None, ["base", "rag:docs"], "q?", 16, 0))[-1][11]
+    state = list(arena_battle._battle(ws, None, ["base", "rag:docs"], "q?", 16, 0))[-1]["state"]
     stored = battles.vote
 
     def full_disk(*args):
@@ -117,10 +121,10 @@ def test_a_vote_that_cannot_be_stored_keeps_the_battle_open_for_another_try(ws, 
 
     monkeypatch.setattr(arena_battle.battles, "vote", full_disk)
     failed = arena_battle._vote(ws, state, "a")
-    assert failed[0] == "**Vote not saved:** no space left on the workspace's disk"
-    assert all(b.interactive for b in failed[3:7]) and failed[7] != {}  # the battle and its state stay votable
+    assert failed["reveal"] == "**Vote not saved:** no space left on the workspace's disk"
+    assert all(b.interactive for b in failed["buttons"]) and "state" not in failed  # the battle stays votable
     monkeypatch.setattr(arena_battle.battles, "vote", stored)
-    assert "saved" in arena_battle._vote(ws, state, "a")[0]
+    assert "saved" in arena_battle._vote(ws, state, "a")["reveal"]
 
 
 def test_a_battle_gives_the_voter_no_setting_that_acts_on_one_side_only(ws, monkeypatch):
@@ -135,11 +139,11 @@ def test_a_battle_gives_the_voter_no_setting_that_acts_on_one_side_only(ws, monk
     assert [c.label for c in event.inputs[2:]] == ["Max new tokens", "Temperature (0 = greedy, used for scoring)"]
     assert not any("RAG" in str(c.label) for c in event.inputs)
     last = list(arena_battle._battle(ws, None, list(fakes), "q?", 16, 0, 1.0))[-1]  # abstain_below=1 from the API
-    assert "max_new_tokens, temperature" in last[8] and last[11] == {}
+    assert "max_new_tokens, temperature" in last["status"] and last["state"] == {}
     assert asked == [] and battles.load_votes(ws.db_path, blind_only=False) == []
     last = list(arena_battle._battle(ws, None, list(fakes), "q?", 16, 0))[-1]
     defaults = GenConfig()
-    assert last[11] and len(asked) == 2 and asked[0] == asked[1]
+    assert last["state"] and len(asked) == 2 and asked[0] == asked[1]
     assert all(getattr(g, f) == getattr(defaults, f) for g in asked for f in GEN_FIELDS[2:])
 
 
@@ -162,14 +166,15 @@ def test_a_voter_sees_no_cut_off_source_note_or_file_name_before_the_vote(ws, mo
     fakes = _fake_contestants(monkeypatch)
     fakes["rag:docs"].text = "Per m.md, every 400 hours [1].\n2. [2] (source: m."  # the token limit hit mid-note
     last = list(arena_battle._battle(ws, None, ["base", "rag:docs"], "How often?", 16, 0))[-1]
-    assert set(last[:2]) == {"It is checked often.", "Per, every 400 hours."}
-    reveal = "".join(arena_battle._vote(ws, last[11], "tie")[1:3])
+    assert set(last["sides"]) == {"It is checked often.", "Per, every 400 hours."}
+    reveal = "".join(arena_battle._vote(ws, last["state"], "tie")["infos"])
     assert "(source: m." in reveal  # the answer as generated, after the vote
 
 
-def _battle_and_vote(ws, question: str, winner: str = "a") -> tuple:
+def _battle_and_vote(ws, question: str, winner: str = "a") -> str:
+    """The reveal line after a battle on `question` and a vote for `winner`."""
     last = list(arena_battle._battle(ws, None, ["base", "rag:docs"], question, 16, 0))[-1]
-    return arena_battle._vote(ws, last[11], winner)
+    return arena_battle._vote(ws, last["state"], winner)["reveal"]
 
 
 def test_a_vote_on_answers_already_revealed_for_that_question_is_not_rated(ws, monkeypatch):
@@ -177,11 +182,11 @@ def test_a_vote_on_answers_already_revealed_for_that_question_is_not_rated(ws, m
     the same answers, and its voter knows the sides. Such a vote is kept but not rated; a new question is."""
     _fake_contestants(monkeypatch)
     first = _battle_and_vote(ws, "How often is the coupling checked?")
-    assert "saved" in first[0] and "Not rated" not in first[0]
+    assert "saved" in first and "Not rated" not in first
     again = _battle_and_vote(ws, "  how often is the COUPLING checked ")  # case, spacing, punctuation: the same
-    assert "saved" in again[0] and "Not rated" in again[0] and "already showed" in again[0]
+    assert "saved" in again and "Not rated" in again and "already showed" in again
     fresh = _battle_and_vote(ws, "Which gauge is used for it?")
-    assert "saved" in fresh[0] and "Not rated" not in fresh[0]
+    assert "saved" in fresh and "Not rated" not in fresh
     rated = battles.load_votes(ws.db_path)
     assert [v["question"] for v in rated] == ["How often is the coupling checked?", "Which gauge is used for it?"]
     assert len(battles.load_votes(ws.db_path, blind_only=False)) == 3  # kept, for the teacher's export

@@ -10,7 +10,7 @@ import pytest
 
 from lab.config import TrainConfig
 from lab.training import plan as plan_mod
-from lab.ui import train_form, train_tab
+from lab.ui import train_form, train_tab, train_view
 from lab.ui.train_form import form_values
 
 
@@ -95,7 +95,7 @@ def test_browser_starts_a_run_and_watches_the_chart(page, shot):
     )
     shot(page, "train-tab-eval")
     strokes = page.evaluate("() => [...document.querySelectorAll('svg path')].map(p => p.getAttribute('stroke'))")
-    assert train_tab.PALETTE[1] in strokes, strokes  # and a line in its colour
+    assert train_view.PALETTE[1] in strokes, strokes  # and a line in its colour
     ticks = [t or "" for t in page.locator("[aria-label^='X-axis'] text").all_text_contents()]
     labels = [t for t in ticks if t.strip() and t.strip() != "step"]
     assert labels and all(re.fullmatch(r"\d+", t.strip()) for t in labels), labels  # whole steps only
@@ -126,12 +126,12 @@ def test_log_view_hides_library_noise_and_opens_at_the_newest_line():
         "step 2/74: epoch 0.05, loss 2.9500",
         "RuntimeError: something real went wrong",
     ])  # fmt: skip
-    assert train_tab.clean_log(log).splitlines() == [
+    assert train_view.clean_log(log).splitlines() == [
         "step 1/74: epoch 0.03, loss 2.1700",
         "step 2/74: epoch 0.05, loss 2.9500",
         "RuntimeError: something real went wrong",
     ]  # an older run's raw record echo (a dict with a Unix time) is left to the log table
-    box = train_tab.log_html(log)
+    box = train_view.log_html(log)
     assert "column-reverse" in box and box.index("step 1/74") < box.index("step 2/74")  # newest at the bottom
 
 
@@ -143,13 +143,13 @@ def test_the_log_is_a_table_of_steps_with_elapsed_time_not_raw_records():
         {"step": 1, "epoch": 0.0271, "time": started + 5.2, "loss": 2.1734, "learning_rate": 0.0002, "grad_norm": 1.0},
         {"step": 2, "epoch": 0.0541, "time": started + 3725.0, "eval_loss": 1.98771},
     ]
-    rows = train_tab.log_rows(records, started)
-    assert train_tab.LOG_HEADERS == ["step", "epoch", "loss", "eval loss", "learning rate", "grad norm", "elapsed"]
+    rows = train_view.log_rows(records, started)
+    assert train_view.LOG_HEADERS == ["step", "epoch", "loss", "eval loss", "learning rate", "grad norm", "elapsed"]
     assert rows == [
         [2, "0.05", "", "1.9877", "", "", "1:02:05"],  # newest first
         [1, "0.03", "2.1734", "", "2.00e-04", "1.000", "0:00:05"],
     ]
-    assert train_tab.log_rows(records)[-1][-1] == "0:00:00"  # no start known: time since the first record
+    assert train_view.log_rows(records)[-1][-1] == "0:00:00"  # no start known: time since the first record
     line = log_line({**records[0], "tokens_per_s": 812.4, "memory_mb": 1234.5})
     assert line == "epoch 0.03, loss 2.1734, lr 2.00e-04, grad norm 1.000, tokens/s 812, peak MB 1234"
     assert "{" not in line and "time" not in line
@@ -164,16 +164,16 @@ def _progress_info(tmp_path, state="running", step=0, total=10, stop=False):
 
 @pytest.mark.parametrize("step, percent", [(0, 0), (4, 40), (10, 100)])
 def test_the_progress_bar_is_a_drawn_bar_readable_at_0_mid_and_100_percent(tmp_path, step, percent):
-    text = train_tab.progress_md(_progress_info(tmp_path, step=step), [])
+    text = train_view.progress_md(_progress_info(tmp_path, step=step), [])
     assert "<progress" not in text and "[ ]" not in text
     assert f"aria-valuenow='{percent}'" in text and f"width:{percent}%" in text  # the filled part
     assert f"{percent} % · step {step} of 10" in text  # the number is written, whatever the bar's width
 
 
 def test_stop_says_it_skips_the_evaluation_and_the_stopping_line_goes_once_stopped(tmp_path):
-    stopping = train_tab.progress_md(_progress_info(tmp_path, step=3, stop=True), [])
+    stopping = train_view.progress_md(_progress_info(tmp_path, step=3, stop=True), [])
     assert "Stopping after the current step" in stopping and "no final evaluation" in stopping
-    stopped = train_tab.progress_md(_progress_info(tmp_path, state="stopped", step=3, stop=True), [])
+    stopped = train_view.progress_md(_progress_info(tmp_path, state="stopped", step=3, stop=True), [])
     assert "Stopping" not in stopped and "Stopped at step 3: checkpoint and adapter saved" in stopped
 
 
@@ -188,11 +188,11 @@ def test_stop_writes_to_the_view_the_timer_rewrites_so_no_stale_stopping_line_st
 
 def test_eval_loss_is_the_loss_chart_s_second_series_even_when_measured_once():
     records = [{"step": s, "loss": 2.0 - 0.1 * s} for s in range(1, 6)] + [{"step": 5, "eval_loss": 1.7}]
-    loss, _, _ = train_tab.chart_frames(records)
+    loss, _, _ = train_view.chart_frames(records)
     level = loss[loss["series"] == "eval_loss"]
     assert list(level["step"]) == [0, 5] and list(level["value"]) == [1.7, 1.7]  # a line of two points shows
     periodic = records + [{"step": 3, "eval_loss": 1.8}]
-    loss, _, _ = train_tab.chart_frames(periodic)
+    loss, _, _ = train_view.chart_frames(periodic)
     assert sorted(loss[loss["series"] == "eval_loss"]["step"]) == [3, 5]
 
 
@@ -333,6 +333,6 @@ def test_model_picker_lists_the_catalog_with_estimates_that_follow_length_and_ba
 def test_every_chart_update_names_its_series_so_a_later_eval_loss_is_drawn():
     first = train_tab._plots([{"step": 1, "loss": 2.0}])[0]
     later = train_tab._plots([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.9}, {"step": 2, "eval_loss": 1.8}])[0]
-    assert first.color_map == {"loss": train_tab.PALETTE[0]}
-    assert later.color_map == {"loss": train_tab.PALETTE[0], "eval_loss": train_tab.PALETTE[1]}
+    assert first.color_map == {"loss": train_view.PALETTE[0]}
+    assert later.color_map == {"loss": train_view.PALETTE[0], "eval_loss": train_view.PALETTE[1]}
     assert first.colors_in_legend == ["loss"] and later.colors_in_legend == ["loss", "eval_loss"]  # drawn anew

@@ -374,7 +374,7 @@ def _drive(ws, chunk, upload, pick, limit=0, batch=2, visitor="v"):
 
     stops = common.SessionFlags(ws.tmp / "flags")
     request = SimpleNamespace(session_hash=visitor)
-    return list(arena_eval._run(ws, stops, chunk, upload, pick, limit, batch, 4, 0.0, request=request))
+    return list(arena_eval._on_run(ws, stops, chunk, upload, pick, limit, batch, 4, 0.0, request=request))
 
 
 def test_the_arena_costs_an_upload_by_its_own_questions_and_answers_it_in_slot_chunks(ws, tmp_path, monkeypatch):
@@ -400,12 +400,13 @@ def test_the_arena_costs_an_upload_by_its_own_questions_and_answers_it_in_slot_c
     per = budget.answers_per_slot(2)
     shown = _drive(ws, chunk, _upload(tmp_path), ["base", "rag:sample"])
     assert calls == [per] * -(-24 // per) and len(calls) > 1  # each chunk one GPU call of one slot's answers
-    assert "Running: 0 of 24 answers" in shown[0][0]
+    assert "Running: 0 of 24 answers" in shown[0]["status"]
 
     calls.clear()
     monkeypatch.setenv("LAB_ZEROGPU_QUOTA_S", "40")
     refused = _drive(ws, chunk, _upload(tmp_path), ["base", "rag:sample"])
-    assert calls == [] and "questions fit" in refused[0][0] and "12 questions x 2 contestants" in refused[0][0]
+    said = refused[0]["status"]
+    assert calls == [] and "questions fit" in said and "12 questions x 2 contestants" in said
 
 
 @pytest.mark.integration
@@ -424,11 +425,11 @@ def test_an_arena_evaluation_in_slot_chunks_equals_one_in_a_single_call(ws, cach
     monkeypatch.setenv("LAB_ZEROGPU_SLOT_S", str(math.ceil(zg.answers_duration(1))))  # the shortest useful slot
     per = budget.answers_per_slot(1)
     upload = _upload(tmp_path, per + 1)
-    chunked = _drive(ws, chunk, upload, ["base"], batch=1)[-1][4]
+    chunked = _drive(ws, chunk, upload, ["base"], batch=1)[-1]["result"]
     assert calls == [per, per] and chunked["status"] == "finished" and len(chunked["questions"]) == per + 1
     monkeypatch.delenv("SPACES_ZERO_GPU")
     calls.clear()
-    whole = _drive(ws, chunk, upload, ["base"], batch=1)[-1][4]
+    whole = _drive(ws, chunk, upload, ["base"], batch=1)[-1]["result"]
     assert calls == [None]
     keep = ("id", "system", "prediction", "category", "similarity")
     assert [{k: r[k] for k in keep} for r in chunked["questions"]] == [

@@ -22,6 +22,8 @@ from lab.arena import costs
 from lab.arena.verdict import headline
 from lab.config import EVAL_GEN_FLAGS
 from lab.errors import LabError
+from lab.metrics.charts import ci_bars
+from lab.metrics.rate import Rate
 from lab.workspace import Workspace
 
 SHORT = {"taught": "correct: taught facts", "documents": "correct: facts only in documents",
@@ -133,10 +135,8 @@ def charts(card: dict[str, Any]) -> list[tuple[str, str]]:
         width = 0.8 / max(len(card["systems"]), 1)
         for i, s in enumerate(card["systems"]):
             cells = [r["cells"].get(s, {}) for r in rows]
-            vals = [100 * (c.get("value") or 0) for c in cells]
-            err = [[100 * max(0.0, (c.get("value") or 0) - (c.get("lo") or 0)) for c in cells],
-                   [100 * max(0.0, (c.get("hi") or 0) - (c.get("value") or 0)) for c in cells]]  # fmt: skip
-            ax.bar([j + i * width for j in range(len(rows))], vals, width, yerr=err, capsize=2, label=s)
+            rates = [Rate(c.get("value"), c.get("lo"), c.get("hi")) for c in cells]
+            ci_bars(ax, [j + i * width for j in range(len(rows))], rates, width=width, label=s)
         names = [SHORT.get(r["key"], r["key"]) for r in rows]
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))], names, fontsize=8)
         ax.set_ylabel("% of questions (95% CI)")

@@ -1,8 +1,8 @@
 """Assemble the tabs (Start first, selected by default) into one Blocks app and launch it.
 
-Each tab's builder is called inside its `gr.Tab` with the workspace, the one ModelCache created at start and,
-where a tab checks who may do what, the ServerSettings (lab.ui.roles). Every event carries an explicit api_name so
-gradio_client can drive it.
+Each tab's builder is called inside its `gr.Tab` as `build(demo, ws, cache, settings)`: the app's Blocks (its
+page-load events go through the Blocks' own `load`), the workspace, the one ModelCache created at start and the
+ServerSettings (lab.ui.roles). Every event carries an explicit api_name so gradio_client can drive it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from lab.ui.roles import AUTH_ENV, LOOPBACK, ServerSettings, read_auth  # noqa: 
 from lab.workspace import Workspace
 
 TABS = (
-    ("Start", lambda ws, cache, settings: start_tab.build(ws, cache)),
-    ("Data", lambda ws, cache, settings: data_tab.build(ws, cache)),
+    ("Start", start_tab.build),
+    ("Data", data_tab.build),
     ("Train", train_tab.build),
     ("RAG", rag_tab.build),
     ("Arena", arena_tab.build),
@@ -50,7 +50,7 @@ def build_app(ws: Workspace, cache: ModelCache, settings: ServerSettings | None 
         with gr.Tabs(selected=TABS[0][0].lower()):
             for label, builder in TABS:
                 with gr.Tab(label, id=label.lower()):
-                    builder(ws, cache, settings)
+                    builder(demo, ws, cache, settings)
     demo.lab_settings, demo.lab_public_note = settings, note  # read by launch
     return demo
 

@@ -16,6 +16,7 @@ only: battle id, winner). Errors become a status line and a toast, never a trace
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import gradio as gr
@@ -29,6 +30,7 @@ from lab.ui import arena_view as view
 from lab.ui.common import (
     GEN_FIELDS,
     READ_ONLY,
+    View,
     ask_row,
     contestant_names,
     gen_controls,
@@ -76,28 +78,24 @@ def build(ws, cache, choices):
     sides, buttons, reveal, infos = _battle_views()
     battle_id = gr.Textbox(visible=False, label="Battle id (vote with it through arena_submit_vote)")
     state = gr.State({})
+    shown = Battle(sides, infos, buttons, status, reveal, battle_id, state)
+    voted = Vote(reveal, infos, buttons, state)
 
     @gpu(duration=lambda *_: answers_duration(2), prepare=lambda pool, *_: prefetch(ws, cache, pool))
     def answer_both(*args):
         yield from _battle(ws, cache, *args)
 
-    def battle(*args):  # in this process: what comes back from a GPU slot is plain values, never a component
+    def on_battle(*args):  # in this process: a GPU slot's outputs are plain values, keyed by name
         for outputs in answer_both(*args):
-            yield {status: outputs} if isinstance(outputs, str) else outputs
+            yield shown.updates(**outputs)
 
-    start.click(
-        battle,
-        [pool, question, *gen],
-        [*sides, *infos, *buttons, status, reveal, battle_id, state],
-        api_name="arena_battle",
-        **live_events(),
-        show_progress_on=sides,
-    )
+    start.click(on_battle, [pool, question, *gen], shown.outputs(), api_name="arena_battle", **live_events(),
+                show_progress_on=sides)  # fmt: skip
     for winner, button in zip(battles.WINNERS, buttons, strict=True):
         button.click(
-            lambda s, w=winner: _vote(ws, s, w),
+            lambda s, w=winner: voted.updates(**_vote(ws, s, w)),
             state,
-            [reveal, *infos, *buttons, state],
+            voted.outputs(),
             api_name=f"arena_vote_{winner}",
             concurrency_limit=None,
         )
@@ -105,17 +103,17 @@ def build(ws, cache, choices):
     return pool, edited
 
 
-def follow_work(ws, pool, edited, added, triggers) -> None:
+def follow_work(demo, ws, pool, edited, added, triggers) -> None:
     """Read the pool's choices and default again on page load (api: arena_battle_pool) and on each of `triggers`
     (listener methods such as a tab's `select`): runs and indexes made after the app started enter it. A pool the
     voter edited keeps its value and only gains the new choices. `added`: this page's extra base models."""
 
-    def refresh(was_edited, more):
+    def on_pool(was_edited, more):
         return pool_update(ws, bool(was_edited), list(more or []))
 
-    gr.context.Context.root_block.load(refresh, [edited, added], pool, api_name="arena_battle_pool", **READ_ONLY)
+    demo.load(on_pool, [edited, added], pool, api_name="arena_battle_pool", **READ_ONLY)
     for trigger in triggers:
-        trigger(refresh, [edited, added], pool, api_name=False, **READ_ONLY)
+        trigger(on_pool, [edited, added], pool, api_name=False, **READ_ONLY)
 
 
 def pool_update(ws, was_edited: bool, more: list[str]) -> dict:
@@ -179,17 +177,50 @@ def _battle_views() -> tuple[list, list, gr.Markdown, list]:
     return sides, buttons, reveal, infos
 
 
-def _not_started(message: str) -> tuple:
+@dataclasses.dataclass(frozen=True)
+class Battle(View):
+    """A battle's outputs, in the arena_battle API's order: the two answers, the two reveal panels, the four vote
+    buttons, the status line, the reveal line, the battle's id and its server-side state."""
+
+    sides: list
+    infos: list
+    buttons: list
+    status: gr.Markdown
+    reveal: gr.Markdown
+    battle_id: gr.Textbox
+    state: gr.State
+
+
+@dataclasses.dataclass(frozen=True)
+class Vote(View):
+    """A vote's outputs, in the arena_vote_* APIs' order."""
+
+    reveal: gr.Markdown
+    infos: list
+    buttons: list
+    state: gr.State
+
+
+def _buttons(active: bool) -> list:
+    return [gr.Button(interactive=active) for _ in battles.WINNERS]
+
+
+def _shown(status: str, sides=("", ""), buttons: bool = False, battle_id: str = "", state=None) -> dict:
+    """Every battle output by name (Battle's fields); the reveal panels and line are empty until the vote."""
+    return {"sides": list(sides), "infos": ["", ""], "buttons": _buttons(buttons), "status": status, "reveal": "",
+            "battle_id": battle_id, "state": state or {}}  # fmt: skip
+
+
+def _not_started(message: str) -> dict:
     """The battle's outputs when it cannot start or stops: empty sides and reveals, no vote, `message`."""
     gr.Warning(message)
-    return *[""] * 4, *[gr.Button(interactive=False)] * 4, f"**{message}**", "", "", {}
+    return _shown(f"**{message}**")
 
 
 @shows_errors(_not_started)
 def _battle(ws, cache, pool, question, *settings):
     """Issue a battle, generate both answers out of sight, then show both at once (or void the battle). Yields
-    the outputs, or while the answers are generated only the status line (a str)."""
-    off, blank = [gr.Button(interactive=False)] * 4, [""] * 4
+    the outputs by name (Battle's fields), while the answers are generated only the status line."""
     a, b = battles.pick_pair([p for p in pool or [] if p])
     cfg = _battle_config(*settings)
     if not (question or "").strip():
@@ -198,23 +229,23 @@ def _battle(ws, cache, pool, question, *settings):
         contestants.parse(name)
     battle = battles.start_battle(ws.db_path, question, a, b, cfg.to_dict())
     wait = "Generating both answers: they appear together when both are complete"
-    yield *blank, *off, f"{wait}...", "", "", {}
+    yield _shown(f"{wait}...")
     makers = [lambda n=n: contestants.responder(ws, cache, n) for n in (a, b)]
     began, answers, errors = time.monotonic(), [None, None], ["", ""]
     for snapshot in live.stream_many(makers, question, cfg, poll_s=1.0, cache=cache, session=session_of()):
         answers, errors = snapshot  # only the elapsed time is shown meanwhile: a side would give itself away
-        yield f"{wait} ({time.monotonic() - began:.0f} s)..."
+        yield {"status": f"{wait} ({time.monotonic() - began:.0f} s)..."}
     if any(errors) or not live.all_done(answers, errors):
         battles.fail_battle(ws.db_path, battle)
         why = "; ".join(f"side {s}: {e}" for s, e in zip("AB", errors, strict=True) if e) or "an answer stopped"
         gr.Warning(f"battle void: {why}")
-        yield *blank, *off, f"**This battle is void** ({why}): start a new battle.", "", "", {}
+        yield _shown(f"**This battle is void** ({why}): start a new battle.")
         return
     battles.finish_battle(ws.db_path, battle, answers[0].text, answers[1].text)
     texts = [_blind(x, cfg) or "(empty answer)" for x in answers]  # one normaliser: no style tells which side
     state = {"battle": battle, "sides": [_side_state(x, cfg) for x in answers]}
     ready = "Both answers are in: read them and vote below."
-    yield *texts, "", "", *[gr.Button(interactive=True)] * 4, ready, "", battle, state
+    yield _shown(ready, texts, buttons=True, battle_id=battle, state=state)
 
 
 def _blind(answer, cfg: GenConfig) -> str:
@@ -234,13 +265,15 @@ def _side_state(answer, cfg: GenConfig) -> dict:
     }
 
 
-def _vote(ws, state, winner):
-    off, keep = [gr.Button(interactive=False)] * 4, [gr.skip(), gr.skip()]
+def _vote(ws, state, winner) -> dict:
+    """Store the vote and reveal both sides: the outputs by name (Vote's fields); the reveal panels stay as they
+    are when nothing was stored."""
     if not state or not state.get("battle"):
         gr.Warning("no finished battle to vote on: start a battle first")
-        return "No finished battle to vote on: start a battle first.", *keep, *off, {}
+        return {"reveal": "No finished battle to vote on: start a battle first.", "buttons": _buttons(False),
+                "state": {}}  # fmt: skip
     row = _cast(ws, state["battle"], winner)
-    if isinstance(row, tuple):
+    if "reveal" in row:  # refused or not saved: the vote's outputs
         return row
     names = [row["system_a"], row["system_b"]]
     labels = contestant_names(ws, names)  # one friendly name per contestant, the id small
@@ -252,25 +285,26 @@ def _vote(ws, state, winner):
             f" Not rated: vote #{row['seen_in']} already showed one of these answers to this question with its"
             " contestant's name, so this battle was not blind. Ask a new question for a rated vote."
         )
-    return reveal, *infos, *off, {}
+    return {"reveal": reveal, "infos": infos, "buttons": _buttons(False), "state": {}}
 
 
-def _not_saved(message: str) -> tuple:
+def _not_saved(message: str) -> dict:
     """The vote's outputs when it could not be stored (a bug or the disk): the battle and its buttons stay, so
     the voter can try again."""
     gr.Warning(message)
-    return f"**Vote not saved:** {message}", gr.skip(), gr.skip(), *[gr.Button(interactive=True)] * 4, gr.skip()
+    return {"reveal": f"**Vote not saved:** {message}", "buttons": _buttons(True)}
 
 
 @shows_errors(_not_saved)
-def _cast(ws, battle: str, winner: str) -> dict | tuple:
-    """Store the vote: the battle's row, or the vote's outputs that say why it was refused or not saved."""
+def _cast(ws, battle: str, winner: str) -> dict:
+    """Store the vote: the battle's row, or the vote's outputs (with a "reveal") that say why it was refused or
+    not saved."""
     try:
         return battles.vote(ws.db_path, battle, winner)
     except battles.BattleError as exc:  # an unknown, unfinished or already voted battle: it takes no vote now
         message = user_message(exc)
         gr.Warning(message)
-        return f"**Vote refused:** {message}", gr.skip(), gr.skip(), *[gr.Button(interactive=False)] * 4, {}
+        return {"reveal": f"**Vote refused:** {message}", "buttons": _buttons(False), "state": {}}
 
 
 def _submit_vote_api(ws) -> None:

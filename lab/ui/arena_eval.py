@@ -12,6 +12,7 @@ arena_eval_list, arena_eval_load, arena_eval_compare, arena_eval_pack.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import gradio as gr
@@ -19,6 +20,7 @@ import gradio as gr
 from lab.arena import evaluation
 from lab.arena.questions import default_questions
 from lab.arena.verdict import findings, render_list
+from lab.config import GenConfig
 from lab.errors import LabError
 from lab.metrics.rate import Rate, format_rate
 from lab.metrics.scoring import CATEGORIES
@@ -28,6 +30,8 @@ from lab.ui.common import (
     BATCH,
     FileFlag,
     SessionFlags,
+    View,
+    config_help,
     contestant_names,
     gen_controls,
     gen_from,
@@ -45,26 +49,7 @@ def build(ws, cache, choices):
     stops = SessionFlags(ws.tmp / "cancel" / "arena-eval")
     with gr.Row():
         with gr.Column(scale=1):
-            upload = gr.File(
-                label="Evaluation JSONL (empty = the questions held out from the contestants' own dataset, or the "
-                "sample's for the sample domain)",
-                type="filepath",
-            )
-            pick = gr.Dropdown(
-                choices,
-                value=choices[:4],
-                multiselect=True,
-                allow_custom_value=True,
-                label="Contestants",
-                elem_id="arena-eval-pick",
-            )
-            with gr.Row():
-                limit = gr.Number(0, label="Only the first N questions (0 = all)", precision=0, minimum=0)
-                batch = gr.Number(8, label="Batch size", precision=0, minimum=1)
-            gen = gen_controls()
-            with gr.Row():
-                run = gr.Button("Run evaluation", variant="primary")
-                cancel = gr.Button("Cancel", variant="stop")
+            inputs, run, cancel = _run_controls(choices)
         with gr.Column(scale=1):
             status = gr.Markdown("Choose contestants and press **Run evaluation**.")
             verdict = gr.Markdown()
@@ -79,10 +64,8 @@ def build(ws, cache, choices):
     )
     result = gr.State({})
     _build_questions(ws, result, choices)
-    files = _build_saved(ws, result, status, verdict, chart, summary)
+    shown = _build_saved(ws, status, verdict, chart, summary, result)
     pack.click(lambda res: pack_files(ws, res), result, packed, api_name="arena_eval_pack")
-    inputs = [upload, pick, limit, batch, *gen]
-    outputs = [status, verdict, chart, summary, result, files]
 
     # On ZeroGPU each chunk of answers is its own GPU call, sized to one slot (zerogpu_budget.answer_chunks); the
     # handler itself runs in the app's process, where Cancel's flag file and the checkpoint are read.
@@ -90,23 +73,64 @@ def build(ws, cache, choices):
     def chunk(qa, systems, limit, gen, per, flag):
         yield from _chunk(ws, cache, qa, systems, limit, gen, per, FileFlag(flag))
 
-    def start(request: gr.Request, upload, pick, limit, batch, *settings):
-        yield from _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request=request, status=status)
+    def on_run(request: gr.Request, upload, pick, limit, batch, *settings):
+        for outputs in _on_run(ws, stops, chunk, upload, pick, limit, batch, *settings, request=request):
+            yield shown.updates(**outputs)
 
-    run.click(start, inputs, outputs, api_name="arena_eval_run", **generation(BATCH))
+    run.click(on_run, inputs, shown.outputs(), api_name="arena_eval_run", **generation(BATCH))
 
-    def stop(request: gr.Request):
+    def on_cancel(request: gr.Request):
         stops.cancel(request)
         return "Cancelling after the current batch..."
 
-    cancel.click(stop, None, status, api_name="arena_eval_cancel", concurrency_limit=None)
-    return pick
+    cancel.click(on_cancel, None, status, api_name="arena_eval_cancel", concurrency_limit=None)
+    return inputs[1]
 
 
-def _failed(message: str) -> tuple:
+def _run_controls(choices) -> tuple[list, gr.Button, gr.Button]:
+    """What an evaluation runs on: ([questions file, contestants, question limit, batch size, generation
+    settings...], Run, Cancel)."""
+    upload = gr.File(
+        label="Evaluation JSONL (empty = the questions held out from the contestants' own dataset, or the "
+        "sample's for the sample domain)",
+        type="filepath",
+    )
+    pick = gr.Dropdown(choices, value=choices[:4], multiselect=True, allow_custom_value=True, label="Contestants",
+                       elem_id="arena-eval-pick")  # fmt: skip
+    with gr.Row():
+        limit = gr.Number(0, label="Only the first N questions (0 = all)", precision=0, minimum=0)
+        batch = gr.Number(GenConfig().batch_size, label="Batch size", precision=0, minimum=1,
+                          info=config_help(GenConfig, "batch_size"))  # fmt: skip
+    gen = gen_controls()
+    with gr.Row():
+        run = gr.Button("Run evaluation", variant="primary")
+        cancel = gr.Button("Cancel", variant="stop")
+    return [upload, pick, limit, batch, *gen], run, cancel
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluated(View):
+    """An evaluation's outputs, in the arena_eval_run and arena_eval_load APIs' order: the status line, the decision
+    card with the verdict, the chart, the summary table, the result (state) and its export files."""
+
+    status: gr.Markdown
+    verdict: gr.Markdown
+    chart: gr.Plot
+    summary: gr.Dataframe
+    result: gr.State
+    files: gr.File
+
+
+def _cleared(status: str) -> dict:
+    """Every output by name (Evaluated's fields): `status`, and no results (chart and table hidden)."""
+    chart, summary = _hidden()
+    return {"status": status, "verdict": "", "chart": chart, "summary": summary, "result": {}, "files": None}
+
+
+def _failed(message: str) -> dict:
     """The outputs of an evaluation that could not start or be loaded: the message as a toast and the status."""
     gr.Warning(message)
-    return f"**{message}**", "", *_hidden(), {}, None
+    return _cleared(f"**{message}**")
 
 
 @shows_errors(lambda message: ("error", f"{message} (the answers so far are saved: run it again to continue)"))
@@ -117,10 +141,10 @@ def _steps(chunk, *args):
 
 
 @shows_errors(_failed)
-def _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request: gr.Request | None = None, status=None):
+def _on_run(ws, stops, chunk, upload, pick, limit, batch, *settings, request: gr.Request | None = None):
     """Check the inputs, refuse on ZeroGPU what cannot fit the quota, then answer chunk by chunk (one chunk off
     ZeroGPU) until the evaluation is finished or cancelled; answers are saved per batch, so a run stopped by a
-    killed slot continues where it stopped when started again."""
+    killed slot continues where it stopped when started again. Yields the outputs by name (Evaluated's fields)."""
     gen = gen_from(*settings, batch_size=int(batch or 8))
     systems = list(dict.fromkeys(p for p in pick or [] if p))
     if not systems:
@@ -133,23 +157,23 @@ def _run(ws, stops, chunk, upload, pick, limit, batch, *settings, request: gr.Re
     total = len(items) * len(systems)  # every contestant answers every question
     box: dict = {"progress": (saved, total, f"{len(items)} questions x {len(systems)} contestants; loading...")}
     gr.Info(f"Evaluating on {said}")
-    yield _progress(box), "", *_hidden(), {}, None  # clear the previous results once
+    yield _cleared(_progress(box))  # clear the previous results once
     per = chunks[0] if len(chunks) > 1 else None  # None: everything in one call
     for _ in range(len(chunks) + 1):
         for kind, value in _steps(chunk, qa, systems, int(limit or 0), gen, per, str(flag.path)):
             box[kind] = value
             if kind == "progress":
-                yield {status: _progress(box)}  # the other outputs stay as they are
+                yield {"status": _progress(box)}  # the other outputs stay as they are
         if "error" in box:
             gr.Warning(box["error"])
-            yield f"**Evaluation failed:** {box['error']}", "", *_hidden(), {}, None
+            yield _cleared(f"**Evaluation failed:** {box['error']}")
             return
         if box.get("result", {}).get("status") != "partial":
             break
     if box.get("result", {}).get("status") in (None, "partial"):  # the chunks ran out before the last answer
         message = "the evaluation stopped before its last answer (the answers so far are saved: run it again)"
         gr.Warning(message)
-        yield f"**Evaluation failed:** {message}", "", *_hidden(), {}, None
+        yield _cleared(f"**Evaluation failed:** {message}")
         return
     yield _show(ws, box["result"], said)
 
@@ -186,7 +210,8 @@ def _hidden():
     return gr.Plot(value=None, visible=False), gr.Dataframe(value=None, visible=False)
 
 
-def _show(ws, result, said: str = ""):
+def _show(ws, result, said: str = "") -> dict:
+    """A finished (or cancelled) evaluation's outputs by name (Evaluated's fields), the decision card first."""
     names = contestant_names(ws, [s["system"] for s in result.get("systems", [])])
     head, rows = view.summary_rows(result, names)
     state = "cancelled (partial results)" if result.get("status") == "cancelled" else "finished"
@@ -197,7 +222,7 @@ def _show(ws, result, said: str = ""):
     files = [str(p) for p in evaluation.export_paths_for(result)]
     chart = gr.Plot(view.bar_chart(result, names), visible=True)
     verdict = f"{card_markdown(result, ws=ws)}\n\n{render_list(findings(result), markdown=True, small_notes=True)}"
-    return text, verdict, chart, table, result, files  # the decision card first
+    return {"status": text, "verdict": verdict, "chart": chart, "summary": table, "result": result, "files": files}
 
 
 def _build_questions(ws, result, choices) -> None:
@@ -218,28 +243,28 @@ def _build_questions(ws, result, choices) -> None:
         )
         detail = gr.Markdown("Select a row to see the passages behind the answer.", visible=False)
 
-    def filt(res, s, c, t):
+    def on_filter(res, s, c, t):
         names = contestant_names(ws, [x["system"] for x in (res or {}).get("systems", [])])
         rows = view.question_rows(res or {}, s or "", c or "", t or "", names)
         has = bool((res or {}).get("questions"))
         return gr.Markdown(visible=not has), gr.Dataframe(rows, visible=has), gr.Markdown(visible=has)
 
-    def filters(res, s, c):
+    def on_filters(res, s, c):
         """The filters of a new result: its own contestants (by friendly name) and categories; a pick it lacks is
         cleared."""
         return filter_updates(res or {}, s or "", c or "", contestant_names(ws, _systems(res)))
 
     for comp in (system, category, text):
-        comp.change(filt, [result, system, category, text], [empty, table, detail], api_name=False)
-    result.change(filt, [result, system, category, text], [empty, table, detail], api_name="arena_eval_filter")
-    result.change(filters, [result, system, category], [system, category], api_name=False, queue=False)
+        comp.change(on_filter, [result, system, category, text], [empty, table, detail], api_name=False)
+    result.change(on_filter, [result, system, category, text], [empty, table, detail], api_name="arena_eval_filter")
+    result.change(on_filters, [result, system, category], [system, category], api_name=False, queue=False)
 
-    def select(res, evt: gr.SelectData):
+    def on_select(res, evt: gr.SelectData):
         row = evt.row_value or []
         names = contestant_names(ws, _systems(res))
         return view.question_detail(res or {}, row[0], row[1], names) if len(row) > 1 else ""
 
-    table.select(select, result, detail, api_name="arena_eval_detail")
+    table.select(on_select, result, detail, api_name="arena_eval_detail")
 
 
 def _systems(result) -> list[str]:
@@ -260,7 +285,9 @@ def filter_updates(result: dict, system: str, category: str, names: dict[str, st
     )
 
 
-def _build_saved(ws, result, status, verdict, chart, summary):
+def _build_saved(ws, status, verdict, chart, summary, result) -> Evaluated:
+    """The saved evaluations: list, load (into the evaluation's outputs), compare and download; returns the
+    evaluation's outputs with this section's download files."""
     with gr.Accordion("Saved evaluations: load, compare, download", open=False):
         with gr.Row():
             saved = gr.Dropdown([], multiselect=True, label="Saved evaluations (newest first)", scale=3)
@@ -270,24 +297,32 @@ def _build_saved(ws, result, status, verdict, chart, summary):
         compared = gr.Dataframe(label="Comparison (correct and hallucination rates with 95% CI)", interactive=False)
         files = gr.File(label="Download (JSON, CSV)", file_count="multiple", interactive=False)
 
-    def do_list():
+    shown = Evaluated(status, verdict, chart, summary, result, files)
+
+    def on_list():
         return gr.Dropdown(choices=[r["id"] for r in evaluation.list_evaluations(ws)])
 
-    @shows_errors(_failed)
-    def do_load(ids):
+    def on_load(ids):
         if not ids:
             gr.Warning("select a saved evaluation first")
             return gr.skip()  # every output stays as it is
-        return _show(ws, evaluation.load_evaluation(ws, ids[0]))
+        return shown.updates(**_loaded(ws, ids[0]))
 
-    @shows_errors(lambda message: gr.Warning(message) or [])
-    def do_compare(ids):
-        return evaluation.compare(ws, ids or [])
+    listing.click(on_list, None, saved, api_name="arena_eval_list")
+    load.click(on_load, saved, shown.outputs(), api_name="arena_eval_load")
+    comp.click(lambda ids: _compare_table(_compared(ws, ids)), saved, compared, api_name="arena_eval_compare")
+    return shown
 
-    listing.click(do_list, None, saved, api_name="arena_eval_list")
-    load.click(do_load, saved, [status, verdict, chart, summary, result, files], api_name="arena_eval_load")
-    comp.click(lambda ids: _compare_table(do_compare(ids)), saved, compared, api_name="arena_eval_compare")
-    return files
+
+@shows_errors(_failed)
+def _loaded(ws, eval_id: str) -> dict:
+    """A saved evaluation's outputs by name (Evaluated's fields)."""
+    return _show(ws, evaluation.load_evaluation(ws, eval_id))
+
+
+@shows_errors(lambda message: gr.Warning(message) or [])
+def _compared(ws, ids) -> list:
+    return evaluation.compare(ws, ids or [])
 
 
 def _compare_table(rows):

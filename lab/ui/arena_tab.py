@@ -9,6 +9,8 @@ Errors become a status line and a toast, never a traceback. Models load lazily o
 
 from __future__ import annotations
 
+import dataclasses
+
 import gradio as gr
 
 from lab import catalog
@@ -22,12 +24,14 @@ from lab.ui import arena_view as view
 from lab.ui.common import (
     READ_ONLY,
     Picker,
+    View,
     ask_row,
     contestant_names,
     gen_controls,
     gen_from,
     picker_update,
     shows_errors,
+    this_tab,
 )
 from lab.ui.spaces import answers_duration, gpu, prefetch
 
@@ -72,14 +76,49 @@ def side_update(ws, edited: bool, current, more) -> dict:
     return update
 
 
-def build(ws, cache, settings) -> None:
-    gr.Markdown(
-        "## Arena\nCompare base, fine-tuned, RAG and fine-tuned + RAG on your own questions. A fresh workspace has "
-        "`base` and `rag:sample`; each run you train in **Train** adds `ft:RUN` and `ft+rag:RUN:INDEX` (read again "
-        "when the page or this tab opens), each index you build in **RAG** adds `rag:INDEX`."
-    )
+INTRO = (
+    "## Arena\nCompare base, fine-tuned, RAG and fine-tuned + RAG on your own questions. A fresh workspace has "
+    "`base` and `rag:sample`; each run you train in **Train** adds `ft:RUN` and `ft+rag:RUN:INDEX` (read again "
+    "when the page or this tab opens), each index you build in **RAG** adds `rag:INDEX`."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Listed(View):
+    """The Arena's contestant lists: the side-by-side picker, the battle pool, the evaluation picker and the
+    trained-for-RAG marks, in the arena_contestants API's order."""
+
+    pick: gr.Dropdown
+    pool: gr.Dropdown
+    eval_pick: gr.Dropdown
+    trained: gr.Markdown
+
+
+def build(demo, ws, cache, settings) -> None:
+    gr.Markdown(INTRO)
     choices = _choices(ws)
-    arena = gr.context.Context.block  # the tab this builds into: opening it reads the battle pool again
+    arena = this_tab()  # the tab this builds into: opening it reads the lists again
+    refresh, extra = _add_row()
+    added = gr.State([])  # this page's extra base models
+    trained = gr.Markdown(_marks(ws, choices), elem_id="arena-marks")
+    with gr.Tab("Side by side", elem_id="arena-side") as side_tab:
+        pick, side_edited = _build_side_by_side(ws, cache, choices)
+    with gr.Tab("Blind battle", elem_id="arena-battle") as battle_tab:
+        pool, pool_edited = arena_battle.build(ws, cache, choices)
+    with gr.Tab("Leaderboard", elem_id="arena-leaderboard") as board_tab:
+        _build_leaderboard(ws, board_tab)
+    with gr.Tab("Batch evaluation", elem_id="arena-eval"):
+        eval_pick = arena_eval.build(ws, cache, choices)
+    _build_classroom(demo, ws, cache, settings)
+    listed = Listed(pick, pool, eval_pick, trained)
+    _wire_lists(ws, listed, added, refresh, extra)
+    opened = [arena.select] if arena else []
+    arena_battle.follow_work(demo, ws, pool, pool_edited, added, [*opened, battle_tab.select, refresh.click])
+    _follow_lists(demo, ws, listed, side_edited, added, [*opened, side_tab.select])
+
+
+def _add_row() -> tuple[gr.Button, gr.Dropdown]:
+    """Refresh, and the picker that adds a base model to every contestant list: (refresh, picker)."""
     with gr.Row():
         refresh = gr.Button("Refresh contestant list", size="sm", scale=0, min_width=180)
         extra = gr.Dropdown(
@@ -91,52 +130,61 @@ def build(ws, cache, settings) -> None:
             elem_id="arena-add-model",
             scale=3,
         )
-    added = gr.State([])
-    trained = gr.Markdown(_marks(ws, choices), elem_id="arena-marks")
-    with gr.Tab("Side by side", elem_id="arena-side") as side_tab:
-        pick, side_edited = _build_side_by_side(ws, cache, choices)
-    with gr.Tab("Blind battle", elem_id="arena-battle") as battle_tab:
-        pool, pool_edited = arena_battle.build(ws, cache, choices)
-    with gr.Tab("Leaderboard", elem_id="arena-leaderboard") as board_tab:
-        _build_leaderboard(ws, board_tab)
-    with gr.Tab("Batch evaluation", elem_id="arena-eval"):
-        eval_pick = arena_eval.build(ws, cache, choices)
-    with gr.Tab("Votes as data", elem_id="arena-votes"):  # the blind votes exported as training data
-        from lab.ui import arena_votes
+    return refresh, extra
 
+
+def _build_classroom(demo, ws, cache, settings) -> None:
+    """The votes-as-data and Teacher sub-tabs; the Teacher tab, label included, shows only to teachers (checked
+    on page load: teacher_visible)."""
+    from lab.ui import arena_votes
+
+    with gr.Tab("Votes as data", elem_id="arena-votes"):  # the blind votes exported as training data
         arena_votes.build(ws, settings)
-    with gr.Tab("Teacher", elem_id="arena-teacher") as teacher:  # the whole tab, label included, hidden from students
+    with gr.Tab("Teacher", elem_id="arena-teacher") as teacher:
         teacher_tab.build(ws, cache, settings)
 
-    def teacher_visible(request: gr.Request):
+    def on_teacher_visible(request: gr.Request):
         return teacher_tab.visible_for(settings, request)
 
-    gr.context.Context.root_block.load(teacher_visible, None, teacher, api_name="teacher_visible", **READ_ONLY)
+    demo.load(on_teacher_visible, None, teacher, api_name="teacher_visible", **READ_ONLY)
 
-    def reload(more=()):
-        c = _choices(ws)
-        c += [m for m in more if m not in c]
-        return [gr.Dropdown(choices=c)] * 3 + [_marks(ws, c)]
 
-    def add(model, more):
+def _wire_lists(ws, listed: Listed, added, refresh, extra) -> None:
+    """Refresh reads every contestant list again (arena_contestants); a model added at the top joins them all, on
+    this page only (arena_add_model)."""
+
+    def on_refresh(more=()):
+        return _reload(ws, listed, more)
+
+    def on_add_model(model, more):
         spec = _as_base(model)
         more = [*more, spec] if spec and spec not in more else list(more)
-        return [more, *reload(more)]
+        return {added: more, **_reload(ws, listed, more)}
 
-    listed = [pick, pool, eval_pick, trained]
-    refresh.click(reload, added, listed, api_name="arena_contestants", **READ_ONLY)
-    extra.change(add, [extra, added], [added, *listed], api_name="arena_add_model", **READ_ONLY)
-    opened = [arena.select] if isinstance(arena, gr.Tab) else []
-    arena_battle.follow_work(ws, pool, pool_edited, added, [*opened, battle_tab.select, refresh.click])
+    refresh.click(on_refresh, added, listed.outputs(), api_name="arena_contestants", **READ_ONLY)
+    extra.change(on_add_model, [extra, added], [added, *listed.outputs()], api_name="arena_add_model", **READ_ONLY)
 
-    def lists(edited, current, evals, more):
-        side = side_update(ws, bool(edited), current, more)
+
+def _reload(ws, listed: Listed, more=()) -> dict:
+    """Every contestant list with this workspace's contestants and `more`; selections are kept by the pickers."""
+    c = _choices(ws)
+    c += [m for m in more if m not in c]
+    lists = [gr.Dropdown(choices=c) for _ in range(3)]
+    return listed.updates(pick=lists[0], pool=lists[1], eval_pick=lists[2], trained=_marks(ws, c))
+
+
+def _follow_lists(demo, ws, listed: Listed, edited, added, triggers) -> None:
+    """On page load (api: arena_pickers) and on `triggers`: the side-by-side picker (its user's pick kept, else
+    the newest work), the evaluation picker and the marks read again."""
+
+    def on_lists(was_edited, current, evals, more):
+        side = side_update(ws, bool(was_edited), current, more)
         return side, picker_update(ws, CONTESTANTS, evals, extra=list(more or [])), _marks(ws, side["choices"])
 
-    io = ([side_edited, pick, eval_pick, added], [pick, eval_pick, trained])
-    gr.context.Context.root_block.load(lists, *io, api_name="arena_pickers", **READ_ONLY)
-    for trigger in [*opened, side_tab.select]:
-        trigger(lists, *io, api_name=False, **READ_ONLY)
+    io = ([edited, listed.pick, listed.eval_pick, added], [listed.pick, listed.eval_pick, listed.trained])
+    demo.load(on_lists, *io, api_name="arena_pickers", **READ_ONLY)
+    for trigger in triggers:
+        trigger(on_lists, *io, api_name=False, **READ_ONLY)
 
 
 def _as_base(model: str | None) -> str:
@@ -160,26 +208,28 @@ def _build_side_by_side(ws, cache, choices):
     gen = gen_controls()
     status = gr.Markdown()
     cols, mds, passages = _side_columns(ws, default)
+    shown = Side(status, mds, passages)
 
     @gpu(
         duration=lambda names, *_: answers_duration(len(names or [])),
         prepare=lambda names, *_: prefetch(ws, cache, names),
     )
-    def run(names, q, *settings):
+    def answer_slot(names, q, *settings):  # one GPU slot on ZeroGPU: plain values keyed by name
         yield from _side_answers(ws, cache, names, q, *settings)
 
-    def ask_side(names, q, *settings):
+    def on_ask(names, q, *settings):
         refused = _side_refusal(names, q, settings)
         if refused:
             gr.Warning(refused)
-            yield {status: f"**{refused}**"}  # the columns keep their answers
+            yield shown.updates(status=f"**{refused}**")  # the columns keep their answers
             return
-        yield from run(names, q, *settings)
+        for outputs in answer_slot(names, q, *settings):
+            yield shown.updates(**outputs)
 
     ask.click(
-        ask_side,
+        on_ask,
         [pick, question, *gen],
-        [status, *mds, *passages],
+        shown.outputs(),
         api_name="arena_side_by_side",
         **arena_battle.live_events(),
         show_progress="hidden",  # the status line counts finished answers; no bars over the columns
@@ -188,6 +238,16 @@ def _build_side_by_side(ws, cache, choices):
     edited = gr.State(False)
     pick.input(lambda: True, None, edited, api_name=False, **READ_ONLY)  # the user's own pick is kept from now on
     return pick, edited
+
+
+@dataclasses.dataclass(frozen=True)
+class Side(View):
+    """The side-by-side answer's outputs, in the arena_side_by_side API's order: the status line, then MAX_SIDE
+    answer titles and MAX_SIDE passage panels."""
+
+    status: gr.Markdown
+    answers: list
+    passages: list
 
 
 def _side_columns(ws, default: list[str]) -> tuple[list, list, list]:
@@ -212,7 +272,7 @@ def _side_refusal(names, q, settings) -> str:
 
 
 def _side_answers(ws, cache, names, q, *settings):
-    """Stream every chosen contestant's answer into its column: (status, answers..., passages...) per update."""
+    """Stream every chosen contestant's answer into its column: the outputs by name (Side's fields) per update."""
     names, cfg = _check_side(names, q), gen_from(*settings)  # checked before the GPU call (_side_refusal)
     makers = [lambda n=n: contestants.responder(ws, cache, n) for n in names]
     labels = contestant_names(ws, names)
@@ -223,8 +283,9 @@ def _side_answers(ws, cache, names, q, *settings):
         fresh = [h if h != old else gr.skip() for h, old in zip(htmls, shown, strict=True)]  # keeps open ones open
         shown = htmls
         done = sum(bool(e) or (a is not None and a.done) for a, e in zip(answers, errors, strict=True))
-        yield f"Generating: {done} of {len(names)} answers complete...", *texts, *rest, *fresh
-    yield "", *texts, *rest, *htmls  # the complete values (an API caller gets no skipped outputs)
+        yield {"status": f"Generating: {done} of {len(names)} answers complete...", "answers": [*texts, *rest],
+               "passages": fresh}  # fmt: skip
+    yield {"status": "", "answers": [*texts, *rest], "passages": htmls}  # complete: an API caller gets no skips
 
 
 @shows_errors(lambda message: None)  # a malformed custom id never loaded anything; a bug is logged
@@ -236,20 +297,22 @@ def _follow_pick(ws, cache, pick, cols, mds, passages) -> None:
     """When the selection changes: free dropped fine-tuned contestants, show one column per chosen one."""
     previous = gr.State(list(pick.value or []))
 
-    def dropped(before, now):
+    def on_release(before, now):
         """Free the adapter model of a fine-tuned contestant that was removed from the selection."""
         for name in set(before or []) - set(now or []):
             _release(ws, cache, name, list(now or []))
         return list(now or [])
 
-    def columns(now):
+    def on_columns(now):
         names = [n for n in now or [] if n]
-        shown = [gr.Column(visible=i < len(names)) for i in range(MAX_SIDE)]
         labels = contestant_names(ws, names)
-        return *shown, *[_side_title(names, i, labels) for i in range(MAX_SIDE)], *[""] * MAX_SIDE
+        shown = [gr.Column(visible=i < len(names)) for i in range(MAX_SIDE)]
+        titles = [_side_title(names, i, labels) for i in range(MAX_SIDE)]
+        return {**dict(zip(cols, shown, strict=True)), **dict(zip(mds, titles, strict=True)),
+                **dict.fromkeys(passages, "")}  # fmt: skip
 
-    pick.change(dropped, [previous, pick], previous, api_name="arena_release", queue=False)
-    pick.change(columns, pick, [*cols, *mds, *passages], api_name=False, queue=False)
+    pick.change(on_release, [previous, pick], previous, api_name="arena_release", queue=False)
+    pick.change(on_columns, pick, [*cols, *mds, *passages], api_name=False, queue=False)
 
 
 def _side_title(names: list[str], i: int, labels: dict[str, str] | None = None) -> str:

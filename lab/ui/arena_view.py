@@ -13,6 +13,7 @@ from typing import Any
 
 from lab.arena.showcase import CONTESTANTS as SHOWCASE_CONTESTANTS
 from lab.generation import Answer, passage_dict
+from lab.metrics.charts import ci_bars
 from lab.metrics.rate import Rate, format_rate
 
 # The names the Start tab gives its contestants, by contestant id template (one friendly name per kind everywhere).
@@ -256,16 +257,8 @@ def bar_chart(result: dict[str, Any], names: dict[str, str] | None = None):
     width = 0.8 / max(1, len(systems))
     for i, s in enumerate(systems):
         xs = [m + (i - (len(systems) - 1) / 2) * width for m in range(len(CHART_METRICS))]
-        vals = [100 * (s.get(k) or 0) for k in CHART_METRICS]
-        err = [_err(s, k) for k in CHART_METRICS]
-        ax.bar(
-            xs,
-            vals,
-            width,
-            label=name_text(s["system"], names),
-            yerr=list(zip(*err, strict=True)) if err else None,
-            capsize=2,
-        )
+        rates = [Rate.of(s, k) for k in CHART_METRICS]
+        ci_bars(ax, xs, rates, width=width, label=name_text(s["system"], names))
     ax.set_xticks(range(len(CHART_METRICS)), [m.replace("_", " ") for m in CHART_METRICS])
     ax.set_ylabel("% (whiskers: 95% CI)")
     ax.set_ylim(0, 105)
@@ -295,13 +288,6 @@ def _curve_panel(ax, systems: list[dict[str, Any]], curves: dict[str, list], cho
     note = f"\n(ring: {chosen:g}, as evaluated; dot: no threshold)" if chosen else ""
     ax.set_title(f"Abstention threshold 0.05 to 0.95{note}", loc="left", fontsize=9)
     ax.grid(alpha=0.3)
-
-
-def _err(s: dict[str, Any], key: str) -> tuple[float, float]:
-    value, ci = s.get(key), s.get(f"{key}_ci")
-    if value is None or not ci:
-        return (0.0, 0.0)
-    return (100 * max(0.0, value - ci[0]), 100 * max(0.0, ci[1] - value))
 
 
 MIN_VOTES = 10  # below this a contestant's bootstrap interval is too narrow to mean anything

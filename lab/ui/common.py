@@ -31,7 +31,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from lab.config import GenConfig
+from lab.config import GenConfig, field_help
 from lab.errors import LabError, user_message
 
 CONCURRENCY_ENV = "LAB_GEN_CONCURRENCY"
@@ -77,8 +77,43 @@ READ_ONLY = {"queue": False}
 QUESTION_HINT = "a question your documents answer (or one they do not, to see who admits it)"
 
 
+def config_help(cls: type, name: str) -> str:
+    """The `info=` text of a control that sets field `name` of config class `cls`: the field's help, the one text
+    the CLI's --help and the config reference show too. A field without help raises (the control would explain
+    nothing)."""
+    text = field_help(cls, name)
+    if not text:
+        raise KeyError(f"{cls.__name__}.{name} has no help text (lab.config)")
+    return text
+
+
 # GenConfig fields the shared generation controls set, in the order gen_controls returns them.
 GEN_FIELDS = ("max_new_tokens", "temperature", "abstain_below", "focus_sentences", "idk_above")
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """Base of a section's outputs: a frozen dataclass whose fields are components (or lists of them). `outputs()`
+    lists them in field order (an event's outputs, and the API's order); `updates(**values)` turns field names
+    into {component: value}, a list field taking a list of values, so a handler names what it changes and leaves
+    the rest as they are."""
+
+    def outputs(self) -> list:
+        out = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out.extend(value if isinstance(value, (list, tuple)) else [value])
+        return out
+
+    def updates(self, **values) -> dict:
+        out = {}
+        for name, value in values.items():
+            component = getattr(self, name)
+            if isinstance(component, (list, tuple)):
+                out.update(zip(component, value, strict=True))
+            else:
+                out[component] = value
+        return out
 
 
 def ask_row(choices: list[str], value: list[str], label: str, elem_id: str, action: str) -> tuple:
@@ -97,8 +132,10 @@ def gen_controls(fields: tuple[str, ...] = GEN_FIELDS) -> list:
     d, c = GenConfig(), {}
     with gr.Accordion("Generation settings", open=False):
         with gr.Row():
-            c["max_new_tokens"] = gr.Slider(8, 256, d.max_new_tokens, step=8, label="Max new tokens")
-            c["temperature"] = gr.Slider(0, 1.5, 0.0, step=0.1, label="Temperature (0 = greedy, used for scoring)")
+            c["max_new_tokens"] = gr.Slider(8, 256, d.max_new_tokens, step=8, label="Max new tokens",
+                                            info=config_help(GenConfig, "max_new_tokens"))  # fmt: skip
+            c["temperature"] = gr.Slider(0, 1.5, 0.0, step=0.1, label="Temperature (0 = greedy, used for scoring)",
+                                         info=config_help(GenConfig, "temperature"))  # fmt: skip
         if set(fields) - {"max_new_tokens", "temperature"}:
             _rag_controls(c, d)
     return [c[name] for name in fields]
@@ -107,10 +144,20 @@ def gen_controls(fields: tuple[str, ...] = GEN_FIELDS) -> list:
 def _rag_controls(c: dict, d: GenConfig) -> None:
     with gr.Row():
         c["abstain_below"] = gr.Slider(
-            -1, 1, d.abstain_below, step=0.05, label="RAG: say 'I don't know' below this top score (-1 = off)"
+            -1,
+            1,
+            d.abstain_below,
+            step=0.05,
+            label="RAG: say 'I don't know' below this top score (-1 = off)",
+            info=config_help(GenConfig, "abstain_below"),
         )
         c["focus_sentences"] = gr.Slider(
-            0, 12, d.focus_sentences, step=1, label="RAG: keep the N sentences closest to the question (0 = off)"
+            0,
+            12,
+            d.focus_sentences,
+            step=1,
+            label="RAG: keep the N sentences closest to the question (0 = off)",
+            info=config_help(GenConfig, "focus_sentences"),
         )
     c["idk_above"] = gr.Slider(
         0,
@@ -119,6 +166,7 @@ def _rag_controls(c: dict, d: GenConfig) -> None:
         step=0.05,
         label="RAG: say 'I don't know' when the model gives it more than this probability (0 = plain greedy); "
         "higher = fewer abstentions, more answers and more made-up ones",
+        info=config_help(GenConfig, "idk_above"),
     )
 
 
@@ -343,17 +391,17 @@ def picker_update(ws, picker: Picker, current=None, extra=()) -> dict:
     return gr.update(choices=choices, value=picker.default(choices) if picker.default else None)
 
 
-def follow_workspace(ws, pickers: dict, triggers=(), api_name: str | bool = False) -> None:
-    """Read `pickers` ({component: Picker}) again when the page loads (api_name, for gradio_client), on each of
+def follow_workspace(demo, ws, pickers: dict, triggers=(), api_name: str | bool = False) -> None:
+    """Read `pickers` ({component: Picker}) again when `demo`'s page loads (api_name, for gradio_client), on each of
     `triggers` (listener methods: a tab's `select`, an action's `success`), keeping each current selection."""
     comps, specs = list(pickers), list(pickers.values())
 
-    def refresh(*current):
+    def on_pickers(*current):
         return [picker_update(ws, spec, value) for spec, value in zip(specs, current, strict=True)]
 
-    gr.context.Context.root_block.load(refresh, comps, comps, api_name=api_name, **READ_ONLY)
+    demo.load(on_pickers, comps, comps, api_name=api_name, **READ_ONLY)
     for trigger in triggers:
-        trigger(refresh, comps, comps, api_name=False, **READ_ONLY)
+        trigger(on_pickers, comps, comps, api_name=False, **READ_ONLY)
 
 
 def this_tab():

@@ -7,6 +7,8 @@ data_list); errors become a status message and a toast, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
+
 import gradio as gr
 
 from lab.config import DataConfig
@@ -16,7 +18,7 @@ from lab.data.placeholders import parse_fill
 from lab.data.stats import histogram_figure, preview_segments, template_default_system
 from lab.errors import user_message
 from lab.ui import data_view as view
-from lab.ui.common import READ_ONLY, fail, fail_with, shows_errors, this_tab
+from lab.ui.common import READ_ONLY, View, config_help, fail, fail_with, shows_errors, this_tab
 
 DATA_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"]
 
@@ -46,81 +48,106 @@ def _corpus_rows(ws) -> list[list]:
     return [[name, len(corpus_files(ws, name))] for name in list_corpora(ws)]
 
 
-def build(ws, cache) -> None:
+INTRO = (
+    "## Fine-tuning data\nUpload chat JSONL (OpenAI `messages`, with `weight`, `tool_calls`, `tool` role, "
+    "content as typed parts), alpaca JSON/JSONL, ShareGPT (with `function_call` / `observation` turns and "
+    "`tools`), or CSV/TSV/Parquet with question/answer columns; or name a folder saved by `datasets` or a hub "
+    "dataset id. Every line is checked; token counts use the chosen model's tokenizer."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked(View):
+    """What Validate shows, in the data_validate API's order; `state` keeps the examples for the preview."""
+
+    status: gr.Markdown
+    errors: gr.Dataframe
+    stats: gr.Markdown
+    plot: gr.Plot
+    report: gr.JSON
+    preview: gr.HTML
+    state: gr.State
+
+
+def build(demo, ws, cache, settings=None) -> None:
     tab = this_tab()
-    gr.Markdown(
-        "## Fine-tuning data\nUpload chat JSONL (OpenAI `messages`, with `weight`, `tool_calls`, `tool` role, "
-        "content as typed parts), alpaca JSON/JSONL, ShareGPT (with `function_call` / `observation` turns and "
-        "`tools`), or CSV/TSV/Parquet with question/answer columns; or name a folder saved by `datasets` or a hub "
-        "dataset id. Every line is checked; token counts use the chosen model's tokenizer."
-    )
-    state = gr.State({})
+    gr.Markdown(INTRO)
+    source, extra = _build_check(cache)
+    datasets = _build_save(ws, cache, source, extra)
+    corpora = _build_corpus(ws)
+    if tab:  # work saved elsewhere (another page, the command line) is listed when the tab opens
+        tab.select(lambda: _lists(ws), None, [datasets, corpora], api_name=False, **READ_ONLY)
+
+
+def _build_check(cache) -> tuple[list, list]:
+    """The file, its reading settings, Validate and what it shows (errors, statistics, preview, report); returns
+    (the upload and its reading settings, the fields added last to the API: saved dataset, split, fill)."""
     with gr.Row():
         with gr.Column(scale=1):
-            upload = gr.File(label="Fine-tuning file", file_types=DATA_TYPES, type="filepath")
-            with gr.Row():
-                saved = gr.Textbox(
-                    "",  # an initial value: API callers may leave out the fields added last
-                    label="…or a saved dataset (folder or hub id)",
-                    placeholder="a folder written by datasets, or owner/name",
-                    scale=3,
-                )
-                split = gr.Textbox(DataConfig.split, label="Split", scale=1)
-            fill = gr.Textbox(
-                "",
-                label="Fill placeholders",
-                placeholder="name=ExpertLab, author=Lab team (replaces {{name}}, {{author}})",
-            )
-            fmt = gr.Dropdown(list(DataConfig.FORMATS), value="auto", label="Format")
-            with gr.Accordion("Column mapping (CSV / Parquet / question-answer JSON)", open=False):
-                qcol = gr.Textbox(label="Question column", placeholder="auto: question, prompt, input, ...")
-                acol = gr.Textbox(label="Answer column", placeholder="auto: answer, response, output, ...")
-                scol = gr.Textbox(label="System column (optional)")
-            with gr.Row():
-                model = gr.Textbox("embedded", label="Tokenizer of model")
-                max_len = gr.Number(DataConfig.max_length, label="Max length (tokens)", precision=0)
+            source, extra = _source_controls()
             check = gr.Button("Validate", variant="primary")
         with gr.Column(scale=2):
             status = gr.Markdown("Upload a file and press **Validate**.")
-            errors = gr.Dataframe(
-                headers=["line", "kind", "message"],
-                label="Errors",
-                wrap=True,
-                max_height=320,
-                column_widths=["7%", "25%", "68%"],
-                visible=False,
-            )
-            stats_md = gr.Markdown()
+            errors = gr.Dataframe(headers=["line", "kind", "message"], label="Errors", wrap=True, max_height=320,
+                                  column_widths=["7%", "25%", "68%"], visible=False)  # fmt: skip
+            stats = gr.Markdown()
             plot = gr.Plot(label="Histograms", show_label=False)
     with gr.Accordion("Preview through the chat template", open=True):
         index = gr.Number(1, label="Example #", precision=0, minimum=1)
         preview = gr.HTML()
     with gr.Accordion("Report as JSON", open=False):
-        report_json = gr.JSON()
-    extra = [saved, split, fill]
-    datasets = _build_save(ws, cache, [upload, fmt, qcol, acol, scol, model, max_len], extra)
-    corpora = _build_corpus(ws)
-    if tab:  # work saved elsewhere (another page, the command line) is listed when the tab opens
-        lists = [datasets, corpora]
-        tab.select(lambda: _lists(ws), None, lists, api_name=False, **READ_ONLY)
-    inputs = [upload, fmt, qcol, acol, scol, model, max_len, *extra]  # new fields last: API callers keep working
+        report = gr.JSON()
+    checked = Checked(status, errors, stats, plot, report, preview, gr.State({}))
+    model = source[5]
 
-    def validate(path, fmt_, q, a, s, model_, max_len_, saved_="", split_="", fill_="", progress=gr.Progress()):
+    def on_validate(path, fmt_, q, a, s, model_, max_len_, saved_="", split_="", fill_="", progress=gr.Progress()):
         where = {"split": split_, "fill": fill_}
-        return _validate(cache, _source(path, saved_), fmt_, q, a, s, model_, max_len_, progress, where)
+        shown = _validate(cache, _source(path, saved_), fmt_, q, a, s, model_, max_len_, progress, where)
+        return checked.updates(**shown)
 
-    check.click(
-        validate,
-        inputs,
-        [status, errors, stats_md, plot, report_json, preview, state],
-        api_name="data_validate",
+    check.click(on_validate, [*source, *extra], checked.outputs(), api_name="data_validate")
+    index.change(lambda s, i, m: _preview(cache, s, i, m), [checked.state, index, model], preview,
+                 api_name="data_preview")  # fmt: skip
+    return source, extra
+
+
+def _source_controls() -> tuple[list, list]:
+    """The upload and how to read it: ([upload, format, question, answer and system columns, tokenizer model,
+    max length], [saved dataset, split, placeholder fill]); the second list's fields came last to the API."""
+    upload = gr.File(label="Fine-tuning file", file_types=DATA_TYPES, type="filepath")
+    with gr.Row():
+        saved = gr.Textbox(
+            "",  # an initial value: API callers may leave out the fields added last
+            label="…or a saved dataset (folder or hub id)",
+            placeholder="a folder written by datasets, or owner/name",
+            scale=3,
+        )
+        split = gr.Textbox(DataConfig.split, label="Split", scale=1, info=config_help(DataConfig, "split"))
+    fill = gr.Textbox(
+        "",
+        label="Fill placeholders",
+        placeholder="name=ExpertLab, author=Lab team (replaces {{name}}, {{author}})",
+        info=config_help(DataConfig, "fill"),
     )
-    index.change(lambda s, i, m: _preview(cache, s, i, m), [state, index, model], preview, api_name="data_preview")
+    fmt = gr.Dropdown(list(DataConfig.FORMATS), value="auto", label="Format", info=config_help(DataConfig, "format"))
+    with gr.Accordion("Column mapping (CSV / Parquet / question-answer JSON)", open=False):
+        qcol = gr.Textbox(label="Question column", placeholder="auto: question, prompt, input, ...",
+                          info=config_help(DataConfig, "question_column"))  # fmt: skip
+        acol = gr.Textbox(label="Answer column", placeholder="auto: answer, response, output, ...",
+                          info=config_help(DataConfig, "answer_column"))  # fmt: skip
+        scol = gr.Textbox(label="System column (optional)", info=config_help(DataConfig, "system_column"))
+    with gr.Row():
+        model = gr.Textbox("embedded", label="Tokenizer of model")
+        max_len = gr.Number(DataConfig.max_length, label="Max length (tokens)", precision=0,
+                            info=config_help(DataConfig, "max_length"))  # fmt: skip
+    return [upload, fmt, qcol, acol, scol, model, max_len], [saved, split, fill]
 
 
-def _invalid(message: str) -> tuple:
+def _invalid(message: str) -> dict:
     """The validation outputs for a file that could not be read: the message, nothing else shown."""
-    return fail(message), gr.update(value=None, visible=False), "", gr.update(value=None, visible=False), None, "", {}
+    hidden = gr.update(value=None, visible=False)
+    return {"status": fail(message), "errors": hidden, "stats": "", "plot": hidden, "report": None, "preview": "",
+            "state": {}}  # fmt: skip
 
 
 @shows_errors(_invalid)
@@ -142,11 +169,13 @@ def _validate(cache, path, fmt, qcol, acol, scol, model, max_len, progress, wher
         out.pop("stats", None)
         errors = gr.update(value=view.error_rows(report), visible=True)
         no_plot = gr.update(value=None, visible=False)
-        return view.status_markdown(report), errors, view.warnings_markdown(report), no_plot, out, first, state
+        return {"status": view.status_markdown(report), "errors": errors, "stats": view.warnings_markdown(report),
+                "plot": no_plot, "report": out, "preview": first, "state": state}  # fmt: skip
     figure = histogram_figure(report.series, cfg.max_length) if report.series else None
     errors = gr.update(value=None, visible=False)
     plot = gr.update(value=figure, visible=figure is not None)
-    return view.status_markdown(report), errors, view.stats_markdown(report.stats), plot, out, first, state
+    return {"status": view.status_markdown(report), "errors": errors, "stats": view.stats_markdown(report.stats),
+            "plot": plot, "report": out, "preview": first, "state": state}  # fmt: skip
 
 
 @shows_errors(lambda message: f"<p>preview unavailable: {message}</p>")
@@ -172,8 +201,9 @@ def _build_save(ws, cache, source: list, extra: list) -> gr.Dataframe:
     gr.Markdown("### Save as a dataset\nA seeded train / validation split, saved in the workspace for the Train tab.")
     with gr.Row():
         name = gr.Textbox(label="Dataset name", placeholder="e.g. my-support-data")
-        val_fraction = gr.Slider(0, 0.5, value=DataConfig.val_fraction, step=0.05, label="Validation fraction")
-        seed = gr.Number(DataConfig.seed, label="Split seed", precision=0)
+        val_fraction = gr.Slider(0, 0.5, value=DataConfig.val_fraction, step=0.05, label="Validation fraction",
+                                 info=config_help(DataConfig, "val_fraction"))  # fmt: skip
+        seed = gr.Number(DataConfig.seed, label="Split seed", precision=0, info=config_help(DataConfig, "seed"))
         overwrite = gr.Checkbox(False, label="Overwrite if it exists")
     save = gr.Button("Save dataset")
     saved = gr.Markdown()
@@ -185,7 +215,7 @@ def _build_save(ws, cache, source: list, extra: list) -> gr.Dataframe:
     )
 
     @shows_errors(fail_with(gr.skip()))
-    def run(path, fmt_, q, a, s, model_, max_len_, name_, frac, seed_, over, saved_="", split_="", fill_=""):
+    def on_save(path, fmt_, q, a, s, model_, max_len_, name_, frac, seed_, over, saved_="", split_="", fill_=""):
         path = _source(path, saved_)
         if not path:
             return fail(NO_SOURCE), gr.skip()
@@ -204,7 +234,7 @@ def _build_save(ws, cache, source: list, extra: list) -> gr.Dataframe:
         return msg, view.dataset_rows(list_datasets(ws))
 
     inputs = [*source, name, val_fraction, seed, overwrite, *extra]
-    save.click(run, inputs, [saved, table], api_name="data_save")
+    save.click(on_save, inputs, [saved, table], api_name="data_save")
     refresh = gr.Button("Refresh lists", size="sm")
     refresh.click(lambda: view.dataset_rows(list_datasets(ws)), None, table, api_name="data_list", **READ_ONLY)
     return table
@@ -234,11 +264,11 @@ def _build_corpus(ws) -> gr.Dataframe:
     )
 
     @shows_errors(fail_with(gr.skip()))
-    def run(paths, name_, over):
+    def on_save_corpus(paths, name_, over):
         if not paths:
             return fail("upload at least one document first"), gr.skip()
         report = save_corpus(ws, (name_ or "").strip(), paths, overwrite=bool(over))
         return view.corpus_markdown(report), _corpus_rows(ws)
 
-    save.click(run, [files, name, overwrite], [status, table], api_name="data_save_corpus")
+    save.click(on_save_corpus, [files, name, overwrite], [status, table], api_name="data_save_corpus")
     return table

@@ -27,6 +27,7 @@ from lab.ui.common import (
     QUESTION_HINT,
     READ_ONLY,
     Picker,
+    config_help,
     fail,
     fail_with,
     follow_workspace,
@@ -183,7 +184,7 @@ CORPUS_PICKER = Picker("corpora", typed=True)
 INDEX_PICKER = Picker("indexes", default=_first_index)
 
 
-def build(ws, cache, settings: ServerSettings) -> None:
+def build(demo, ws, cache, settings: ServerSettings) -> None:
     tab = this_tab()
     gr.Markdown(
         "## Retrieval (RAG)\nIndex your documents, see what the retriever finds for a question, and measure it. "
@@ -192,15 +193,22 @@ def build(ws, cache, settings: ServerSettings) -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            corpus = gr.Dropdown(list_corpora(ws), label="Corpus (saved name or folder path)", allow_custom_value=True)
-            name = gr.Textbox("my-index", label="Index name")
-            chunker = gr.Radio(list(RagConfig.CHUNKERS), value=RagConfig.chunker, label="Chunker")
+            corpus = gr.Dropdown(list_corpora(ws), label="Corpus (saved name or folder path)", allow_custom_value=True,
+                                 info=config_help(RagConfig, "corpus"))  # fmt: skip
+            name = gr.Textbox("my-index", label="Index name", info=config_help(RagConfig, "name"))
+            chunker = gr.Radio(list(RagConfig.CHUNKERS), value=RagConfig.chunker, label="Chunker",
+                               info=config_help(RagConfig, "chunker"))  # fmt: skip
             with gr.Row():
-                size = gr.Number(RagConfig.chunk_size, label="Chunk size (tokens)", precision=0)
-                overlap = gr.Number(RagConfig.overlap, label="Overlap (tokens)", precision=0)
-            embed = gr.Textbox(RagConfig.embed_model, label="Embedding model (embedded or a local folder)")
-            store = gr.Textbox("", label="Qdrant server URL (empty = embedded; key from QDRANT_API_KEY)")
-            hybrid = gr.Checkbox(False, label="Hybrid retrieval by default (dense + BM25)")
+                size = gr.Number(RagConfig.chunk_size, label="Chunk size (tokens)", precision=0,
+                                 info=config_help(RagConfig, "chunk_size"))  # fmt: skip
+                overlap = gr.Number(RagConfig.overlap, label="Overlap (tokens)", precision=0,
+                                    info=config_help(RagConfig, "overlap"))  # fmt: skip
+            embed = gr.Textbox(RagConfig.embed_model, label="Embedding model (embedded or a local folder)",
+                               info=config_help(RagConfig, "embed_model"))  # fmt: skip
+            store = gr.Textbox("", label="Qdrant server URL (empty = embedded; key from QDRANT_API_KEY)",
+                               info=config_help(RagConfig, "store_url"))  # fmt: skip
+            hybrid = gr.Checkbox(False, label="Hybrid retrieval by default (dense + BM25)",
+                                 info=config_help(RagConfig, "hybrid"))  # fmt: skip
             with gr.Row():
                 build_btn = gr.Button("Build index", variant="primary")
                 cancel = gr.Button("Cancel build", variant="secondary")
@@ -226,7 +234,7 @@ def build(ws, cache, settings: ServerSettings) -> None:
 
     delete.click(on_delete, index, [status, index], api_name="rag_delete")
     opened = [tab.select] if tab else []  # corpora saved in Data, indexes built elsewhere
-    follow_workspace(ws, {corpus: CORPUS_PICKER, index: INDEX_PICKER}, opened, api_name="rag_pickers")
+    follow_workspace(demo, ws, {corpus: CORPUS_PICKER, index: INDEX_PICKER}, opened, api_name="rag_pickers")
 
 
 def _inspect_and_measure(ws, cache, index) -> gr.Checkbox:
@@ -234,14 +242,16 @@ def _inspect_and_measure(ws, cache, index) -> gr.Checkbox:
     with gr.Tab("Inspect"):
         with gr.Row():
             question = gr.Textbox(label="Question", scale=4, placeholder=QUESTION_HINT)
-            k = gr.Slider(1, 20, value=5, step=1, label="Top k", scale=1)
-            hybrid = gr.Checkbox(False, label="Hybrid (dense + BM25)", scale=1)
-            cutoff = gr.Slider(0, 1, value=0, step=0.05, label="Similarity cutoff", scale=1)
+            k = gr.Slider(1, 20, value=5, step=1, label="Top k", scale=1, info=config_help(RagConfig, "top_k"))
+            hybrid = gr.Checkbox(False, label="Hybrid (dense + BM25)", scale=1, info=config_help(RagConfig, "hybrid"))
+            cutoff = gr.Slider(0, 1, value=0, step=0.05, label="Similarity cutoff", scale=1,
+                               info=config_help(RagConfig, "similarity_cutoff"))  # fmt: skip
         search = gr.Button("Retrieve", variant="primary")
         hits = gr.HTML()
         with gr.Row():
             focus = gr.Slider(0, 12, value=GenConfig.focus_sentences, step=1, scale=1,
-                              label="Focus: sentences kept (as the Arena's slider; 0 = whole passages)")  # fmt: skip
+                              label="Focus: sentences kept (as the Arena's slider; 0 = whole passages)",
+                              info=config_help(GenConfig, "focus_sentences"))  # fmt: skip
             gr.Markdown(
                 f"The prompt below is exactly what the Arena's `rag:INDEX` contestant sends: its own retrieval (top "
                 f"k above, the index's default mode, no cutoff), the focus sentences, each passage cut to "

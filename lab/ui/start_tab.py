@@ -35,6 +35,7 @@ from lab.config import GenConfig
 from lab.data.evalset import read_evalset, write_evalset
 from lab.errors import LabError, user_message
 from lab.estimate import ASK_ABOVE_S
+from lab.metrics.charts import ci_bars, ci_whiskers
 from lab.metrics.rate import Rate, format_rate
 from lab.ui import curve_view, evalset_view, spaces
 from lab.ui import zerogpu_budget as budget
@@ -109,7 +110,7 @@ class OwnView:
         return [self.progress, self.note, self.review, self.use, self.download, qa]
 
 
-def build(ws, cache) -> None:
+def build(demo, ws, cache, settings=None) -> None:
     stops, tab = SessionFlags(ws.tmp / "cancel" / "start"), this_tab()
     gr.Markdown(QUESTION)
     evidence = gr.Markdown("", elem_id="start-headline")
@@ -134,12 +135,13 @@ def build(ws, cache) -> None:
     pack.click(lambda which: pack_files(ws, _pick(ws, which)), view, packed, api_name="start_pack")
     curve_view.build(ws, cache, *picker[:3])  # the opt-in learning curve on the dataset, corpus and questions picked
     shown = [heading, evidence, verdict, chart, examples, table, how]
-    load = gr.context.Context.root_block.load
-    load(lambda: _on_load(ws), None, [*shown, view], api_name="start_latest", **READ_ONLY)
-    view.input(lambda which: _show(_pick(ws, which), ws), view, shown, api_name="start_view", **READ_ONLY)
-    follow_workspace(ws, dict(zip(picker[:2], PICKERS, strict=True)), [tab.select] if tab else [], "start_pickers")
+    demo.load(lambda: _on_load(ws, shown, view), None, [*shown, view], api_name="start_latest", **READ_ONLY)
+    view.input(lambda which: _keyed(shown, _show(_pick(ws, which), ws)), view, shown, api_name="start_view",
+               **READ_ONLY)  # fmt: skip
+    pickers = dict(zip(picker[:2], PICKERS, strict=True))
+    follow_workspace(demo, ws, pickers, [tab.select] if tab else [], "start_pickers")
     ins = list(picker)  # dataset, corpus, evaluation file, questions, contestants
-    load(lambda *a: estimate_md(ws, *a), ins, estimate, api_name="start_estimate", **READ_ONLY)
+    demo.load(lambda *a: estimate_md(ws, *a), ins, estimate, api_name="start_estimate", **READ_ONLY)
     for comp in ins:
         comp.change(lambda *a: estimate_md(ws, *a), ins, estimate, api_name=False, **READ_ONLY)
 
@@ -150,23 +152,23 @@ def build(ws, cache) -> None:
 
     answer = slot_answers(answer_slot) if spaces.on_zero_gpu() else None
 
-    def start(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
-        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
-                        view=RunView(progress, run, armed))  # fmt: skip
+    def on_run(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
+        yield from _on_run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
+                        view=RunView(progress, run, armed, shown, view))  # fmt: skip
 
-    def start_quick(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
-        yield from _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
-                        quick=True, view=RunView(progress, quick, armed))  # fmt: skip
+    def on_quick(dataset, corpus, qa, questions, contestants, confirmed, request: gr.Request):
+        yield from _on_run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer, confirmed,
+                        quick=True, view=RunView(progress, quick, armed, shown, view))  # fmt: skip
 
     outputs = [progress, *shown, view]
-    run.click(start, [*picker, armed], [*outputs, run, armed], api_name="start_run", **generation(BATCH))
-    quick.click(start_quick, [*picker, armed], [*outputs, quick, armed], api_name="start_quick", **generation(BATCH))
+    run.click(on_run, [*picker, armed], [*outputs, run, armed], api_name="start_run", **generation(BATCH))
+    quick.click(on_quick, [*picker, armed], [*outputs, quick, armed], api_name="start_quick", **generation(BATCH))
 
-    def stop(request: gr.Request):
+    def on_cancel(request: gr.Request):
         stops.cancel(request)
         return "Cancelling: finished stages are kept and reused next time..."
 
-    cancel.click(stop, None, progress, api_name="start_cancel", concurrency_limit=None)
+    cancel.click(on_cancel, None, progress, api_name="start_cancel", concurrency_limit=None)
     _wire_own(ws, cache, picker, own, (run, quick))
 
 
@@ -309,9 +311,17 @@ def show_uploaded(path):
     return "", evalset_view.review_note(items, fresh=False), *_review(items), gr.skip()
 
 
-def _on_load(ws):
+def _on_load(ws, shown: list, switch: gr.Radio) -> dict:
+    """The page's first view: this workspace's latest comparison (else the shipped reference) in `shown`, and the
+    switch between the two, offered when there is a latest one."""
     latest = showcase.latest(ws)
-    return (*_show(latest or reference.reference(), ws), gr.Radio(value=LATEST, visible=latest is not None))
+    parts = _keyed(shown, _show(latest or reference.reference(), ws))
+    return {**parts, switch: gr.Radio(value=LATEST, visible=latest is not None)}
+
+
+def _keyed(shown: list, parts: tuple) -> dict:
+    """{component: value} for the shown comparison's components and `_show`'s parts, in the same order."""
+    return dict(zip(shown, parts, strict=True))
 
 
 def _pick(ws, which: str):
@@ -322,19 +332,21 @@ def _pick(ws, which: str):
 
 @dataclasses.dataclass(frozen=True)
 class RunView:
-    """The outputs a run updates before it ends (the shown comparison and the switch stay as they are until
-    then): the progress line, the clicked button (it asks "Run anyway" before a long run) and the confirmed
-    inputs."""
+    """A run's outputs: while it runs, the progress line, the clicked button (it asks "Run anyway" before a long
+    run) and the confirmed inputs; when it ends also the shown comparison (`shown`, the parts `_show` returns, in
+    its order) and the switch between latest and reference."""
 
     progress: gr.Markdown
     button: gr.Button
     armed: gr.State
+    shown: list
+    switch: gr.Radio
 
 
-def _run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer=None, confirmed="",
+def _on_run(ws, cache, stops, dataset, corpus, qa, questions, contestants, request, answer=None, confirmed="",
          quick=False, *, view: RunView):  # fmt: skip
-    """The run handler: yields updates of `view`'s outputs, then (progress, the shown parts, switch, the clicked
-    button, the confirmed inputs) when the run ends."""
+    """The run handler: yields {component: value} updates of `view`'s outputs; when the run ends, the progress
+    line, the shown comparison and the switch."""
     label = QUICK if quick else RUN
     if not contestants:
         gr.Warning("Tick at least one contestant.")
@@ -392,7 +404,11 @@ def _work(ws, cache, stops, inputs, request, answer, plan, label, view: RunView)
     result = box["result"]
     shown = after_run(ws, result)
     switch = gr.Radio(value=LATEST, visible=not shown.get("reference"))
-    yield _done_line(result, shown, first), *_show(shown, ws), switch, gr.skip(), gr.skip()
+    yield {
+        view.progress: _done_line(result, shown, first),
+        **_keyed(view.shown, _show(shown, ws)),
+        view.switch: switch,
+    }
 
 
 def ask_first(plan, confirmed: str, key: str) -> str:
@@ -592,12 +608,11 @@ def chart(result):
     panels = (("correct_rate", "n_answerable", "Correct answers", "#2e7d32"),
               ("hallucination_rate", "n_unanswerable", "Hallucinations (lower is better)", "#c62828"))  # fmt: skip
     for ax, (key, n_key, title, colour) in zip(axes, panels, strict=True):
-        vals = [100 * (s.get(key) or 0) for s in systems]
-        err = [[v - 100 * (s.get(f"{key}_ci") or [0, 0])[0] for v, s in zip(vals, systems, strict=True)],
-               [100 * (s.get(f"{key}_ci") or [0, 0])[1] - v for v, s in zip(vals, systems, strict=True)]]  # fmt: skip
-        ax.barh(range(len(names)), vals, xerr=[[max(0, e) for e in err[0]], [max(0, e) for e in err[1]]],
-                color=colour, alpha=0.8, capsize=3)  # fmt: skip
-        for y, (v, hi) in enumerate(zip(vals, [v + e for v, e in zip(vals, err[1], strict=True)], strict=True)):
+        rates = [Rate.of(s, key) for s in systems]
+        ci_bars(ax, range(len(names)), rates, horizontal=True, color=colour, alpha=0.8)
+        for y, (r, above) in enumerate(zip(rates, ci_whiskers(rates)[1], strict=True)):
+            v = 100 * (r.value or 0)
+            hi = v + above  # the whisker's right end
             inside = hi > 86  # no room right of the whisker: write the number at the bar's start
             ax.text(1.5 if inside else hi + 1.5, y - (0.28 if inside else 0), f"{v:.0f}%", va="center", fontsize=9,
                     fontweight="bold")  # fmt: skip

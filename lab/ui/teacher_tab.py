@@ -40,13 +40,13 @@ def build(ws, cache, settings: ServerSettings) -> gr.Column:
             delete = gr.Button("Delete", variant="stop")
 
     def on_export(request: gr.Request):
-        return _export(ws, settings, request)
+        return _on_export(ws, settings, request)
 
     def on_reset(confirmed, request: gr.Request):
-        return _reset(ws, settings, confirmed, request)
+        return _on_reset(ws, settings, confirmed, request)
 
     def on_delete(k, n, request: gr.Request):
-        return _delete(ws, cache, settings, k, n, request)
+        return _on_delete(ws, cache, settings, k, n, request)
 
     export.click(on_export, None, [csv_file, status], api_name="teacher_export_votes")
     reset.click(on_reset, sure, [status, sure], api_name="teacher_reset_votes")
@@ -69,7 +69,7 @@ def _names(ws, kind: str) -> list[str]:
 
 
 @shows_errors(lambda message: (None, fail(message)))
-def _export(ws, settings: ServerSettings, request: gr.Request):
+def _on_export(ws, settings: ServerSettings, request: gr.Request):
     settings.require_teacher(request, "export the votes")
     text = battles.votes_csv(ws.db_path)
     out = ws.downloads / "votes" / time.strftime("votes-%Y%m%d-%H%M%S.csv")
@@ -81,7 +81,7 @@ def _export(ws, settings: ServerSettings, request: gr.Request):
 
 
 @shows_errors(fail_with(gr.skip()))
-def _reset(ws, settings: ServerSettings, sure: bool, request: gr.Request):
+def _on_reset(ws, settings: ServerSettings, sure: bool, request: gr.Request):
     settings.require_teacher(request, "reset the votes")
     if not sure:
         return fail("tick the confirmation first: resetting deletes every vote"), gr.skip()
@@ -90,7 +90,7 @@ def _reset(ws, settings: ServerSettings, sure: bool, request: gr.Request):
 
 
 @shows_errors(fail_with(gr.skip()))
-def _delete(ws, cache, settings: ServerSettings, kind: str, name: str, request: gr.Request):
+def _on_delete(ws, cache, settings: ServerSettings, kind: str, name: str, request: gr.Request):
     settings.require_teacher(request, f"delete a {kind}")
     if not name:
         return fail(f"choose the {kind} to delete"), gr.skip()

@@ -17,7 +17,7 @@ from lab import catalog, jobs
 from lab.config import TrainConfig
 from lab.training import ADAPTER, CONFIG
 from lab.training.plan import TARGET_PRESETS
-from lab.ui.common import Picker, shows_errors
+from lab.ui.common import Picker, config_help, shows_errors
 from lab.workspace import SAMPLE
 
 # TrainConfig fields the form does not show (set by presets, the CLI or the engine's own defaults).
@@ -27,6 +27,11 @@ NOT_IN_FORM = ("logging_steps", "save_steps", "bnb_compute_dtype", "double_quant
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in NOT_IN_FORM)
 TYPES = {name: kind for name, kind in typing.get_type_hints(TrainConfig).items() if name in FIELDS}
 PLAIN = ""  # the index choice meaning "plain fine-tuning" / the run choice meaning "start fresh"
+
+
+def _help(name: str) -> str:
+    """The info line of the control for TrainConfig field `name`: the field's help (lab.config)."""
+    return config_help(TrainConfig, name)
 
 
 def _typed(kind: type, value):
@@ -88,19 +93,20 @@ def _form(ws) -> tuple[list, list]:
         c["base_model"] = base = gr.Dropdown(
             catalog.choices(d.max_length, d.batch_size), value=d.base_model, label="Base model",
             allow_custom_value=True, elem_id="train-base", scale=3,
-            info="a curated model (estimated GPU memory at this length and batch) or any hub id or local folder",
+            info=_help("base_model"),
         )  # fmt: skip
         names = dataset_choices(ws)
         c["dataset"] = data = gr.Dropdown(names, value=SAMPLE if SAMPLE in names else None, label="Dataset",
                                           allow_custom_value=True, scale=2,
-                                          info="a saved dataset or a chat JSONL path")  # fmt: skip
+                                          info=_help("dataset"))  # fmt: skip
         data.focus(lambda: gr.Dropdown(choices=dataset_choices(ws)), None, data, api_name="train_datasets")
         c["method"] = gr.Radio(METHOD_CHOICES, value=d.method, label="Method", scale=1,
-                               info="qlora = 4-bit NF4 base; DPO = LoRA on preference pairs")  # fmt: skip
+                               info=_help("method"))  # fmt: skip
     with gr.Row():
-        c["max_steps"] = gr.Number(d.max_steps, label="Max steps (0 = use epochs)", precision=0)
-        c["epochs"] = gr.Number(d.epochs, label="Epochs")
-        c["name"] = gr.Textbox("", label="Run name", placeholder="auto: run-YYYYmmdd-HHMMSS")
+        c["max_steps"] = gr.Number(d.max_steps, label="Max steps (0 = use epochs)", precision=0,
+                                   info=_help("max_steps"))  # fmt: skip
+        c["epochs"] = gr.Number(d.epochs, label="Epochs", info=_help("epochs"))
+        c["name"] = gr.Textbox("", label="Run name", placeholder="auto: run-YYYYmmdd-HHMMSS", info=_help("name"))
     with gr.Accordion("Advanced settings", open=False):
         _advanced(d, c)
     fit = gr.Markdown(model_note(d.base_model), elem_id="train-model-note")
@@ -139,35 +145,41 @@ def _preferences(ws, d: TrainConfig, c: dict) -> None:
         with gr.Row():
             c["prefs"] = gr.Dropdown(prefs_choices(ws), value=d.prefs, label="Preference pairs",
                                      allow_custom_value=True, elem_id="train-prefs", scale=3,
-                                     info="votes, an exported votes-prefs.jsonl, or a pairs file path")  # fmt: skip
-            c["beta"] = gr.Number(d.beta, label="DPO beta", info="higher = stay closer to the reference", scale=1)
+                                     info=_help("prefs"))  # fmt: skip
+            c["beta"] = gr.Number(d.beta, label="DPO beta", info=_help("beta"), scale=1)
     c["prefs"].focus(lambda: gr.Dropdown(choices=prefs_choices(ws)), None, c["prefs"], api_name="train_prefs")
 
 
 def _advanced(d: TrainConfig, c: dict) -> None:
     """The 'Advanced settings' accordion's fields, added to `c` by TrainConfig field name."""
     with gr.Row():
-        c["rank"] = gr.Number(d.rank, label="LoRA rank", precision=0)
-        c["alpha"] = gr.Number(d.alpha, label="LoRA alpha", precision=0)
-        c["dropout"] = gr.Number(d.dropout, label="LoRA dropout")
+        c["rank"] = gr.Number(d.rank, label="LoRA rank", precision=0, info=_help("rank"))
+        c["alpha"] = gr.Number(d.alpha, label="LoRA alpha", precision=0, info=_help("alpha"))
+        c["dropout"] = gr.Number(d.dropout, label="LoRA dropout", info=_help("dropout"))
         c["target_modules"] = gr.Dropdown(list(TARGET_PRESETS), value=d.target_modules, label="Target modules",
                                           allow_custom_value=True,
-                                          info="a preset or names like q_proj,v_proj")  # fmt: skip
+                                          info=_help("target_modules"))  # fmt: skip
     with gr.Row():
-        c["learning_rate"] = gr.Number(d.learning_rate, label="Learning rate")
-        c["scheduler"] = gr.Dropdown(list(TrainConfig.SCHEDULERS), value=d.scheduler, label="Schedule")
-        c["warmup_ratio"] = gr.Number(d.warmup_ratio, label="Warmup ratio")
-        c["batch_size"] = gr.Number(d.batch_size, label="Batch size", precision=0)
-        c["grad_accum"] = gr.Number(d.grad_accum, label="Gradient accumulation", precision=0)
-        c["max_length"] = gr.Number(d.max_length, label="Max length (tokens)", precision=0)
+        c["learning_rate"] = gr.Number(d.learning_rate, label="Learning rate", info=_help("learning_rate"))
+        c["scheduler"] = gr.Dropdown(list(TrainConfig.SCHEDULERS), value=d.scheduler, label="Schedule",
+                                     info=_help("scheduler"))  # fmt: skip
+        c["warmup_ratio"] = gr.Number(d.warmup_ratio, label="Warmup ratio", info=_help("warmup_ratio"))
+        c["batch_size"] = gr.Number(d.batch_size, label="Batch size", precision=0, info=_help("batch_size"))
+        c["grad_accum"] = gr.Number(d.grad_accum, label="Gradient accumulation", precision=0,
+                                    info=_help("grad_accum"))  # fmt: skip
+        c["max_length"] = gr.Number(d.max_length, label="Max length (tokens)", precision=0,
+                                    info=_help("max_length"))  # fmt: skip
     with gr.Row():
-        c["packing"] = gr.Checkbox(d.packing, label="Packing")
-        c["assistant_only_loss"] = gr.Checkbox(d.assistant_only_loss, label="Loss on assistant tokens only")
-        c["seed"] = gr.Number(d.seed, label="Seed", precision=0)
-        c["eval_steps"] = gr.Number(d.eval_steps, label="Evaluate every N steps (0 = off)", precision=0)
+        c["packing"] = gr.Checkbox(d.packing, label="Packing", info=_help("packing"))
+        c["assistant_only_loss"] = gr.Checkbox(d.assistant_only_loss, label="Loss on assistant tokens only",
+                                               info=_help("assistant_only_loss"))  # fmt: skip
+        c["seed"] = gr.Number(d.seed, label="Seed", precision=0, info=_help("seed"))
+        c["eval_steps"] = gr.Number(d.eval_steps, label="Evaluate every N steps (0 = off)", precision=0,
+                                    info=_help("eval_steps"))  # fmt: skip
         c["early_stopping_patience"] = gr.Number(d.early_stopping_patience, precision=0,
-                                                 label="Early stopping patience (0 = off)")  # fmt: skip
-        c["merge"] = gr.Checkbox(d.merge, label="Also save a merged model")
+                                                 label="Early stopping patience (0 = off)",
+                                                 info=_help("early_stopping_patience"))  # fmt: skip
+        c["merge"] = gr.Checkbox(d.merge, label="Also save a merged model", info=_help("merge"))
 
 
 def model_choices(max_length, batch_size, current):
@@ -197,18 +209,16 @@ def _rag_and_lineage(ws, d: TrainConfig, c: dict) -> list:
         )
         with gr.Row():
             rag_index = gr.Dropdown(index_choices(ws), value=d.rag_index, label="Train for retrieval (RAG): index",
-                                    allow_custom_value=True, info="empty = plain fine-tuning")  # fmt: skip
+                                    allow_custom_value=True, info=_help("rag_index"))  # fmt: skip
             share = gr.Slider(0, 1, value=d.distractor_share, step=0.05, label="Distractor share",
-                              info="extra copies over unrelated passages, target \"I don't know\"")  # fmt: skip
+                              info=_help("distractor_share"))  # fmt: skip
             near = gr.Slider(0, 1, value=d.near_miss_share, step=0.05, label="Near-miss share",
-                             info="kept examples again without the passages holding the answer, "
-                                  "target \"I don't know\"")  # fmt: skip
+                             info=_help("near_miss_share"))  # fmt: skip
             weight = gr.Slider(1, 20, value=d.decision_weight, step=1, label="Decision weight",
-                               info="loss weight of each answer's first token (answer or \"I don't know\"); "
-                                    "1 = plain")  # fmt: skip
+                               info=_help("decision_weight"))  # fmt: skip
             from_run = gr.Dropdown([PLAIN, *runs_with_adapter(ws)], value=d.from_run, label="Continue from run",
                                    allow_custom_value=True,
-                                   info="start from this run's adapter; its base model is used")  # fmt: skip
+                                   info=_help("from_run"))  # fmt: skip
         rag_btn = gr.Button("Preview RAG training data", size="sm")
         rag_view = gr.HTML()
     rag_index.focus(lambda: gr.Dropdown(choices=index_choices(ws)), None, rag_index, api_name="train_indexes")

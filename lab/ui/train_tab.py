@@ -4,17 +4,16 @@ Cancel, Resume; a runs table with overlaid loss curves and delete. All work is i
 module only maps form values to a TrainConfig and job state to components. A gr.Timer polls the run's files, and
 re-attaches to a running job after a page reload. Training for RAG (an index, a distractor share, a preview of the
 rewritten data) and continuing from an earlier run's adapter are form fields like any other (the form itself is
-lab/ui/train_form.py). Every event has an api_name (train_*); errors become a status message and a toast, never a
-traceback.
+lab/ui/train_form.py, how a run is shown lab/ui/train_view.py). Every event has an api_name (train_*); errors become
+a status message and a toast, never a traceback.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
-import re
 import shlex
 import time
-from pathlib import Path
 
 import gradio as gr
 
@@ -27,10 +26,10 @@ from lab.ui import spaces
 from lab.ui.common import (
     READ_ONLY,
     Picker,
+    View,
     fail,
     follow_workspace,
     picker_update,
-    progress_bar_html,
     shows_errors,
     this_tab,
 )
@@ -42,111 +41,20 @@ from lab.ui.train_form import (
     live_pickers,
     rag_preview_html,
 )
-
-LIVE = ("queued", "starting", "running")
-# Library messages every run prints that say nothing about this run (kept in train.log, hidden in the view).
-NOISE = re.compile(
-    r"Failed to load CPU gemm_4bit|FutureWarning|DeprecationWarning|UserWarning|^\s*warnings\.warn\(|"
-    r"is deprecated and will be removed|^\s*\{'(loss|eval_loss|train_runtime)'|it/s\]|s/it\]|^\s*$|"
-    r"^step \d+/\d+ \{"  # an older run's record echo (raw dict, Unix time): the log table shows those records
+from lab.ui.train_view import (
+    LOG_HEADERS,
+    ROUNDING,
+    RUN_HEADERS,
+    STOPPING,
+    chart_frames,
+    estimate_md,
+    log_html,
+    log_rows,
+    progress_md,
+    rounded,
+    series_colors,
+    step_axis,
 )
-
-
-def clean_log(text: str) -> str:
-    """The log tail without known library noise (deprecation warnings, progress bars, Trainer's dict echo)."""
-    return "\n".join(line for line in (text or "").splitlines() if not NOISE.search(line))
-
-
-def log_html(text: str) -> str:
-    """The log tail in a box that opens scrolled to its newest (bottom) line."""
-    body = html.escape(clean_log(text)) or "(no output yet)"
-    return (
-        "<div class='train-log' style='max-height:220px;overflow:auto;display:flex;flex-direction:column-reverse;"
-        "border:1px solid #d4d4d8;border-radius:6px;padding:6px'>"
-        f"<pre style='margin:0;white-space:pre-wrap;word-break:break-word;font-size:12px'>{body}</pre></div>"
-    )
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
-
-
-def estimate_md(plan: dict, method: str) -> str:
-    mb = plan["memory_mb"]
-    parts = ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in mb.items() if k != "total")
-    source = plan.get("time_source") or "rough guess from the model size: no run or calibration measured yet"
-    span = jobs.time_range(plan)  # on a CPU scaled by the load now, and it says so
-    busy = f"; {span['load_note']}" if span["load_note"] else ""
-    return (
-        f"**Estimate** ({method}, {plan['n_train']} train / {plan['n_val']} val examples, {plan['steps']} steps): "
-        f"memory ≈ **{mb['total']:.0f} MB** ({parts}; LoRA {plan['lora_params']:,} params); "
-        f"time **{span['time_range']}** ({source}{busy})"
-    ) + "".join(f"\n\n**Warning:** {w}" for w in plan.get("warnings") or ())
-
-
-STOPPING = "⏳ **Stopping after the current step: saving a checkpoint and the adapter (no final evaluation)...**"
-STOPPED = "✓ Stopped at step {step}: checkpoint and adapter saved (**Resume** continues from here)."
-
-
-def progress_md(info: dict, records: list[dict]) -> str:
-    status = info["status"]
-    state, step, total = info["state"], status.get("step", 0), status.get("total_steps") or 0
-    frac = step / total if total else 0.0
-    started = status.get("started") or time.time()
-    eta = (time.time() - started) * (1 - frac) / frac if 0 < frac < 1 and state in LIVE else 0
-    last = next((r for r in reversed(records) if "tokens_per_s" in r), {})
-    evals = [r["eval_loss"] for r in records if "eval_loss" in r]
-    lines = [
-        f"### Run `{info['id']}`: {state}",
-        progress_bar_html(frac, f"step {step} of {total or '?'}"),
-        f"step **{step}/{total or '?'}** ({frac:.0%})" + (f", ETA {eta / 60:.1f} min" if eta else ""),
-        f"loss {last.get('loss', float('nan')):.4f}" if "loss" in last else "waiting for the first step...",
-    ]
-    if last:
-        lines.append(f"tokens/s {last['tokens_per_s']:.0f}, peak memory {last.get('memory_mb', 0):.0f} MB")
-    if evals:
-        lines.append(f"eval loss {evals[-1]:.4f}")
-    metrics, est = status.get("metrics") or {}, status.get("estimate_mb")
-    if metrics.get("peak_memory_mb") and est:
-        lines.append(f"memory: estimated {est:.0f} MB, measured peak {metrics['peak_memory_mb']:.0f} MB")
-    planned = (status.get("estimate") or {}).get("time_s")
-    if metrics.get("runtime_s") and planned:
-        lines.append(f"time: estimated {_minutes(planned)}, measured {_minutes(metrics['runtime_s'])}")
-    if state in LIVE and (Path(info["run_dir"]) / "STOP").exists():
-        lines.insert(1, STOPPING)
-    if state == "stopped":
-        lines.insert(1, STOPPED.format(step=step))
-    if status.get("error"):
-        lines.append(f"**Error:** {status['error']}")
-    return "\n\n".join(lines)
-
-
-LOG_HEADERS = ["step", "epoch", "loss", "eval loss", "learning rate", "grad norm", "elapsed"]
-
-
-def clock(seconds: float) -> str:
-    """A duration as h:mm:ss."""
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def _number(value, fmt: str) -> str:
-    return format(value, fmt) if isinstance(value, (int, float)) else ""
-
-
-def log_rows(records: list[dict], started: float | None = None) -> list[list]:
-    """The training log as table rows, newest first: step, epoch, loss, eval loss, learning rate, grad norm and the
-    time since the run started (h:mm:ss; from the first record when the start is unknown)."""
-    times = [r["time"] for r in records if isinstance(r.get("time"), (int, float))]
-    origin = started or (min(times) if times else None)
-    rows = []
-    for r in records:
-        at = r.get("time")
-        elapsed = clock(at - origin) if isinstance(at, (int, float)) and origin else ""
-        rows.append([int(r.get("step", 0)), _number(r.get("epoch"), ".2f"), _number(r.get("loss"), ".4f"),
-                     _number(r.get("eval_loss"), ".4f"), _number(r.get("learning_rate"), ".2e"),
-                     _number(r.get("grad_norm"), ".3f"), elapsed])  # fmt: skip
-    return rows[::-1]
 
 
 @shows_errors(lambda message: None)  # logged when it is a bug; the config's own fields stand
@@ -176,51 +84,6 @@ def _lineage(ws, run_id: str, config: dict) -> dict:
                 "index_fingerprint": ""}  # fmt: skip
 
 
-def chart_frames(records: list[dict], run_label: str = ""):
-    """Long-format frames (step, value, series) for the loss, learning-rate and grad-norm charts. The eval loss is
-    the loss chart's second series; measured once (the final evaluation of a run without periodic ones) it is drawn
-    as a level line across the run, since a line of one point would not show. Series names never change as points
-    arrive (a renamed series would need the chart drawn anew)."""
-    import pandas as pd
-
-    def name(key: str) -> str:
-        return f"{run_label}{key}" if run_label else key
-
-    def frame(keys):
-        rows = [
-            {"step": r["step"], "value": r[k], "series": name(k)}
-            for r in records
-            for k in keys
-            if isinstance(r.get(k), (int, float))
-        ]
-        frame = pd.DataFrame(rows, columns=["step", "value", "series"])  # typed even when empty (numeric axes)
-        return frame.astype({"step": "int64", "value": "float64", "series": "str"})
-
-    loss = frame(("loss", "eval_loss"))
-    once = loss[loss["series"] == name("eval_loss")]
-    if len(once) == 1:
-        step, value = int(once["step"].iloc[0]), float(once["value"].iloc[0])
-        last = max([int(r.get("step", 0)) for r in records] + [step, 1])
-        level = pd.DataFrame({"step": [0, last], "value": [value, value], "series": [name("eval_loss")] * 2})
-        loss = pd.concat([loss[loss["series"] != name("eval_loss")], level], ignore_index=True)
-        loss = loss.astype({"step": "int64", "value": "float64", "series": "str"})
-    return loss, frame(("learning_rate",)), frame(("grad_norm",))
-
-
-def step_axis(total_steps: int) -> list[int]:
-    """x limits of the step charts: the whole run, and at least 10 steps, so the axis ticks are whole steps."""
-    return [0, max(int(total_steps or 0), 10)]
-
-
-PALETTE = ("#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777")
-
-
-def series_colors(frame) -> dict[str, str]:
-    """A colour per series of a chart frame, in order of appearance (the train loss comes first: blue, the eval loss
-    orange)."""
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(frame["series"]))}
-
-
 def line_plot(frame, x_lim: list[int]):
     """A LinePlot update that draws every series of `frame`. The chart fixes its colour domain to the series of the
     frame it was drawn with, and only a new legend list makes it draw anew (seen with gradio 6.31: a new colour map
@@ -240,17 +103,32 @@ def _plots(records: list[dict], label: str = "", total_steps: int = 0) -> list:
     return [line_plot(frame, x_lim) if len(frame) else gr.skip() for frame in frames]
 
 
-def _unreadable(message: str) -> tuple:
-    """The live view of a run that cannot be read: the message as its heading, nothing else."""
-    return "", f"### ✗ {message}", *_plots([]), log_html(""), "", _log_table([])
+@dataclasses.dataclass(frozen=True)
+class RunShown(View):
+    """The live view of a run, in the train_refresh API's order: the run shown, its status, the loss, learning-rate
+    and grad-norm charts, the log, the command that reproduces it and the log table."""
+
+    run: gr.Textbox
+    status: gr.Markdown
+    plots: list
+    log: gr.HTML
+    command: gr.Code
+    table: gr.Dataframe
 
 
-@shows_errors(_unreadable)
-def refresh(ws, run_id: str):
-    """Everything the live view shows for `run_id`; with no run chosen, re-attach to the running job if any."""
+def _empty(status: str) -> dict:
+    """The live view without a run: `status` as its heading, nothing else (by name, RunShown's fields)."""
+    return {"run": "", "status": status, "plots": _plots([]), "log": log_html(""), "command": "",
+            "table": _log_table([])}  # fmt: skip
+
+
+@shows_errors(lambda message: _empty(f"### ✗ {message}"))
+def _on_refresh(ws, run_id: str) -> dict:
+    """Everything the live view shows for `run_id`, by name (RunShown's fields); with no run chosen, re-attach to
+    the running job if any."""
     run_id = run_id or jobs.active(ws) or ""
     if not run_id:
-        return "", "No run yet: pick a dataset and press **Start**.", *_plots([]), log_html(""), "", _log_table([])
+        return _empty("No run yet: pick a dataset and press **Start**.")
     info = jobs.progress(ws, run_id, log_lines=120)
     config = TrainConfig.load(f"{info['run_dir']}/config.json")
     command = shlex.join(cli_command(config))
@@ -260,21 +138,13 @@ def refresh(ws, run_id: str):
     plots = _plots(info["progress"], total_steps=info["status"].get("total_steps") or 0)
     log = log_html("\n".join(info["log"].splitlines()[-40:]))
     table = _log_table(log_rows(info["progress"], info["status"].get("started")))
-    return run_id, text, *plots, log, gr.Code(command, visible=True), table
+    return {"run": run_id, "status": text, "plots": plots, "log": log, "command": gr.Code(command, visible=True),
+            "table": table}  # fmt: skip
 
 
 def _log_table(rows: list[list]):
     """The log table, hidden until the run has logged a step."""
     return gr.Dataframe(value=rows or None, visible=bool(rows))
-
-
-ROUNDING = (("train_loss", 3), ("eval_loss", 3), ("tokens_per_s", 0), ("peak_memory_mb", 0))
-
-
-def _rounded(value, digits: int):
-    if not isinstance(value, (int, float)):
-        return ""
-    return int(round(value)) if digits == 0 else round(float(value), digits)
 
 
 def runs_table(ws) -> list[list]:
@@ -284,15 +154,11 @@ def runs_table(ws) -> list[list]:
     for row in jobs.list_runs(ws):
         m = row["metrics"]
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created_at"]))
-        metrics = [_rounded(m.get(k), digits) for k, digits in ROUNDING]
+        metrics = [rounded(m.get(k), digits) for k, digits in ROUNDING]
         info = _lineage(ws, row["id"], json.loads(row.get("config") or "{}"))
         out.append([row["id"], row["status"], row["method"], row["dataset"], info["rag_index"], info["parent"],
                     row["base_model"], started, *metrics])  # fmt: skip
     return out
-
-
-RUN_HEADERS = ["run", "status", "method", "dataset", "RAG index", "parent run", "base", "created", "train loss",
-               "eval loss", "tok/s", "peak MB"]  # fmt: skip
 
 
 def overlay(ws, run_ids: list[str]):
@@ -332,7 +198,7 @@ def _calibration_failed(message: str) -> None:
 
 
 @shows_errors()
-def _estimate(ws, *values) -> str:
+def _on_estimate(ws, *values) -> str:
     config = form_config(*values)
     plan = jobs.check(ws, config)
     # On ZeroGPU a run trains inside a GPU slot but a calibration child would time the CPU: keep the GPU estimate.
@@ -345,7 +211,7 @@ def _estimate(ws, *values) -> str:
 
 
 @shows_errors(lambda message: f"<p><b>✗ {html.escape(message)}</b></p>")
-def _rag_preview(ws, cache, *values):
+def _on_rag_preview(ws, cache, *values):
     config = form_config(*values)
     if not config.rag_index:
         raise LabError("choose an index under 'Train for retrieval (RAG)' first (empty = plain fine-tuning)")
@@ -358,7 +224,7 @@ def _rag_preview(ws, cache, *values):
 
 
 @shows_errors(lambda message: ("", fail(message)))
-def _start(ws, cache, *values):
+def _on_start(ws, cache, *values):
     hooks = spaces.slot_training() if spaces.on_zero_gpu() else {}  # ZeroGPU: train inside a GPU slot
     cache.release_generators()  # the training child gets the memory the app's generators held
     config = votes.for_training(ws, form_config(*values))  # DPO on "votes": a fresh export of them
@@ -368,7 +234,7 @@ def _start(ws, cache, *values):
 
 
 @shows_errors()
-def _act(ws, action: str, run_id: str) -> str:
+def _on_act(ws, action: str, run_id: str) -> str:
     if not run_id:
         raise jobs.JobError("no run selected: start one or pick one in the runs table")
     hooks = spaces.slot_training() if action == "resume" and spaces.on_zero_gpu() else {}  # in a GPU slot
@@ -379,7 +245,7 @@ def _act(ws, action: str, run_id: str) -> str:
     return f"### Run `{run_id}`\n\n{message}"
 
 
-def _preset(preset: str, *values):
+def _on_preset(preset: str, *values):
     applied = _applied(preset, *values)
     return list(values) if applied is None else applied
 
@@ -422,17 +288,18 @@ def _rewards_chart(ws, run_state) -> gr.LinePlot:
 
     chart = gr.LinePlot(x="step", y="value", color="series", title="Rewards (DPO)", height=260, visible=False)
 
-    def update(run_id: str):
+    def on_rewards(run_id: str):
         run_dir = _run_dir(ws, run_id)
         if run_dir is None or not run_dir.is_dir():
             return gr.skip()
         return reward_plot(read_progress(run_dir), read_status(run_dir).get("total_steps") or 0)
 
-    gr.Timer(2.0).tick(update, run_state, chart, api_name="train_rewards", show_progress="hidden", **READ_ONLY)
+    gr.Timer(2.0).tick(on_rewards, run_state, chart, api_name="train_rewards", show_progress="hidden", **READ_ONLY)
     return chart
 
 
-def _live():
+def _live() -> tuple:
+    """The live charts (loss, learning rate, grad norm), the log, the reproduce command and the log table."""
     with gr.Row():
         loss = gr.LinePlot(x="step", y="value", color="series", title="Loss (train / eval)", height=260, visible=False)
         lr = gr.LinePlot(x="step", y="value", color="series", title="Learning rate", height=260, visible=False)
@@ -448,13 +315,13 @@ def _live():
     gr.Markdown("**Output** (newest line at the bottom; library warnings hidden, all in the run's train.log)")
     log = gr.HTML(log_html(""))
     command = gr.Code(label="Reproduce from a shell", language="shell", visible=False)
-    return [loss, lr, gn, log, command, table]
+    return [loss, lr, gn], log, command, table
 
 
 RUNS_PICKER = Picker("runs")
 
 
-def build(ws, cache, settings: ServerSettings) -> None:
+def build(demo, ws, cache, settings: ServerSettings) -> None:
     tab = this_tab()
     gr.Markdown("## Fine-tune with LoRA or QLoRA\nTraining runs in its own process; leave or reload the page, "
                 "it keeps going and this view re-attaches.")  # fmt: skip
@@ -468,7 +335,7 @@ def build(ws, cache, settings: ServerSettings) -> None:
         resume_btn = gr.Button("Resume")
     estimate = gr.Markdown()
     status = gr.Markdown("No run yet: pick a dataset and press **Start**.")
-    live = _live()
+    shown = RunShown(run_state, status, *_live())
     _rewards_chart(ws, run_state)
     with gr.Accordion("Runs", open=False):
         table = gr.Dataframe(headers=RUN_HEADERS, value=lambda: runs_table(ws), interactive=False)
@@ -476,19 +343,18 @@ def build(ws, cache, settings: ServerSettings) -> None:
             picked = gr.Dropdown([], multiselect=True, label="Runs to overlay / act on", allow_custom_value=True)
             refresh_btn, delete_btn = gr.Button("Refresh runs"), gr.Button("Delete selected", variant="stop")
         compare = gr.LinePlot(x="step", y="value", color="series", title="Loss of selected runs", height=260)
-    view = [run_state, status, *live]
-    preset.change(lambda p, *v: _preset(p, *v), [preset, *form], form, api_name="train_preset")
-    est_btn.click(lambda *v: _estimate(ws, *v), form, estimate, api_name="train_estimate")
-    rag_btn.click(lambda *v: _rag_preview(ws, cache, *v), form, rag_view, api_name="train_rag_preview")
-    start_btn.click(lambda *v: _start(ws, cache, *v), form, [run_state, status], api_name="train_start")
+    preset.change(lambda p, *v: _on_preset(p, *v), [preset, *form], form, api_name="train_preset")
+    est_btn.click(lambda *v: _on_estimate(ws, *v), form, estimate, api_name="train_estimate")
+    rag_btn.click(lambda *v: _on_rag_preview(ws, cache, *v), form, rag_view, api_name="train_rag_preview")
+    start_btn.click(lambda *v: _on_start(ws, cache, *v), form, [run_state, status], api_name="train_start")
     for btn, action in ((stop_btn, "stop"), (cancel_btn, "cancel"), (resume_btn, "resume")):
         # into the status view, which the next timer tick rewrites from the run's state (no stale action line)
-        btn.click(lambda r, a=action: _act(ws, a, r), run_state, status, api_name=f"train_{action}")
+        btn.click(lambda r, a=action: _on_act(ws, a, r), run_state, status, api_name=f"train_{action}")
     timer = gr.Timer(2.0)
     timer.tick(
-        lambda r: refresh(ws, r),
+        lambda r: shown.updates(**_on_refresh(ws, r)),
         run_state,
-        view,
+        shown.outputs(),
         api_name="train_refresh",
         show_progress="hidden",
         **READ_ONLY,
@@ -497,20 +363,20 @@ def build(ws, cache, settings: ServerSettings) -> None:
     picked.change(lambda ids: overlay(ws, ids), picked, compare, api_name="train_compare")
 
     def on_delete(ids, request: gr.Request):
-        return _delete(ws, settings, ids, request)
+        return _on_delete(ws, settings, ids, request)
 
     delete_btn.click(on_delete, picked, [table, picked], api_name="train_delete")
-    runs = _follow_runs(ws, timer, {**live_pickers(form), picked: RUNS_PICKER}, [tab.select] if tab else [])
+    runs = _follow_runs(demo, ws, timer, {**live_pickers(form), picked: RUNS_PICKER}, [tab.select] if tab else [])
     runs.change(lambda: runs_table(ws), None, table, api_name=False, **READ_ONLY)
 
 
-def _follow_runs(ws, timer, pickers: dict, triggers: list) -> gr.State:
+def _follow_runs(demo, ws, timer, pickers: dict, triggers: list) -> gr.State:
     """The pickers read again on page load (api: train_pickers), on `triggers` and whenever a run starts,
     finishes or is deleted: the timer reads each run's status into the returned state, and a change of it
     re-reads the lists."""
     runs = gr.State(_run_states(ws))
     timer.tick(lambda: _run_states(ws), None, runs, api_name=False, show_progress="hidden", **READ_ONLY)
-    follow_workspace(ws, pickers, [*triggers, runs.change], api_name="train_pickers")
+    follow_workspace(demo, ws, pickers, [*triggers, runs.change], api_name="train_pickers")
     return runs
 
 
@@ -525,7 +391,7 @@ def _runs_update(ws, picked=None):
     return runs_table(ws), picker_update(ws, RUNS_PICKER, picked)
 
 
-def _delete(ws, settings: ServerSettings, run_ids: list[str], request: gr.Request):
+def _on_delete(ws, settings: ServerSettings, run_ids: list[str], request: gr.Request):
     for run_id in run_ids or []:
         _delete_one(ws, settings, run_id, request)
     return _runs_update(ws, run_ids)

@@ -1,7 +1,8 @@
-"""Bars with 95% interval whiskers, the one drawing rule for rate charts (Start tab, Arena evaluation).
+"""Bars with 95% interval whiskers, the one drawing rule for rate charts (the Start tab, the Arena evaluation, the
+evidence pack's images).
 
 Draws onto a matplotlib Axes it is given (the caller imports matplotlib and owns the figure); values are `Rate`s
-drawn in percent. No gradio here, no data access.
+drawn in percent. No I/O.
 """
 
 from __future__ import annotations
