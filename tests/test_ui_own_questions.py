@@ -45,9 +45,9 @@ def _value(out):
 
 def test_run_on_own_data_without_a_file_does_not_start_on_the_sample_s_questions(ws, tmp_path):
     dataset, corpus = _own_data(ws, tmp_path, "a")
-    view = start_tab.RunView("progress", "button", "armed")
+    view = start_tab.RunView("progress", "button", "armed", [], "switch")
     for data, docs in ((dataset, corpus), ("sample", corpus), (dataset, "sample")):
-        out = list(start_tab._run(ws, None, None, data, docs, "", 0, ["base", "RAG"], None, view=view))
+        out = list(start_tab._on_run(ws, None, None, data, docs, "", 0, ["base", "RAG"], None, view=view))
         assert (
             len(out) == 1 and "needs its own questions" in out[0]["progress"] and "Run the whole" in out[0]["progress"]
         )

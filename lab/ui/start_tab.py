@@ -44,6 +44,7 @@ from lab.ui.common import (
     READ_ONLY,
     Picker,
     SessionFlags,
+    View,
     follow_workspace,
     generation,
     in_background,
@@ -94,20 +95,16 @@ NEEDS_QUESTIONS = (
 
 
 @dataclasses.dataclass(frozen=True)
-class OwnView:
-    """The own-data questions section: how many to write, the build button, its progress, the note, the review
-    table, the button that takes the edited table, and the download."""
+class OwnView(View):
+    """The own-data questions section's outputs: the build progress, the note, the review table, the button that
+    takes the edited table, the download and the evaluation-file slot (in the API's order)."""
 
-    count: gr.Number
-    build: gr.Button
     progress: gr.HTML
     note: gr.Markdown
     review: gr.Dataframe
     use: gr.Button
     download: gr.File
-
-    def outputs(self, qa) -> list:
-        return [self.progress, self.note, self.review, self.use, self.download, qa]
+    qa: gr.File
 
 
 def build(demo, ws, cache, settings=None) -> None:
@@ -185,7 +182,7 @@ def _picker():
                 minimum=0,
                 label="Questions to ask (a stratified subset that keeps every group; 0 = all)",
             )
-        own = _own_section()
+        own = _own_section(qa)
     contestants = gr.CheckboxGroup(
         list(showcase.ALL_CONTESTANTS),
         value=list(showcase.default_contestants()),
@@ -196,7 +193,8 @@ def _picker():
     return (dataset, corpus, qa, questions, contestants), own
 
 
-def _own_section() -> OwnView:
+def _own_section(qa: gr.File) -> tuple[gr.Number, gr.Button, OwnView]:
+    """(how many questions to write, the build button, the section's outputs)."""
     gr.Markdown(OWN_NOTE)
     with gr.Row():
         count = gr.Number(12, precision=0, minimum=1, maximum=200, label="Questions to write from the documents",
@@ -210,27 +208,28 @@ def _own_section() -> OwnView:
     with gr.Row():
         use = gr.Button(USE, visible=False, elem_id="start-own-use")
         download = gr.File(label="Download to edit", interactive=False, visible=False)
-    return OwnView(count, build, progress, note, review, use, download)
+    return count, build, OwnView(progress, note, review, use, download, qa)
 
 
-def _wire_own(ws, cache, picker, own: OwnView, runs) -> None:
+def _wire_own(ws, cache, picker, own: tuple, runs) -> None:
     dataset, corpus, qa = picker[:3]
-    outputs = own.outputs(qa)
+    count, build_button, view = own
+    outputs = view.outputs()
 
-    def build(dataset, corpus, count):
-        yield from build_own(ws, cache, dataset, corpus, count)
+    def on_build(dataset, corpus, count):
+        yield from build_own(ws, cache, view, dataset, corpus, count)
 
-    def auto(dataset, corpus, qa_file, count, contestants):
+    def on_run(dataset, corpus, qa_file, count, contestants):
         if qa_file or not contestants or not is_own(dataset, corpus):
-            yield tuple(gr.skip() for _ in outputs)
+            yield view.updates(progress=gr.skip())  # the comparison itself runs; nothing to build
             return
-        yield from build_own(ws, cache, dataset, corpus, count)
+        yield from build_own(ws, cache, view, dataset, corpus, count)
 
-    own.build.click(build, [dataset, corpus, own.count], outputs, api_name="start_own_build", **generation(BATCH))
+    build_button.click(on_build, [dataset, corpus, count], outputs, api_name="start_own_build", **generation(BATCH))
     for button in runs:  # Run without a file on own data: the run stops and the questions are built for review
-        button.click(auto, [dataset, corpus, qa, own.count, picker[4]], outputs, api_name=False, **generation(BATCH))
-    own.use.click(lambda rows: use_edited(ws, rows), own.review, outputs, api_name="start_own_use")
-    qa.upload(lambda path: show_uploaded(path), qa, outputs[:-1], api_name="start_own_upload")
+        button.click(on_run, [dataset, corpus, qa, count, picker[4]], outputs, api_name=False, **generation(BATCH))
+    view.use.click(lambda rows: use_edited(ws, view, rows), view.review, outputs, api_name="start_own_use")
+    qa.upload(lambda path: show_uploaded(view, path), qa, outputs[:-1], api_name="start_own_upload")
 
 
 def is_own(dataset, corpus) -> bool:
@@ -245,9 +244,9 @@ def own_model() -> str:
     return TrainConfig().base_model
 
 
-def build_own(ws, cache, dataset, corpus, count):
+def build_own(ws, cache, view: OwnView, dataset, corpus, count):
     """Build the own-data set in a worker thread, showing a progress bar; then the review table, its note, the
-    download and the evaluation-file slot set to the new file (progress, note, review, use, download, qa)."""
+    download and the evaluation-file slot set to the new file."""
     model, box = own_model(), {"update": (0.0, "loading the model")}
     taught = "" if (dataset or showcase.SAMPLE) == showcase.SAMPLE else dataset  # never the sample's questions
 
@@ -258,57 +257,56 @@ def build_own(ws, cache, dataset, corpus, count):
         return own_evalset.write_own(own, own_evalset.own_evalset_path(ws, taught or "documents", corpus, 0))
 
     thread = in_background(work, box, "own-questions")
-    skip = (gr.skip(),) * 5
     while thread.is_alive():
         fraction, message = box["update"]
-        yield progress_bar_html(fraction, f"writing questions: {message}"), *skip
+        yield view.updates(progress=progress_bar_html(fraction, f"writing questions: {message}"))
         time.sleep(1.0)
     if "error" in box:
         gr.Warning(box["error"])
-        yield "", f"**No questions built:** {html.escape(box['error'])}", *skip[:4]
+        yield view.updates(progress="", note=f"**No questions built:** {html.escape(box['error'])}")
         return
     own = box["result"]
     note = evalset_view.review_note(own.items, model, len(own.dropped))
-    yield ("", note, *_review(own.items), *_published(ws, own.path))
+    yield view.updates(progress="", note=note, **_review(own.items), **_published(ws, own.path))
 
 
-def _review(items) -> tuple:
-    """(review table, use button) updates showing `items`."""
-    return gr.update(value=evalset_view.review_table(items), visible=True), gr.update(visible=True)
+def _review(items) -> dict:
+    """The review table and use button shown with `items` (OwnView field names)."""
+    return {"review": gr.update(value=evalset_view.review_table(items), visible=True), "use": gr.update(visible=True)}
 
 
-def _published(ws, path: str) -> tuple:
-    """(download, evaluation-file slot) updates for the set at `path` (a copy in the served downloads folder)."""
+def _published(ws, path: str) -> dict:
+    """The download and the evaluation-file slot set to the set at `path` (a copy in the served downloads folder)."""
     target = ws.downloads / "evalsets" / os.path.basename(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, target)
-    return gr.update(value=str(target), visible=True), str(target)
+    return {"download": gr.update(value=str(target), visible=True), "qa": str(target)}
 
 
-def use_edited(ws, rows):
+def use_edited(ws, view: OwnView, rows) -> dict:
     """The edited table as the evaluation file the comparison uses (checked like an upload; a bad row is named)."""
     try:
         items = evalset_view.items_from_table(rows)
     except LabError as exc:
         gr.Warning(user_message(exc))
-        return "", f"**Not used:** {html.escape(user_message(exc))}", *(gr.skip(),) * 4
+        return view.updates(progress="", note=f"**Not used:** {html.escape(user_message(exc))}")
     path = ws.tmp / "evalsets" / f"edited-{showcase.digest([it.to_dict() for it in items])[:10]}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_evalset(items, path)
     note = evalset_view.review_note(items, fresh=False)
-    return "", note, *_review(items), *_published(ws, str(path))
+    return view.updates(progress="", note=note, **_review(items), **_published(ws, str(path)))
 
 
-def show_uploaded(path):
+def show_uploaded(view: OwnView, path) -> dict:
     """An uploaded evaluation file shown in the review table (it is used as uploaded; edits need Use)."""
     if not path:
-        return "", "", gr.update(visible=False), gr.update(visible=False), gr.skip()
+        return view.updates(progress="", note="", review=gr.update(visible=False), use=gr.update(visible=False))
     try:
         items = read_evalset(path)
     except (LabError, OSError) as exc:
         gr.Warning(user_message(exc))
-        return "", f"**This file cannot be used:** {html.escape(user_message(exc))}", *(gr.skip(),) * 3
-    return "", evalset_view.review_note(items, fresh=False), *_review(items), gr.skip()
+        return view.updates(progress="", note=f"**This file cannot be used:** {html.escape(user_message(exc))}")
+    return view.updates(progress="", note=evalset_view.review_note(items, fresh=False), **_review(items))
 
 
 def _on_load(ws, shown: list, switch: gr.Radio) -> dict:
