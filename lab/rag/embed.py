@@ -1,16 +1,21 @@
 """The embedding model as the index sees it: texts in, L2-normalised float32 rows out, plus its tokenizer.
 
 `SentenceEmbedder` wraps the sentence-transformers model that `ModelCache.embedder(spec)` loads (the embedded
-all-MiniLM-L6-v2 by default). Tests pass any object with the same four members. No gradio here.
+all-MiniLM-L6-v2 by default), and remembers the vectors of the short texts it is asked for again and again
+(`embed_memo`: the passage sentences every RAG answer focuses on), shared by every caller of that embedder. Tests pass
+any object with the same four members. No gradio here.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 BATCH = 32
+MEMO_TEXTS = 50_000  # vectors `embed_memo` keeps per embedder, least recently used dropped first
 
 
 class SentenceEmbedder:
@@ -22,6 +27,10 @@ class SentenceEmbedder:
         dims = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dims = int(dims())
         self.max_tokens = int(getattr(model, "max_seq_length", 0) or 0)  # 0 = unknown
+        self.embedded = 0  # texts the model has encoded (a text `embed_memo` remembers is not encoded again)
+        self.memo_limit = MEMO_TEXTS
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memo_lock = threading.Lock()
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids without special tokens (used to count chunk sizes; never truncated)."""
@@ -32,11 +41,34 @@ class SentenceEmbedder:
         for start in range(0, len(texts), BATCH):
             batch = list(texts[start : start + BATCH])
             rows.append(self.model.encode(batch, normalize_embeddings=True, convert_to_numpy=True))
+            self.embedded += len(batch)
             if on_batch:
                 on_batch(min(start + BATCH, len(texts)), len(texts))
         if not rows:
             return np.zeros((0, self.dims), dtype=np.float32)
         return np.ascontiguousarray(np.concatenate(rows), dtype=np.float32)
+
+    def embed_memo(self, texts: Sequence[str]) -> np.ndarray:
+        """`embed`, remembering every text's vector: a text seen before (by any caller of this embedder) is not
+        encoded again. Keeps the `memo_limit` most recently used texts. Texts not remembered are encoded shortest
+        first, so a batch pads little."""
+        found: dict[str, np.ndarray] = {}
+        with self._memo_lock:
+            for text in dict.fromkeys(texts):
+                if text in self._memo:
+                    self._memo.move_to_end(text)
+                    found[text] = self._memo[text]
+        missing = sorted((t for t in dict.fromkeys(texts) if t not in found), key=len)
+        if missing:
+            fresh = dict(zip(missing, self.embed(missing), strict=True))
+            found |= fresh
+            with self._memo_lock:
+                self._memo.update(fresh)
+                while len(self._memo) > self.memo_limit:
+                    self._memo.popitem(last=False)
+        if not found:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        return np.stack([found[t] for t in texts])
 
 
 def load_embedder(cache, spec: str) -> SentenceEmbedder:
