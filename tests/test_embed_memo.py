@@ -100,3 +100,22 @@ def test_the_memory_keeps_only_the_most_recent_texts_and_their_exact_vectors(par
     assert len(embedder.texts) == before  # the two most recent were remembered
     embedder.embed_memo(texts[:1])
     assert embedder.texts[before:] == texts[:1]  # the oldest had been dropped
+
+
+def test_a_fork_while_the_memory_is_locked_does_not_hang_the_child(parts):
+    import os
+    import time
+
+    embedder = SentenceEmbedder(parts[0], "embedded")
+    embedder.embed_memo(["A blue filter."])
+    with embedder._memo_lock:  # another thread is inside the memory at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: a remembered text needs the memory only
+            os._exit(0 if embedder.embed_memo(["A blue filter."]).shape == (1, embedder.dims) else 1)
+    deadline = time.monotonic() + 20
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if done == (0, 0):
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert done[0] == pid and os.waitstatus_to_exitcode(done[1]) == 0

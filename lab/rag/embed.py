@@ -8,7 +8,9 @@ any object with the same four members. No gradio here.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -16,6 +18,7 @@ import numpy as np
 
 BATCH = 32
 MEMO_TEXTS = 50_000  # vectors `embed_memo` keeps per embedder, least recently used dropped first
+_embedders: weakref.WeakSet = weakref.WeakSet()  # every SentenceEmbedder, for fresh locks after a fork
 
 
 class SentenceEmbedder:
@@ -27,10 +30,10 @@ class SentenceEmbedder:
         dims = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dims = int(dims())
         self.max_tokens = int(getattr(model, "max_seq_length", 0) or 0)  # 0 = unknown
-        self.embedded = 0  # texts the model has encoded (a text `embed_memo` remembers is not encoded again)
         self.memo_limit = MEMO_TEXTS
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._memo_lock = threading.Lock()
+        _embedders.add(self)
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids without special tokens (used to count chunk sizes; never truncated)."""
@@ -41,7 +44,6 @@ class SentenceEmbedder:
         for start in range(0, len(texts), BATCH):
             batch = list(texts[start : start + BATCH])
             rows.append(self.model.encode(batch, normalize_embeddings=True, convert_to_numpy=True))
-            self.embedded += len(batch)
             if on_batch:
                 on_batch(min(start + BATCH, len(texts)), len(texts))
         if not rows:
@@ -69,6 +71,15 @@ class SentenceEmbedder:
         if not found:
             return np.zeros((0, self.dims), dtype=np.float32)
         return np.stack([found[t] for t in texts])
+
+
+def _fresh_locks_in_child() -> None:
+    """A lock another thread held at a fork (a ZeroGPU slot) would never be released in the child."""
+    for embedder in list(_embedders):
+        embedder._memo_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 def load_embedder(cache, spec: str) -> SentenceEmbedder:
