@@ -4,6 +4,10 @@ responder builds is the same with the shared memory as with a fresh one."""
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+
 import pytest
 
 from lab.config import GenConfig
@@ -103,9 +107,6 @@ def test_the_memory_keeps_only_the_most_recent_texts_and_their_exact_vectors(par
 
 
 def test_a_fork_while_the_memory_is_locked_does_not_hang_the_child(parts):
-    import os
-    import time
-
     embedder = SentenceEmbedder(parts[0], "embedded")
     embedder.embed_memo(["A blue filter."])
     with embedder._memo_lock:  # another thread is inside the memory at the fork
@@ -119,3 +120,36 @@ def test_a_fork_while_the_memory_is_locked_does_not_hang_the_child(parts):
         os.kill(pid, 9)
         os.waitpid(pid, 0)
     assert done[0] == pid and os.waitstatus_to_exitcode(done[1]) == 0
+
+
+class Overlap:
+    """The real sentence-transformers model, recording how many encodes run at once."""
+
+    def __init__(self, model):
+        self.model, self.running, self.most = model, 0, 0
+        self.lock = threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def encode(self, *args, **kwargs):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(0.05)  # widen the window in which another thread could enter
+            return self.model.encode(*args, **kwargs)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_threads_embedding_at_once_encode_one_at_a_time(parts):
+    model = Overlap(parts[0])
+    embedder = SentenceEmbedder(model, "embedded")
+    threads = [threading.Thread(target=embedder.embed, args=([f"Question number {i}?"],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert model.most == 1

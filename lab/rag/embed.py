@@ -33,7 +33,8 @@ class SentenceEmbedder:
         self.memo_limit = MEMO_TEXTS
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._memo_lock = threading.Lock()
-        _embedders.add(self)
+        self._encode_lock = threading.Lock()  # one encode at a time: each calling thread would start its own
+        _embedders.add(self)  # team of torch threads, and the cores would spin between them
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids without special tokens (used to count chunk sizes; never truncated)."""
@@ -43,7 +44,8 @@ class SentenceEmbedder:
         rows = []
         for start in range(0, len(texts), BATCH):
             batch = list(texts[start : start + BATCH])
-            rows.append(self.model.encode(batch, normalize_embeddings=True, convert_to_numpy=True))
+            with self._encode_lock:
+                rows.append(self.model.encode(batch, normalize_embeddings=True, convert_to_numpy=True))
             if on_batch:
                 on_batch(min(start + BATCH, len(texts)), len(texts))
         if not rows:
@@ -76,7 +78,7 @@ class SentenceEmbedder:
 def _fresh_locks_in_child() -> None:
     """A lock another thread held at a fork (a ZeroGPU slot) would never be released in the child."""
     for embedder in list(_embedders):
-        embedder._memo_lock = threading.Lock()
+        embedder._memo_lock, embedder._encode_lock = threading.Lock(), threading.Lock()
 
 
 os.register_at_fork(after_in_child=_fresh_locks_in_child)
