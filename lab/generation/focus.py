@@ -24,7 +24,9 @@ def sentences(text: str) -> list[str]:
 
 class MemoEmbedder:
     """Remembers the vector of every text it has embedded, so passages retrieved again (the same chunks come back
-    for many questions) are embedded once. Belongs to one responder or one rewrite, never to the module."""
+    for many questions) are embedded once. Belongs to one responder or one rewrite, never to the module. Over an
+    embedder that keeps its own memo (`embed_memo`, shared by every responder over that embedder: the Arena builds a
+    responder per answer) it uses that one."""
 
     def __init__(self, embedder, limit: int = 100_000):
         self.inner, self.limit, self.vectors = embedder, limit, {}
@@ -32,6 +34,9 @@ class MemoEmbedder:
     def embed(self, texts: list[str]):
         import numpy as np
 
+        shared = getattr(self.inner, "embed_memo", None)
+        if shared is not None:
+            return shared(texts)
         missing = sorted((t for t in dict.fromkeys(texts) if t not in self.vectors), key=len)  # batches pad little
         if missing:
             if len(self.vectors) + len(missing) > self.limit:
