@@ -143,14 +143,18 @@ def knowledge_texts(ws: Workspace, result: dict[str, Any]) -> tuple[str, str]:
 
 
 def card_for(ws: Workspace | None, result: dict[str, Any], update=None, curve=None, bootstrap: int = 1000) -> dict:
-    """The decision card of `result` with the costs, texts and learning curve this workspace holds (none without a
-    workspace)."""
+    """The decision card of `result` with the costs, texts, learning curve and update test this workspace holds
+    (none without a workspace)."""
     if ws is None:
         return card(result, update=update, curve=curve, bootstrap=bootstrap)
     if curve is None:  # the newest learning curve saved for this dataset (opt-in, run apart)
         from lab.arena.learning_curve import for_result
 
         curve = for_result(ws, result)
+    if update is None:  # the update test saved beside this evaluation (opt-in, run apart)
+        from lab.arena.update_test import saved
+
+        update = saved(ws, result)
     texts = ("", "") if _has_places(result) else knowledge_texts(ws, result)
     return card(result, gather_costs(ws, result), texts, update, curve, bootstrap)
 

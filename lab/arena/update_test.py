@@ -12,9 +12,11 @@ training run's measured time).
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -196,12 +198,16 @@ def run_update_test(
     build: Callable[[RagConfig], Any] | None = None,
     responder: Callable[[str], Any] | None = None,
     training_s: dict[str, float] | None = None,
+    stage: Callable[[str, int, int], None] | None = None,
+    stopped: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Change k facts in a copy of `corpus`, index the copy with `index_config`'s settings under a temporary
     name, and ask the changed questions of every contestant ({label: id}; ids reading an index read the
     temporary one). `build(config)` and `responder(spec)` default to the real index build and contestant (over
     the shared model `cache`);
-    `training_s` gives each label's measured training time. Everything temporary is removed afterwards."""
+    `training_s` gives each label's measured training time. `stage(label, number, total)` hears each stage start
+    (re-index, then one per contestant); `stopped()` true between stages cancels (Cancelled). Everything
+    temporary is removed afterwards."""
     source = _corpus_folder(ws, corpus)
     changes = pick_changes(items, read_docs(source), k, seed)
     if not changes:
@@ -216,10 +222,12 @@ def run_update_test(
         for rel, text in apply_changes(read_docs(copy), changes).items():
             (copy / rel).write_text(text, encoding="utf-8")
         config = index_config.replace(name=name, corpus=str(copy), store_url="")
+        steps = _Steps(len(contestants) + 1, stage, stopped)
+        steps.next("re-index the changed copy")
         t0 = time.perf_counter()
         (build or _builder(ws, cache))(config)
         reindex_s = time.perf_counter() - t0
-        outcomes, answers = _ask(items, changes, contestants, name, gen, responder or _responder(ws, cache))
+        outcomes, answers = _ask(items, changes, contestants, name, gen, responder or _responder(ws, cache), steps)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
         _drop_index(ws, name)
@@ -247,11 +255,32 @@ def _drop_index(ws: Workspace, name: str) -> None:
         ws.delete("indexes", name)
 
 
-def _ask(items, changes, contestants, index, gen, responder) -> tuple[dict, dict]:
+class Cancelled(UpdateTestError):
+    """The update test was cancelled between stages; nothing of it is kept."""
+
+
+@dataclass
+class _Steps:
+    total: int
+    stage: Callable[[str, int, int], None] | None = None
+    stopped: Callable[[], bool] | None = None
+    done: int = 0
+
+    def next(self, label: str) -> None:
+        if self.stopped and self.stopped():
+            raise Cancelled("the update test was cancelled; nothing was saved")
+        self.done += 1
+        if self.stage:
+            self.stage(label, self.done, self.total)
+
+
+def _ask(items, changes, contestants, index, gen, responder, steps=None) -> tuple[dict, dict]:
     by_id = {it.id: it for it in items}
     questions = [by_id[c.id].question for c in changes]
     outcomes, answers = {}, {}
     for label, spec in contestants.items():
+        if steps:
+            steps.next(f"ask {label}")
         replies = responder(with_index(spec, index)).answer_many(questions, gen)
         texts = {c.id: a.text for c, a in zip(changes, replies, strict=True)}
         answers[label] = texts
@@ -313,3 +342,68 @@ def update_for(ws: Workspace, cache, result: dict[str, Any], k: int = 5, seed: i
     gen = GenConfig.from_dict(result.get("gen") or {})
     return run_update_test(ws, items_of(result), config.corpus, config, specs, gen, k, seed, cache=cache,
                            training_s={label: s for label, s in times.items() if s is not None}, **hooks)  # fmt: skip
+
+
+# --- saved beside its evaluation -----------------------------------------------------------------------------
+
+FILE = "update-test.json"  # evals/ID/update-test.json: the latest update test of that evaluation
+
+
+def _eval_folder(ws: Workspace, result: dict[str, Any]) -> Path | None:
+    """The saved evaluation's folder of `result` (by its id); None for a result file or an unsaved result."""
+    eval_id = str(result.get("id") or "")
+    try:
+        folder = ws.dir("evals", eval_id) if eval_id else None
+    except LabError:  # a name that cannot be a folder of this workspace
+        return None
+    return folder if folder is not None and (folder / "results.json").is_file() else None
+
+
+def save(ws: Workspace, result: dict[str, Any], update: dict[str, Any]) -> Path | None:
+    """Write `update` beside the saved evaluation `result` (replacing an earlier one); None when `result` is not a
+    saved evaluation of this workspace (nothing is written)."""
+    folder = _eval_folder(ws, result)
+    if folder is None:
+        return None
+    path = folder / FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(update, indent=1, default=str), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def saved(ws: Workspace, result: dict[str, Any]) -> dict[str, Any] | None:
+    """The update test saved beside `result`, or None (never run, or unreadable)."""
+    folder = _eval_folder(ws, result)
+    path = folder / FILE if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and found.get("outcomes") is not None else None
+
+
+def forecast_s(ws: Workspace, result: dict[str, Any], k: int = 5) -> tuple[float | None, float | None]:
+    """(re-index seconds, answering seconds) the update test of `result` should take: the index's saved build time,
+    and k answers per contestant at that contestant's median measured latency in `result`; None where unknown."""
+    from lab.arena.contestants import parse
+
+    index = next((c.index for c in (parse(s) for s in specs_of(result).values()) if c.index), "")
+    reindex = None
+    try:
+        meta = ws.dir("indexes", index) / "meta.json" if index else None
+    except LabError:
+        meta = None
+    if meta is not None and meta.is_file():
+        try:
+            reindex = json.loads(meta.read_text(encoding="utf-8")).get("stats", {}).get("build_seconds")
+        except (OSError, ValueError):
+            reindex = None
+    per: dict[str, list[float]] = {}
+    for r in result.get("questions", []):
+        if isinstance(r.get("latency_s"), int | float):
+            per.setdefault(r.get("system", ""), []).append(float(r["latency_s"]))
+    answering = sum(k * statistics.median(v) for v in per.values()) if per else None
+    return (float(reindex) if reindex is not None else None), answering

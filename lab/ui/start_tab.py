@@ -37,7 +37,7 @@ from lab.errors import LabError, user_message
 from lab.estimate import ASK_ABOVE_S
 from lab.metrics.charts import ci_bars, ci_whiskers
 from lab.metrics.rate import Rate, format_rate
-from lab.ui import curve_view, evalset_view, spaces
+from lab.ui import curve_view, evalset_view, spaces, update_view
 from lab.ui import zerogpu_budget as budget
 from lab.ui.common import (
     BATCH,
@@ -131,6 +131,7 @@ def build(demo, ws, cache, settings=None) -> None:
     packed = gr.File(label="Evidence pack", file_count="multiple", interactive=False, visible=False)
     pack.click(lambda which: pack_files(ws, _pick(ws, which)), view, packed, api_name="start_pack")
     curve_view.build(ws, cache, *picker[:3])  # the opt-in learning curve on the dataset, corpus and questions picked
+    update_view.build(ws, cache)  # the opt-in update test on the latest comparison
     shown = [heading, evidence, verdict, chart, examples, table, how]
     demo.load(lambda: _on_load(ws, shown, view), None, [*shown, view], api_name="start_latest", **READ_ONLY)
     view.input(lambda which: _keyed(shown, _show(_pick(ws, which), ws)), view, shown, api_name="start_view",
