@@ -431,10 +431,14 @@ def test_an_arena_evaluation_in_slot_chunks_equals_one_in_a_single_call(ws, cach
     calls.clear()
     whole = _drive(ws, chunk, upload, ["base"], batch=1)[-1]["result"]
     assert calls == [None]
-    keep = ("id", "system", "prediction", "category", "similarity")
+    keep = ("id", "system", "prediction", "category")
     assert [{k: r[k] for k in keep} for r in chunked["questions"]] == [
         {k: r[k] for k in keep} for r in whole["questions"]
     ]
+    # the similarity is embedded per chunk: batch composition and torch's thread count move the last float digits
+    assert [r["similarity"] for r in chunked["questions"]] == pytest.approx(
+        [r["similarity"] for r in whole["questions"]], abs=1e-5
+    )
 
 
 # --- the Start tab's answers on ZeroGPU: slot-sized GPU calls ---------------------------------------------------
