@@ -45,9 +45,7 @@ from lab.training.lineage import inherit
 from lab.training.plan import (
     TrainPlan,
     linear_modules,
-    measured_throughput,
     model_limits,
-    probe_cpu,
     rate_device,
     target_names,
     weight_shapes,
@@ -55,6 +53,7 @@ from lab.training.plan import (
 from lab.training.plan import estimate as plan_estimate
 from lab.training.prep import load_examples
 from lab.training.ragdata import prepare_run, prompt_lengths, write_run_files
+from lab.training.speed import measured_throughput, probe_cpu
 from lab.workspace import Workspace, check_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +121,7 @@ def plan_warnings(plan: TrainPlan, available_mb: float | None = None) -> tuple[s
 
 def _probed(ws: Workspace, config: TrainConfig, model_dir: str, mean_tokens: float, machine: Machine) -> dict:
     """With nothing measured on this machine: on a CPU, the model-size guess calibrated by a quarter-second speed
-    probe of this CPU (lab.training.plan.probe_cpu, under the load on `machine`); on a GPU {} (the formula for the
+    probe of this CPU (lab.training.speed.probe_cpu, under the load on `machine`); on a GPU {} (the formula for the
     device)."""
     return probe_cpu(ws.root / "runs", config, model_dir, mean_tokens, machine) if rate_device() == "cpu" else {}
 

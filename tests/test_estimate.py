@@ -242,7 +242,7 @@ def test_a_run_trained_on_a_busy_cpu_counts_at_its_idle_speed(tmp_path):
     import json
 
     from lab.config import TrainConfig
-    from lab.training import plan as plan_mod
+    from lab.training import speed
 
     run = tmp_path / "runs" / "busy"
     run.mkdir(parents=True)
@@ -250,12 +250,13 @@ def test_a_run_trained_on_a_busy_cpu_counts_at_its_idle_speed(tmp_path):
     status = {"state": "finished", "ended": 1.0, "load_factor": 2.4, "estimate": {"tokens_total": 2000.0, "steps": 10},
               "metrics": {"runtime_s": 100.0, "steps": 10}}  # fmt: skip
     (run / "status.json").write_text(json.dumps(status))
-    found = plan_mod.measured_throughput(tmp_path / "runs", TrainConfig(), device="cpu")
+    found = speed.measured_throughput(tmp_path / "runs", TrainConfig(), device="cpu")
     assert found["tokens_per_s"] == pytest.approx(20.0 * 2.4)  # 20 tokens/s under a load factor of 2.4
 
 
 def test_the_rough_cpu_guess_scales_with_a_speed_probe():
-    from lab.training.plan import PROBE_EFFICIENCY, QLORA_SLOWDOWN, fallback_rate, probed_rate
+    from lab.training.plan import QLORA_SLOWDOWN, fallback_rate
+    from lab.training.speed import PROBE_EFFICIENCY, probed_rate
 
     params = 134_515_008
     assert probed_rate(params, "lora", 1e11) == pytest.approx(1e11 * PROBE_EFFICIENCY / (6 * params))
@@ -293,16 +294,17 @@ def test_a_fresh_workspace_times_training_from_a_remembered_speed_probe(ws, embe
     from lab.config import TrainConfig
     from lab.data import ensure_sample_domain
     from lab.training import plan as plan_mod
+    from lab.training import speed
 
     ensure_sample_domain(ws)
     config = plan_mod.apply_preset(TrainConfig(dataset="sample", base_model=embedded_path), "quick CPU demo")
     first = jobs.check(ws, config)
     assert "speed probe of this CPU" in first.time_source and first.time_range.startswith("about ")
-    saved_path = ws.root / "runs" / plan_mod.CALIBRATION
+    saved_path = ws.root / "runs" / speed.CALIBRATION
     saved = json.loads(saved_path.read_text())
     (probe,) = [k for k in saved if k.startswith("probe|")]
     saved[probe] |= {"flops": 1e11, "factor": 1.0}  # as if read on a quiet CPU
     saved_path.write_text(json.dumps(saved))
     again = jobs.check(ws, config)
-    rate = plan_mod.probed_rate(again.base_params, "lora", 1e11)
+    rate = speed.probed_rate(again.base_params, "lora", 1e11)
     assert again.time_s == pytest.approx(again.tokens_total / rate) and again.time_s != first.time_s
