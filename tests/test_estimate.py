@@ -136,16 +136,16 @@ def test_the_run_eta_follows_measured_progress_and_the_overall_eta_the_drift(tmp
 
 
 def test_a_training_estimate_is_a_range_that_scales_with_the_load_on_a_cpu_only():
-    from lab import jobs
+    from lab.training import preflight
 
     plan = {"time_s": 120.0, "time_source": "measured speed of the last finished run(s)", "device": "cpu"}
-    idle, busy = jobs.time_range(plan, IDLE), jobs.time_range(plan, BUSY)
+    idle, busy = preflight.time_range(plan, IDLE), preflight.time_range(plan, BUSY)
     assert idle["time_range"] == "about 1-3 min" and idle["load_note"] == ""
     assert busy["time_lo_s"] == pytest.approx(BUSY.factor * idle["time_lo_s"])
     assert f"x{BUSY.factor:.1f}" in busy["load_note"]
-    gpu = jobs.time_range({**plan, "device": "cuda:0"}, BUSY)
+    gpu = preflight.time_range({**plan, "device": "cuda:0"}, BUSY)
     assert gpu["load_note"] == "" and gpu["time_lo_s"] == idle["time_lo_s"]
-    rough = jobs.time_range({**plan, "time_source": "rough guess from the model size"}, IDLE)
+    rough = preflight.time_range({**plan, "time_source": "rough guess from the model size"}, IDLE)
     assert rough["time_hi_s"] - rough["time_lo_s"] > idle["time_hi_s"] - idle["time_lo_s"]
 
 
@@ -267,7 +267,7 @@ def test_the_rough_cpu_guess_scales_with_a_speed_probe():
 
 
 def test_the_plan_is_typed_and_its_json_form_keeps_the_old_keys(tmp_path):
-    from lab import jobs
+    from lab.training import preflight
     from lab.training.plan import TrainPlan
 
     plan = TrainPlan(memory_mb={"weights": 500.0, "total": 900.0}, steps=40, time_s=120.0, device="cpu",
@@ -278,11 +278,11 @@ def test_the_plan_is_typed_and_its_json_form_keeps_the_old_keys(tmp_path):
     assert set(plan.to_dict()) == old_keys and plan["steps"] == 40 and plan.get("missing") is None
     assert plan.memory_total_mb == 900.0 and plan.measured and not TrainPlan(time_source="rough guess ...").measured
     assert TrainPlan.from_dict({**plan.to_dict(), "unknown": 1}) == plan
-    warned = jobs.plan_warnings(plan, available_mb=100.0)
+    warned = preflight.plan_warnings(plan, available_mb=100.0)
     assert len(warned) == 1 and "900 MB" in warned[0] and "100 MB" in warned[0]
-    assert jobs.plan_warnings(plan, available_mb=10_000.0) == ()
+    assert preflight.plan_warnings(plan, available_mb=10_000.0) == ()
     assert TrainPlan(warnings=("w",)).to_dict()["warnings"] == ["w"]
-    left = jobs.remaining_plan({"estimate": plan.to_dict()}, tmp_path / "checkpoint-10")
+    left = preflight.remaining_plan({"estimate": plan.to_dict()}, tmp_path / "checkpoint-10")
     assert isinstance(left, TrainPlan) and left.steps == 30 and left.time_s == pytest.approx(90.0)
 
 
