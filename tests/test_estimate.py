@@ -136,16 +136,16 @@ def test_the_run_eta_follows_measured_progress_and_the_overall_eta_the_drift(tmp
 
 
 def test_a_training_estimate_is_a_range_that_scales_with_the_load_on_a_cpu_only():
-    from lab import jobs
+    from lab.training import preflight
 
     plan = {"time_s": 120.0, "time_source": "measured speed of the last finished run(s)", "device": "cpu"}
-    idle, busy = jobs.time_range(plan, IDLE), jobs.time_range(plan, BUSY)
+    idle, busy = preflight.time_range(plan, IDLE), preflight.time_range(plan, BUSY)
     assert idle["time_range"] == "about 1-3 min" and idle["load_note"] == ""
     assert busy["time_lo_s"] == pytest.approx(BUSY.factor * idle["time_lo_s"])
     assert f"x{BUSY.factor:.1f}" in busy["load_note"]
-    gpu = jobs.time_range({**plan, "device": "cuda:0"}, BUSY)
+    gpu = preflight.time_range({**plan, "device": "cuda:0"}, BUSY)
     assert gpu["load_note"] == "" and gpu["time_lo_s"] == idle["time_lo_s"]
-    rough = jobs.time_range({**plan, "time_source": "rough guess from the model size"}, IDLE)
+    rough = preflight.time_range({**plan, "time_source": "rough guess from the model size"}, IDLE)
     assert rough["time_hi_s"] - rough["time_lo_s"] > idle["time_hi_s"] - idle["time_lo_s"]
 
 
@@ -242,7 +242,7 @@ def test_a_run_trained_on_a_busy_cpu_counts_at_its_idle_speed(tmp_path):
     import json
 
     from lab.config import TrainConfig
-    from lab.training import plan as plan_mod
+    from lab.training import speed
 
     run = tmp_path / "runs" / "busy"
     run.mkdir(parents=True)
@@ -250,12 +250,13 @@ def test_a_run_trained_on_a_busy_cpu_counts_at_its_idle_speed(tmp_path):
     status = {"state": "finished", "ended": 1.0, "load_factor": 2.4, "estimate": {"tokens_total": 2000.0, "steps": 10},
               "metrics": {"runtime_s": 100.0, "steps": 10}}  # fmt: skip
     (run / "status.json").write_text(json.dumps(status))
-    found = plan_mod.measured_throughput(tmp_path / "runs", TrainConfig(), device="cpu")
+    found = speed.measured_throughput(tmp_path / "runs", TrainConfig(), device="cpu")
     assert found["tokens_per_s"] == pytest.approx(20.0 * 2.4)  # 20 tokens/s under a load factor of 2.4
 
 
 def test_the_rough_cpu_guess_scales_with_a_speed_probe():
-    from lab.training.plan import PROBE_EFFICIENCY, QLORA_SLOWDOWN, fallback_rate, probed_rate
+    from lab.training.plan import QLORA_SLOWDOWN, fallback_rate
+    from lab.training.speed import PROBE_EFFICIENCY, probed_rate
 
     params = 134_515_008
     assert probed_rate(params, "lora", 1e11) == pytest.approx(1e11 * PROBE_EFFICIENCY / (6 * params))
@@ -266,7 +267,7 @@ def test_the_rough_cpu_guess_scales_with_a_speed_probe():
 
 
 def test_the_plan_is_typed_and_its_json_form_keeps_the_old_keys(tmp_path):
-    from lab import jobs
+    from lab.training import preflight
     from lab.training.plan import TrainPlan
 
     plan = TrainPlan(memory_mb={"weights": 500.0, "total": 900.0}, steps=40, time_s=120.0, device="cpu",
@@ -277,11 +278,11 @@ def test_the_plan_is_typed_and_its_json_form_keeps_the_old_keys(tmp_path):
     assert set(plan.to_dict()) == old_keys and plan["steps"] == 40 and plan.get("missing") is None
     assert plan.memory_total_mb == 900.0 and plan.measured and not TrainPlan(time_source="rough guess ...").measured
     assert TrainPlan.from_dict({**plan.to_dict(), "unknown": 1}) == plan
-    warned = jobs.plan_warnings(plan, available_mb=100.0)
+    warned = preflight.plan_warnings(plan, available_mb=100.0)
     assert len(warned) == 1 and "900 MB" in warned[0] and "100 MB" in warned[0]
-    assert jobs.plan_warnings(plan, available_mb=10_000.0) == ()
+    assert preflight.plan_warnings(plan, available_mb=10_000.0) == ()
     assert TrainPlan(warnings=("w",)).to_dict()["warnings"] == ["w"]
-    left = jobs.remaining_plan({"estimate": plan.to_dict()}, tmp_path / "checkpoint-10")
+    left = preflight.remaining_plan({"estimate": plan.to_dict()}, tmp_path / "checkpoint-10")
     assert isinstance(left, TrainPlan) and left.steps == 30 and left.time_s == pytest.approx(90.0)
 
 
@@ -293,16 +294,17 @@ def test_a_fresh_workspace_times_training_from_a_remembered_speed_probe(ws, embe
     from lab.config import TrainConfig
     from lab.data import ensure_sample_domain
     from lab.training import plan as plan_mod
+    from lab.training import speed
 
     ensure_sample_domain(ws)
     config = plan_mod.apply_preset(TrainConfig(dataset="sample", base_model=embedded_path), "quick CPU demo")
     first = jobs.check(ws, config)
     assert "speed probe of this CPU" in first.time_source and first.time_range.startswith("about ")
-    saved_path = ws.root / "runs" / plan_mod.CALIBRATION
+    saved_path = ws.root / "runs" / speed.CALIBRATION
     saved = json.loads(saved_path.read_text())
     (probe,) = [k for k in saved if k.startswith("probe|")]
     saved[probe] |= {"flops": 1e11, "factor": 1.0}  # as if read on a quiet CPU
     saved_path.write_text(json.dumps(saved))
     again = jobs.check(ws, config)
-    rate = plan_mod.probed_rate(again.base_params, "lora", 1e11)
+    rate = speed.probed_rate(again.base_params, "lora", 1e11)
     assert again.time_s == pytest.approx(again.tokens_total / rate) and again.time_s != first.time_s

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from fakes import QuestionWriter, WordCountEmbedder
 
-from lab.arena import own_evalset, showcase
+from lab.arena import own_evalset, showcase, showcase_data
 from lab.corpus import save_corpus
 from lab.data import load_split, save_dataset
 from lab.data.evalset import GENERATED, HELD_OUT, UNANSWERABLE_GROUP, read_evalset
@@ -82,7 +82,7 @@ def test_the_comparison_index_leaves_the_held_out_documents_out(ws, tmp_path, mo
     own = own_evalset.build_own_evalset(ws, QuestionWriter(QUESTIONS, ANSWERS), "crew", "ferry", n=4, seed=3,
                                         held_out_share=0.4)  # fmt: skip
     items = read_evalset(own_evalset.write_own(own, tmp_path / "own.jsonl").path)
-    held_out = showcase.held_out_docs(items)
+    held_out = showcase_data.held_out_docs(items)
     assert held_out and set(held_out) == {it.held_out_doc for it in items if not it.answerable}
     embedder = WordCountEmbedder()
     monkeypatch.setattr("lab.rag.index.load_embedder", lambda cache, spec: embedder)  # no embedding model
@@ -93,7 +93,7 @@ def test_the_comparison_index_leaves_the_held_out_documents_out(ws, tmp_path, mo
     indexed = {d["source"] for d in index_info(ws, run.ctx["index"])["documents"]}
     assert indexed == set(DOCS) - set(held_out)
     assert run.ctx["index"] != "ferry" and "ferry" in ws.list("corpora")  # the user's corpus is untouched
-    assert run.ctx["index"] == showcase._index_name(ws, showcase.indexed_corpus(ws, "ferry", held_out))
+    assert run.ctx["index"] == showcase_data.index_name(ws, showcase_data.indexed_corpus(ws, "ferry", held_out))
 
 
 @pytest.mark.integration

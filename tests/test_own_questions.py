@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from lab.arena import showcase
+from lab.arena import showcase, showcase_data
 from lab.data.evalset import read_evalset, sample_evalset_path
 
 FACTS = [(f"How many grams of rye flour go into loaf number {n} at Quillmoor Bakery?", f"{40 + 7 * n} grams.")
@@ -93,5 +93,5 @@ def test_an_evaluation_file_is_still_used_as_given(ws, tmp_path):
     qa = tmp_path / "qa.jsonl"
     qa.write_text(json.dumps({"question": "Which loaf has seeds?", "answer": "Loaf 3"}) + "\n", encoding="utf-8")
     inputs = showcase.Inputs(dataset="bakery", corpus="bakery", qa=str(qa), contestants=["base"])
-    items, _, said = showcase.question_set(ws, inputs)
+    items, _, said = showcase_data.question_set(ws, inputs)
     assert [it.question for it in items] == ["Which loaf has seeds?"] and "qa.jsonl" in said

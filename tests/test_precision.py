@@ -67,7 +67,7 @@ def test_fp16_run_arguments_ask_the_trainer_for_loss_scaling(tmp_path):
 
 def test_calibration_synchronises_cuda_before_each_clock_read_and_peaks_reset_per_run():
     from lab.training.engine import reset_peak_memory
-    from lab.training.plan import _clock
+    from lab.training.speed import _clock
 
     calls = []
     _clock(T4, synchronize=lambda: calls.append("sync"))
@@ -146,7 +146,7 @@ def test_the_memory_estimate_on_a_gpu_machine_is_the_gpu_formula(embedded_path):
 @pytest.mark.integration
 def test_calibration_reports_its_precision_and_which_memory_it_measured(embedded_path):
     from lab.catalog import device_facts
-    from lab.training.plan import _calibration_child
+    from lab.training.speed import _calibration_child
 
     config = TrainConfig(batch_size=2, max_length=32, target_modules="attention")
     facts = device_facts()

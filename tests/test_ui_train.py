@@ -10,6 +10,7 @@ import pytest
 
 from lab.config import TrainConfig
 from lab.training import plan as plan_mod
+from lab.training import speed
 from lab.ui import train_form, train_tab, train_view
 from lab.ui.train_form import form_values
 
@@ -207,14 +208,14 @@ def _fake_run(runs, name, base="embedded", state="finished", runtime=100.0, toke
 
 def test_time_estimate_uses_the_measured_speed_of_finished_runs(tmp_path):
     runs = tmp_path / "runs"
-    assert plan_mod.measured_throughput(runs, TrainConfig()) is None
+    assert speed.measured_throughput(runs, TrainConfig()) is None
     _fake_run(runs, "a", runtime=100.0)  # 200 estimate-tokens/s
     _fake_run(runs, "other-model", base="/models/other", runtime=1.0)
     _fake_run(runs, "failed", state="failed", runtime=1.0)
-    found = plan_mod.measured_throughput(runs, TrainConfig())
+    found = speed.measured_throughput(runs, TrainConfig())
     assert found["tokens_per_s"] == 200.0 and "a" in found["source"] and "other-model" not in found["source"]
-    (runs / plan_mod.CALIBRATION).write_text('{"embedded|qlora": {"tokens_per_s": 50.0, "at": 0}}', encoding="utf-8")
-    calibrated = plan_mod.measured_throughput(runs, TrainConfig(method="qlora"))
+    (runs / speed.CALIBRATION).write_text('{"embedded|qlora": {"tokens_per_s": 50.0, "at": 0}}', encoding="utf-8")
+    calibrated = speed.measured_throughput(runs, TrainConfig(method="qlora"))
     assert calibrated["tokens_per_s"] == 50.0 and "calibrated" in calibrated["source"]
 
 
@@ -233,9 +234,9 @@ def test_memory_estimate_models_the_process(embedded_path):
 @pytest.mark.integration
 def test_calibration_times_real_steps_and_its_peak_matches_the_estimate(tmp_path, embedded_path):
     config = TrainConfig(dataset="x", batch_size=8, max_length=256)
-    found = plan_mod.calibrate(tmp_path / "runs", config, embedded_path, 80.0)
+    found = speed.calibrate(tmp_path / "runs", config, embedded_path, 80.0)
     assert found["tokens_per_s"] > 0 and found["peak_mb"] > 1000
-    assert plan_mod.measured_throughput(tmp_path / "runs", config)["tokens_per_s"] == found["tokens_per_s"]
+    assert speed.measured_throughput(tmp_path / "runs", config)["tokens_per_s"] == found["tokens_per_s"]
     estimated = plan_mod.estimate(config, embedded_path, 100, 80.0)["memory_mb"]["total"]
     # a 3-step child's resident peak varies between runs and machines (3.0-4.4 GB seen; highest on a float32-only CPU,
     # allocator arenas), so this checks the estimate against it within 1.7x (the bug it guards against was 2.2x);

@@ -22,6 +22,7 @@ import zerogpu
 from lab import jobs, models
 from lab.config import TrainConfig
 from lab.training import plan as training_plan
+from lab.training import speed
 from lab.ui import spaces as zg
 
 REPO = Path(__file__).resolve().parent.parent
@@ -235,17 +236,17 @@ def test_fallback_rates_by_device():
     assert training_plan.fallback_rate(n, "lora", "cuda:NVIDIA A10G") > cpu
     assert training_plan.rate_device({"SPACES_ZERO_GPU": "1"}) == "zerogpu"
     assert training_plan.rate_device({}) == "cpu"
-    assert training_plan.calibration_device({"SPACES_ZERO_GPU": "1"}) == "cpu"
+    assert speed.calibration_device({"SPACES_ZERO_GPU": "1"}) == "cpu"
 
 
 def test_remembered_speeds_are_kept_per_device(tmp_path):
     """A CPU calibration or run must not cost a GPU slot's run (nor the reverse)."""
     config = TrainConfig(base_model="embedded", method="lora")
     saved = {"embedded|lora": {"tokens_per_s": 25.0, "at": 0}, "embedded|lora|zerogpu": {"tokens_per_s": 9e3, "at": 0}}
-    (tmp_path / training_plan.CALIBRATION).write_text(json.dumps(saved))
-    assert training_plan.measured_throughput(tmp_path, config, device="cpu")["tokens_per_s"] == 25.0
-    assert training_plan.measured_throughput(tmp_path, config, device="zerogpu")["tokens_per_s"] == 9e3
-    assert training_plan.measured_throughput(tmp_path, config, device="cuda:NVIDIA L4") is None
+    (tmp_path / speed.CALIBRATION).write_text(json.dumps(saved))
+    assert speed.measured_throughput(tmp_path, config, device="cpu")["tokens_per_s"] == 25.0
+    assert speed.measured_throughput(tmp_path, config, device="zerogpu")["tokens_per_s"] == 9e3
+    assert speed.measured_throughput(tmp_path, config, device="cuda:NVIDIA L4") is None
 
     run = tmp_path / "r1"
     run.mkdir()
@@ -253,8 +254,8 @@ def test_remembered_speeds_are_kept_per_device(tmp_path):
     status = {"state": "finished", "ended": 1.0, "metrics": {"runtime_s": 10.0, "steps": 5},
               "estimate": {"tokens_total": 500.0, "steps": 5, "device": "zerogpu"}}  # fmt: skip
     (run / "status.json").write_text(json.dumps(status))
-    assert training_plan.measured_throughput(tmp_path, config, device="zerogpu")["tokens_per_s"] == 50.0
-    assert training_plan.measured_throughput(tmp_path, config, device="cpu")["tokens_per_s"] == 25.0
+    assert speed.measured_throughput(tmp_path, config, device="zerogpu")["tokens_per_s"] == 50.0
+    assert speed.measured_throughput(tmp_path, config, device="cpu")["tokens_per_s"] == 25.0
 
 
 # ---- fork safety: the sample-index lock and open edge stores ----

@@ -132,7 +132,8 @@ def taught_questions(ws: Workspace, inputs: CurveInputs) -> tuple[list[EvalItem]
     """The questions on facts the training data teaches (the file's groups where they name places, else each gold
     looked up in the training split), a seeded stratified `inputs.questions` of them; and where they come from."""
     from lab.arena.decision import TAUGHT, assign_places
-    from lab.arena.showcase import Inputs, question_set
+    from lab.arena.showcase import Inputs
+    from lab.arena.showcase_data import question_set
     from lab.data import load_split
     from lab.data.evalset import stratified
 

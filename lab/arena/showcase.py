@@ -7,34 +7,39 @@ its product is stored under a name derived from that key: a training run `start-
 reused, so a second run with the same inputs does no work; a cancelled run keeps every finished stage. `forecast`
 gives each stage's time range before a run (lab.arena.timing, under the CPU load then); progress goes to one
 callback (`Update`: stage, its ETA and the overall ETA, both following measured progress). `quick_look` is the
-same comparison on QUICK_QUESTIONS questions. Training extra kinds (e.g. for RAG) and extra
-contestants are one entry each in TRAININGS / CONTESTANTS. The questions (`question_set`) are the evaluation file
-given, the sample's for the sample dataset, else those held out from the chosen dataset, never the sample's; the
-documents an evaluation file's unanswerable controls name (`held_out_doc`) are left out of the index. The
-comparison shipped with the app and the examples shown from a comparison are lab/arena/reference.py's. No gradio here.
+same comparison on QUICK_QUESTIONS questions. Training extra kinds (e.g. for RAG) and extra contestants are one
+entry each in TRAININGS / CONTESTANTS. The questions and the indexed corpus are lab/arena/showcase_data.py's (with
+ShowcaseError and `digest`, imported here for callers). The comparison shipped with the app and the examples shown
+from a comparison are lab/arena/reference.py's. No gradio here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lab import jobs
 from lab.arena import evaluation
 from lab.arena.own_evalset import counts_text, group_counts
 from lab.arena.scoring import summarize_all
+from lab.arena.showcase_data import (
+    ShowcaseError,
+    check_corpus,
+    digest,
+    held_out_docs,
+    index_docs,
+    index_name,
+    indexed_corpus,
+    question_set,
+)
 from lab.arena.timing import Forecast, Plan, prior_times, stage_estimate
 from lab.arena.verdict import verdict
 from lab.config import GenConfig, RagConfig, TrainConfig
-from lab.data.evalset import EvalItem, held_out_questions, read_evalset, sample_evalset_path, stratified
-from lab.errors import LabError
+from lab.data.evalset import EvalItem, stratified
 from lab.estimate import FOR_GENERATION, Machine, apply_threads, drift, eta, machine_now
 from lab.training import ADAPTER
 from lab.training.plan import PRESETS, apply_preset
@@ -64,10 +69,6 @@ CONTESTANTS_NOTE = (
     "10 minutes, 10 times the plain one, so it is ticked by default only on a GPU"
 )
 QUICK_QUESTIONS = 12  # the quick look: a stratified subset this small, its intervals wide (and labelled so)
-
-
-class ShowcaseError(LabError):
-    """An input of the comparison cannot be used; the message names it and says what to do."""
 
 
 @dataclass
@@ -104,10 +105,6 @@ class Update:
     stage_eta_s: float | None
     overall_eta_s: float | None
     message: str = ""
-
-
-def digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def trainings() -> list[tuple[str, str, bool]]:
@@ -203,7 +200,7 @@ def _validate(run: _Run) -> dict:
     ws, inp = run.ws, run.inputs
     if SAMPLE in (inp.dataset, inp.corpus):
         ensure_sample_domain(ws)
-    _check_corpus(ws, inp.corpus)
+    check_corpus(ws, inp.corpus)
     every, qa, said = question_set(ws, inp)
     items = stratified(every, inp.questions, inp.seed)
     run.ctx.update(qa=qa, items=items, all_items=len(every), data_hash=dataset_hash(ws, inp.dataset))
@@ -221,12 +218,6 @@ def _validate(run: _Run) -> dict:
     return {"reused": reused, "questions": len(items), "of": run.ctx["all_items"], "source": said}
 
 
-def _check_corpus(ws: Workspace, corpus: str) -> None:
-    if not ws.exists("corpora", corpus):
-        known = ", ".join(ws.list("corpora")) or "none"
-        raise ShowcaseError(f"corpus {corpus!r} does not exist; saved corpora: {known}. Save it in the Data tab")
-
-
 def _plan_training(ws: Workspace, config: TrainConfig, kind: str, plan: Plan) -> int:
     """jobs.check's steps for a training (on the dataset's own rows), and its time where this machine's
     throughput was measured; both go into `plan`. Returns the steps."""
@@ -235,34 +226,6 @@ def _plan_training(ws: Workspace, config: TrainConfig, kind: str, plan: Plan) ->
     if checked.time_s and checked.measured:
         plan.measured_train_s[kind] = checked.time_s
     return plan.steps[kind]
-
-
-def question_set(ws: Workspace, inp: Inputs) -> tuple[list[EvalItem], str, str]:
-    """(every question, where they come from as saved with the evaluation, a sentence saying which they are).
-
-    The evaluation file when one is given; for the sample dataset the sample's held-out set; for any other dataset
-    the questions held out from it (`held_out_questions` on its validation split, which training never sees),
-    never the sample's. ShowcaseError when such a dataset holds none out."""
-    if inp.qa:
-        return read_evalset(inp.qa), inp.qa, f"questions from the evaluation file {os.path.basename(inp.qa)}"
-    if inp.dataset == SAMPLE:
-        path = str(sample_evalset_path(ws))
-        return read_evalset(path), path, "the sample domain's held-out questions"
-    from lab.data import load_split
-
-    items = held_out_questions(load_split(ws, inp.dataset, "val"), inp.dataset)
-    if not items:
-        raise ShowcaseError(
-            f"dataset {inp.dataset!r} holds no rows out of training (too few rows, or a validation fraction of 0), so "
-            "there are no questions of its own to ask, and the sample's would not measure your data. Give an "
-            'evaluation JSONL (one {"question": ..., "answer": ...} per line) under "Your own data", or save the '
-            "dataset again in the Data tab with more rows"
-        )
-    said = (
-        f"{len(items)} question/answer pairs held out from dataset {inp.dataset!r} (its validation split, never "
-        "trained on: the user turn asked, the assistant turn the reference answer)"
-    )
-    return items, f"held out from dataset {inp.dataset}", said
 
 
 def _train_config(inp: Inputs, preset: str, for_rag: bool) -> TrainConfig:
@@ -278,59 +241,20 @@ def _index(run: _Run) -> dict:
     from lab.rag.index import fingerprint
 
     ws, corpus = run.ws, indexed_corpus(run.ws, run.inputs.corpus, run.ctx.get("held_out_docs", ()), create=True)
-    name = SAMPLE if corpus == SAMPLE else _index_name(ws, corpus)
+    name = SAMPLE if corpus == SAMPLE else index_name(ws, corpus)
     folder = ws.dir("indexes", name)
     config = RagConfig.load(folder / "config.json") if name in list_indexes(ws) else RagConfig(name=name)
     config = config.replace(name=name, corpus=corpus)
     docs = sorted(d.doc_id for d in load_documents(ws, corpus).documents)
-    reused = name in list_indexes(ws) and _index_docs(index_info(ws, name)) == docs
+    reused = name in list_indexes(ws) and index_docs(index_info(ws, name)) == docs
     if not reused and name == SAMPLE:
         ensure_sample_index(ws, run.cache, lambda f, m: run.report(f, m))
-        reused = _index_docs(index_info(ws, name)) == docs
+        reused = index_docs(index_info(ws, name)) == docs
     if not reused:
         build_index(ws, config, run.cache, progress=lambda f, m: run.report(f, m))
     meta = index_info(ws, name)
     run.ctx.update(index=name, index_key=digest([meta.get("fingerprint") or fingerprint(config), docs]))
     return {"reused": reused, "index": name}
-
-
-def held_out_docs(items: list[EvalItem]) -> tuple[str, ...]:
-    """The documents the question set's unanswerable controls come from: the index must not hold them."""
-    return tuple(sorted({it.held_out_doc for it in items if it.held_out_doc and not it.answerable}))
-
-
-def indexed_corpus(ws: Workspace, corpus: str, held_out: tuple[str, ...] = (), create: bool = False) -> str:
-    """The corpus the comparison indexes: `corpus` itself, or with `held_out` documents a copy of it without
-    them, saved as corpus CORPUS-indexed-KEY (written when `create`; KEY from the names left out and the files)."""
-    from lab.corpus import corpus_files, save_corpus
-
-    if not held_out:
-        return corpus
-    files = corpus_files(ws, corpus)
-    missing = sorted(set(held_out) - {p.name for p in files})
-    if missing:
-        raise ShowcaseError(
-            f"the evaluation file holds out {', '.join(missing)}, which corpus {corpus!r} does not have: use the "
-            "evaluation file generated for this corpus, or remove those unanswerable questions"
-        )
-    key = digest([sorted(held_out), [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files]])
-    name = f"{slugify(Path(corpus).name, 'corpus')[:40]}-indexed-{key[:8]}"
-    if create and not ws.exists("corpora", name):
-        save_corpus(ws, name, [p for p in files if p.name not in held_out])
-    return name
-
-
-def _index_docs(meta: dict) -> list[str]:
-    return sorted(d["doc_id"] for d in meta.get("documents", []))
-
-
-def _index_name(ws: Workspace, corpus: str) -> str:
-    """The corpus's own name, unless an index of that name was built from another corpus."""
-    name = slugify(corpus, "corpus")
-    path = ws.dir("indexes", name) / "config.json"
-    if path.is_file() and RagConfig.load(path).corpus != corpus:
-        return f"start-{name}"[:64]
-    return name
 
 
 def _for_rag(kind: str) -> bool:
@@ -567,7 +491,7 @@ def forecast(ws: Workspace, inputs: Inputs | None = None, machine: Machine | Non
     inp = inputs or Inputs()
     if SAMPLE in (inp.dataset, inp.corpus):
         ensure_sample_domain(ws)
-    _check_corpus(ws, inp.corpus)
+    check_corpus(ws, inp.corpus)
     every = question_set(ws, inp)[0]
     items = stratified(every, inp.questions, inp.seed)
     stages = _stage_list(inp.contestants)
@@ -587,11 +511,11 @@ def _plan_reuse(ws: Workspace, inp: Inputs, items: list[EvalItem], stages: list[
     from lab.rag import index_info, list_indexes
 
     corpus = indexed_corpus(ws, inp.corpus, held_out)
-    index = SAMPLE if corpus == SAMPLE else _index_name(ws, corpus)
+    index = SAMPLE if corpus == SAMPLE else index_name(ws, corpus)
     ctx: dict[str, Any] = {"index_key": None, "runs": {}, "questions_hash": digest([it.to_dict() for it in items])}
     if index in list_indexes(ws):
         meta = index_info(ws, index)
-        ctx["index_key"] = digest([meta.get("fingerprint"), _index_docs(meta)]) if meta.get("fingerprint") else None
+        ctx["index_key"] = digest([meta.get("fingerprint"), index_docs(meta)]) if meta.get("fingerprint") else None
     plan.reused |= {"index"} if ctx["index_key"] else set()
     data_hash, configs = dataset_hash(ws, inp.dataset), {k: _train_config(inp, p, r) for k, p, r in trainings()}
     for kind in (s.split(":", 1)[1] for s in stages if s.startswith("train:")):

@@ -23,7 +23,7 @@ except LabError as exc:  # a malformed LAB_THREADS: the run fails saying so
     sys.exit(1)
 print(f"torch threads: {threads.why}", file=sys.stderr, flush=True)
 if rank() == 0:
-    # the load factor takes this run's speed back to an idle CPU's for later estimates (lab.training.plan)
+    # the load factor takes this run's speed back to an idle CPU's for later estimates (lab.training.speed)
     factor = round(now.factor, 3) if threads.source == "load" else None
     write_status(sys.argv[1], threads=threads.count, threads_why=threads.why, load_factor=factor)
 sys.exit(main(sys.argv[1]))

@@ -21,7 +21,8 @@ from lab import jobs
 from lab.arena import votes
 from lab.config import TrainConfig
 from lab.errors import LabError
-from lab.training.plan import PRESETS, apply_preset, cli_command, measured_throughput
+from lab.training.plan import PRESETS, apply_preset, cli_command
+from lab.training.speed import measured_throughput
 from lab.ui import spaces
 from lab.ui.common import (
     READ_ONLY,
@@ -187,7 +188,7 @@ def with_measured_time(ws, config: TrainConfig, plan: dict, calibrate=None) -> d
 
 @shows_errors(lambda message: _calibration_failed(message))
 def _calibrate(ws, config: TrainConfig, plan: dict):
-    from lab.training.plan import calibrate
+    from lab.training.speed import calibrate
 
     gr.Info("No finished run of this model to learn its speed from: timing a few training steps (about a minute)")
     return calibrate(ws.root / "runs", config, plan["model_dir"], plan["mean_tokens"])

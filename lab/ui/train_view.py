@@ -1,6 +1,7 @@
 """How the Train tab shows a run: its progress line, the log (cleaned of library noise) and its table rows, the
-estimate (its time range scaled by the load now, lab.jobs), the chart frames and their colours, and the runs table's
-columns. Text, rows and pandas frames: no gradio components and no events (lab/ui/train_tab.py wires them).
+estimate (its time range scaled by the load now, lab.training.preflight), the chart frames and their colours, and
+the runs table's columns. Text, rows and pandas frames: no gradio components and no events (lab/ui/train_tab.py
+wires them).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 import time
 from pathlib import Path
 
-from lab import jobs
+from lab.training import preflight
 from lab.ui.common import progress_bar_html
 
 LIVE = ("queued", "starting", "running")
@@ -45,7 +46,7 @@ def estimate_md(plan: dict, method: str) -> str:
     mb = plan["memory_mb"]
     parts = ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in mb.items() if k != "total")
     source = plan.get("time_source") or "rough guess from the model size: no run or calibration measured yet"
-    span = jobs.time_range(plan)  # on a CPU scaled by the load now, and it says so
+    span = preflight.time_range(plan)  # on a CPU scaled by the load now, and it says so
     busy = f"; {span['load_note']}" if span["load_note"] else ""
     return (
         f"**Estimate** ({method}, {plan['n_train']} train / {plan['n_val']} val examples, {plan['steps']} steps): "
