@@ -68,23 +68,23 @@ def test_a_saved_update_test_shows_on_every_card_of_its_evaluation(ws):
 def test_the_estimate_reads_the_saved_build_time_and_measured_latency(ws):
     result = _saved_eval(ws)
     assert ut.forecast_s(ws, result, k=4) == (3.5, 2 * 4 * 0.5)
-    from lab.ui.update_view import estimate_md
+    from lab.ui.start_update import estimate_md
 
     assert "about 8 s" in estimate_md(ws, result, 4) and "re-index about 4 s" in estimate_md(ws, result, 4)
 
 
 def test_the_panel_runs_saves_and_shows_the_counts(ws):
-    from lab.ui import update_view
+    from lab.ui import start_update
 
     result = _saved_eval(ws)
-    steps = list(update_view._on_run(ws, None, result, lambda: False, 3, **_hooks(ws)))
+    steps = list(start_update._on_run(ws, None, result, lambda: False, 3, **_hooks(ws)))
     progress, said = steps[-1]
     assert progress.startswith("Done") and "| rag:bake | 3 | 0 | 0 |" in said and "| ft:run1 | 0 | 3 | 0 |" in said
     assert ut.saved(ws, result)["counts"]["rag:bake"]["new"] == 3
 
 
 def test_cancel_between_stages_keeps_nothing_and_touches_no_document(ws):
-    from lab.ui import update_view
+    from lab.ui import start_update
 
     result = _saved_eval(ws)
     before = _tree_hash(ws.dir("corpora", "bake"))
@@ -94,7 +94,7 @@ def test_cancel_between_stages_keeps_nothing_and_touches_no_document(ws):
         seen.append(1)
         return len(seen) > 1
 
-    progress, _ = list(update_view._on_run(ws, None, result, stopped, 3, **_hooks(ws)))[-1]
+    progress, _ = list(start_update._on_run(ws, None, result, stopped, 3, **_hooks(ws)))[-1]
     assert "cancelled" in progress and ut.saved(ws, result) is None
     assert _tree_hash(ws.dir("corpora", "bake")) == before
     assert not any((ws.tmp / "update-test").iterdir()) and ws.list("indexes") == ["bake"]

@@ -32,7 +32,7 @@ from lab.config import GenConfig
 from lab.estimate import ASK_ABOVE_S
 from lab.metrics.charts import ci_bars, ci_whiskers
 from lab.metrics.rate import Rate, format_rate
-from lab.ui import curve_view, spaces, start_own, update_view
+from lab.ui import spaces, start_curve, start_own, start_update
 from lab.ui import zerogpu_budget as budget
 from lab.ui.common import (
     BATCH,
@@ -99,8 +99,8 @@ def build(demo, ws, cache, settings=None) -> None:
     pack = gr.Button("Evidence pack (HTML + zip)", size="sm", elem_id="start-pack")
     packed = gr.File(label="Evidence pack", file_count="multiple", interactive=False, visible=False)
     pack.click(lambda which: pack_files(ws, _pick(ws, which)), view, packed, api_name="start_pack")
-    curve_view.build(ws, cache, *picker[:3])  # the opt-in learning curve on the dataset, corpus and questions picked
-    update_view.build(ws, cache)  # the opt-in update test on the latest comparison
+    start_curve.build(ws, cache, *picker[:3])  # the opt-in learning curve on the dataset, corpus and questions picked
+    start_update.build(ws, cache)  # the opt-in update test on the latest comparison
     shown = [heading, evidence, verdict, chart, examples, table, how]
     demo.load(lambda: _on_load(ws, shown, view), None, [*shown, view], api_name="start_latest", **READ_ONLY)
     view.input(lambda which: _keyed(shown, _show(_pick(ws, which), ws)), view, shown, api_name="start_view",
