@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 
 from lab.rag import Passage
-from lab.ui import rag_tab
+from lab.ui import rag_tab, rag_view
 
 DOCS = Path(__file__).resolve().parent.parent / "data" / "docs"
 
 
 def test_highlight_marks_question_words_and_escapes():
-    out = rag_tab.highlight("Oil <b>volume</b> of the gearbox: 410 litres", "What is the gearbox oil volume?")
+    out = rag_view.highlight("Oil <b>volume</b> of the gearbox: 410 litres", "What is the gearbox oil volume?")
     assert out == "<mark>Oil</mark> &lt;b&gt;<mark>volume</mark>&lt;/b&gt; of the <mark>gearbox</mark>: 410 litres"
-    html = rag_tab.passages_html([Passage("a <x>", "f.md", 0.5, "d:0", "d")], "a")
+    html = rag_view.passages_html([Passage("a <x>", "f.md", 0.5, "d:0", "d")], "a")
     assert "f.md" in html and "0.500" in html and "&lt;x&gt;" in html
-    assert "No passage" in rag_tab.passages_html([], "q")
+    assert "No passage" in rag_view.passages_html([], "q")
 
 
 def test_stats_and_metrics_tables():
@@ -39,13 +39,13 @@ def test_stats_and_metrics_tables():
         "reused_docs": 1,
         "problems": ["x.bin: binary"],
     }
-    md = rag_tab.stats_markdown("idx", info)
+    md = rag_view.stats_markdown("idx", info)
     assert "| documents | 2 |" in md and "| chunks | 5 |" in md and "- x.bin: binary" in md
     rows = [{"mode": "dense", "hit_rate": 0.5, "k": 5, "mrr": 0.25, "n": 4}]
-    assert "| dense | 0.500 (k=5) | 0.250 | 4 |" in rag_tab.metrics_markdown(rows)
+    assert "| dense | 0.500 (k=5) | 0.250 | 4 |" in rag_view.metrics_markdown(rows)
     with pytest.raises(ValueError, match="chunk sizes 'a, b'"):
-        rag_tab._sizes("a, b")
-    assert rag_tab._sizes("128, 256 512") == [128, 256, 512]
+        rag_view.chunk_sizes("a, b")
+    assert rag_view.chunk_sizes("128, 256 512") == [128, 256, 512]
 
 
 def test_cancel_stops_a_build_at_its_next_progress_report(ws):
@@ -127,11 +127,11 @@ def test_rag_tab_in_a_browser(page, shot, small_docs):
 
 def test_passages_render_as_text_not_markdown():
     md = "## Blade inspection\n\n| task | interval |\n|---|---|\n| **rope access** | 48 months |\n- see [manual](x.md)"
-    text = rag_tab.plain_text(md)
+    text = rag_view.plain_text(md)
     assert text.splitlines()[0] == "Blade inspection"
     assert "rope access · 48 months" in text and "• see manual" in text
     assert not any(mark in text for mark in ("##", "**", "|", "---", "]("))
-    html = rag_tab.passages_html([Passage(md, "f.md", 0.5, "d:0", "d")], "rope access interval")
+    html = rag_view.passages_html([Passage(md, "f.md", 0.5, "d:0", "d")], "rope access interval")
     assert "**" not in html and "|---" not in html and "<mark>rope</mark>" in html
 
 
@@ -142,7 +142,7 @@ def test_index_stats_are_one_fact_per_row():
         "embedded_docs": 1,
         "reused_docs": 1,
     }  # fmt: skip
-    rows = [line for line in rag_tab.stats_markdown("idx", info).splitlines() if line.startswith("| ")]
+    rows = [line for line in rag_view.stats_markdown("idx", info).splitlines() if line.startswith("| ")]
     assert all(line.count("|") == 3 for line in rows)  # two columns: a label and its value
     assert "| tokens per chunk | 9.5 on average (3 to 12) |" in rows and "| build time | 1.5 s |" in rows
 
@@ -227,10 +227,10 @@ def test_misses_list_the_questions_themselves_cut_to_a_line():
     row = {"mode": "dense", "k": 5, "n": 40, "misses": ["q053", "q074"],
            "missed": [{"id": "q053", "question": "What is *the* <b>gearbox</b> oil?", "source": "gearbox.md"},
                       {"id": "q074", "question": long, "source": "bolts.md"}]}  # fmt: skip
-    md = rag_tab.misses_markdown(row)
+    md = rag_view.misses_markdown(row)
     assert "**Dense misses** (2 of 40: no passage from the question's document in the top 5)" in md
     assert r"- `q053` What is \*the\* \<b\>gearbox\</b\> oil? (answer in `gearbox.md`)" in md
     line = next(x for x in md.splitlines() if "q074" in x)
     assert "Which torque does the very" in line and "…" in line and "long flange bolt" not in line
-    assert "- ... and 1 more" in rag_tab.misses_markdown(row, limit=1)
-    assert "none: every question found its document" in rag_tab.misses_markdown({**row, "misses": [], "missed": []})
+    assert "- ... and 1 more" in rag_view.misses_markdown(row, limit=1)
+    assert "none: every question found its document" in rag_view.misses_markdown({**row, "misses": [], "missed": []})
