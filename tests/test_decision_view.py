@@ -28,10 +28,10 @@ def test_markdown_cells_are_the_cards_values_and_only_winners_are_starred():
 
 
 def test_start_tab_and_batch_evaluation_show_the_card(ws):
-    from lab.ui import arena_eval, start_tab
+    from lab.ui import arena_eval, start_view
 
     shipped = reference()
-    said = start_tab._show(shipped)[1]
+    said = start_view.show(shipped)[1]
     assert said.startswith("### What the evidence says") and "The decision card" in said
     assert "| Made-up answers on questions nothing answers |" in said
     items = _items(12)

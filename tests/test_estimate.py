@@ -90,16 +90,16 @@ def _forecast(*seconds: float, machine: Machine = IDLE) -> Forecast:
 
 
 def test_a_stage_over_ten_minutes_asks_for_a_second_click_with_the_estimate_on_the_button():
-    from lab.ui import start_tab
+    from lab.ui import start_view
 
     short, long = _forecast(30.0, 200.0), _forecast(30.0, ASK_ABOVE_S + 60)
-    assert start_tab.ask_first(short, "", "k") == ""
-    label = start_tab.ask_first(long, "", "k")
+    assert start_view.ask_first(short, "", "k") == ""
+    label = start_view.ask_first(long, "", "k")
     assert label.startswith("Run anyway (est. ") and label.endswith("min)")
-    assert start_tab.ask_first(long, "k", "k") == ""  # the second click on the same inputs starts it
-    assert start_tab.ask_first(long, "k", "other inputs") == label
-    assert "stage 1" in start_tab.ask_md(long, label) and "Not started" in start_tab.ask_md(long, label)
-    assert start_tab.ask_first(_forecast(400.0, machine=BUSY), "", "k")  # idle it fits; on a busy CPU it does not
+    assert start_view.ask_first(long, "k", "k") == ""  # the second click on the same inputs starts it
+    assert start_view.ask_first(long, "k", "other inputs") == label
+    assert "stage 1" in start_view.ask_md(long, label) and "Not started" in start_view.ask_md(long, label)
+    assert start_view.ask_first(_forecast(400.0, machine=BUSY), "", "k")  # idle it fits; on a busy CPU it does not
 
 
 def test_the_cli_prints_the_estimate_and_runs_a_long_stage_only_with_yes(capsys):
@@ -150,10 +150,10 @@ def test_a_training_estimate_is_a_range_that_scales_with_the_load_on_a_cpu_only(
 
 
 def test_the_progress_view_draws_a_real_bar_and_quotes_the_first_estimate():
-    from lab.ui import start_tab
+    from lab.ui import start_view
 
     u = showcase.Update("eval:base", "Evaluating base", 4, 8, 0.0, 30.0, 90.0, "loading base")
-    text = start_tab.progress_md(u, Estimate(100.0, 80.0, 125.0, 2.0))
+    text = start_view.progress_md(u, Estimate(100.0, 80.0, 125.0, 2.0))
     assert "role='progressbar'" in text and "aria-valuenow='0'" in text and "`[" not in text
     assert "estimated at the start: about 1-3 min (the CPU is busy: estimate x2.0)" in text
 

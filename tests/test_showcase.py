@@ -54,7 +54,7 @@ def test_the_shipped_reference_is_built_from_saved_evaluations_and_shown_until_a
 
     from lab.config import GenConfig
     from lab.generation import Answer
-    from lab.ui import start_tab
+    from lab.ui import start_view
 
     class Fixed:
         def __init__(self, text):
@@ -77,8 +77,8 @@ def test_the_shipped_reference_is_built_from_saved_evaluations_and_shown_until_a
     path = tmp_path / "reference.json"
     path.write_text(json.dumps(ref))
     loaded = reference.reference(path)
-    assert loaded["verdict"] and start_tab.heading_md(loaded).startswith("### Reference comparison")
-    assert "7 questions" in start_tab.heading_md(loaded)
+    assert loaded["verdict"] and start_view.heading_md(loaded).startswith("### Reference comparison")
+    assert "7 questions" in start_view.heading_md(loaded)
     with pytest.raises(showcase.ShowcaseError, match="no answers of 'ft:x'"):
         reference.reference_from([("ft", "ft:x", both)], showcase.Inputs(), "")
     assert reference.reference(tmp_path / "missing.json") is None

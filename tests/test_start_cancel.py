@@ -16,7 +16,7 @@ from lab.arena import evaluation, reference, showcase
 from lab.config import GenConfig
 from lab.data.evalset import read_evalset, sample_evalset_path, stratified
 from lab.generation import Answer
-from lab.ui import start_tab
+from lab.ui import start_tab, start_view
 
 CONTESTANTS = {"base": "base", "RAG": "rag:sample"}
 
@@ -103,8 +103,8 @@ def test_a_partial_comparison_is_shown_marked_partial_when_none_finished(tmp_pat
     partial["run"] = {"status": "cancelled", "stages": [], "total_s": 12.0}
     shown = start_tab.after_run(ws, partial)
     assert shown is partial
-    assert "cancelled: partial" in start_tab.heading_md(shown)
-    assert "marked partial" in start_tab._done_line(partial, shown)
+    assert "cancelled: partial" in start_view.heading_md(shown)
+    assert "marked partial" in start_view.done_line(partial, shown)
     empty = showcase.compose({}, showcase.Inputs(), "cancelled")
     assert start_tab.after_run(ws, empty)["reference"]  # nothing at all: the shipped reference, never a blank
 

@@ -9,7 +9,7 @@ import re
 
 from lab.arena import reference, showcase
 from lab.arena.verdict import headline, verdict
-from lab.ui import start_tab
+from lab.ui import start_view
 
 
 def _row(qid, system, category, group="g", answerable=True):
@@ -70,18 +70,18 @@ def test_too_few_questions_is_never_printed_beside_an_interval_that_excludes_zer
 
 def test_the_first_screen_leads_with_the_answer_and_folds_the_recipe():
     ref = reference.reference()
-    heading, said, _verdict, _chart, _examples, _table, how = start_tab._show(ref)
+    heading, said, _verdict, _chart, _examples, _table, how = start_view.show(ref)
     assert said.startswith("### What the evidence says")
     for jargon in ("idk_above", "AVX-512", "share"):
-        assert jargon not in heading and jargon not in said and jargon not in start_tab.QUESTION
+        assert jargon not in heading and jargon not in said and jargon not in start_view.QUESTION
         assert jargon in how  # folded under "How this was measured", still there
-    assert len(start_tab.QUESTION) < 300
+    assert len(start_view.QUESTION) < 300
 
 
 def test_a_quick_look_is_labelled_with_its_wide_intervals():
     result = {"systems": [{"system": "base"}], "status": "finished", "created_at": 0,
               "showcase": {"questions": 12, "inputs": {"questions": 12, "quick": True}}}  # fmt: skip
-    assert "Quick look" in start_tab.heading_md(result) and "intervals are wide" in start_tab.heading_md(result)
+    assert "Quick look" in start_view.heading_md(result) and "intervals are wide" in start_view.heading_md(result)
     full = {**result, "showcase": {"questions": 40, "inputs": {"questions": 40}}}
-    assert "Quick look" not in start_tab.heading_md(full) and "40 questions" in start_tab.heading_md(full)
+    assert "Quick look" not in start_view.heading_md(full) and "40 questions" in start_view.heading_md(full)
     assert showcase.quick_look(showcase.Inputs()).questions == 12

@@ -111,11 +111,11 @@ def test_progress_bar_is_drawn_and_written_at_0_mid_and_100_percent(fraction, pe
 
 
 def test_start_and_arena_progress_views_use_the_drawn_bar():
-    from lab.ui import arena_eval, start_tab
+    from lab.ui import arena_eval, start_view
 
     update = SimpleNamespace(number=2, total=5, label="Index", message="embedding", fraction=0.0,
                              stage_eta_s=12, overall_eta_s=90)  # fmt: skip
-    for text in (start_tab.progress_md(update), arena_eval._progress({"progress": (0, 8, "loading")})):
+    for text in (start_view.progress_md(update), arena_eval._progress({"progress": (0, 8, "loading")})):
         assert "role='progressbar'" in text and "0 %" in text and "[ " not in text
 
 

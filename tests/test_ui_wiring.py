@@ -110,14 +110,14 @@ def _whiskers(ax, horizontal: bool = False) -> list[tuple[float, float]]:
 def test_start_and_arena_charts_draw_each_rate_with_its_own_interval():
     """Both charts draw through charts.ci_bars: a whisker spans the rate's interval, and a rate without an
     interval has none (not a line down to 0)."""
-    from lab.ui import arena_view, start_tab
+    from lab.ui import arena_view, start_view
 
     systems = [
         {"system": "rag", "correct_rate": 0.5, "correct_rate_ci": [0.4, 0.7], "hallucination_rate": 0.2,
          "hallucination_rate_ci": [0.1, 0.3], "n_answerable": 10, "n_unanswerable": 5},
         {"system": "ft", "correct_rate": 0.6, "hallucination_rate": 0.3, "n_answerable": 10, "n_unanswerable": 5},
     ]  # fmt: skip
-    fig = start_tab.chart({"systems": systems})
+    fig = start_view.chart({"systems": systems})
     assert _whiskers(fig.axes[0], horizontal=True) == [(40.0, 70.0), (60.0, 60.0)]  # correct: an interval, then none
     assert _whiskers(fig.axes[1], horizontal=True) == [(10.0, 30.0), (30.0, 30.0)]
     arena = arena_view.bar_chart({"systems": systems})

@@ -16,6 +16,7 @@ import gradio as gr
 from lab.arena import learning_curve as lc
 from lab.estimate import ASK_ABOVE_S
 from lab.ui.common import BATCH, READ_ONLY, SessionFlags, generation, in_background, shows_errors
+from lab.ui.start_view import progress_md
 
 TITLE = "How much data does fine-tuning need? (learning curve, opt-in)"
 INTRO = (
@@ -86,8 +87,6 @@ def _run(ws, cache, stops, inputs, confirmed, request, outs):
         text = f"**Not started: this takes long on this machine** ({plan.total.says()}). Press **{label}** to start."
         yield {progress: text, button: gr.Button(value=label), armed: key}
         return
-    from lab.ui.start_tab import progress_md
-
     flag, box = stops.fresh(request), {"update": None}
 
     def work():
