@@ -136,7 +136,9 @@ def test_a_corpus_saved_in_data_appears_in_the_rag_picker(page, shot, app_home, 
     doc.write_text(DOC, encoding="utf-8")
     name = f"browser-{uuid.uuid4().hex[:6]}"
     try:
+        page.get_by_text("Time on this machine").first.wait_for()  # the page's load events have answered
         page.get_by_role("tab", name="Data").click()
+        page.get_by_text("Documents for RAG").first.wait_for()  # the Data tab is rendered before the upload
         page.get_by_label("Corpus name").fill(name)
         page.locator("[role=tabpanel]:visible input[type=file][multiple]").set_input_files(str(doc))
         page.get_by_text("grease.md").first.wait_for()
