@@ -39,13 +39,7 @@ def check(ws: Workspace, config: TrainConfig, examples: list[dict] | None = None
     train = load_examples(ws, config.dataset, "train")  # validates; raises DataError with the validator's errors
     train = train if examples is None else examples
     val = load_examples(ws, config.dataset, "val")
-    model_dir = resolve_model(config.base_model, ws.model_cache).path
-    limits = model_limits(model_dir)
-    if limits["max_positions"] and config.max_length > limits["max_positions"]:
-        raise JobError(
-            f"max_length={config.max_length} is above the model's limit of {limits['max_positions']} tokens: lower it"
-        )
-    target_names(linear_modules(weight_shapes(model_dir)), config.target_modules)
+    model_dir = _checked_model(ws, config)
     if config.report_to != "none" and importlib.util.find_spec(config.report_to) is None:
         raise JobError(f"report_to={config.report_to!r}: that package is not installed; install it or use none")
     lengths = prompt_lengths(load_tokenizer(model_dir), train[:2000]) or [1]  # real chat-template token counts
@@ -106,13 +100,7 @@ def check_preferences(ws: Workspace, config: TrainConfig) -> TrainPlan:
     if config.rag_index:
         raise JobError(f"rag_index={config.rag_index!r}: training for RAG is for fine-tuning runs, not dpo; clear it")
     pairs = resolve(ws, config.prefs)
-    model_dir = resolve_model(config.base_model, ws.model_cache).path
-    limits = model_limits(model_dir)
-    if limits["max_positions"] and config.max_length > limits["max_positions"]:
-        raise JobError(
-            f"max_length={config.max_length} is above the model's limit of {limits['max_positions']} tokens: lower it"
-        )
-    target_names(linear_modules(weight_shapes(model_dir)), config.target_modules)
+    model_dir = _checked_model(ws, config)
     lengths = pair_lengths(load_tokenizer(model_dir), pairs[:2000]) or [1]
     speed = measured_throughput(ws.root / "runs", config) or {}
     doubled = config.replace(method="lora", batch_size=2 * config.batch_size, assistant_only_loss=False)
@@ -134,3 +122,15 @@ def remaining_plan(status: dict, checkpoint: Path) -> TrainPlan:
     if total and saved.get("time_s") is not None:
         plan = replace(plan, time_s=float(plan.time_s) * left / total)
     return replace(plan, steps=left)
+
+
+def _checked_model(ws, config):
+    """The base model's folder, after checking `config.max_length` against its limit and its target modules."""
+    model_dir = resolve_model(config.base_model, ws.model_cache).path
+    limits = model_limits(model_dir)
+    if limits["max_positions"] and config.max_length > limits["max_positions"]:
+        raise JobError(
+            f"max_length={config.max_length} is above the model's limit of {limits['max_positions']} tokens: lower it"
+        )
+    target_names(linear_modules(weight_shapes(model_dir)), config.target_modules)
+    return model_dir
