@@ -8,9 +8,11 @@ elsewhere. No module state.
 - Keys carry the device the entry was loaded on (`lab.models.device()`, asked per call, never cached), so an
   entry made on the CPU is never handed to a caller that runs on the GPU, or the other way round.
 - Each key has its own "ready" event; the cache's lock guards only the dictionary and is never held while a
-  model loads. Two threads asking for different keys load in parallel; two asking for the same key load it
-  once (the second waits on that key's event only). A forked child (a ZeroGPU worker is forked from the
-  threaded app) gets fresh locks and drops loads that were in flight in other threads at fork time.
+  model loads. Two threads asking for the same key load it once (the second waits on that key's event only).
+  Loads that read weights (models, adapters, embedders) run one at a time, since two `from_pretrained` calls at
+  once can leave one model's parameters on the meta device; a tokenizer never waits for them. A forked child (a
+  ZeroGPU worker is forked from the threaded app) gets fresh locks and drops loads that were in flight in other
+  threads at fork time.
 - One base model per (path, quant, device): fine-tuned contestants load their adapters into one PEFT model
   over that base, each under its own name, and generate with a per-row adapter name ("__base__" for the
   base). The per-row names reach the LoRA layers through thread-local state read by a forward hook, so
@@ -33,7 +35,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from lab.models import ModelError, ResolvedModel
 
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 GENERATORS = ("model", "adapter")  # entry kinds that hold generator weights (evictable, grouped by base)
+WEIGHTS = ("model", "adapter", "embedder")  # entry kinds whose loads read weights: one such load at a time
 DEFAULT_MARGIN = 1 << 30  # free memory kept beyond a model's own size before it loads
 log = logging.getLogger(__name__)
 
@@ -277,6 +280,7 @@ class ModelCache:
         self._slots: dict[tuple, _Slot] = {}
         self._clock = itertools.count()
         self._lock = threading.Lock()
+        self._loading = threading.RLock()  # held while weights load; re-entered by a load that loads another key
         me = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (cache := me()) is not None and cache._after_fork())
 
@@ -284,19 +288,28 @@ class ModelCache:
 
     def _get(self, key: tuple, make: Callable[[], Any], group: tuple | None = None) -> Any:
         while True:
-            with self._lock:
-                slot = self._slots.get(key)
-                owner = slot is None
-                if owner:
-                    slot = self._slots[key] = _Slot(group, next(self._clock))
-                else:
-                    slot.used = next(self._clock)
-            if owner:
-                return self._load(key, slot, make)
+            slot = self._hit(key)
+            if slot is None:
+                # weights load one at a time: two from_pretrained calls at once (a model and an embedder, say) can
+                # leave one with parameters on the meta device
+                with self._loading if key[0] in WEIGHTS else nullcontext():
+                    slot = self._hit(key)
+                    if slot is None:
+                        with self._lock:
+                            slot = self._slots[key] = _Slot(group, next(self._clock))
+                        return self._load(key, slot, make)
             slot.ready.wait()
             if not slot.failed:
                 return slot.value
             # the loading thread failed (and removed the slot): try again, which raises our own error
+
+    def _hit(self, key: tuple) -> _Slot | None:
+        """The entry for `key` (loaded or loading), marked as just used; None when there is none."""
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is not None:
+                slot.used = next(self._clock)
+            return slot
 
     def _load(self, key: tuple, slot: _Slot, make: Callable[[], Any]) -> Any:
         try:
@@ -315,6 +328,7 @@ class ModelCache:
     def _after_fork(self) -> None:
         """In a forked child: new locks, and no entry waits for a load that ran in a thread the child lacks."""
         self._lock = threading.Lock()
+        self._loading = threading.RLock()
         for key, slot in list(self._slots.items()):
             if not slot.ready.is_set():
                 del self._slots[key]
@@ -340,7 +354,7 @@ class ModelCache:
 
         def make() -> SharedBase:
             self.make_room(weights_bytes(path, quant), dev, keep=group)
-            return SharedBase(models.load_causal_lm(path, quant).eval())
+            return SharedBase(models.load_causal_lm(path, quant, models.serving_dtype()).eval())
 
         return self._get(("model", path, quant, dev), make, group)
 

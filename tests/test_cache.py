@@ -55,6 +55,47 @@ def test_a_load_blocks_only_its_own_key_and_runs_once(tmp_path):
     assert got_first == ["slow"] and got_second == ["slow"] and slow.calls == 1
 
 
+def test_weight_loads_run_one_at_a_time_but_a_tokenizer_does_not_wait(tmp_path):
+    cache = ModelCache(tmp_path)
+    slow = Gate("model")
+    first, _ = _in_thread(cache._get, ("model", "a", "cpu"), slow)
+    assert slow.started.wait(10)
+    tokenizer, got_tokenizer = _in_thread(cache._get, ("tokenizer", "b"), lambda: "tok")
+    tokenizer.join(5)
+    assert got_tokenizer == ["tok"], "a tokenizer waited for a model load"
+    embedder, got_embedder = _in_thread(cache._get, ("embedder", "c", "cpu"), lambda: "emb")
+    embedder.join(0.3)
+    assert embedder.is_alive(), "two weight loads ran at once"
+    slow.opened.set()
+    first.join(5), embedder.join(5)
+    assert got_embedder == ["emb"]
+
+
+def test_a_weight_load_that_loads_another_key_does_not_deadlock(tmp_path):
+    cache = ModelCache(tmp_path)
+    outer, got = _in_thread(cache._get, ("model", "a", "cpu"), lambda: cache._get(("adapter", "b", "cpu"), lambda: 2))
+    outer.join(5)
+    assert got == [2]
+
+
+@pytest.mark.integration
+def test_the_first_question_to_a_plain_and_a_rag_contestant_at_once_loads_both(ws, model_cache_dir):
+    """A fresh app's first Arena question: a plain and a RAG contestant load the model, the embedder and the index
+    in two threads at once, and both answer. (With weights loading two at a time, a workspace whose converted model
+    ties its output layer to the embeddings failed both: "Cannot copy out of meta tensor".)"""
+    from lab.arena import contestants, live
+    from lab.data.store import ensure_sample_domain
+    from lab.rag.index import ensure_sample_index
+
+    ensure_sample_domain(ws)
+    ensure_sample_index(ws, ModelCache(model_cache_dir))
+    cache = ModelCache(model_cache_dir)
+    makers = [lambda s=s: contestants.responder(ws, cache, s) for s in ("base", "rag:sample")]
+    gen = GenConfig(max_new_tokens=4)
+    *_, (answers, errors) = live.stream_many(makers, "What is checked first?", gen, 0.05, cache)
+    assert errors == ["", ""] and all(a is not None and a.done for a in answers)
+
+
 def test_a_failed_load_is_retried_by_the_next_caller(tmp_path):
     cache = ModelCache(tmp_path)
 
