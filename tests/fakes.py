@@ -138,6 +138,45 @@ class FakeGenerate:
         return [f"{item}!" for item in items]
 
 
+class FakeStepper:
+    """A stepper for `lab.generation.batcher.StepBatcher`: an item `(name, steps)` ends after `steps` calls of
+    `step` (0: at once when it joins) with the result `f"{name}!"`. Records the names of every join and the number
+    of live rows at every step; raises on any step while an item named `fail_on` is live. Each step takes
+    `seconds`."""
+
+    def __init__(self, seconds: float = 0.01, fail_on: object = None):
+        self.seconds, self.fail_on = seconds, fail_on
+        self.joins: list[list] = []
+        self.live_per_step: list[int] = []
+        self.live: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def add(self, pairs: list) -> list:
+        self.joins.append([item[0] for _, item in pairs])
+        done = []
+        for ticket, (name, steps) in pairs:
+            if steps <= 0:
+                done.append((ticket, f"{name}!"))
+            else:
+                self.live[ticket] = [name, steps]
+        return done
+
+    def step(self) -> list:
+        self.live_per_step.append(len(self.live))
+        time.sleep(self.seconds)
+        if any(name == self.fail_on for name, _ in self.live.values()):
+            raise RuntimeError(f"decoding failed with {self.fail_on!r} live")
+        done = []
+        for ticket, row in list(self.live.items()):
+            row[1] -= 1
+            if row[1] <= 0:
+                done.append((ticket, f"{row[0]}!"))
+                del self.live[ticket]
+        return done
+
+
 class ScriptedTrainer:
     """A fake learning-curve trainer: records each config it is asked to train, writes the run's config and adapter
     config (so the run counts as finished), and returns "cancelled" from the call numbered `cancel_at` (1-based)."""

@@ -362,3 +362,26 @@ def test_starting_a_training_run_frees_the_apps_generators_first(ws, model_cache
     run_id, message = train_tab._on_start(ws, cache, *form_values(TrainConfig(name="x", dataset="no-such-data")))
     assert run_id == "" and "no-such-data" in message  # refused, yet the memory was handed back first
     assert model() is None and not [k for k in cache.keys() if k[0] == "model"]
+
+
+@pytest.mark.integration
+def test_rows_of_two_adapters_joining_between_steps_equal_each_answered_alone(ft_ws, model_cache_dir, adapters):
+    """Continuous batching (lab.generation.stepper) with fine-tuned contestants over one base: each row decodes
+    with its own adapter while rows join and leave, and gets the answer it gets alone."""
+    from lab.arena import contestants
+    from lab.generation import plain_messages
+    from lab.generation.engine import Row, generate_rows
+    from lab.generation.stepper import Stepper
+
+    cache = ModelCache(model_cache_dir)
+    tok = cache.tokenizer("embedded")
+    models = {spec: contestants.responder(ft_ws, cache, spec).model for spec in ("base", "ft:alpha", "ft:beta")}
+    rows = [Row(models[spec], tok, plain_messages(q), GEN) for q in QUESTIONS for spec in models]
+    alone = [generate_rows([r])[0] for r in rows]
+    stepper, out, step = Stepper(cache.shared("embedded")), {}, 0
+    while len(out) < len(rows):
+        out.update(stepper.add([(i, r) for i, r in enumerate(rows) if i == step]))  # one row joins per step
+        out.update(stepper.step())
+        step += 1
+    assert [out[i] for i in range(len(rows))] == alone
+    assert any(len({alone[3 * k + j][0] for j in range(3)}) > 1 for k in range(len(QUESTIONS)))  # adapters matter

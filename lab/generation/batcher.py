@@ -1,9 +1,10 @@
-"""`Batcher`: concurrent requests for one model wait a short window, then run together in one batched call.
+"""`Batcher`: concurrent requests for one model wait a short window, then run together in one batched call;
+`StepBatcher`: the same queue in front of a stepper, where requests join the rows decoding and leave when done.
 
 Owns: the queue, grouping (only requests with the same key share a batch), fairness (sessions take turns, one
 request each per turn, so one session's many requests cannot starve the others), the maximum batch size, and handing
 each caller its own result, or the error of its own batch only. The LAB_BATCH* settings are read here. Must not:
-know about models, tokenizers or gradio: the `run` function it is given does the work.
+know about models, tokenizers or gradio: the `run` function (or the stepper) it is given does the work.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lab.errors import LabError
 ENABLE_ENV = "LAB_BATCH"  # 0 turns batching off: every answer generates alone, as it streams
 SIZE_ENV = "LAB_BATCH_SIZE"  # rows generated together at most (bounds memory)
 WINDOW_ENV = "LAB_BATCH_WINDOW_MS"  # how long the first request of a batch waits for others
+MODE_ENV = "LAB_BATCH_MODE"  # "steps" (default): rows join and leave between decoding steps; "whole": whole batches
 DEFAULT_SIZE = 16
 DEFAULT_WINDOW_S = 0.1
 log = logging.getLogger(__name__)
@@ -47,6 +49,15 @@ def enabled() -> bool:
 
     off = os.environ.get(ENABLE_ENV, "").strip().lower() in ("0", "false", "off", "no")
     return not off and not on_zero_gpu()
+
+
+def continuous() -> bool:
+    """Whether rows decode step by step, joining and leaving between steps (LAB_BATCH_MODE "steps", the default),
+    rather than in whole batches that run to their end ("whole")."""
+    raw = os.environ.get(MODE_ENV, "").strip().lower() or "steps"
+    if raw not in ("steps", "whole"):
+        raise LabError(f"{MODE_ENV}={raw!r} must be 'steps' (rows join and leave between steps) or 'whole'")
+    return raw == "steps"
 
 
 def max_batch() -> int:
@@ -79,6 +90,8 @@ class Batcher:
     a session with many requests gets one row per round like everybody else. The worker thread starts on demand and
     ends after `idle_s` without requests. `batches` counts the calls to `run`.
     """
+
+    any_key = False  # whether rows of different keys may share a batch
 
     def __init__(
         self,
@@ -138,19 +151,21 @@ class Batcher:
             if left <= 0:
                 break
             self._cond.wait(left)
-        return self._take()
+        return self._take(any_key=self.any_key)
 
-    def _take(self) -> list[_Job]:
-        """Round-robin over sessions: one request each per round, all with the key of the first session's next one."""
+    def _take(self, limit: int | None = None, any_key: bool = False) -> list[_Job]:
+        """Round-robin over sessions: one request each per round, at most `limit` (default `max_batch`), all with
+        the key of the first session's next one (any key with `any_key`)."""
+        limit = self.max_batch if limit is None else limit
         key = next(iter(self._queues.values()))[0].key
         batch: list[_Job] = []
         served: list[str] = []
-        while len(batch) < self.max_batch:
+        while len(batch) < limit:
             took = False
             for session, queue in list(self._queues.items()):
-                if len(batch) >= self.max_batch:
+                if len(batch) >= limit:
                     break
-                if queue and queue[0].key == key:
+                if queue and (any_key or queue[0].key == key):
                     batch.append(queue.popleft())
                     took = True
                     if session not in served:
@@ -180,3 +195,66 @@ class Batcher:
         finally:
             for job in batch:
                 job.done.set()
+
+
+class StepBatcher(Batcher):
+    """A `Batcher` whose rows decode step by step (continuous batching): `make()` gives a stepper with `add(pairs)`
+    and `step()` (each returning the (ticket, result) pairs of the rows that ended) and `len()`. New requests join
+    the live rows between steps, up to `max_batch` live rows, sessions taking turns as before; a row leaves as
+    soon as it ends, so nobody waits for a whole batch. The first request of an idle batcher waits `window_s` for
+    company. An error fails the rows live at that moment (and the ones joining), and a fresh stepper starts.
+    `batches` counts the joins, `sizes` the rows of each. Rows of any key join: each row keeps its own settings."""
+
+    any_key = True
+
+    def __init__(
+        self,
+        make: Callable[[], Any],
+        max_batch: int = DEFAULT_SIZE,
+        window_s: float = DEFAULT_WINDOW_S,
+        idle_s: float = 5.0,
+    ):
+        super().__init__(lambda items: [], max_batch, window_s, idle_s)
+        self._make = make
+
+    def _loop(self) -> None:
+        stepper, live = None, {}
+        while True:
+            with self._cond:
+                if live:
+                    joining = self._take(self.max_batch - len(live), any_key=True) if self._queues else []
+                else:
+                    stepper, joining = None, self._next()
+                    if joining is None:
+                        self._worker = None
+                        return
+            try:
+                stepper = stepper or self._make()
+                ended = self._join(stepper, joining, live) + stepper.step()
+            except BaseException as exc:  # the rows decoding together share the error
+                log.debug("%d live rows failed: %s", len(live), exc)
+                self._fail(list(live.values()), exc)
+                stepper, live = None, {}
+                continue
+            self._deliver(ended, live)
+
+    def _join(self, stepper, joining: list[_Job], live: dict[int, _Job]) -> list:
+        if not joining:
+            return []
+        self.batches += 1
+        self.sizes.append(len(joining))
+        live.update((id(job), job) for job in joining)
+        return stepper.add([(id(job), job.item) for job in joining])
+
+    @staticmethod
+    def _deliver(ended: list, live: dict[int, _Job]) -> None:
+        for ticket, result in ended:
+            job = live.pop(ticket)
+            job.result = result
+            job.done.set()
+
+    @staticmethod
+    def _fail(jobs: list[_Job], exc: BaseException) -> None:
+        for job in jobs:
+            job.error = exc
+            job.done.set()

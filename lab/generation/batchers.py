@@ -17,19 +17,19 @@ from typing import Any
 
 
 class BatcherRegistry:
-    """Batchers by base model (held weakly) and by (size, window), each made once."""
+    """Batchers by base model (held weakly) and by (size, window, mode), each made once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_base: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    def get(self, base: Any, size: int, window: float, make: Callable[[], Any]) -> Any:
-        """The batcher of `base` for this size and window; `make()` (cheap: no thread starts) runs once."""
+    def get(self, base: Any, size: int, window: float, make: Callable[[], Any], mode: str = "") -> Any:
+        """The batcher of `base` for this size, window and mode; `make()` (cheap: no thread starts) runs once."""
         with self._lock:
             mine = self._by_base.setdefault(base, {})
-            if (size, window) not in mine:
-                mine[(size, window)] = make()
-            return mine[(size, window)]
+            if (size, window, mode) not in mine:
+                mine[(size, window, mode)] = make()
+            return mine[(size, window, mode)]
 
     def __len__(self) -> int:
         with self._lock:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from lab.config import GenConfig
 from lab.generation import IDK, Answer, arena_rag_messages, plain_messages, supported
-from lab.generation.batcher import Batcher, max_batch, window_s
+from lab.generation.batcher import Batcher, StepBatcher, continuous, max_batch, window_s
 from lab.generation.batchers import BATCHERS
 from lab.generation.focus import MemoEmbedder, warm
 
@@ -264,9 +265,22 @@ def _generate_group(rows: list[Row]) -> list[tuple[str, int, int]]:
 
 def batcher_for(model) -> Batcher:
     """The one batcher in front of `model`'s base (`BATCHERS`, keyed by the base; LAB_BATCH_SIZE rows at most,
-    waiting LAB_BATCH_WINDOW_MS for company). It runs `generate_rows`; its rows carry their model, so it holds none."""
-    size, window = max_batch(), window_s()
-    return BATCHERS.get(_base(model), size, window, lambda: Batcher(generate_rows, size, window))
+    waiting LAB_BATCH_WINDOW_MS for company). Where the base allows it (`stepper.supports`) and LAB_BATCH_MODE is not
+    "whole", rows decode step by step and join or leave between steps (`StepBatcher`); otherwise each batch runs
+    `generate_rows` to its end. Its rows carry their model; the batcher holds none (the stepper, only while rows
+    are live)."""
+    from lab.generation import stepper
+
+    base, size, window = _base(model), max_batch(), window_s()
+
+    def make() -> Batcher:
+        if steps and stepper.supports(base):
+            ref = weakref.ref(base)  # the registry holds bases weakly: its batchers must not keep them alive
+            return StepBatcher(lambda: stepper.Stepper(ref()), size, window)
+        return Batcher(generate_rows, size, window)
+
+    steps = continuous()
+    return BATCHERS.get(base, size, window, make, "steps" if steps else "whole")
 
 
 class ModelResponder:
