@@ -10,6 +10,7 @@ lab/generation/batcher.py's. Used only where `supports(base)` holds; other model
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,7 +61,8 @@ def supports(base) -> bool:
     return all(type(layer) is DynamicLayer for layer in layers)
 
 
-def _growing_layer():
+@functools.cache
+def _growing_layer_class():
     """A transformers `DynamicLayer` whose keys and values live in storage grown a chunk at a time, so a step
     writes one position instead of copying the whole cache (`torch.cat` at every step took a quarter of a decoding
     step's CPU). Keys and values set from outside (merging, dropping rows) are moved into new storage at the next
@@ -91,7 +93,7 @@ def _growing_layer():
                 keys[:, :, :n], values[:, :, :n] = self.keys, self.values
             return keys, values, None
 
-    return GrowingLayer()
+    return GrowingLayer
 
 
 @dataclass
@@ -177,7 +179,7 @@ class Stepper:
         ids, mask = enc["input_ids"].to(self.module.device), enc["attention_mask"].to(self.module.device)
         positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
         cache = DynamicCache(config=self.module.config)
-        cache.layers = [_growing_layer() for _ in cache.layers]
+        cache.layers = [_growing_layer_class()() for _ in cache.layers]
         new = [_Live(t, row, int(m.sum()), int(m.sum())) for (t, row), m in zip(items, mask, strict=True)]
         logits = self._forward(ids, mask, positions, cache, [r.adapter for r in new])
         self._merge(new, cache, mask)
