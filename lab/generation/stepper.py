@@ -93,7 +93,41 @@ def _growing_layer_class():
                 keys[:, :, :n], values[:, :, :n] = self.keys, self.values
             return keys, values, None
 
+        def pack(self, keys: list, values: list, width: int) -> None:
+            """Hold `keys` and `values` (blocks of rows, stacked in order, each right-aligned in `width` positions)
+            in new storage with a chunk of room: one copy of each block, where padding then concatenating then
+            growing copied the cache three times."""
+            store_k, self.keys = _packed(keys, width, self.chunk)
+            store_v, self.values = _packed(values, width, self.chunk)
+            self._store = (store_k, store_v, self.keys)
+
     return GrowingLayer
+
+
+def _packed(blocks: list, width: int, room: int) -> tuple:
+    """New storage [rows of all blocks, heads, width + room, dim] with the blocks stacked on rows, each
+    right-aligned in time with zeros before it (padding positions are masked, but must hold finite numbers), and
+    its view of the first `width` positions."""
+    first = blocks[0]
+    store = first.new_empty((sum(b.shape[0] for b in blocks), first.shape[1], width + room, first.shape[3]))
+    at = 0
+    for block in blocks:
+        rows, start = block.shape[0], width - block.shape[2]
+        store[at : at + rows, :, :start].zero_()
+        store[at : at + rows, :, start:width] = block
+        at += rows
+    return store, store[:, :, :width]
+
+
+def _runs(index: list[int]) -> list[tuple[int, int]]:
+    """Sorted row numbers as [start, stop) runs of consecutive rows: each run is one slice to copy."""
+    runs: list[tuple[int, int]] = []
+    for i in index:
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
 
 
 @dataclass
@@ -212,11 +246,8 @@ class Stepper:
             return
         width = max(self.mask.shape[1], mask.shape[1])
         pad_old, pad_new = width - self.mask.shape[1], width - mask.shape[1]
-        for old_layer, new_layer in zip(self.cache.layers, cache.layers, strict=True):
-            for name in ("keys", "values"):
-                a = F.pad(getattr(old_layer, name), (0, 0, pad_old, 0))
-                b = F.pad(getattr(new_layer, name), (0, 0, pad_new, 0))
-                setattr(old_layer, name, torch.cat([a, b], dim=0))
+        for old, new_layer in zip(self.cache.layers, cache.layers, strict=True):
+            old.pack([old.keys, new_layer.keys], [old.values, new_layer.values], width)
         self.mask = torch.cat([F.pad(self.mask, (pad_old, 0)), F.pad(mask, (pad_new, 0))], dim=0)
         self.live += new
 
@@ -294,6 +325,7 @@ class Stepper:
         used = self.mask[index].any(dim=0).nonzero()
         lead = int(used[0]) if len(used) else 0
         self.mask = self.mask[index, lead:]
+        runs, width = _runs(keep), self.mask.shape[1]
         for layer in self.cache.layers:
-            layer.keys = layer.keys[index, :, lead:, :]
-            layer.values = layer.values[index, :, lead:, :]
+            layer.pack([layer.keys[a:b, :, lead:] for a, b in runs], [layer.values[a:b, :, lead:] for a, b in runs],
+                       width)  # fmt: skip
