@@ -13,7 +13,7 @@ import sys
 import threading
 
 import lab.ui.spaces  # noqa: F401  (ZeroGPU: `spaces` must be imported before anything touches CUDA)
-from lab import db, jobs
+from lab import classroom, db, jobs
 from lab.cache import ModelCache
 from lab.data import ensure_sample_domain
 from lab.errors import setup_logging, user_message
@@ -40,10 +40,12 @@ def open_workspace() -> Workspace:
 
 
 def parse_args() -> argparse.Namespace:
-    """--host and --port. Unknown arguments are left alone (a host that imports app.py)."""
+    """--host, --port and --class. Unknown arguments are left alone (a host that imports app.py)."""
     parser = argparse.ArgumentParser(description="ExpertLab app")
     parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; 0.0.0.0 = all)")
     parser.add_argument("--port", type=int, default=None, help="port (default 7860 or GRADIO_SERVER_PORT)")
+    parser.add_argument("--class", dest="class_mode", action="store_true",
+                        help="class mode: serve a room asking at once (LAB_CLASS=1, lab/classroom.py)")  # fmt: skip
     return parser.parse_known_args()[0]
 
 
@@ -56,13 +58,18 @@ def server_settings(args: argparse.Namespace) -> ServerSettings:
         sys.exit(f"ExpertLab cannot start: {exc}")
 
 
-settings = server_settings(parse_args())
+args = parse_args()
+settings = server_settings(args)
+if args.class_mode:
+    classroom.turn_on()
 ws = open_workspace()
 ensure_sample_domain(ws)
 cache = ModelCache(ws.model_cache)
 demo = build_app(ws, cache, settings)
 
 if __name__ == "__main__":
+    if classroom.class_mode():
+        print(classroom.summary(), flush=True)
     cache.resolve("embedded")  # convert the embedded model once, before the first request needs it
     threading.Thread(target=ensure_sample_index, args=(ws, cache), name="sample-index", daemon=True).start()
     launch(demo, ws)

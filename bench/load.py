@@ -11,6 +11,7 @@ generation runs (unqueued events are called the way a browser calls them, by a p
 
     .venv/bin/python bench/load.py                                  # class of 30, 64 new tokens, before/after
     .venv/bin/python bench/load.py --compare 1 --sessions 8          # batching on only, a small class
+    .venv/bin/python bench/load.py --compare 1 --class               # the app in class mode (app.py --class)
     .venv/bin/python bench/load.py --mode browse --sessions 5 --rounds 2 --max-new-tokens 16
 """
 
@@ -82,13 +83,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_app(home: Path, port: int, log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+def launch_app(home: Path, port: int, log: Path, extra_env: dict[str, str] | None = None,
+               flags: tuple[str, ...] = ()) -> subprocess.Popen:  # fmt: skip
     env = {**os.environ, "LAB_HOME": str(home), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
     env |= extra_env or {}
     env.pop("GRADIO_SERVER_NAME", None)
+    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *flags]
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO,
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None, timeout: float = 600) -> None:
@@ -410,6 +413,16 @@ def table(results: list[ClassResult]) -> str:
     return "\n".join(lines)
 
 
+SETTINGS = ("LAB_CLASS", "LAB_SERVE_DTYPE", "LAB_BATCH_SIZE", "LAB_BATCH_MODE", "LAB_GEN_THREADS")
+
+
+def settings_named(args) -> str:
+    """The serving settings this run changes (`--class` and the environment), for the table's column label."""
+    named = ["app.py --class"] if args.class_mode else []
+    named += [f"{k}={os.environ[k]}" for k in SETTINGS if os.environ.get(k)]
+    return "".join(f", {n}" for n in named)
+
+
 def goal_met(r: ClassResult) -> bool:
     times = r.all_times
     return bool(times) and pct(times, 0.95) <= 30 and r.per_minute >= 80 and not r.errors and r.lost in (0, None)
@@ -421,9 +434,9 @@ def class_mode(args) -> int:
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="expertlab-load-"))
     results = []
     for value in [v.strip() for v in args.compare.split(",") if v.strip()]:
-        label = f"batching {'off' if value == '0' else 'on'} (LAB_BATCH={value})"
+        label = f"batching {'off' if value == '0' else 'on'} (LAB_BATCH={value}{settings_named(args)})"
         port, log = free_port(), home.parent / f"{home.name}-app-batch{value}.log"
-        proc = launch_app(home, port, log, {"LAB_BATCH": value})
+        proc = launch_app(home, port, log, {"LAB_BATCH": value}, ("--class",) if args.class_mode else ())
         url = f"http://127.0.0.1:{port}"
         print(f"{label}: app.py on {url} (LAB_HOME={home}, log {log})", flush=True)
         try:
@@ -495,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spread", type=float, default=30, help="class: the questions start within this many s")
     parser.add_argument("--compare", default="0,1", help="class: LAB_BATCH values, one app launch each, in order")
     parser.add_argument("--seed", type=int, default=0, help="class: which distinct questions are asked")
+    parser.add_argument("--class", dest="class_mode", action="store_true", help="class: launch app.py --class")
     parser.add_argument("--rounds", type=int, default=1, help="browse: rounds per session (bounded)")
     parser.add_argument("--deadline", type=float, default=900, help="browse: no new round starts after this many s")
     parser.add_argument("--grace", type=float, default=600, help="then wait this long for questions in flight")

@@ -372,11 +372,22 @@ def serving_dtype() -> str:
     """The dtype the app's own models (Arena, evaluations, RAG answers) load in: LAB_SERVE_DTYPE, or "auto" (the
     device's native half precision on CUDA, float32 on a CPU). "bfloat16" on a CPU with native bf16 instructions
     (AMX, AVX-512 BF16) reads prompts about three times and decodes about twice as fast, with answers that differ
-    from float32's in places; training always loads its own way."""
+    from float32's in places; class mode (lab.classroom) chooses it there when LAB_SERVE_DTYPE is unset. Training
+    always loads its own way."""
     raw = os.environ.get(SERVE_DTYPE_ENV, "").strip().lower()
     if raw not in _DTYPE_NAMES:
         raise ModelError(f"{SERVE_DTYPE_ENV}={raw!r} must be auto, bfloat16, float16 or float32")
+    if not raw and _class_bf16():
+        return "bfloat16"
     return _DTYPE_NAMES[raw]
+
+
+def _class_bf16() -> bool:
+    """Class mode on a CPU with native bf16 (a GPU, or ZeroGPU's main process, keeps "auto")."""
+    from lab.catalog import cpu_has_bf16
+    from lab.classroom import class_mode
+
+    return class_mode() and not on_zero_gpu() and device() == "cpu" and cpu_has_bf16()
 
 
 def load_causal_lm(path: str, quant: str = "none", dtype: str = "auto", double_quant: bool = True):

@@ -252,3 +252,21 @@ class WordCountEmbedder:
         if on_batch:
             on_batch(len(texts), len(texts))
         return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+class MemoEmbedderSpy(WordCountEmbedder):
+    """A `WordCountEmbedder` with a shared memory like `SentenceEmbedder.embed_memo`, counting the texts it had to
+    encode (`encoded`)."""
+
+    def __init__(self):
+        self.memo: dict[str, object] = {}
+        self.encoded: list[str] = []
+
+    def embed_memo(self, texts):
+        import numpy as np
+
+        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if missing:
+            self.encoded += missing
+            self.memo.update(zip(missing, self.embed(missing), strict=True))
+        return np.stack([self.memo[t] for t in texts])

@@ -10,6 +10,7 @@ from lab.models import ModelError, serving_dtype
 
 def test_the_serving_dtype_is_auto_unless_set(monkeypatch):
     monkeypatch.delenv("LAB_SERVE_DTYPE", raising=False)
+    monkeypatch.delenv("LAB_CLASS", raising=False)  # class mode has its own tests (test_classroom.py)
     assert serving_dtype() == "auto"
     for written, meant in (("bf16", "bfloat16"), ("BFloat16", "bfloat16"), ("fp32", "float32"), ("fp16", "float16")):
         monkeypatch.setenv("LAB_SERVE_DTYPE", written)

@@ -4,11 +4,15 @@ Ids: `base` (the embedded model) or `base:MODEL`; `ft:RUN` (a trained adapter ov
 `rag:INDEX` (the base model reading passages retrieved from INDEX); `ft+rag:RUN:INDEX`. Every contestant on
 one base model shares that model's weights (`ModelCache.generator`): a run's adapter is loaded into the base's
 one PEFT model under its own name, each answer names its adapter per row ("__base__" for the base), and
-`release` unloads the adapter. Errors name the id and what to do.
+`release` unloads the adapter. In class mode (lab.classroom), the first use of an index starts embedding its
+passage sentences ahead, in the background (`warm_ahead`). Errors name the id and what to do.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +21,10 @@ from lab.errors import LabError
 from lab.generation.engine import ModelResponder
 from lab.training import ADAPTER, CONFIG
 from lab.workspace import SAMPLE, Workspace, WorkspaceError
+
+log = logging.getLogger(__name__)
+_warmed: weakref.WeakSet = weakref.WeakSet()  # index handles whose sentences were embedded ahead (class mode)
+_warmed_lock = threading.Lock()
 
 KINDS = ("base", "ft", "rag", "ft+rag")
 
@@ -151,9 +159,35 @@ def responder(ws: Workspace, cache, spec: str | Contestant) -> ModelResponder:
     c = parse(spec) if isinstance(spec, str) else spec
     adapter, base = _adapter(ws, c.run) if c.run else (None, c.model)  # cheap checks first: fail fast
     retriever = _index(ws, cache, c.index) if c.index else None
+    if retriever is not None:
+        warm_ahead(retriever)
     model = cache.generator(base, adapter)  # one base in memory: adapters are named inside it
     tok = cache.tokenizer(base)
     return ModelResponder(c.id, model, tok, retriever)
+
+
+def warm_ahead(index) -> threading.Thread | None:
+    """In class mode, embed the sentences of `index`'s passages once, in the background, the first time a
+    contestant uses it (lab.generation.focus.warm_index): a class's RAG answers then only encode their question.
+    Returns the thread started, None when nothing starts (class mode off, or this index handle already done)."""
+    from lab.classroom import class_mode
+    from lab.generation.focus import warm_index
+
+    with _warmed_lock:
+        if not class_mode() or index in _warmed:
+            return None
+        _warmed.add(index)
+
+    def run() -> None:
+        try:
+            count = warm_index(index.embedder, index.chunks)
+            log.info("index %s: %d passage sentences embedded ahead", index.name, count)
+        except Exception:  # a warm-up only saves time later: the answers still work without it
+            log.exception("index %s: embedding its sentences ahead failed", index.name)
+
+    thread = threading.Thread(target=run, name=f"warm-{index.name}", daemon=True)
+    thread.start()
+    return thread
 
 
 def release(ws: Workspace, cache, spec: str, still_used: list[str] = ()) -> int:

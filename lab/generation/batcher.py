@@ -61,8 +61,10 @@ def continuous() -> bool:
 
 
 def max_batch() -> int:
-    """The most rows one batch generates (LAB_BATCH_SIZE, default 16)."""
-    return max(1, int(_positive(SIZE_ENV, DEFAULT_SIZE)))
+    """The most rows one batch generates (LAB_BATCH_SIZE; default 16, or 32 in class mode)."""
+    from lab.classroom import CLASS_BATCH_SIZE, class_mode
+
+    return max(1, int(_positive(SIZE_ENV, CLASS_BATCH_SIZE if class_mode() else DEFAULT_SIZE)))
 
 
 def window_s() -> float:

@@ -53,6 +53,33 @@ def warm(embedder, questions: list[str], retrieved: list[list[Any]]) -> None:
         embedder.embed(list(dict.fromkeys([*questions, *texts])))
 
 
+WARM_LIMIT = 20_000  # sentences of one index embedded ahead (the embedder's shared memory keeps 50,000)
+
+
+def index_sentences(chunks: list[dict], limit: int = WARM_LIMIT) -> list[str]:
+    """The distinct sentences of an index's chunks (`sentences` of each chunk's text), in order, at most `limit`."""
+    found: dict[str, None] = {}
+    for chunk in chunks:
+        for s in sentences(chunk.get("text") or ""):
+            found[s] = None
+            if len(found) >= limit:
+                return list(found)
+    return list(found)
+
+
+def warm_index(embedder, chunks: list[dict], limit: int = WARM_LIMIT, block: int = 256) -> int:
+    """Embed the sentences of an index's chunks into the embedder's shared memory (`embed_memo`), `block` at a
+    time, so focusing an answer on passages from that index encodes only its question; returns how many. An
+    embedder without a shared memory is left alone (0)."""
+    memo = getattr(embedder, "embed_memo", None)
+    if memo is None:
+        return 0
+    texts = index_sentences(chunks, limit)
+    for start in range(0, len(texts), block):
+        memo(texts[start : start + block])
+    return len(texts)
+
+
 def focus_passages(question: str, passages: list[Any], embedder, keep: int) -> list[dict[str, Any]]:
     """Passages cut down to the `keep` sentences most similar to the question (order and numbering kept)."""
     pieces = [(i, s) for i, p in enumerate(passages) for s in sentences(passage_dict(p).get("text") or "")]

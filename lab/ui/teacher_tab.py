@@ -1,7 +1,7 @@
-"""The Arena's Teacher sub-tab: export every vote as CSV, reset the votes (after a confirmation), and delete runs,
-evaluations and indexes. Every handler checks `ServerSettings.require_teacher` (lab.ui.roles) first (the real
-guard); the tab is also hidden on page load from accounts that are not teachers. Events: teacher_export_votes,
-teacher_reset_votes, teacher_names, teacher_delete.
+"""The Arena's Teacher sub-tab: whether class mode is on (lab.classroom), export every vote as CSV, reset the votes
+(after a confirmation), and delete runs, evaluations and indexes. Every handler checks
+`ServerSettings.require_teacher` (lab.ui.roles) first (the real guard); the tab is also hidden on page load from
+accounts that are not teachers. Events: teacher_export_votes, teacher_reset_votes, teacher_names, teacher_delete.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 import gradio as gr
 
-from lab import jobs
+from lab import classroom, jobs
 from lab.arena import battles, evaluation
 from lab.rag import delete_index, list_indexes
 from lab.ui.common import fail, fail_with, shows_errors
@@ -27,6 +27,7 @@ def build(ws, cache, settings: ServerSettings) -> gr.Column:
             "may use it; without one, the person at this computer is the teacher, and on a lab others can reach "
             "(a Space) nobody is."
         )
+        gr.Markdown(classroom.summary(), elem_id="teacher-class-mode")
         with gr.Row():
             export = gr.Button("Export all votes (CSV)")
             csv_file = gr.File(label="votes.csv", interactive=False)

@@ -1,0 +1,43 @@
+"""Class mode: the serving defaults for a room of people asking the Arena at once (`python app.py --class`, or
+LAB_CLASS=1). More answers decode together (32 rows instead of 16) and, on a CPU with native bf16 matrix
+instructions, the app's models answer and evaluate in bfloat16. A setting the user gives (LAB_BATCH_SIZE,
+LAB_SERVE_DTYPE) always wins.
+
+Boundary: whether class mode is on, and the defaults it changes; the modules that own each setting
+(lab.generation.batcher, lab.models) ask here for their default. No torch, no gradio.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+CLASS_ENV = "LAB_CLASS"
+CLASS_BATCH_SIZE = 32  # rows decoded together in class mode (16 otherwise)
+
+
+def class_mode(env: Mapping[str, str] | None = None) -> bool:
+    """Whether class mode is on: LAB_CLASS is 1/true/yes/on (`app.py --class` sets it for the app's processes)."""
+    env = os.environ if env is None else env
+    return (env.get(CLASS_ENV) or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def turn_on(env: dict | None = None) -> None:
+    """Turn class mode on for this process and the processes it starts (`app.py --class`)."""
+    (os.environ if env is None else env)[CLASS_ENV] = "1"
+
+
+def summary() -> str:
+    """One line for the start-up log and the Teacher tab: what class mode changes here, or how to turn it on."""
+    if not class_mode():
+        return ("Class mode is off. For a class asking at once, start the app with `python app.py --class`: more "
+                "answers decode together, and on a CPU with native bf16 they are computed in bfloat16.")  # fmt: skip
+    from lab.generation import batcher
+    from lab.models import device, serving_dtype
+
+    if not batcher.enabled():
+        return "Class mode is on, but answers are not batched here (a ZeroGPU Space, or LAB_BATCH=0)."
+    dtype = serving_dtype()
+    if dtype == "auto":
+        dtype = "float32 (this CPU has no native bf16)" if device() == "cpu" else "the card's half precision"
+    return f"Class mode is on: up to {batcher.max_batch()} answers decode together, computed in {dtype}."
