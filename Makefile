@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: app test test-fast setup browser lint bench gpu-pack clean
 
 app: setup
-	$(BIN)/python app.py
+	$(BIN)/python app.py $(APP_ARGS)
 
 test: setup browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

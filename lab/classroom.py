@@ -1,10 +1,11 @@
 """Class mode: the serving defaults for a room of people asking the Arena at once (`python app.py --class`, or
-LAB_CLASS=1). More answers decode together (32 rows instead of 16) and, on a CPU with native bf16 matrix
-instructions, the app's models answer and evaluate in bfloat16. A setting the user gives (LAB_BATCH_SIZE,
-LAB_SERVE_DTYPE) always wins.
+LAB_CLASS=1). More answers decode together (32 rows instead of 16); on a CPU with native bf16 matrix instructions
+the app's models answer and evaluate in bfloat16; an index's passage sentences are embedded ahead the first time a
+contestant uses it (lab.arena.contestants.warm_ahead). A setting the user gives (LAB_BATCH_SIZE, LAB_SERVE_DTYPE)
+always wins.
 
-Boundary: whether class mode is on, and the defaults it changes; the modules that own each setting
-(lab.generation.batcher, lab.models) ask here for their default. No torch, no gradio.
+Boundary: whether class mode is on, and the one-line summary of what it changed; the modules that own each setting
+(lab.generation.batcher, lab.models, lab.arena.contestants) ask here. No gradio.
 """
 
 from __future__ import annotations
