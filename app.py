@@ -20,6 +20,7 @@ from lab.errors import setup_logging, user_message
 from lab.rag import ensure_sample_index
 from lab.ui.app import build_app, launch
 from lab.ui.roles import ServerSettings
+from lab.ui.teacher_tab import class_mode_line
 from lab.workspace import Workspace
 
 
@@ -69,7 +70,7 @@ demo = build_app(ws, cache, settings)
 
 if __name__ == "__main__":
     if classroom.class_mode():
-        print(classroom.summary(), flush=True)
+        print(class_mode_line(), flush=True)
     cache.resolve("embedded")  # convert the embedded model once, before the first request needs it
     threading.Thread(target=ensure_sample_index, args=(ws, cache), name="sample-index", daemon=True).start()
     launch(demo, ws)

@@ -19,9 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-PAIR = ("base", "rag:sample")
 
 
 def main() -> None:
@@ -34,7 +32,7 @@ def main() -> None:
     args = p.parse_args()
     os.environ["LAB_HOME"] = args.home
 
-    from load import class_questions, pct
+    from load import PAIR, class_questions, pct  # the same class as bench/load.py
 
     from lab.arena import contestants, live
     from lab.cache import ModelCache

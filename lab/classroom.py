@@ -4,8 +4,9 @@ the app's models answer and evaluate in bfloat16; an index's passage sentences a
 contestant uses it (lab.arena.contestants.warm_ahead). A setting the user gives (LAB_BATCH_SIZE, LAB_SERVE_DTYPE)
 always wins.
 
-Boundary: whether class mode is on, and the one-line summary of what it changed; the modules that own each setting
-(lab.generation.batcher, lab.models, lab.arena.contestants) ask here. No gradio.
+Boundary: whether class mode is on, read from the environment; the modules that own each setting
+(lab.generation.batcher, lab.models, lab.arena.contestants) ask here, and the Teacher tab says what it changed
+(lab.ui.teacher_tab.class_mode_line). Imports nothing of the lab.
 """
 
 from __future__ import annotations
@@ -26,19 +27,3 @@ def class_mode(env: Mapping[str, str] | None = None) -> bool:
 def turn_on(env: dict | None = None) -> None:
     """Turn class mode on for this process and the processes it starts (`app.py --class`)."""
     (os.environ if env is None else env)[CLASS_ENV] = "1"
-
-
-def summary() -> str:
-    """One line for the start-up log and the Teacher tab: what class mode changes here, or how to turn it on."""
-    if not class_mode():
-        return ("Class mode is off. For a class asking at once, start the app with `python app.py --class`: more "
-                "answers decode together, and on a CPU with native bf16 they are computed in bfloat16.")  # fmt: skip
-    from lab.generation import batcher
-    from lab.models import device, serving_dtype
-
-    if not batcher.enabled():
-        return "Class mode is on, but answers are not batched here (a ZeroGPU Space, or LAB_BATCH=0)."
-    dtype = serving_dtype()
-    if dtype == "auto":
-        dtype = "float32 (this CPU has no native bf16)" if device() == "cpu" else "the card's half precision"
-    return f"Class mode is on: up to {batcher.max_batch()} answers decode together, computed in {dtype}."

@@ -42,6 +42,7 @@ LAYERS = {
     "storage": 0,
     "catalog": 2,
     "estimate": 0,
+    "classroom": 0,
 }
 
 

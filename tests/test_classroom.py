@@ -17,6 +17,7 @@ from lab.arena.contestants import warm_ahead
 from lab.generation import batcher
 from lab.generation.focus import MemoEmbedder, focus_passages, index_sentences, warm_index
 from lab.models import serving_dtype
+from lab.ui.teacher_tab import class_mode_line
 from tests.fakes import MemoEmbedderSpy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +49,7 @@ def test_class_mode_decodes_32_rows_and_serves_bf16_on_a_bf16_cpu(plain_env):
     assert batcher.max_batch() == 16 and serving_dtype() == "auto"
     plain_env.setenv("LAB_CLASS", "1")
     assert batcher.max_batch() == 32 and serving_dtype() == "bfloat16"
-    assert "32 answers decode together, computed in bfloat16" in classroom.summary()
+    assert "32 answers decode together, computed in bfloat16" in class_mode_line()
 
 
 def test_the_users_own_settings_win_over_class_mode(plain_env):
@@ -56,27 +57,27 @@ def test_the_users_own_settings_win_over_class_mode(plain_env):
     plain_env.setenv("LAB_BATCH_SIZE", "8")
     plain_env.setenv("LAB_SERVE_DTYPE", "float32")
     assert batcher.max_batch() == 8 and serving_dtype() == "float32"
-    assert "8 answers decode together, computed in float32" in classroom.summary()
+    assert "8 answers decode together, computed in float32" in class_mode_line()
 
 
 def test_class_mode_keeps_float32_on_a_cpu_without_bf16_and_auto_on_a_gpu(plain_env):
     plain_env.setenv("LAB_CLASS", "1")
     plain_env.setattr("lab.catalog.cpu_has_bf16", lambda: False)
-    assert serving_dtype() == "auto" and "float32 (this CPU has no native bf16)" in classroom.summary()
+    assert serving_dtype() == "auto" and "float32 (this CPU has no native bf16)" in class_mode_line()
     plain_env.setattr("lab.catalog.cpu_has_bf16", lambda: True)
     plain_env.setattr("lab.models.device", lambda env=None: "cuda")
-    assert serving_dtype() == "auto" and "the card's half precision" in classroom.summary()
+    assert serving_dtype() == "auto" and "the card's half precision" in class_mode_line()
 
 
 def test_class_mode_changes_nothing_on_zerogpu(plain_env):
     plain_env.setenv("LAB_CLASS", "1")
     plain_env.setenv("SPACES_ZERO_GPU", "true")
     assert serving_dtype() == "auto"
-    assert "not batched here" in classroom.summary()
+    assert "not batched here" in class_mode_line()
 
 
 def test_the_summary_says_how_to_turn_class_mode_on(plain_env):
-    assert "python app.py --class" in classroom.summary()
+    assert "python app.py --class" in class_mode_line()
 
 
 def _free_port() -> int:

@@ -27,7 +27,7 @@ def build(ws, cache, settings: ServerSettings) -> gr.Column:
             "may use it; without one, the person at this computer is the teacher, and on a lab others can reach "
             "(a Space) nobody is."
         )
-        gr.Markdown(classroom.summary(), elem_id="teacher-class-mode")
+        gr.Markdown(class_mode_line(), elem_id="teacher-class-mode")
         with gr.Row():
             export = gr.Button("Export all votes (CSV)")
             csv_file = gr.File(label="votes.csv", interactive=False)
@@ -54,6 +54,23 @@ def build(ws, cache, settings: ServerSettings) -> gr.Column:
     kind.change(lambda k: gr.Dropdown(choices=_names(ws, k), value=None), kind, name, api_name="teacher_names")
     delete.click(on_delete, [kind, name], [status, name], api_name="teacher_delete")
     return panel
+
+
+def class_mode_line() -> str:
+    """One line for the start-up log and this panel: what class mode (lab.classroom) changed here, or how to turn
+    it on."""
+    if not classroom.class_mode():
+        return ("Class mode is off. For a class asking at once, start the app with `python app.py --class`: more "
+                "answers decode together, and on a CPU with native bf16 they are computed in bfloat16.")  # fmt: skip
+    from lab.generation import batcher
+    from lab.models import device, serving_dtype
+
+    if not batcher.enabled():
+        return "Class mode is on, but answers are not batched here (a ZeroGPU Space, or LAB_BATCH=0)."
+    dtype = serving_dtype()
+    if dtype == "auto":
+        dtype = "float32 (this CPU has no native bf16)" if device() == "cpu" else "the card's half precision"
+    return f"Class mode is on: up to {batcher.max_batch()} answers decode together, computed in {dtype}."
 
 
 def visible_for(settings: ServerSettings, request: gr.Request):
