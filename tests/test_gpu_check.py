@@ -187,7 +187,7 @@ def test_generator_twin_has_the_embedded_shapes_and_loads_through_lab_models(emb
 
 @pytest.mark.integration
 def test_embedder_twin_is_found_as_the_embedded_embedder(tmp_path, monkeypatch):
-    from lab.models import embedded_embedder_dir
+    from lab.resolve import embedded_embedder_dir
 
     real = embedded_embedder_dir()
     configs = gpu_twins.copy_model_files(real, tmp_path / "configs")
@@ -203,7 +203,7 @@ def test_embedder_twin_is_found_as_the_embedded_embedder(tmp_path, monkeypatch):
 
 
 def _pack_sources(embedded_path) -> tuple[Path, Path]:
-    from lab.models import embedded_embedder_dir
+    from lab.resolve import embedded_embedder_dir
 
     return Path(embedded_path), embedded_embedder_dir()
 

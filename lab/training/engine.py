@@ -24,7 +24,8 @@ from pathlib import Path
 
 from lab.catalog import DeviceFacts, cuda_device, device_facts, precision, weight_dtype
 from lab.config import TrainConfig
-from lab.models import load_causal_lm, load_tokenizer, resolve_model
+from lab.models import load_causal_lm, load_tokenizer
+from lab.resolve import resolve_model
 from lab.training import (
     ADAPTER,
     CHECKPOINTS,

@@ -15,7 +15,8 @@ from typing import Any
 from lab.config import TrainConfig
 from lab.errors import LabError
 from lab.estimate import Machine, estimate, machine_now, user_threads
-from lab.models import load_tokenizer, resolve_model
+from lab.models import load_tokenizer
+from lab.resolve import resolve_model
 from lab.training.plan import TrainPlan, linear_modules, model_limits, rate_device, target_names, weight_shapes
 from lab.training.plan import estimate as plan_estimate
 from lab.training.prep import load_examples

@@ -138,7 +138,7 @@ def _prefetch_one(ws, cache, spec: str) -> list[str]:
     """The folders of one contestant's base model and index embedder, resolved; [] when it cannot be."""
     from lab.arena import contestants
     from lab.config import RagConfig, TrainConfig
-    from lab.models import resolve_embedder
+    from lab.resolve import resolve_embedder
     from lab.training import CONFIG
     from lab.ui.common import shows_errors
 
