@@ -271,7 +271,7 @@ def batcher_for(model) -> Batcher:
     are live)."""
     from lab.generation import stepper
 
-    base, size, window = _base(model), max_batch(), window_s()
+    base, size, window, steps = _base(model), max_batch(), window_s(), continuous()
 
     def make() -> Batcher:
         if steps and stepper.supports(base):
@@ -279,7 +279,6 @@ def batcher_for(model) -> Batcher:
             return StepBatcher(lambda: stepper.Stepper(ref()), size, window)
         return Batcher(generate_rows, size, window)
 
-    steps = continuous()
     return BATCHERS.get(base, size, window, make, "steps" if steps else "whole")
 
 
