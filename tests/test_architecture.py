@@ -33,6 +33,7 @@ LAYERS = {
     "models": 2,
     "resolve": 2,
     "cache": 2,
+    "shared_base": 2,
     "data": 2,
     "metrics": 1,
     "config": 0,

@@ -11,8 +11,9 @@ import weakref
 
 import pytest
 
-from lab.cache import BASE, ModelCache
+from lab.cache import ModelCache
 from lab.config import GenConfig, TrainConfig
+from lab.shared_base import BASE
 
 QUESTIONS = ["What is the capital of France?", "Name one primary colour.", "2+2=?"]
 GEN = GenConfig(max_new_tokens=10, batch_size=4)

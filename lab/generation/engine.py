@@ -111,7 +111,7 @@ def generate_batch(
     `idk_probs` is filled, in input order, with each row's probability of abstaining, so the caller can decide
     for any threshold (the answer of a row not over it is the same as with the decision inside). With
     `adapter_names` (one per conversation, "__base__" for none) and a model over a shared base
-    (`lab.cache.SharedBase` or `Generator`), each row answers with its own adapter in the same batch. With
+    (`lab.shared_base.SharedBase` or `Generator`), each row answers with its own adapter in the same batch. With
     `on_text` (one callable or None per conversation), each row's text so far is passed to its callable after
     every generated token, while the batch runs.
     """
@@ -208,7 +208,7 @@ def stream_generate(
 
 @dataclass
 class Row:
-    """One answer to generate in a shared batch: its model (a `lab.cache.Generator`, or any model), tokenizer,
+    """One answer to generate in a shared batch: its model (a `lab.shared_base.Generator`, or any model), tokenizer,
     prompt, settings, whether it decides abstention by probability, and who follows its text as it grows."""
 
     model: Any

@@ -144,7 +144,7 @@ class _Live:
 
     @property
     def adapter(self) -> str:
-        from lab.cache import BASE
+        from lab.shared_base import BASE
 
         return getattr(self.row.model, "name", BASE)
 
